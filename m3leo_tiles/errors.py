@@ -1,0 +1,35 @@
+"""Error kinds the CLI and the runner act on.
+
+`BadInput` becomes exit code 2 with one line; the runner retries `TransientError` with backoff,
+records `PermanentError` as failed, and records `NoData` as nodata (not a failure).
+"""
+
+from __future__ import annotations
+
+
+class M3leoError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class BadInput(M3leoError, ValueError):
+    """The user asked for something impossible: unknown region, broken AOI, bad dates..."""
+
+
+class SourceError(M3leoError):
+    """A source could not deliver a unit."""
+
+
+class TransientError(SourceError):
+    """Worth retrying: timeouts, HTTP 429 and 5xx, dropped connections."""
+
+
+class PermanentError(SourceError):
+    """Retrying will not help: corrupt input, auth refused, request too large to split."""
+
+
+class AuthError(PermanentError, BadInput):
+    """Missing or refused credentials; raised before any work starts where possible."""
+
+
+class NoData(M3leoError):
+    """The source has nothing for this tile and period (recorded as nodata, not failure)."""

@@ -1,0 +1,78 @@
+"""Pixel grids as small immutable values.
+
+A `GridSpec` is everything a reader needs to put pixels on a tile: CRS, upper-left corner,
+pixel size and shape. Every layer of a tile is read onto `tile.grid(resolution)`, so layers
+align by construction instead of by resampling afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+
+#: The resolution ladder (metres) a 4480 m tile nests exactly on.
+RESOLUTIONS = (10, 20, 40, 80)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A north-up pixel grid: `epsg`, upper-left corner (x0, y0), pixel size (dx, dy), shape.
+
+    UTM tiles have square pixels (dx == dy, metres); adopted M3LEO/geetiles tiles are lon/lat
+    squares whose pixels are degrees and not square.
+    """
+
+    epsg: int
+    x0: float
+    y0: float
+    dx: float
+    dy: float
+    width: int
+    height: int
+
+    @property
+    def crs(self) -> str:
+        return f"EPSG:{self.epsg}"
+
+    @property
+    def res(self) -> float:
+        """Pixel size; only meaningful for square pixels."""
+        return self.dx
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.dx, 0.0, self.x0, 0.0, -self.dy, self.y0)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) in the grid's CRS."""
+        return (self.x0, self.y0 - self.dy * self.height, self.x0 + self.dx * self.width, self.y0)
+
+    def xs(self) -> np.ndarray:
+        """Pixel-centre x coordinates."""
+        return self.x0 + self.dx * (np.arange(self.width) + 0.5)
+
+    def ys(self) -> np.ndarray:
+        """Pixel-centre y coordinates (decreasing: row 0 is north)."""
+        return self.y0 - self.dy * (np.arange(self.height) + 0.5)
+
+    def with_shape(self, width: int, height: int) -> GridSpec:
+        """The same footprint cut into another number of pixels (nested resolutions)."""
+        xmin, ymin, xmax, ymax = self.bounds
+        return GridSpec(
+            self.epsg, self.x0, self.y0, (xmax - xmin) / width, (ymax - ymin) / height, width, height
+        )
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("epsg", "x0", "y0", "dx", "dy", "width", "height")}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GridSpec:
+        return cls(int(d["epsg"]), float(d["x0"]), float(d["y0"]), float(d["dx"]), float(d["dy"]),
+                   int(d["width"]), int(d["height"]))

@@ -1,0 +1,158 @@
+"""The tile system: UTM zone + column + row of a lattice anchored at the zone's false origin.
+
+Anchoring every zone's lattice at its own false origin (easting 0, northing 0 in the north,
+the 10,000 km false northing in the south) makes a tile's id a pure function of where it is:
+the same square gets the same id whichever region or AOI produced it, and the id parses back
+into geometry with no lookup table.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import shapely
+from pyproj import Transformer
+
+from .geobox import RESOLUTIONS, GridSpec
+
+DEFAULT_TILE_SIZE = 4480
+BASE_RES = 10  # metres: 4480 m -> 448 px
+_ID_RE = re.compile(r"^(\d{2})([NS])-(\d{4})-(\d{4})(?:-s(\d+))?$")
+
+
+def utm_epsg(zone: int, hemisphere: str) -> int:
+    return (32600 if hemisphere == "N" else 32700) + zone
+
+
+def zone_band(zone: int, hemisphere: str) -> tuple[float, float, float, float]:
+    """The zone's 6-degree band (lon_min, lat_min, lon_max, lat_max), standard zones only."""
+    lon0 = -180.0 + 6.0 * (zone - 1)
+    return (lon0, 0.0, lon0 + 6.0, 84.0) if hemisphere == "N" else (lon0, -80.0, lon0 + 6.0, 0.0)
+
+
+def central_meridian(zone: int) -> float:
+    return -183.0 + 6.0 * zone
+
+
+def check_tile_size(size: int) -> int:
+    """Tile sizes are positive multiples of 10 m, so the 10 m grid fits a whole number of px."""
+    if not isinstance(size, (int, np.integer)) or size <= 0 or size % 10:
+        raise ValueError(f"tile size must be a positive multiple of 10 m, got {size!r}")
+    return int(size)
+
+
+_TRANSFORMERS: dict[tuple[str, int], Transformer] = {}
+
+
+def to_lonlat(epsg: int) -> Transformer:
+    """Cached UTM -> lon/lat transformer (pyproj transformers are costly to build)."""
+    t = _TRANSFORMERS.get(("to", epsg))
+    if t is None:
+        t = Transformer.from_crs(epsg, 4326, always_xy=True)
+        _TRANSFORMERS[("to", epsg)] = t
+    return t
+
+
+def from_lonlat(epsg: int) -> Transformer:
+    t = _TRANSFORMERS.get(("from", epsg))
+    if t is None:
+        t = Transformer.from_crs(4326, epsg, always_xy=True)
+        _TRANSFORMERS[("from", epsg)] = t
+    return t
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One square of a zone's lattice. Immutable and hashable; `id` round-trips."""
+
+    zone: int
+    hemisphere: str
+    col: int
+    row: int
+    size: int = DEFAULT_TILE_SIZE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.zone <= 60 or self.hemisphere not in ("N", "S"):
+            raise ValueError(f"bad UTM zone {self.zone}{self.hemisphere}")
+        check_tile_size(self.size)
+
+    @property
+    def id(self) -> str:
+        base = f"{self.zone:02d}{self.hemisphere}-{self.col:04d}-{self.row:04d}"
+        return base if self.size == DEFAULT_TILE_SIZE else f"{base}-s{self.size}"
+
+    @property
+    def epsg(self) -> int:
+        return utm_epsg(self.zone, self.hemisphere)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """UTM bounds (xmin, ymin, xmax, ymax) in metres."""
+        x, y = self.col * self.size, self.row * self.size
+        return (float(x), float(y), float(x + self.size), float(y + self.size))
+
+    def grid(self, res: float = BASE_RES) -> GridSpec:
+        """The tile's pixel grid at `res` metres (10/20/40/80 nest exactly for 4480 m)."""
+        n = self.size / res
+        if abs(n - round(n)) > 1e-9:
+            raise ValueError(f"resolution {res} m does not divide a {self.size} m tile")
+        n = int(round(n))
+        xmin, _, _, ymax = self.bounds
+        return GridSpec(self.epsg, xmin, ymax, float(res), float(res), n, n)
+
+    @cached_property
+    def polygon_lonlat(self) -> shapely.Polygon:
+        """The tile square in EPSG:4326, edges densified so the curve is followed to < 1 m."""
+        return tile_polygons_lonlat(self.epsg, np.array([self.col]), np.array([self.row]),
+                                    self.size)[0]
+
+    def __str__(self) -> str:
+        return self.id
+
+
+def tile_from_id(tile_id: str) -> Tile:
+    """Parse `17N-0089-0745` (or `17N-0089-0745-s2240` for non-default sizes) into a Tile."""
+    m = _ID_RE.match(tile_id.strip())
+    if not m:
+        raise ValueError(f"not a tile id: {tile_id!r} (expected like 17N-0089-0745)")
+    zone, hem, col, row, size = m.groups()
+    return Tile(int(zone), hem, int(col), int(row), int(size) if size else DEFAULT_TILE_SIZE)
+
+
+def tile_polygons_lonlat(
+    epsg: int, cols: np.ndarray, rows: np.ndarray, size: int, per_edge: int = 4
+) -> np.ndarray:
+    """Vectorised lon/lat polygons of many tiles of one zone (one pyproj call for all).
+
+    Longitudes are kept continuous around the zone's central meridian, so a tile straddling
+    the antimeridian gets longitudes beyond 180 rather than a polygon wrapping the globe.
+    """
+    t = np.linspace(0.0, 1.0, per_edge + 1)[:-1]
+    # ring: bottom (W->E), right (S->N), top (E->W), left (N->S); counter-clockwise
+    fx = np.concatenate([t, np.ones_like(t), 1 - t, np.zeros_like(t)])
+    fy = np.concatenate([np.zeros_like(t), t, np.ones_like(t), 1 - t])
+    x = (cols[:, None] + fx[None, :]) * size
+    y = (rows[:, None] + fy[None, :]) * size
+    lon, lat = to_lonlat(epsg).transform(x.ravel(), y.ravel())
+    lon = np.asarray(lon).reshape(x.shape)
+    lat = np.asarray(lat).reshape(y.shape)
+    zone = epsg % 100
+    cm = central_meridian(zone)
+    lon = cm + (lon - cm + 180.0) % 360.0 - 180.0
+    coords = np.stack([lon, lat], axis=-1)
+    coords = np.concatenate([coords, coords[:, :1]], axis=1)
+    return shapely.polygons(coords)
+
+
+__all__ = [
+    "DEFAULT_TILE_SIZE",
+    "RESOLUTIONS",
+    "Tile",
+    "tile_from_id",
+    "tile_polygons_lonlat",
+    "utm_epsg",
+    "zone_band",
+]

@@ -1,0 +1,97 @@
+"""The modality registry: what each layer is, on which rung of the resolution ladder.
+
+A modality fixes the store array's band axis, dtype, resolution and period kind; sources
+deliver arrays shaped (band, y, x) on `tile.grid(modality.res)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import BadInput
+
+
+@dataclass(frozen=True)
+class Modality:
+    name: str
+    bands: tuple[str, ...]
+    dtype: str
+    res: int  # metres on the 10/20/40/80 ladder
+    period_kind: str  # static | annual | seasonal | monthly | pair
+    default_source: str  # online default
+    offline_source: str  # the embedded offline backend
+    units: str = ""
+    scale: float = 1.0
+    offset: float = 0.0
+    nodata: float | int | None = None
+    description: str = ""
+    band_units: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fill_value(self):
+        if self.nodata is not None:
+            return np.array(self.nodata, dtype=self.dtype).item()
+        return np.nan if np.dtype(self.dtype).kind == "f" else 0
+
+    def attrs(self) -> dict:
+        """CF-style attributes written on the store array."""
+        a = {
+            "long_name": self.description or self.name,
+            "units": self.units,
+            "bands": list(self.bands),
+            "resolution_m": self.res,
+            "period_kind": self.period_kind,
+        }
+        if self.scale != 1.0:
+            a["scale_factor"] = self.scale
+        if self.offset != 0.0:
+            a["add_offset"] = self.offset
+        if self.nodata is not None:
+            a["_FillValue_note"] = f"nodata={self.nodata}"
+        if self.band_units:
+            a["band_units"] = dict(self.band_units)
+        return a
+
+
+S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
+
+REGISTRY: dict[str, Modality] = {
+    m.name: m
+    for m in [
+        Modality("s2", S2_BANDS + ("count",), "uint16", 10, "seasonal", "earthengine", "local",
+                 units="1", scale=1e-4, nodata=0,
+                 description="Sentinel-2 L2A surface reflectance, cloud-masked median composite; "
+                             "'count' is the number of valid observations (scale does not apply)"),
+        Modality("s2rgb", ("red", "green", "blue"), "uint8", 10, "monthly", "earthengine", "local",
+                 units="1", scale=0.3 / 255, nodata=0,
+                 description="M3LEO-compatible Sentinel-2 RGB monthly median, 0-0.3 stretched"),
+        Modality("dem", ("elevation", "slope", "aspect"), "float32", 10, "static", "earthengine",
+                 "local", units="m", description="Copernicus GLO-30 elevation (EGM2008), slope "
+                 "and aspect on the tile grid",
+                 band_units={"elevation": "m", "slope": "degree", "aspect": "degree"}),
+        Modality("esawc", ("class",), "uint8", 10, "annual", "earthengine", "local", nodata=0,
+                 description="ESA WorldCover class codes (v100 for 2020, v200 for 2021)"),
+        Modality("s1grd", ("VV", "VH"), "float32", 10, "seasonal", "asf", "archive", units="dB",
+                 description="Sentinel-1 sigma0 (ellipsoid), thermal-noise removed, mean of "
+                             "linear power over the period's dates, in dB"),
+        Modality("s1coh", ("VV", "VH"), "float32", 40, "pair", "asf", "archive", units="1",
+                 description="Sentinel-1 interferometric coherence of the pair"),
+        Modality("s1ifg", ("VV",), "float32", 40, "pair", "asf", "archive", units="rad",
+                 description="Sentinel-1 wrapped interferometric phase, flat-earth and "
+                             "topography removed"),
+    ]
+}
+
+
+def get_modality(name: str) -> Modality:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise BadInput(f"unknown modality {name!r}; known: {', '.join(REGISTRY)}") from None
+
+
+def register(m: Modality) -> None:
+    """Add a modality (used by tests' synthetic source and by plug-ins)."""
+    REGISTRY[m.name] = m

@@ -1,0 +1,33 @@
+"""Shared fixtures: where ../shared is, and the slow-test switch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("M3LEO_SHARED", ROOT.parent / "shared"))
+S1DATA = SHARED / "s1data"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run slow tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow") or os.environ.get("M3LEO_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: use --runslow or M3LEO_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def s1data() -> Path:
+    """../shared/s1data, or a clean skip where it is absent."""
+    if not S1DATA.is_dir():
+        pytest.skip("../shared/s1data is absent")
+    return S1DATA
