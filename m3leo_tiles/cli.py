@@ -41,7 +41,17 @@ def cli(verbose: int, quiet: int) -> None:
     _setup_logging(verbose, quiet)
 
 
+def _load_plugins() -> None:
+    """Modules named in M3LEO_TILES_PLUGINS (comma-separated) may register sources/modalities."""
+    import importlib
+    import os
+
+    for name in filter(None, os.environ.get("M3LEO_TILES_PLUGINS", "").split(",")):
+        importlib.import_module(name.strip())
+
+
 def _register() -> None:
+    _load_plugins()
     from .grid.commands import COMMANDS as grid_cmds
 
     for c in grid_cmds:

@@ -1,0 +1,1 @@
+"""plan -> execute -> record: the run engine, its state database and the cron entry point."""

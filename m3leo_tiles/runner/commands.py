@@ -1,0 +1,191 @@
+"""Verbs that run and inspect: fetch, refresh, status, verify, modalities."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import BadInput
+from ..modalities import REGISTRY
+from ..sources import SOURCES
+
+STORE_HELP = "The region's Zarr store: a path (ending .zarr) or an fsspec URL."
+
+
+def _source_options(pairs: tuple[str, ...]) -> dict[str, dict]:
+    """`--source-opt local.root=/data` -> {"local": {"root": "/data"}}."""
+    out: dict[str, dict] = {}
+    for p in pairs:
+        if "=" not in p or "." not in p.split("=", 1)[0]:
+            raise BadInput(f"bad --source-opt {p!r}: use SOURCE.KEY=VALUE")
+        k, v = p.split("=", 1)
+        src, key = k.split(".", 1)
+        out.setdefault(src, {})[key] = v
+    return out
+
+
+def print_summary(summary, as_json: bool = False) -> None:
+    d = summary.as_dict()
+    if as_json:
+        click.echo(json.dumps(d))
+        return
+    click.echo(f"done {d['done']}  nodata {d['nodata']}  failed {d['failed']}  "
+               f"already done {d['already_done']}  ({d['work_units']} work units, "
+               f"{d['seconds']:.1f} s)")
+    for reason, n in d["failed_by_reason"].items():
+        click.echo(f"  failed x{n}: {reason}")
+
+
+@click.command()
+@click.option("--region", help="Built-in region name or AOI file (GeoJSON, WKT, GeoParquet). "
+              "Needed when the store does not exist yet.")
+@click.option("--modality", "-m", "modalities", multiple=True, required=True,
+              help="Modality to fetch (repeatable); see `m3leo-tiles modalities`.")
+@click.option("--period", default="", help="YYYY, YYYY-MM, YYYY-DJF|MAM|JJA|SON, A/B "
+              "(dates, inclusive) or last-N-months. Static modalities need none.")
+@click.option("--tiles", help="Only these tiles: comma-separated ids, a file of ids, or a grid "
+              "GeoParquet.")
+@click.option("--limit", type=int, help="Only the first N tiles (in id order).")
+@click.option("--workers", "-j", type=int, default=1, show_default=True,
+              help="Parallel worker processes (joblib).")
+@click.option("--source", help="Source for every modality (default: each modality's own); "
+              f"one of {', '.join(sorted(SOURCES))}.")
+@click.option("--source-opt", multiple=True, metavar="SOURCE.KEY=VALUE",
+              help="A source option, e.g. local.root=/data/rasters (repeatable).")
+@click.option("--store", required=True, help=STORE_HELP)
+@click.option("--state", help="SQLite state path (default: beside the store).")
+@click.option("--scheduler", help="Dask distributed scheduler address (tcp://host:port).")
+@click.option("--retry-failed", is_flag=True, help="Also retry units that failed permanently.")
+@click.option("--tile-size", type=int, default=4480, show_default=True)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def fetch(region, modalities, period, tiles, limit, workers, source, source_opt, store, state,
+          scheduler, retry_failed, tile_size, progress, as_json):
+    """Fetch the missing (tile, modality, period) units of a region into its store.
+
+    Plans what is not done yet, groups it into work units that share a source item, runs
+    them in parallel and records every unit in the state database. Safe to re-run and to kill:
+    a rerun does only what is missing.
+    """
+    from .fetch import FetchRequest, fetch as do_fetch, parse_tiles_arg
+
+    if workers < 1:
+        raise BadInput("--workers must be at least 1")
+    req = FetchRequest(store=store, region=region, modalities=modalities, period=period,
+                       tiles=parse_tiles_arg(tiles), limit=limit, workers=workers, source=source,
+                       source_options=_source_options(source_opt), scheduler=scheduler,
+                       state=state, retry_failed=retry_failed, tile_size=tile_size,
+                       progress=progress)
+    summary = do_fetch(req)
+    print_summary(summary, as_json)
+    if summary.failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--config", "-c", required=True, type=click.Path(dir_okay=False),
+              help="TOML file: store, log, workers, [[job]] region/modalities/period, "
+              "[sources.NAME] options.")
+@click.option("--progress/--no-progress", default=None)
+def refresh(config, progress):
+    """Cron entry point: bring every store of a config up to date, incrementally.
+
+    Holds a lock per store (an overlapping run exits 0 saying so), logs JSON lines, and exits
+    non-zero only when units failed permanently.
+
+    \b
+    crontab:  17 3 * * *  cd /data && m3leo-tiles -q refresh --config m3leo.toml
+    """
+    from .refresh import refresh as do_refresh
+
+    res = do_refresh(config, progress)
+    for m, s in res.summaries:
+        click.echo(f"{m}: ", nl=False)
+        print_summary(s)
+    if res.locked:
+        click.echo(f"another run holds the lock on {res.locked[0]}; nothing done")
+        return
+    if res.permanent_failures:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--store", required=True, help=STORE_HELP)
+@click.option("--state", help="SQLite state path (default: beside the store).")
+@click.option("--failed", "show_failed", is_flag=True, help="List failed units and reasons.")
+@click.option("--json", "as_json", is_flag=True)
+def status(store, state, show_failed, as_json):
+    """Per modality and period: done / nodata / failed / missing tile counts."""
+    from ..store.store import TileStore, default_state_path
+    from .state import StateDB
+
+    s = TileStore.open(store, mode="r")
+    state = state or default_state_path(store)
+    if not Path(state).exists():
+        raise BadInput(f"no state database at {state}")
+    db = StateDB(state, create=False)
+    ntiles = len(s.tile_ids)
+    table: dict[tuple[str, str], dict[str, int]] = {}
+    for m in s.modalities():
+        for p in s.periods(m):
+            table[(m, p)] = {"done": 0, "nodata": 0, "failed": 0}
+    for m, p, st, n in db.counts():
+        table.setdefault((m, p), {"done": 0, "nodata": 0, "failed": 0})[st] = n
+    rows = []
+    for (m, p), c in sorted(table.items()):
+        rows.append({"modality": m, "period": p, **c,
+                     "missing": ntiles - c["done"] - c["nodata"] - c["failed"]})
+    if as_json:
+        click.echo(json.dumps({"region": s.info.region, "tiles": ntiles, "rows": rows}))
+    else:
+        click.echo(f"store {store}: region {s.info.region}, {ntiles} tiles")
+        click.echo(f"{'modality':<10} {'period':<18} {'done':>8} {'nodata':>8} {'failed':>8} "
+                   f"{'missing':>8}")
+        for r in rows:
+            click.echo(f"{r['modality']:<10} {r['period']:<18} {r['done']:>8} {r['nodata']:>8} "
+                       f"{r['failed']:>8} {r['missing']:>8}")
+    if show_failed:
+        for m, p, t, attempts, transient, err in db.failures():
+            kind = "transient" if transient else "permanent"
+            click.echo(f"{m} {p} {t} attempts={attempts} {kind}: {err}")
+    db.close()
+
+
+@click.command()
+@click.option("--store", required=True, help=STORE_HELP)
+@click.option("--state", help="SQLite state path (default: beside the store).")
+@click.option("--repair", is_flag=True, help="Delete bad and orphan chunks and mark their units "
+              "for refetch.")
+def verify(store, state, repair):
+    """Check every done chunk's CRC32C and find chunks no recorded unit owns."""
+    from ..store.store import default_state_path
+    from ..store.verify import verify as do_verify
+
+    state = state or default_state_path(store)
+    if not Path(state).exists():
+        raise BadInput(f"no state database at {state}")
+    rep = do_verify(store, state, repair=repair)
+    click.echo(f"checked {rep.checked} chunks: {len(rep.corrupt)} corrupt, "
+               f"{len(rep.missing)} missing, {len(rep.orphans)} orphan")
+    for m, p, t, err in rep.corrupt:
+        click.echo(f"corrupt {m} {p} {t}: {err}")
+    for m, p, t in rep.missing:
+        click.echo(f"missing {m} {p} {t}")
+    if not rep.ok and not repair:
+        sys.exit(1)
+
+
+@click.command()
+def modalities():
+    """List the modalities: bands, dtype, resolution, period kind and sources."""
+    click.echo(f"{'name':<8} {'res':>4} {'dtype':<8} {'periods':<9} {'source':<12} "
+               f"{'offline':<9} bands")
+    for m in REGISTRY.values():
+        click.echo(f"{m.name:<8} {m.res:>3}m {m.dtype:<8} {m.period_kind:<9} "
+                   f"{m.default_source:<12} {m.offline_source:<9} {','.join(m.bands)}")
+
+
+COMMANDS = [fetch, refresh, status, verify, modalities]

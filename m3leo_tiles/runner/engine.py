@@ -1,0 +1,268 @@
+"""plan -> execute -> record.
+
+The coordinator (this process) owns the state database and all store metadata. Workers
+(joblib processes, or Dask workers with `scheduler=`) receive whole work units, read them from
+their source, write whole chunks no other worker touches, and hand back small outcomes that the
+coordinator records. Everything a worker does is a pure function of its unit, so the chunks do
+not depend on the worker count or the scheduler.
+
+Retries compose with the clients' own: a source client (the EE client retries 429/5xx five
+times itself) gives up with `TransientError`; the worker retries the unit a bounded number of
+times with exponential backoff and jitter; what still fails is recorded as a transient failure
+that the next run retries, up to `max_attempts` runs; permanent errors wait for `--retry-failed`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import M3leoError, NoData, TransientError
+from ..modalities import Modality
+from ..periods import Period
+from ..sources.base import Source, TileRef, WorkUnit
+from ..store.store import TileStore, write_chunk
+from .state import Outcome, StateDB, UnitState
+
+log = logging.getLogger(__name__)
+
+#: a nodata answer for a period that ended less than this long before it was recorded is
+#: re-checked later (archives fill in late)
+NODATA_SETTLE = dt.timedelta(days=20)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    tries_per_run: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+    max_attempts: int = 5  # runs in which a transient failure is retried
+
+    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Exponential backoff with full jitter."""
+        rng = rng or random
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+@dataclass
+class ModalityJob:
+    """One modality's part of a run, after validation."""
+
+    modality: Modality
+    source: Source
+    periods: list[Period]
+
+
+@dataclass
+class RunSummary:
+    done: int = 0
+    nodata: int = 0
+    failed: int = 0
+    transient_failed: int = 0
+    skipped: int = 0
+    units: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+    bytes: int = 0
+
+    def add(self, o: Outcome) -> None:
+        setattr(self, o.status, getattr(self, o.status) + 1)
+        if o.status == "failed":
+            self.transient_failed += int(o.transient)
+            self.reasons[(o.error or "unknown").splitlines()[0][:160]] += 1
+
+    def as_dict(self) -> dict:
+        return {"done": self.done, "nodata": self.nodata, "failed": self.failed,
+                "failed_transient": self.transient_failed,
+                "already_done": self.skipped, "work_units": self.units,
+                "seconds": round(self.seconds, 3),
+                "failed_by_reason": dict(self.reasons.most_common())}
+
+
+# --------------------------------------------------------------------------------------------
+# planning
+def pending_tiles(states: dict[str, UnitState], tiles: Sequence[str], period: Period,
+                  retry_failed: bool, policy: RetryPolicy, version: str) -> list[str]:
+    """Tiles of a (modality, period) still to do: missing, stale or retryable."""
+    out = []
+    for t in tiles:
+        s = states.get(t)
+        if s is None:
+            out.append(t)
+        elif s.status == "done":
+            if s.version and version and s.version != version:
+                out.append(t)  # produced by another source version: stale
+        elif s.status == "nodata":
+            recorded = dt.datetime.fromtimestamp(s.updated, dt.UTC).date()
+            if period.kind != "static" and recorded < period.end + NODATA_SETTLE:
+                out.append(t)  # the archive may not have been complete then
+        elif s.status == "failed":
+            if retry_failed or (s.transient and s.attempts < policy.max_attempts):
+                out.append(t)
+    return out
+
+
+def plan_units(job: ModalityJob, period: Period, refs: Sequence[TileRef], db: StateDB,
+               retry_failed: bool, policy: RetryPolicy) -> tuple[list[WorkUnit], int]:
+    states = db.states(job.modality.name, period.label)
+    ids = [r.id for r in refs]
+    version = source_version(job.source)
+    todo = set(pending_tiles(states, ids, period, retry_failed, policy, version))
+    units = job.source.plan(job.modality, period, [r for r in refs if r.id in todo])
+    return units, len(ids) - len(todo)
+
+
+def source_version(source: Source) -> str:
+    return f"{source.name}:{getattr(source, 'version', '1')}"
+
+
+# --------------------------------------------------------------------------------------------
+# the worker side
+def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality: Modality,
+             period: Period, store_url: str, tile_index: dict[str, int], period_index: int,
+             policy: RetryPolicy) -> list[Outcome]:
+    """Read a unit from its source and write its chunks; never raises."""
+    version = source_version(source)
+    rng = random.Random(hash((unit.modality, unit.period, unit.tiles)))
+    shape = (len(modality.bands),) + refs[unit.tiles[0]].grid_at(modality.res).shape
+
+    def outcome(tile: str, status: str, **kw) -> Outcome:
+        return Outcome(modality.name, period.label, tile, status, source=source.name,
+                       version=version, **kw)
+
+    last: Exception | None = None
+    for attempt in range(policy.tries_per_run):
+        try:
+            got: dict[str, Outcome] = {}
+            for r in source.read(unit, refs, modality, period):
+                if r.tile not in refs:
+                    continue
+                if r.status == "done":
+                    data = np.asarray(r.data)
+                    if data.shape != shape:
+                        got[r.tile] = outcome(r.tile, "failed", error=f"source returned shape "
+                                              f"{data.shape}, expected {shape}")
+                        continue
+                    write_chunk(store_url, modality.name, tile_index[r.tile], period_index, data)
+                    got[r.tile] = outcome(r.tile, "done", items=tuple(r.items))
+                else:
+                    got[r.tile] = outcome(r.tile, r.status, items=tuple(r.items), error=r.error,
+                                          transient=r.transient)
+            return [got.get(t) or outcome(t, "failed", error="source returned no result")
+                    for t in unit.tiles]
+        except NoData as e:
+            return [outcome(t, "nodata", error=str(e) or None) for t in unit.tiles]
+        except TransientError as e:
+            last = e
+            if attempt + 1 < policy.tries_per_run:
+                time.sleep(policy.delay(attempt, rng))
+        except M3leoError as e:
+            return [outcome(t, "failed", error=f"{type(e).__name__}: {e}") for t in unit.tiles]
+        except Exception as e:  # noqa: BLE001 - a bug in one unit must not stop the run
+            return [outcome(t, "failed", error=f"{type(e).__name__}: {e}") for t in unit.tiles]
+    return [outcome(t, "failed", error=f"TransientError: {last}", transient=True)
+            for t in unit.tiles]
+
+
+# --------------------------------------------------------------------------------------------
+# executors
+Task = tuple  # the positional arguments of run_unit
+
+
+def _execute_joblib(tasks: list[Task], workers: int) -> Iterable[list[Outcome]]:
+    if workers <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            yield run_unit(*t)
+        return
+    from joblib import Parallel, delayed
+
+    # loky spawns fresh processes (no inherited sockets, as the EE client needs)
+    yield from Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
+        delayed(run_unit)(*t) for t in tasks)
+
+
+def _execute_dask(tasks: list[Task], scheduler: str) -> Iterable[list[Outcome]]:
+    from distributed import Client, as_completed
+
+    with Client(scheduler, set_as_default=False) as client:
+        futures = [client.submit(run_unit, *t, pure=False) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+class Progress:
+    """A tqdm bar on stderr with tiles/s and ETA, only where someone is watching."""
+
+    def __init__(self, total: int, desc: str, enabled: bool | None):
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self.bar = None
+        if enabled and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="tile", dynamic_ncols=True,
+                            file=sys.stderr)
+
+    def update(self, n: int, **post) -> None:
+        if self.bar:
+            self.bar.update(n)
+            if post:
+                self.bar.set_postfix(post, refresh=False)
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
+
+
+def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Sequence[TileRef],
+            workers: int = 1, scheduler: str | None = None, retry_failed: bool = False,
+            policy: RetryPolicy | None = None, progress: bool | None = None,
+            on_outcomes: Callable[[list[Outcome]], None] | None = None) -> RunSummary:
+    """Plan every job's missing units, run them, record outcomes as they arrive."""
+    policy = policy or RetryPolicy()
+    summary = RunSummary()
+    t0 = time.perf_counter()
+    ref_by_id = {r.id: r for r in refs}
+    # metadata first, by the coordinator alone, then a fresh handle for indices
+    for job in jobs:
+        store.ensure_modality(job.modality)
+        store.ensure_periods(job.modality.name, [p.label for p in job.periods])
+    store = store.reopen()
+    tile_index = store.tile_index()
+    missing = [r.id for r in refs if r.id not in tile_index]
+    if missing:
+        raise M3leoError(f"{len(missing)} tiles are not in the store's tile table, e.g. {missing[0]}")
+    tasks: list[Task] = []
+    for job in jobs:
+        pidx = {p: i for i, p in enumerate(store.periods(job.modality.name))}
+        for period in job.periods:
+            units, skipped = plan_units(job, period, refs, db, retry_failed, policy)
+            summary.skipped += skipped
+            for u in units:
+                sub = {t: ref_by_id[t] for t in u.tiles}
+                tasks.append((job.source, u, sub, job.modality, period, store.url,
+                              {t: tile_index[t] for t in u.tiles}, pidx[period.label], policy))
+    summary.units = len(tasks)
+    total = sum(len(t[1].tiles) for t in tasks)
+    bar = Progress(total, "fetch", progress)
+    try:
+        results = _execute_dask(tasks, scheduler) if scheduler else _execute_joblib(tasks, workers)
+        for outs in results:
+            db.record(outs)
+            for o in outs:
+                summary.add(o)
+            if on_outcomes:
+                on_outcomes(outs)
+            bar.update(len(outs), done=summary.done, nodata=summary.nodata, failed=summary.failed)
+    finally:
+        bar.close()
+    summary.seconds = time.perf_counter() - t0
+    return summary

@@ -1,0 +1,174 @@
+"""A whole fetch: validate everything, then open or create the store, then execute.
+
+Validation comes first so that bad input (unknown modality, a period that does not fit, a store
+of another region, a corrupt state database) leaves nothing created or written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import BadInput, M3leoError
+from ..modalities import Modality, get_modality
+from ..periods import expand
+from ..sources import get_source
+from ..store.store import TileStore, default_state_path
+from ..store.tiles import refs_from_table, table_from_grid
+from .engine import ModalityJob, RetryPolicy, RunSummary, execute
+from .state import StateDB
+
+log = logging.getLogger(__name__)
+
+
+class Locked(M3leoError):
+    """Another run holds the store's lock."""
+
+
+class RunLock:
+    """An advisory lock beside the state DB; the OS drops it when the holder dies (kill -9)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise Locked(f"another run holds {self.path}") from None
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, str(os.getpid()).encode())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+@dataclass
+class FetchRequest:
+    store: str
+    region: str | None = None
+    modalities: Sequence[str] = ()
+    period: str = ""
+    tiles: Sequence[str] | None = None
+    limit: int | None = None
+    workers: int = 1
+    source: str | None = None  # overrides every modality's default source
+    sources: dict[str, str] = field(default_factory=dict)  # modality -> source name
+    source_options: dict[str, dict] = field(default_factory=dict)  # source name -> options
+    scheduler: str | None = None
+    state: str | None = None
+    retry_failed: bool = False
+    tile_size: int = 4480
+    progress: bool | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def parse_tiles_arg(value: str | None) -> list[str] | None:
+    """`--tiles` takes comma-separated ids, a text file of ids, or a grid GeoParquet."""
+    if not value:
+        return None
+    p = Path(value)
+    if p.is_file():
+        if p.suffix in (".parquet", ".geoparquet"):
+            import pandas as pd
+
+            return [str(x) for x in pd.read_parquet(p, columns=["id"])["id"]]
+        return [ln.strip().split(",")[0] for ln in p.read_text().splitlines()
+                if ln.strip() and not ln.startswith(("#", "id"))]
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def grid_table(region: str, tile_size: int):
+    """The store tile table for a region name or AOI path (built with the grid module)."""
+    from ..grid.build import build_grid
+    from ..grid.regions import load_aoi
+
+    name, aoi = load_aoi(region)
+    return name, table_from_grid(build_grid(aoi, tile_size=tile_size))
+
+
+def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
+    """Modalities, their sources and requested periods; raises BadInput before any write."""
+    if not req.modalities:
+        raise BadInput("no modality given (see `m3leo-tiles modalities`)")
+    jobs = []
+    for name in req.modalities:
+        m: Modality = get_modality(name)
+        if m.period_kind != "static" and not req.period:
+            raise BadInput(f"modality {name} needs --period (its periods are {m.period_kind})")
+        periods = expand(m.period_kind, req.period or "static")
+        src_name = req.sources.get(name) or req.source or m.default_source
+        source = get_source(src_name, **req.source_options.get(src_name, {}))
+        if source.modalities and name not in source.modalities:
+            raise BadInput(f"source {src_name!r} does not serve modality {name!r} "
+                           f"(it serves {', '.join(source.modalities)})")
+        jobs.append(ModalityJob(m, source, periods))
+    return jobs
+
+
+def fetch(req: FetchRequest) -> RunSummary:
+    jobs = resolve_jobs(req)
+    state_path = req.state or default_state_path(req.store)
+    existing = TileStore.exists(req.store)
+    if existing:
+        store = TileStore.open(req.store)
+        if req.region:
+            name = Path(req.region).stem if Path(req.region).suffix else req.region
+            store.check_compatible(name, req.tile_size)
+        table = store.tile_table()
+    else:
+        if not req.region:
+            raise BadInput(f"no store at {req.store}: give --region to create one")
+        if Path(state_path).exists():
+            raise BadInput(f"state database {state_path} exists but its store {req.store} "
+                           "does not; move it away or pass --state")
+        name, table = grid_table(req.region, req.tile_size)
+        if table.empty:
+            raise BadInput(f"region {req.region} has no tiles")
+    ids = list(table["id"])
+    if req.tiles is not None:
+        known = set(ids)
+        unknown = [t for t in req.tiles if t not in known]
+        if unknown:
+            raise BadInput(f"{len(unknown)} tile ids are not in this region, e.g. {unknown[0]}")
+        ids = [t for t in ids if t in set(req.tiles)]
+    if req.limit is not None:
+        if req.limit < 1:
+            raise BadInput("--limit must be positive")
+        ids = ids[: req.limit]
+    # a corrupt or foreign state DB is refused here, before anything is created
+    db = StateDB(state_path, req.store) if Path(state_path).exists() else None
+    for job in jobs:
+        check = getattr(job.source, "check", None)
+        if check:
+            check()  # e.g. credentials: one clear error before any work
+    with RunLock(state_path + ".lock"):
+        if not existing:
+            store = TileStore.create(req.store, name, table, req.tile_size)
+        if db is None:
+            db = StateDB(state_path, req.store)
+        removed = store.cleanup_partials()
+        if removed:
+            log.info("removed %d leftover .partial files", removed)
+        refs = refs_from_table(table, ids)
+        for job in jobs:
+            job.periods = job.source.periods(job.modality, job.periods, refs)
+        run_id = db.start_run(f"fetch {','.join(req.modalities)} {req.period}")
+        summary = execute(store, db, jobs, refs, workers=req.workers, scheduler=req.scheduler,
+                          retry_failed=req.retry_failed, policy=req.policy,
+                          progress=req.progress)
+        db.finish_run(run_id, summary.as_dict())
+    db.close()
+    return summary

@@ -1,0 +1,164 @@
+"""Run state in SQLite, written by the coordinator only.
+
+A chunk file's existence is not a done marker (zarr deletes all-fill chunks, a killed run may
+leave a chunk it never recorded): this database is the truth. One row per
+(modality, period, tile) unit that was ever attempted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..errors import BadInput
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS units (
+    modality TEXT NOT NULL,
+    period   TEXT NOT NULL,
+    tile     TEXT NOT NULL,
+    status   TEXT NOT NULL CHECK (status IN ('done', 'nodata', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    transient INTEGER NOT NULL DEFAULT 0,
+    error    TEXT,
+    items    TEXT,
+    source   TEXT,
+    version  TEXT,
+    updated  REAL NOT NULL,
+    PRIMARY KEY (modality, period, tile)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started REAL, finished REAL, command TEXT, summary TEXT
+);
+"""
+STATE_FORMAT = "m3leo-tiles-state/1"
+
+
+@dataclass(frozen=True)
+class UnitState:
+    status: str
+    attempts: int
+    transient: bool
+    error: str | None
+    updated: float
+    version: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the coordinator records for one unit after a try."""
+
+    modality: str
+    period: str
+    tile: str
+    status: str  # done | nodata | failed
+    items: tuple[str, ...] = ()
+    error: str | None = None
+    transient: bool = False
+    source: str = ""
+    version: str = ""
+
+
+class StateDB:
+    def __init__(self, path: str, store_url: str | None = None, create: bool = True):
+        self.path = path
+        try:
+            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if create:
+                self.conn.executescript(SCHEMA)
+            fmt = self._meta("format")
+            if fmt is None and create:
+                self._set_meta("format", STATE_FORMAT)
+                if store_url:
+                    self._set_meta("store", store_url)
+            elif fmt != STATE_FORMAT:
+                raise BadInput(f"{path} is not an m3leo-tiles state database")
+            self.conn.execute("SELECT count(*) FROM units").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise BadInput(f"state database {path} is corrupt or unreadable: {e}") from None
+
+    def _meta(self, key: str) -> str | None:
+        try:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- reads -----------------------------------------------------------------------------
+    def states(self, modality: str, period: str) -> dict[str, UnitState]:
+        rows = self.conn.execute(
+            "SELECT tile, status, attempts, transient, error, updated, version FROM units "
+            "WHERE modality=? AND period=?", (modality, period))
+        return {r[0]: UnitState(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows}
+
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        return self.conn.execute(
+            "SELECT modality, period, status, count(*) FROM units "
+            "GROUP BY modality, period, status ORDER BY modality, period, status").fetchall()
+
+    def failures(self) -> list[tuple]:
+        return self.conn.execute(
+            "SELECT modality, period, tile, attempts, transient, error FROM units "
+            "WHERE status='failed' ORDER BY modality, period, tile").fetchall()
+
+    def done_units(self, modality: str) -> list[tuple[str, str]]:
+        return self.conn.execute(
+            "SELECT period, tile FROM units WHERE modality=? AND status='done'",
+            (modality,)).fetchall()
+
+    def items(self, modality: str, period: str, tile: str) -> list[str]:
+        row = self.conn.execute(
+            "SELECT items FROM units WHERE modality=? AND period=? AND tile=?",
+            (modality, period, tile)).fetchone()
+        return json.loads(row[0]) if row and row[0] else []
+
+    # ---- writes (coordinator only) ---------------------------------------------------------
+    def record(self, outcomes: Iterable[Outcome]) -> None:
+        now = time.time()
+        rows = [
+            (o.modality, o.period, o.tile, o.status, 1 if o.status == "failed" else 0,
+             int(o.transient), o.error, json.dumps(list(o.items)), o.source, o.version, now)
+            for o in outcomes
+        ]
+        if not rows:
+            return
+        with self.conn:
+            self.conn.execute("BEGIN")
+            self.conn.executemany(
+                """INSERT INTO units (modality, period, tile, status, attempts, transient, error,
+                                      items, source, version, updated)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (modality, period, tile) DO UPDATE SET
+                     status=excluded.status,
+                     attempts=CASE WHEN excluded.status='failed' THEN units.attempts + 1
+                                   ELSE units.attempts END,
+                     transient=excluded.transient, error=excluded.error, items=excluded.items,
+                     source=excluded.source, version=excluded.version, updated=excluded.updated
+                """, rows)
+
+    def mark_failed(self, modality: str, keys: Sequence[tuple[str, str]], error: str) -> None:
+        """Turn done units into failed ones (verify found their chunk bad)."""
+        self.record(Outcome(modality, p, t, "failed", error=error, transient=True)
+                    for p, t in keys)
+
+    def start_run(self, command: str) -> int:
+        cur = self.conn.execute("INSERT INTO runs (started, command) VALUES (?, ?)",
+                                (time.time(), command))
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, summary: dict) -> None:
+        self.conn.execute("UPDATE runs SET finished=?, summary=? WHERE id=?",
+                          (time.time(), json.dumps(summary), run_id))

@@ -1,0 +1,321 @@
+"""One Zarr v3 store per region: a tile table and one array per modality.
+
+Layout (all arrays carry `dimension_names`, so `xarray.open_zarr(url, group=m)` just works):
+
+    <root>/zarr.json                 attrs["m3leo_tiles"] = {format, region, tile_size, ...}
+    <root>/tiles/{tile,epsg,x0,y0,dx,dy,size,split,lon,lat}  dims (tile,); `tile` = ids
+    <root>/<m>/<m>                   (tile, period, band, y, x); chunk = one tile x one period
+    <root>/<m>/{tile,period,band}    coordinate labels
+
+Who may do what: metadata (create, resize, attributes) belongs to the coordinator alone,
+between batches, re-opening arrays first; workers only write whole chunks of arrays the
+coordinator has already sized. Local paths go through zarr's `LocalStore`, which writes each
+chunk to a `.partial` file and renames it (atomic under kill -9); `file://` URLs are mapped to
+it too, because zarr's fsspec store writes in place and can leave torn chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import zarr
+from zarr.codecs import BloscCodec, Crc32cCodec
+from zarr.storage import LocalStore
+
+from ..errors import BadInput
+from ..modalities import Modality
+
+FORMAT = "m3leo-tiles/1"
+TILE_COLUMNS = ("tile", "epsg", "x0", "y0", "dx", "dy", "size", "split", "lon", "lat")
+
+
+def _strings(arr) -> np.ndarray:
+    """A zarr string array as a plain numpy unicode array (zarr hands back StringDType)."""
+    values = arr[:].tolist()
+    return np.array(values, dtype=str) if values else np.array([], dtype=str)
+
+
+def codecs() -> dict:
+    """Blosc-zstd level 3 with byte shuffle, then a CRC32C checksum.
+
+    Chosen from measurements on 12 x 448 x 448 uint16 tiles (2 cores): zstd-3 ~115 MB/s at
+    1.31x, blosc-zstd-3 + shuffle ~130 MB/s at 1.68x, blosc-lz4 ~250 MB/s at 1.45x. Storage,
+    not CPU, is what a million-tile store runs out of, so the better ratio wins. The checksum
+    lets `verify` find silent corruption; it costs nothing measurable.
+    """
+    return {
+        "compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()],
+    }
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def _local_path(url: str) -> Path:
+    return Path(url[len("file://"):] if url.startswith("file://") else url)
+
+
+def zarr_store(url: str, read_only: bool = False):
+    """A zarr store object for a path or fsspec URL (local paths use the atomic LocalStore)."""
+    if _is_local(url):
+        return LocalStore(_local_path(url), read_only=read_only)
+    from zarr.storage import FsspecStore
+
+    return FsspecStore.from_url(url, read_only=read_only)
+
+
+def default_state_path(url: str) -> str:
+    """SQLite state beside a local store; under the user cache for remote stores."""
+    if _is_local(url):
+        p = _local_path(url)
+        return str(p.parent / (p.name + ".state.sqlite"))
+    import hashlib
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "m3leo-tiles"
+    cache.mkdir(parents=True, exist_ok=True)
+    return str(cache / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".state.sqlite"))
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    region: str
+    tile_size: int
+
+
+class TileStore:
+    """The coordinator's handle on a store (workers use `write_chunk`)."""
+
+    def __init__(self, url: str, root: zarr.Group, info: StoreInfo):
+        self.url = url
+        self.root = root
+        self.info = info
+        self._tile_ids: np.ndarray | None = None
+
+    # ---- opening -------------------------------------------------------------------------
+    @classmethod
+    def exists(cls, url: str) -> bool:
+        try:
+            zarr.open_group(zarr_store(url, read_only=True), mode="r")
+            return True
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError, ValueError):
+            return False
+
+    @classmethod
+    def open(cls, url: str, mode: str = "r+") -> TileStore:
+        """Open an existing store of ours; anything else is a clear BadInput."""
+        if _is_local(url) and not _local_path(url).exists():
+            raise BadInput(f"no store at {url}")
+        try:
+            root = zarr.open_group(zarr_store(url, read_only=(mode == "r")), mode=mode,
+                                   zarr_format=3)
+        except Exception as e:  # noqa: BLE001 - zarr raises many kinds for a foreign path
+            raise BadInput(f"{url} is not a Zarr v3 store: {type(e).__name__}") from None
+        meta = root.attrs.get("m3leo_tiles")
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise BadInput(f"{url} is not an m3leo-tiles store (no m3leo_tiles attribute)")
+        return cls(url, root, StoreInfo(meta["region"], int(meta["tile_size"])))
+
+    @classmethod
+    def create(cls, url: str, region: str, tiles: pd.DataFrame, tile_size: int) -> TileStore:
+        """Create a new store with its tile table (never over an existing one)."""
+        if cls.exists(url):
+            raise BadInput(f"{url} already exists")
+        root = zarr.open_group(zarr_store(url), mode="w-", zarr_format=3)
+        root.attrs["m3leo_tiles"] = {"format": FORMAT, "region": region, "tile_size": tile_size}
+        root.attrs["Conventions"] = "CF-1.10"
+        root.attrs["title"] = f"m3leo-tiles store for {region}"
+        tg = root.create_group("tiles")
+        tg.attrs["description"] = (
+            "Tile table in store order. Each tile's 10 m grid: CRS EPSG:epsg, upper-left "
+            "corner (x0, y0), pixel size (dx, dy) in CRS units, size x size metres; coarser "
+            "modality grids nest in the same square."
+        )
+        store = cls(url, root, StoreInfo(region, tile_size))
+        store._write_tile_rows(tiles, start=0)
+        return store
+
+    def check_compatible(self, region: str, tile_size: int) -> None:
+        if self.info.region != region or self.info.tile_size != tile_size:
+            raise BadInput(
+                f"store {self.url} belongs to region {self.info.region!r} with "
+                f"{self.info.tile_size} m tiles, not {region!r} with {tile_size} m tiles"
+            )
+
+    # ---- tile table ----------------------------------------------------------------------
+    def _write_tile_rows(self, tiles: pd.DataFrame, start: int) -> None:
+        tg = self.root["tiles"]
+        n = start + len(tiles)
+        cols = {
+            "tile": tiles["id"].astype(str).to_numpy(),
+            "epsg": tiles["epsg"].to_numpy(np.int32),
+            "x0": tiles["x0"].to_numpy(np.float64),
+            "y0": tiles["y0"].to_numpy(np.float64),
+            "dx": tiles["dx"].to_numpy(np.float64),
+            "dy": tiles["dy"].to_numpy(np.float64),
+            "size": tiles["size"].to_numpy(np.int32),
+            "split": tiles["split"].astype(str).to_numpy() if "split" in tiles
+            else np.full(len(tiles), "", dtype=object).astype(str),
+            "lon": tiles["lon"].to_numpy(np.float64),
+            "lat": tiles["lat"].to_numpy(np.float64),
+        }
+        for name, values in cols.items():
+            if name in tg:
+                arr = tg[name]
+                arr.resize((n,))
+            else:
+                kind = str if values.dtype.kind in "UOT" else values.dtype
+                arr = tg.create_array(name, shape=(n,), chunks=(65536,), dtype=kind,
+                                      dimension_names=["tile"])
+            if len(values):
+                arr[start:n] = values
+        self._tile_ids = None
+
+    def tile_table(self) -> pd.DataFrame:
+        tg = self.root["tiles"]
+        df = pd.DataFrame({c: _strings(tg[c]) if c in ("tile", "split") else tg[c][:]
+                           for c in TILE_COLUMNS})
+        return df.rename(columns={"tile": "id"})
+
+    @property
+    def tile_ids(self) -> np.ndarray:
+        if self._tile_ids is None:
+            self._tile_ids = _strings(self.root["tiles"]["tile"])
+        return self._tile_ids
+
+    def tile_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tile_ids)}
+
+    def add_tiles(self, tiles: pd.DataFrame) -> int:
+        """Append tiles not yet in the table; grows every modality's tile axis (no chunk rewrite)."""
+        known = set(self.tile_ids)
+        new = tiles[~tiles["id"].isin(known)]
+        if new.empty:
+            return 0
+        start = len(self.tile_ids)
+        self._write_tile_rows(new.reset_index(drop=True), start)
+        n = start + len(new)
+        for m in self.modalities():
+            g = self.root[m]
+            a = g[m]
+            a.resize((n,) + a.shape[1:])
+            t = g["tile"]
+            t.resize((n,))
+            t[start:n] = self.tile_ids[start:n]
+        return len(new)
+
+    # ---- modalities ----------------------------------------------------------------------
+    def modalities(self) -> list[str]:
+        return sorted(k for k in self.root.group_keys() if k != "tiles")
+
+    def ensure_modality(self, m: Modality) -> None:
+        """Create the modality's array on first use; check it matches the registry after."""
+        ntile = len(self.tile_ids)
+        n = m.res and int(round(self.info.tile_size / m.res))
+        if m.name in self.root:
+            a = self.root[m.name][m.name]
+            bands = list(_strings(self.root[m.name]["band"]))
+            if bands != list(m.bands) or str(a.dtype) != m.dtype or a.shape[3:] != (n, n):
+                raise BadInput(f"store array {m.name} has bands {bands}, {a.dtype}, "
+                               f"{a.shape[3:]}: not modality {m.name} as registered now")
+            return
+        g = self.root.create_group(m.name)
+        a = g.create_array(
+            m.name, shape=(ntile, 0, len(m.bands), n, n), chunks=(1, 1, len(m.bands), n, n),
+            dtype=m.dtype, fill_value=m.fill_value,
+            dimension_names=["tile", "period", "band", "y", "x"], **codecs(),
+        )
+        attrs = m.attrs()
+        attrs["coordinates"] = "tile period band"
+        attrs["grid_mapping_note"] = "per-tile CRS and transform live in the store's tiles table"
+        a.attrs.update(attrs)
+        t = g.create_array("tile", shape=(ntile,), chunks=(65536,), dtype=str,
+                           dimension_names=["tile"])
+        if ntile:
+            t[:] = self.tile_ids
+        g.create_array("period", shape=(0,), chunks=(4096,), dtype=str,
+                       dimension_names=["period"])
+        b = g.create_array("band", shape=(len(m.bands),), chunks=(len(m.bands),), dtype=str,
+                           dimension_names=["band"])
+        b[:] = np.array(m.bands)
+
+    def periods(self, modality: str) -> list[str]:
+        return list(_strings(self.root[modality]["period"]))
+
+    def ensure_periods(self, modality: str, labels: Sequence[str]) -> dict[str, int]:
+        """Append unknown period labels (in the order given); returns label -> index."""
+        g = self.root[modality]
+        have = self.periods(modality)
+        new = [p for p in dict.fromkeys(labels) if p not in have]
+        if new:
+            n = len(have) + len(new)
+            a = g[modality]
+            a.resize((a.shape[0], n) + a.shape[2:])
+            pa = g["period"]
+            pa.resize((n,))
+            pa[len(have):n] = np.array(new)
+            have = have + new
+        return {p: i for i, p in enumerate(have)}
+
+    def reopen(self) -> TileStore:
+        """A fresh handle: arrays opened before a resize must not be reused."""
+        return TileStore.open(self.url)
+
+    def cleanup_partials(self) -> int:
+        """Remove zarr's leftover `.partial` files (call only while no writer runs)."""
+        if not _is_local(self.url):
+            return 0
+        n = 0
+        for p in _local_path(self.url).rglob("*.partial"):
+            p.unlink(missing_ok=True)
+            n += 1
+        return n
+
+    def chunk_path(self, modality: str, tile_i: int, period_i: int) -> str:
+        return f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"
+
+
+def write_chunk(url: str, modality: str, tile_i: int, period_i: int, data: np.ndarray) -> int:
+    """Write one whole chunk (a worker's only store operation); returns bytes written raw."""
+    arr = zarr.open_array(zarr_store(url), path=f"{modality}/{modality}", mode="r+",
+                          config={"write_empty_chunks": True})
+    if data.shape != arr.shape[2:]:
+        raise ValueError(f"{modality}: got {data.shape}, store expects {arr.shape[2:]}")
+    arr[tile_i, period_i] = data.astype(arr.dtype, copy=False)
+    return data.nbytes
+
+
+def delete_chunk(url: str, modality: str, tile_i: int, period_i: int) -> None:
+    """Drop a chunk (e.g. one a killed run wrote but never recorded, or a corrupt one)."""
+    store = zarr_store(url)
+    import asyncio
+
+    asyncio.run(store.delete(f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"))
+
+
+def open_store(url: str):
+    """The store as an `xarray.DataTree`: one node per modality, plus the tile table.
+
+    Slice by labels: `open_store(u)["s2"].ds["s2"].sel(tile="17N-0089-0745", period="2020-JJA")`.
+    """
+    import xarray as xr
+
+    TileStore.open(url, mode="r")  # a clear error for anything that is not ours
+    if _is_local(url):
+        url = str(_local_path(url))
+    return xr.open_datatree(url, engine="zarr", consolidated=False, zarr_format=3)
+
+
+def store_summary(url: str) -> dict:
+    s = TileStore.open(url, mode="r")
+    out = {"region": s.info.region, "tiles": int(len(s.tile_ids)), "modalities": {}}
+    for m in s.modalities():
+        a = s.root[m][m]
+        out["modalities"][m] = {"shape": list(a.shape), "periods": s.periods(m)}
+    return json.loads(json.dumps(out))

@@ -1,0 +1,72 @@
+"""Scan a store against its state: every done chunk must decode (CRC32C checked), and a chunk
+the state does not call done is an orphan a killed run left behind (harmless, never trusted)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import zarr
+
+from ..runner.state import StateDB
+from .store import TileStore, delete_chunk, zarr_store
+
+
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    corrupt: list[tuple[str, str, str, str]] = field(default_factory=list)  # m, period, tile, err
+    missing: list[tuple[str, str, str]] = field(default_factory=list)
+    orphans: list[tuple[str, str]] = field(default_factory=list)  # modality, chunk key
+
+    @property
+    def ok(self) -> bool:
+        return not self.corrupt and not self.missing
+
+
+async def _keys(store, prefix: str) -> list[str]:
+    return [k async for k in store.list_prefix(prefix)]
+
+
+def verify(url: str, state_path: str, repair: bool = False, progress=None) -> VerifyReport:
+    store = TileStore.open(url, mode="r")
+    db = StateDB(state_path, create=False)
+    rep = VerifyReport()
+    tindex = store.tile_index()
+    zs = zarr_store(url, read_only=True)
+    for m in store.modalities():
+        arr = zarr.open_array(zs, path=f"{m}/{m}", mode="r")
+        pindex = {p: i for i, p in enumerate(store.periods(m))}
+        done = db.done_units(m)
+        present = {k for k in asyncio.run(_keys(zs, f"{m}/{m}/c/"))}
+        expected = set()
+        for period, tile in done:
+            ti, pi = tindex.get(tile), pindex.get(period)
+            if ti is None or pi is None:
+                rep.missing.append((m, period, tile))
+                continue
+            key = f"{m}/{m}/c/{ti}/{pi}/0/0/0"
+            expected.add(key)
+            if key not in present:
+                rep.missing.append((m, period, tile))
+                continue
+            try:
+                arr[ti, pi]
+                rep.checked += 1
+            except Exception as e:  # noqa: BLE001 - any decode failure means a bad chunk
+                rep.corrupt.append((m, period, tile, f"{type(e).__name__}: {e}"))
+            if progress:
+                progress(1)
+        rep.orphans.extend((m, k) for k in sorted(present - expected))
+    if repair:
+        for m, period, tile, _ in rep.corrupt:
+            delete_chunk(url, m, tindex[tile], store.periods(m).index(period))
+        bad: dict[str, list[tuple[str, str]]] = {}
+        for m, period, tile, *_ in rep.corrupt + [(a, b, c, "") for a, b, c in rep.missing]:
+            bad.setdefault(m, []).append((period, tile))
+        for m, keys in bad.items():
+            db.mark_failed(m, keys, "verify: chunk corrupt or missing; refetch")
+        for m, key in rep.orphans:
+            asyncio.run(zarr_store(url).delete(key))
+    db.close()
+    return rep
