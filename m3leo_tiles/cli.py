@@ -52,11 +52,8 @@ def _load_plugins() -> None:
 
 def _register() -> None:
     _load_plugins()
-    from .grid.commands import COMMANDS as grid_cmds
-
-    for c in grid_cmds:
-        cli.add_command(c)
     for modname in (
+        "m3leo_tiles.grid.commands",
         "m3leo_tiles.store.commands",
         "m3leo_tiles.runner.commands",
         "m3leo_tiles.sources.simulated.commands",

@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# worker processes (joblib, Dask, CLI subprocesses) import the test-only synthetic source
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 SHARED = Path(os.environ.get("M3LEO_SHARED", ROOT.parent / "shared"))
 S1DATA = SHARED / "s1data"
 

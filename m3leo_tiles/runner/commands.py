@@ -70,7 +70,8 @@ def fetch(region, modalities, period, tiles, limit, workers, source, source_opt,
     them in parallel and records every unit in the state database. Safe to re-run and to kill:
     a rerun does only what is missing.
     """
-    from .fetch import FetchRequest, fetch as do_fetch, parse_tiles_arg
+    from .fetch import FetchRequest, parse_tiles_arg
+    from .fetch import fetch as do_fetch
 
     if workers < 1:
         raise BadInput("--workers must be at least 1")

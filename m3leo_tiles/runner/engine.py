@@ -192,7 +192,7 @@ def _execute_joblib(tasks: list[Task], workers: int) -> Iterable[list[Outcome]]:
 def _execute_dask(tasks: list[Task], scheduler: str) -> Iterable[list[Outcome]]:
     from distributed import Client, as_completed
 
-    with Client(scheduler, set_as_default=False) as client:
+    with Client(scheduler) as client:
         futures = [client.submit(run_unit, *t, pure=False) for t in tasks]
         for fut in as_completed(futures):
             yield fut.result()

@@ -66,7 +66,7 @@ def verify(url: str, state_path: str, repair: bool = False, progress=None) -> Ve
             bad.setdefault(m, []).append((period, tile))
         for m, keys in bad.items():
             db.mark_failed(m, keys, "verify: chunk corrupt or missing; refetch")
-        for m, key in rep.orphans:
+        for _m, key in rep.orphans:
             asyncio.run(zarr_store(url).delete(key))
     db.close()
     return rep

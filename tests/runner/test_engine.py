@@ -1,0 +1,102 @@
+"""The run engine: retries, permanent failures, nodata, determinism, Dask."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+import tests.runner.synthetic as syn
+from m3leo_tiles.periods import expand
+from m3leo_tiles.runner.engine import ModalityJob, RetryPolicy, execute
+from m3leo_tiles.runner.state import StateDB
+from m3leo_tiles.store.store import TileStore
+from m3leo_tiles.store.tiles import refs_from_table
+from tests.runner.helpers import tiles_table
+
+FAST = RetryPolicy(tries_per_run=3, base_delay=0.0, max_attempts=2)
+
+
+def run(url: str, table, source, workers=1, scheduler=None, retry_failed=False, policy=FAST):
+    store = TileStore.open(url) if TileStore.exists(url) else TileStore.create(url, "t", table, 4480)
+    db = StateDB(url + ".state.sqlite")
+    job = ModalityJob(syn.SYNTH, source, expand("annual", "2020"))
+    s = execute(store, db, [job], refs_from_table(table), workers=workers, scheduler=scheduler,
+                retry_failed=retry_failed, policy=policy)
+    failures = db.failures()
+    db.close()
+    return s, failures
+
+
+def chunk_digests(url: str) -> dict[str, str]:
+    root = Path(url) / "synth" / "synth" / "c"
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_transient_error_is_retried_within_the_run(tmp_path):
+    table = tiles_table(3)
+    t = table["id"][1]
+    src = syn.SyntheticSource(fail={t: "transient"}, transient_times=2,
+                              counter_dir=str(tmp_path))
+    s, failures = run(str(tmp_path / "s.zarr"), table, src)
+    assert (s.done, s.failed) == (3, 0)
+    assert (tmp_path / t).read_text() == "3"  # two 503s, then success
+
+
+def test_persistent_transient_failure_is_retried_next_run_up_to_a_bound(tmp_path):
+    table = tiles_table(2)
+    t = table["id"][0]
+    src = syn.SyntheticSource(fail={t: "transient"}, transient_times=99, counter_dir=str(tmp_path))
+    url = str(tmp_path / "s.zarr")
+    s, failures = run(url, table, src)
+    assert (s.done, s.failed, s.transient_failed) == (1, 1, 1)
+    assert failures[0][2] == t and failures[0][4] == 1 and "503" in failures[0][5]
+    s, _ = run(url, table, src)  # attempts 1 < 2: retried
+    assert (s.failed, s.skipped) == (1, 1)
+    s, _ = run(url, table, src)  # attempts reached the bound: left alone
+    assert (s.failed, s.skipped, s.units) == (0, 2, 0)
+
+
+def test_permanent_failure_is_recorded_and_skipped_unless_retry_failed(tmp_path):
+    table = tiles_table(3)
+    bad = table["id"][2]
+    url = str(tmp_path / "s.zarr")
+    s, failures = run(url, table, syn.SyntheticSource(fail={bad: "permanent"}))
+    assert (s.done, s.failed) == (2, 1)
+    assert "synthetic permanent failure" in failures[0][5] and failures[0][4] == 0
+    assert list(s.reasons) == [f"PermanentError: synthetic permanent failure for {bad}"]
+    s, _ = run(url, table, syn.SyntheticSource())
+    assert s.units == 0
+    s, failures = run(url, table, syn.SyntheticSource(), retry_failed=True)
+    assert (s.done, failures) == (1, [])
+
+
+def test_nodata_is_not_a_failure(tmp_path):
+    table = tiles_table(2)
+    s, failures = run(str(tmp_path / "s.zarr"), table,
+                      syn.SyntheticSource(nodata=[table["id"][0]]))
+    assert (s.done, s.nodata, s.failed) == (1, 1, 0)
+
+
+def test_chunks_do_not_depend_on_worker_count(tmp_path):
+    table = tiles_table(6)
+    a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
+    run(a, table, syn.SyntheticSource(group=2), workers=1)
+    s, _ = run(b, table, syn.SyntheticSource(group=1), workers=2)
+    assert s.done == 6
+    assert chunk_digests(a) == chunk_digests(b) and len(chunk_digests(a)) == 6
+
+
+@pytest.mark.timeout(180)
+def test_dask_cluster_gives_the_joblib_result(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    table = tiles_table(4)
+    a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
+    run(a, table, syn.SyntheticSource(), workers=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None, processes=True) as cluster:
+        s, _ = run(b, table, syn.SyntheticSource(), scheduler=cluster.scheduler_address)
+    assert s.done == 4
+    assert chunk_digests(a) == chunk_digests(b)
