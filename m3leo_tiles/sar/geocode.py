@@ -1,0 +1,190 @@
+"""Back-geocoding in float64: ground point -> zero-Doppler azimuth time and slant range.
+
+For a target X (Earth-fixed) the zero-Doppler time t solves f(t) = (P(t) - X) . V(t) = 0 with
+P, V, A the interpolated orbit; Newton's step is dt = -f / (V.V + (P - X).A). The slant range
+is R = |P(t) - X|; two-way range time tau = 2R/c. Then, with the annotation's timing, the
+fractional sample is (tau - tau0) * fs and the fractional line in burst b is
+(t - t0_b) / azimuthTimeInterval. Tolerance 1e-9 s (8 micrometres along track); the check
+against ESA's geolocation grid is in tests/sar/test_geocode.py.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from pyproj import Transformer
+
+from ..grid.geobox import GridSpec
+from .orbit import Orbit, to_seconds
+from .safe import C, Swath
+
+WGS84_A = 6378137.0
+WGS84_F = 1 / 298.257223563
+WGS84_E2 = WGS84_F * (2 - WGS84_F)
+
+
+def geodetic_to_ecef(lon: np.ndarray, lat: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """WGS84 lon/lat (degrees) and ellipsoidal height (m) -> ECEF (..., 3) metres."""
+    lon = np.deg2rad(np.asarray(lon, np.float64))
+    lat = np.deg2rad(np.asarray(lat, np.float64))
+    h = np.asarray(h, np.float64)
+    s = np.sin(lat)
+    n = WGS84_A / np.sqrt(1 - WGS84_E2 * s * s)
+    x = (n + h) * np.cos(lat) * np.cos(lon)
+    y = (n + h) * np.cos(lat) * np.sin(lon)
+    z = (n * (1 - WGS84_E2) + h) * s
+    return np.stack(np.broadcast_arrays(x, y, z), axis=-1)
+
+
+def grid_lonlat(grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre lon/lat of a grid, (height, width) each."""
+    xs, ys = np.meshgrid(grid.xs(), grid.ys())
+    tr = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
+    lon, lat = tr.transform(xs, ys)
+    return np.asarray(lon), np.asarray(lat)
+
+
+def grid_ecef(grid: GridSpec, height: np.ndarray) -> np.ndarray:
+    """ECEF of every pixel centre of a grid, given ellipsoidal heights on it."""
+    lon, lat = grid_lonlat(grid)
+    return geodetic_to_ecef(lon, lat, height)
+
+
+@numba.njit(cache=True, parallel=True)
+def _zero_doppler(tn, h, coef, xyz, t_init, tol, max_iter):
+    m = xyz.shape[0]
+    t_out = np.empty(m)
+    r_out = np.empty(m)
+    nseg = h.shape[0]
+    deg = coef.shape[2]
+    for q in numba.prange(m):
+        t = t_init[q]
+        px = py = pz = 0.0
+        for _ in range(max_iter):
+            i = np.searchsorted(tn, t) - 1
+            i = min(max(i, 0), nseg - 1)
+            u = (t - tn[i]) / h[i]
+            pv = np.empty(3)
+            vv = np.empty(3)
+            av = np.empty(3)
+            for ax in range(3):
+                c = coef[i, ax]
+                s0 = c[deg - 1]
+                s1 = 0.0
+                s2 = 0.0
+                for d in range(deg - 2, -1, -1):
+                    s2 = s2 * u + 2.0 * s1
+                    s1 = s1 * u + s0
+                    s0 = s0 * u + c[d]
+                pv[ax] = s0
+                vv[ax] = s1 / h[i]
+                av[ax] = s2 / (h[i] * h[i])
+            dx = pv[0] - xyz[q, 0]
+            dy = pv[1] - xyz[q, 1]
+            dz = pv[2] - xyz[q, 2]
+            f = dx * vv[0] + dy * vv[1] + dz * vv[2]
+            fp = (vv[0] * vv[0] + vv[1] * vv[1] + vv[2] * vv[2]
+                  + dx * av[0] + dy * av[1] + dz * av[2])
+            step = -f / fp
+            t += step
+            px, py, pz = dx, dy, dz
+            if abs(step) < tol:
+                break
+        # range at the converged time (one more orbit evaluation would move it < 1e-5 m)
+        t_out[q] = t
+        r_out[q] = np.sqrt(px * px + py * py + pz * pz)
+    return t_out, r_out
+
+
+def zero_doppler(orbit: Orbit, xyz: np.ndarray, t_init: float | np.ndarray,
+                 tol: float = 1e-9, max_iter: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-Doppler time (s since orbit.t_ref) and slant range (m) of ECEF points (..., 3)."""
+    shape = xyz.shape[:-1]
+    pts = np.ascontiguousarray(xyz.reshape(-1, 3), dtype=np.float64)
+    t0 = np.broadcast_to(np.asarray(t_init, np.float64), shape).reshape(-1).copy()
+    t, r = _zero_doppler(orbit.t, orbit.h, orbit.coef, pts, t0, tol, max_iter)
+    return t.reshape(shape), r.reshape(shape)
+
+
+def swath_mid_time(sw: Swath) -> float:
+    return sw.bursts[len(sw.bursts) // 2].t0 + sw.dt * sw.lines_per_burst / 2
+
+
+def image_time(sw: Swath, t_zd: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """Image azimuth time of a target from its zero-Doppler time: t_zd - (tau - tau0) / 2.
+
+    ESA's geolocation grids are consistent with this half-range-delay (bistatic) term taken
+    relative to the swath's first sample: fitting (t_zd - t_grid) against tau on the
+    hyp3-isce2 pair gives a slope of 0.5000 and a zero at tau0 in every swath, and removes the
+    0-0.09 line ramp across the swath (tests/sar/test_geocode.py). It is the same for both
+    dates of a pair, so it hardly touches interferometric coregistration.
+    """
+    return t_zd - (tau - sw.tau0) / 2
+
+
+def geocode_ecef(sw: Swath, xyz: np.ndarray, t_init: float | np.ndarray | None = None,
+                 bistatic: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image azimuth time s since sw.t_ref, two-way range time s, slant range m) of ECEF."""
+    t, r = zero_doppler(sw.orbit, xyz, swath_mid_time(sw) if t_init is None else t_init)
+    tau = 2 * r / C
+    return (image_time(sw, t, tau) if bistatic else t), tau, r
+
+
+def geocode_lonlat(sw: Swath, lon: np.ndarray, lat: np.ndarray, h: np.ndarray,
+                   bistatic: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(image azimuth time s since sw.t_ref, two-way slant range time s) of lon/lat/h."""
+    t, tau, _ = geocode_ecef(sw, geodetic_to_ecef(lon, lat, h), bistatic=bistatic)
+    return t, tau
+
+
+def gcp_residuals(sw: Swath, bistatic: bool = True) -> dict[str, float]:
+    """Geocode every point of the annotation's geolocation grid; residuals in lines/samples.
+
+    ESA's grid gives lat/lon/height with its azimuth time and slant range time: the truth any
+    geocoder must reproduce. Line residual = azimuth-time error / azimuthTimeInterval; sample
+    residual = range-time error * rangeSamplingRate.
+    """
+    g = sw.gcp
+    lat, lon, hgt = g.latitude.values, g.longitude.values, g.height.values
+    t_true = to_seconds(g.azimuth_time.values, sw.t_ref)[:, None] * np.ones_like(lat)
+    tau_true = g.slant_range_time.values[None, :] * np.ones_like(lat)
+    t, tau = geocode_lonlat(sw, lon, lat, hgt, bistatic=bistatic)
+    dl = (t - t_true) / sw.dt
+    dp = (tau - tau_true) * sw.fs
+    return {
+        "n": int(dl.size),
+        "line_rms": float(np.sqrt(np.mean(dl**2))),
+        "sample_rms": float(np.sqrt(np.mean(dp**2))),
+        "rms_px": float(np.sqrt(np.mean(dl**2 + dp**2))),
+        "line_max": float(np.abs(dl).max()),
+        "sample_max": float(np.abs(dp).max()),
+        "line_mean": float(dl.mean()),
+        "sample_mean": float(dp.mean()),
+    }
+
+
+def radar_coords(sw: Swath, t: np.ndarray, tau: np.ndarray,
+                 burst: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fractional (line within the burst, sample) of azimuth/range times, for one burst."""
+    b = sw.bursts[burst]
+    return (t - b.t0) / sw.dt, (tau - sw.tau0) * sw.fs
+
+
+def pick_burst(sw: Swath, t: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per point: the burst whose valid block holds it farthest from its edges, and that margin.
+
+    In a burst overlap this splits at the middle of the overlap; margin is in lines (azimuth)
+    or samples / 8 (range, roughly the same ground distance), negative outside every burst.
+    """
+    best = np.full(t.shape, -1, np.int32)
+    margin = np.full(t.shape, -np.inf)
+    samp = (tau - sw.tau0) * sw.fs
+    for b in sw.bursts:
+        line = (t - b.t0) / sw.dt
+        m_az = np.minimum(line - b.valid_lines[0], b.valid_lines[1] - line)
+        m_rg = np.minimum(samp - b.valid_samples[0], b.valid_samples[1] - samp) / 8.0
+        m = np.minimum(m_az, m_rg)
+        upd = m > margin
+        best[upd] = b.index
+        margin[upd] = m[upd]
+    return best, margin

@@ -1,0 +1,276 @@
+"""SAFE products: metadata through xarray-sentinel, pixels through windowed rasterio reads.
+
+xarray-sentinel parses the manifest and the annotation/calibration/noise XML (directory or
+zip); we never hand-roll that XML. Opening its measurement group would open the TIFF too (and
+chunk it one line at a time), so pixels are read here with rasterio windows instead: only the
+lines and samples a tile needs, from a folder or, through GDAL's /vsizip/, from a zip.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import fsspec
+import numpy as np
+import rasterio
+import xarray as xr
+from rasterio.windows import Window
+from xarray_sentinel import esa_safe, sentinel1
+
+from .orbit import Orbit, find_eof, read_eof, to_seconds
+
+C = 299_792_458.0
+
+
+class SafeError(ValueError):
+    """A SAFE product is unusable (missing file, corrupt zip, truncated TIFF, bad metadata)."""
+
+
+@dataclass
+class Burst:
+    index: int
+    t0: float  # first-line azimuth time, seconds since the swath's t_ref
+    first_line: int  # first line of this burst in the measurement TIFF
+    valid_lines: tuple[int, int]  # [first, last] valid line within the burst
+    valid_samples: tuple[int, int]  # [first, last] sample valid on every valid line
+    burst_id: str | None = None
+
+
+@dataclass
+class Swath:
+    """Geometry and radiometry of one swath/polarisation of one IW SLC product."""
+
+    product: str  # SAFE folder or zip path
+    name: str  # product name without extension
+    swath: str  # IW1 | IW2 | IW3
+    pol: str
+    measurement: str  # rasterio path (/vsizip/ for zips)
+    attrs: dict
+    t_ref: np.datetime64  # epoch: first line of the first burst
+    orbit: Orbit
+    wavelength: float
+    dt: float  # azimuth time interval (s)
+    tau0: float  # two-way slant range time of sample 0 (s)
+    fs: float  # range sampling rate (Hz)
+    n_lines: int
+    n_samples: int
+    lines_per_burst: int
+    steering_rate: float  # rad/s
+    bursts: list[Burst]
+    fm_rate: tuple[np.ndarray, np.ndarray, np.ndarray]  # (t [s], tau0 [s], coef (n, 3))
+    dc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    _files: dict = field(default_factory=dict, repr=False)
+    _fs: object = field(default=None, repr=False)
+
+    # --- timing -----------------------------------------------------------------------------
+    @property
+    def r0(self) -> float:
+        return self.tau0 * C / 2
+
+    @property
+    def dr(self) -> float:
+        return C / (2 * self.fs)
+
+    def burst_mid_time(self, b: Burst) -> float:
+        return b.t0 + self.dt * (self.lines_per_burst / 2)
+
+    # --- metadata groups (xarray-sentinel) ----------------------------------------------------
+    def _open_group(self, meta: str) -> xr.Dataset:
+        key = f"{self.swath}/{self.pol}/{meta}".upper().replace(meta.upper(), meta)
+        path = self._files.get(key)
+        if path is None:
+            raise SafeError(f"{self.name}: no {meta} annotation for {self.swath}/{self.pol}")
+        try:
+            with self._fs.open(path) as f:
+                return sentinel1.METADATA_OPENERS[meta](f, attrs={})
+        except FileNotFoundError as e:
+            raise SafeError(f"{self.name}: {meta} file missing: {e}") from None
+
+    @cached_property
+    def calibration(self) -> xr.Dataset:
+        return self._open_group("calibration")
+
+    @cached_property
+    def noise_range(self) -> xr.Dataset:
+        return self._open_group("noise_range")
+
+    @cached_property
+    def noise_azimuth(self) -> xr.Dataset:
+        return self._open_group("noise_azimuth")
+
+    @cached_property
+    def gcp(self) -> xr.Dataset:
+        return self._open_group("gcp")
+
+    # --- pixels -----------------------------------------------------------------------------
+    def read(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        """complex64 SLC samples of lines [row0, row1) and samples [col0, col1) (whole swath)."""
+        row0, col0 = max(row0, 0), max(col0, 0)
+        row1, col1 = min(row1, self.n_lines), min(col1, self.n_samples)
+        if row1 <= row0 or col1 <= col0:
+            return np.zeros((max(row1 - row0, 0), max(col1 - col0, 0)), np.complex64)
+        try:
+            with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), \
+                    rasterio.open(self.measurement) as r:
+                if (r.height, r.width) != (self.n_lines, self.n_samples):
+                    raise SafeError(f"{self.name}: measurement {r.height}x{r.width} does not "
+                                    f"match the annotation {self.n_lines}x{self.n_samples}")
+                out = r.read(1, window=Window(col0, row0, col1 - col0, row1 - row0),
+                             out_dtype="complex64")
+        except rasterio.errors.RasterioIOError as e:
+            raise SafeError(f"{self.name}: cannot read {self.swath}/{self.pol} measurement "
+                            f"(truncated or corrupt?): {e}") from None
+        return out
+
+
+def _open_fs(product: str | Path) -> tuple[fsspec.AbstractFileSystem, str, str]:
+    """(filesystem, SAFE root inside it, rasterio prefix) for a SAFE folder or zip."""
+    product = str(product)
+    if not os.path.exists(product):
+        raise SafeError(f"{product}: no such SAFE folder or zip")
+    if product.lower().endswith(".zip"):
+        try:
+            zfs = fsspec.filesystem("zip", fo=product)
+            roots = [p for p in zfs.ls("", detail=False)
+                     if p.rstrip("/").endswith(".SAFE") and not p.startswith("__MACOSX")]
+        except Exception as e:  # zipfile.BadZipFile and friends
+            raise SafeError(f"{product}: corrupt zip: {e}") from None
+        if not roots:
+            raise SafeError(f"{product}: zip holds no .SAFE folder")
+        root = roots[0].rstrip("/")
+        return zfs, root, f"/vsizip/{os.path.abspath(product)}/{root}"
+    return fsspec.filesystem("file"), os.path.abspath(product), os.path.abspath(product)
+
+
+def product_files(product: str | Path) -> tuple[dict, dict[str, str], fsspec.AbstractFileSystem,
+                                                 str, str]:
+    """Manifest attributes and {'IW1/VV': annotation, 'IW1/VV/calibration': ..., ...}."""
+    fs, root, vsi = _open_fs(product)
+    try:
+        with fs.open(f"{root}/manifest.safe") as f:
+            attrs, files = esa_safe.parse_manifest_sentinel1(f)
+    except FileNotFoundError:
+        raise SafeError(f"{product}: no manifest.safe") from None
+    except Exception as e:
+        raise SafeError(f"{product}: unreadable manifest: {e}") from None
+    groups = sentinel1.find_available_groups(files, root, attrs["product_type"], fs=fs,
+                                                check_files_exist=True)
+    out: dict[str, str] = {}
+    for g, paths in groups.items():
+        if g.count("/") == 1:
+            # [measurement, annotation] for SLC groups; the measurement comes first
+            ann = [p for p in paths if "/annotation/" in p]
+            mea = [p for p in paths if "/measurement/" in p]
+            if ann:
+                out[g] = ann[0]
+            if mea:
+                out[g + "/measurement"] = mea[0]
+        elif g.count("/") == 2:
+            out[g] = paths[0]
+    return attrs, out, fs, root, vsi
+
+
+def open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None = None,
+               orbit: Orbit | None = None) -> Swath:
+    """Read one swath/polarisation's geometry (annotation, or EOF orbit when given/found)."""
+    swath, pol = swath.upper(), pol.upper()
+    attrs, files, fs, root, vsi = product_files(product)
+    key = f"{swath}/{pol}"
+    if key not in files:
+        have = sorted(k for k in files if k.count("/") == 1)
+        raise SafeError(f"{product}: no {key} annotation (has {', '.join(have)})")
+    if key + "/measurement" not in files:
+        raise SafeError(f"{product}: no {key} measurement file")
+    ann = files[key]
+    try:
+        with fs.open(ann) as f:
+            pinfo = esa_safe.parse_tag(f, "//productInformation")
+        with fs.open(ann) as f:
+            iinfo = esa_safe.parse_tag(f, "//imageInformation")
+        with fs.open(ann) as f:
+            timing = esa_safe.parse_tag(f, "//swathTiming")
+        with fs.open(ann) as f:
+            orb = sentinel1.open_orbit_dataset(f, attrs={})
+        with fs.open(ann) as f:
+            fm = sentinel1.open_azimuth_fm_rate_dataset(f, attrs={})
+        with fs.open(ann) as f:
+            dc = sentinel1.open_dc_estimate_dataset(f, attrs={})
+    except FileNotFoundError as e:
+        raise SafeError(f"{product}: missing annotation: {e}") from None
+    if pinfo.get("projection") != "Slant Range":
+        raise SafeError(f"{product}: not an SLC (projection {pinfo.get('projection')!r})")
+
+    blist = timing["burstList"].get("burst", []) or []
+    lpb = int(timing["linesPerBurst"])
+    if not blist:
+        raise SafeError(f"{product}: {key} has no bursts (not an IW SLC?)")
+    t_ref = np.datetime64(blist[0]["azimuthTime"], "ns")
+    n_samples = int(iinfo["numberOfSamples"])
+    bursts = []
+    for i, b in enumerate(blist):
+        fvs = np.array([int(v) for v in str(b["firstValidSample"]["$"]).split()]) \
+            if isinstance(b["firstValidSample"], dict) else np.asarray(b["firstValidSample"])
+        lvs = np.array([int(v) for v in str(b["lastValidSample"]["$"]).split()]) \
+            if isinstance(b["lastValidSample"], dict) else np.asarray(b["lastValidSample"])
+        ok = np.flatnonzero(fvs >= 0)
+        if ok.size:
+            vl = (int(ok[0]), int(ok[-1]))
+            vs = (int(fvs[ok].max()), int(lvs[ok].min()))
+        else:
+            vl, vs = (0, lpb - 1), (0, n_samples - 1)
+        bid = b.get("burstId")
+        bid = str(bid["$"]) if isinstance(bid, dict) else (str(bid) if bid is not None else None)
+        t0 = float(to_seconds(np.datetime64(b["azimuthTime"], "ns"), t_ref))
+        bursts.append(Burst(i, t0, i * lpb, vl, vs, bid))
+
+    t_first = t_ref - np.timedelta64(30, "s")
+    t_last = t_ref + np.timedelta64(int((len(blist) * lpb * float(iinfo["azimuthTimeInterval"])
+                                         + 30) * 1e9), "ns")
+    mission = str(attrs.get("family_name", "")) and f"S1{attrs.get('number', '')}"
+    if orbit is None and orbit_dir is not None:
+        eof = find_eof(orbit_dir, mission, t_first, t_last)
+        if eof is not None:
+            orbit = read_eof(eof)
+    if orbit is not None and orbit.covers(t_first, t_last):
+        orbit = orbit.crop(t_first, t_last)
+        orbit = Orbit.from_vectors(orbit.t_ref + (orbit.t * 1e9).round().astype("timedelta64[ns]"),
+                                   orbit.pos, orbit.vel, t_ref=t_ref)
+    else:
+        orbit = Orbit.from_vectors(orb.azimuth_time.values, orb.position.values.T,
+                                   orb.velocity.values.T, t_ref=t_ref)
+
+    def _poly(ds: xr.Dataset, var: str):
+        return (to_seconds(ds.azimuth_time.values, t_ref), ds.t0.values.astype(float),
+                ds[var].values.astype(float))
+
+    name = Path(str(product)).name
+    for ext in (".zip", ".SAFE"):
+        name = name.removesuffix(ext)
+    meas_rel = files[key + "/measurement"][len(root):].lstrip("/")
+    attrs = dict(attrs)
+    return Swath(
+        product=str(product), name=name, swath=swath, pol=pol,
+        measurement=f"{vsi}/{meas_rel}", attrs=attrs, t_ref=t_ref, orbit=orbit,
+        wavelength=C / float(pinfo["radarFrequency"]),
+        dt=float(iinfo["azimuthTimeInterval"]), tau0=float(iinfo["slantRangeTime"]),
+        fs=float(pinfo["rangeSamplingRate"]), n_lines=int(iinfo["numberOfLines"]),
+        n_samples=n_samples, lines_per_burst=lpb,
+        steering_rate=np.deg2rad(float(pinfo["azimuthSteeringRate"])), bursts=bursts,
+        fm_rate=_poly(fm, "azimuth_fm_rate_polynomial"), dc=_poly(dc, "data_dc_polynomial"),
+        _files=files, _fs=fs,
+    )
+
+
+def list_swaths(product: str | Path) -> list[tuple[str, str]]:
+    """[(swath, pol), ...] with annotation and measurement present."""
+    _, files, *_ = product_files(product)
+    return sorted(tuple(k.split("/")) for k in files
+                  if k.count("/") == 1 and k + "/measurement" in files)
+
+
+def product_attrs(product: str | Path) -> dict:
+    """Manifest attributes (mission, orbit numbers, pass, polarisations, times)."""
+    return dict(product_files(product)[0])

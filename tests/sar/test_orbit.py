@@ -1,0 +1,53 @@
+"""Orbit interpolation against real ESA state vectors (RESORB, POEORB, annotation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from m3leo_tiles.sar.orbit import Orbit, find_eof, read_eof
+
+EOFS = [
+    "RAiDER/test/orbit_files/S1_orbit_example.EOF",
+    "s1-reader/tests/data/orbits/"
+    "S1A_OPER_AUX_RESORB_OPOD_20230823T162050_V20230823T123139_20230823T154909.EOF",
+]
+
+
+def _times(o: Orbit) -> np.ndarray:
+    return o.t_ref + (o.t * 1e9).round().astype("timedelta64[ns]")
+
+
+@pytest.mark.parametrize("rel", EOFS)
+def test_reproduces_vectors_and_leave_one_out(s1data, rel):
+    o = read_eof(s1data / rel)
+    p, v, _ = o.interpolate(o.t)
+    assert np.abs(p - o.pos).max() < 1e-6 and np.abs(v - o.vel).max() < 1e-6
+    # leave one vector out (a 20 s gap): predict it to the millimetre
+    times = _times(o)
+    idx = range(3, len(o.t) - 3) if len(o.t) < 50 else range(300, 320)
+    for i in idx:
+        keep = np.ones(len(o.t), bool)
+        keep[i] = False
+        o2 = Orbit.from_vectors(times[keep], o.pos[keep], o.vel[keep])
+        pp, vv = o2.at(times[i:i + 1])
+        assert np.linalg.norm(pp[0] - o.pos[i]) < 1e-3
+        assert np.linalg.norm(vv[0] - o.vel[i]) < 1e-3
+
+
+def test_velocity_is_derivative_of_position(s1data):
+    o = read_eof(s1data / EOFS[1])
+    t = o.t[500] + np.array([3.3, 3.3 + 1e-3])
+    p, v, _ = o.interpolate(t)
+    assert np.linalg.norm((p[1] - p[0]) / 1e-3 - v[0]) < 0.05  # m/s, finite-difference check
+
+
+def test_two_resorb_files_agree_in_overlap(s1data):
+    d = s1data / "s1-reader/tests/data/orbits"
+    a, b = (read_eof(f) for f in sorted(d.glob("*.EOF")))
+    t = np.datetime64("2023-08-23T15:00:00", "ns")
+    pa, _ = a.at(np.array([t]))
+    pb, _ = b.at(np.array([t]))
+    assert np.linalg.norm(pa - pb) < 0.5  # two restituted solutions: decimetres at most
+    f = find_eof(d, "S1A", t, t + np.timedelta64(60, "s"))
+    assert f is not None and "RESORB" in f.name
