@@ -1,0 +1,129 @@
+"""Store write throughput against a plain zarr loop (the floor we add to), and planning cost.
+
+Writes N synthetic 12 x 448 x 448 uint16 tiles (smooth, realistic) through the runner and the
+store with the default codec and workers; the same arrays with the same codec in a plain zarr
+loop; the same arrays with numpy.save to loose files (context). Then plans 100,000 units against
+a state database holding 50,000 done ones and records 100,000 outcomes.
+Last line: {"name": "store", "ours_mb_s", "plain_zarr_mb_s", "np_save_mb_s", "ratio",
+"compression", "plan_ms_per_unit"}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["PYTHONPATH"] = str(ROOT)
+
+import tests.runner.synthetic as syn  # noqa: E402
+from m3leo_tiles.periods import expand  # noqa: E402
+from m3leo_tiles.runner.engine import ModalityJob, RetryPolicy, execute, plan_units  # noqa: E402
+from m3leo_tiles.runner.state import Outcome, StateDB  # noqa: E402
+from m3leo_tiles.sources.base import Source, TileRef, WorkUnit  # noqa: E402
+from m3leo_tiles.store.store import TileStore, codecs  # noqa: E402
+from m3leo_tiles.store.tiles import refs_from_table  # noqa: E402
+from tests.runner.helpers import tiles_table  # noqa: E402
+
+N_TILES = int(os.environ.get("BENCH_STORE_TILES", "48"))
+N_PLAN = 100_000
+
+
+def du(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class _PlanOnly(Source):
+    name = "planonly"
+
+    def read(self, unit: WorkUnit, tiles, modality, period):  # pragma: no cover - never run
+        raise NotImplementedError
+
+
+def bench_plan(tmp: Path) -> float:
+    from m3leo_tiles.grid.geobox import GridSpec
+
+    g = GridSpec(32631, 0.0, 4480.0, 10.0, 10.0, 448, 448)
+    refs = [TileRef(f"31N-{i // 1000:04d}-{i % 1000:04d}", g, None) for i in range(N_PLAN)]
+    db = StateDB(str(tmp / "plan.sqlite"))
+    db.record(Outcome("synth", "2020", r.id, "done", items=("x",), source="planonly",
+                      version="planonly:1") for r in refs[::2])
+    period = expand("annual", "2020")[0]
+    job = ModalityJob(syn.SYNTH, _PlanOnly(), [period])
+    t0 = time.perf_counter()
+    units, skipped = plan_units(job, period, refs, db, False, RetryPolicy())
+    db.record(Outcome("synth", "2020", u.tiles[0], "done", source="planonly", version="planonly:1")
+              for u in units)
+    t = time.perf_counter() - t0
+    assert skipped == N_PLAN // 2 and len(units) == N_PLAN // 2
+    db.close()
+    return t * 1000 / N_PLAN
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="bench-store-"))
+    try:
+        table = tiles_table(N_TILES)
+        ids = list(table["id"])
+        stack = np.stack([syn.synth_tile(t, "2020") for t in ids])
+        np.save(tmp / "stack.npy", stack)
+        mb = stack.nbytes / 1e6
+        workers = os.cpu_count() or 1
+
+        # ours: runner + store, default codec, default workers
+        url = str(tmp / "ours.zarr")
+        store = TileStore.create(url, "bench", table, 4480)
+        db = StateDB(url + ".state.sqlite")
+        job = ModalityJob(syn.SYNTH, syn.ArraySource(str(tmp / "stack.npy"), ids),
+                          expand("annual", "2020"))
+        t0 = time.perf_counter()
+        s = execute(store, db, [job], refs_from_table(table), workers=workers, progress=False)
+        ours = time.perf_counter() - t0
+        assert s.done == N_TILES, s.as_dict()
+        stored = du(Path(url) / "synth" / "synth" / "c")
+
+        # floor: a plain zarr loop, same codec and chunks
+        plain = zarr.create_array(str(tmp / "plain.zarr"), shape=(N_TILES, 1, 12, 448, 448),
+                                  chunks=(1, 1, 12, 448, 448), dtype="uint16", fill_value=0,
+                                  config={"write_empty_chunks": True}, **codecs())
+        t0 = time.perf_counter()
+        for i in range(N_TILES):
+            plain[i, 0] = stack[i]
+        plain_s = time.perf_counter() - t0
+
+        # context: loose .npy files
+        (tmp / "npy").mkdir()
+        t0 = time.perf_counter()
+        for i, t in enumerate(ids):
+            np.save(tmp / "npy" / f"{t}.npy", stack[i])
+        npy_s = time.perf_counter() - t0
+
+        plan_ms = bench_plan(tmp)
+        res = {
+            "name": "store",
+            "ours_mb_s": round(mb / ours, 1),
+            "plain_zarr_mb_s": round(mb / plain_s, 1),
+            "np_save_mb_s": round(mb / npy_s, 1),
+            "ratio": round(plain_s / ours, 3),
+            "compression": round(stack.nbytes / stored, 3),
+            "plan_ms_per_unit": round(plan_ms, 4),
+            "tiles": N_TILES,
+            "workers": workers,
+        }
+        print(f"{N_TILES} tiles x 12 x 448 x 448 uint16 = {mb:.0f} MB; workers={workers}")
+        print(json.dumps(res))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
