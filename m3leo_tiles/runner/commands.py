@@ -190,3 +190,25 @@ def modalities():
 
 
 COMMANDS = [fetch, refresh, status, verify, modalities]
+
+
+@click.command()
+@click.option("--store", required=True, help=STORE_HELP)
+@click.option("--tile", "tiles", multiple=True, help="Tile id (repeatable; default: the first "
+              "--limit tiles).")
+@click.option("--limit", type=int, default=4, show_default=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for <tile>.png and overview.png.")
+def quicklook(store, tiles, limit, out_dir):
+    """Write a PNG per tile (every modality side by side) and an overview map."""
+    from ..quicklook import overview_map, quicklook_tile
+    from ..store.store import TileStore
+
+    s = TileStore.open(store, mode="r")
+    ids = list(tiles) or list(s.tile_ids[:limit])
+    for t in ids:
+        click.echo(quicklook_tile(store, t, Path(out_dir) / f"{t}.png"))
+    click.echo(overview_map(store, Path(out_dir) / "overview.png"))
+
+
+COMMANDS.append(quicklook)
