@@ -101,3 +101,14 @@ def test_partial_files_are_cleaned(tmp_path):
     assert TileStore.open(url).cleanup_partials() == 1
     assert not junk.exists()
     assert os.listdir(junk.parent) == ["0"]
+
+
+def test_any_fsspec_url_works_as_a_store(tmp_path):
+    table = tiles_table(2)
+    url = f"memory://m3leo-test-{os.getpid()}/s.zarr"
+    store = TileStore.create(url, "t", table, 4480)
+    db = StateDB(str(tmp_path / "state.sqlite"))
+    job = ModalityJob(syn.SYNTH, syn.SyntheticSource(), expand("annual", "2020"))
+    assert execute(store, db, [job], refs_from_table(table)).done == 2
+    arr = zarr.open_array(url, path="synth/synth", mode="r")
+    np.testing.assert_array_equal(arr[1, 0], syn.synth_tile(table["id"][1], "2020"))
