@@ -130,6 +130,7 @@ def test_refresh_exit_code_only_for_permanent_failures(tmp_path):
     (["-m", "synth", "--period", "2020-13"], "bad month"),
     (["-m", "synth", "--period", "2021/2020"], "ends before it starts"),
     (["-m", "synth"], "needs --period"),
+    (["-m", "synth", "--period", "2020-03"], "holds no whole annual period"),
     (["-m", "synth", "--period", "2020", "--source", "nope"], "unknown source 'nope'"),
 ])
 def test_bad_fetch_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):
