@@ -34,7 +34,7 @@ from m3leo_tiles.store.store import TileStore, codecs  # noqa: E402
 from m3leo_tiles.store.tiles import refs_from_table  # noqa: E402
 from tests.runner.helpers import tiles_table  # noqa: E402
 
-N_TILES = int(os.environ.get("BENCH_STORE_TILES", "48"))
+N_TILES = int(os.environ.get("BENCH_STORE_TILES", "64"))
 N_PLAN = 100_000
 
 

@@ -281,12 +281,31 @@ class TileStore:
         return f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"
 
 
+_HANDLES: dict[tuple[str, str], zarr.Array] = {}
+
+
+def _writable_array(url: str, modality: str, tile_i: int, period_i: int) -> zarr.Array:
+    """A per-process cached array handle, reopened when the coordinator has grown the array.
+
+    Arrays only ever grow and their chunk grid never changes, so a handle whose shape covers
+    the chunk writes it to the right key; one opened before a resize is replaced.
+    """
+    key = (url, modality)
+    arr = _HANDLES.get(key)
+    if arr is None or tile_i >= arr.shape[0] or period_i >= arr.shape[1]:
+        arr = zarr.open_array(zarr_store(url), path=f"{modality}/{modality}", mode="r+",
+                              config={"write_empty_chunks": True})
+        _HANDLES[key] = arr
+    return arr
+
+
 def write_chunk(url: str, modality: str, tile_i: int, period_i: int, data: np.ndarray) -> int:
     """Write one whole chunk (a worker's only store operation); returns bytes written raw."""
-    arr = zarr.open_array(zarr_store(url), path=f"{modality}/{modality}", mode="r+",
-                          config={"write_empty_chunks": True})
+    arr = _writable_array(url, modality, tile_i, period_i)
     if data.shape != arr.shape[2:]:
         raise ValueError(f"{modality}: got {data.shape}, store expects {arr.shape[2:]}")
+    if tile_i >= arr.shape[0] or period_i >= arr.shape[1]:
+        raise IndexError(f"{modality}: chunk ({tile_i}, {period_i}) outside {arr.shape[:2]}")
     arr[tile_i, period_i] = data.astype(arr.dtype, copy=False)
     return data.nbytes
 
