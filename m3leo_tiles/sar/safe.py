@@ -62,6 +62,7 @@ class Swath:
     bursts: list[Burst]
     fm_rate: tuple[np.ndarray, np.ndarray, np.ndarray]  # (t [s], tau0 [s], coef (n, 3))
     dc: tuple[np.ndarray, np.ndarray, np.ndarray]
+    incidence_mid: float = 38.0  # degrees, mid swath
     _files: dict = field(default_factory=dict, repr=False)
     _fs: object = field(default=None, repr=False)
 
@@ -260,6 +261,7 @@ def open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path 
         n_samples=n_samples, lines_per_burst=lpb,
         steering_rate=np.deg2rad(float(pinfo["azimuthSteeringRate"])), bursts=bursts,
         fm_rate=_poly(fm, "azimuth_fm_rate_polynomial"), dc=_poly(dc, "data_dc_polynomial"),
+        incidence_mid=float(iinfo.get("incidenceAngleMidSwath", 38.0)),
         _files=files, _fs=fs,
     )
 

@@ -1,0 +1,564 @@
+"""Pair and single-date processing onto tile grids (the geocoded-SLC principle).
+
+For every output pixel of a tile (UTM grid, ellipsoidal DEM heights): ECEF position ->
+zero-Doppler time and slant range on each date's own orbit (float64 Newton, geocode.py) ->
+(swath, burst, fractional line, fractional sample), the burst chosen so that a burst overlap
+is split at its middle and the secondary uses the burst matching the reference's. Only the
+SLC window each (tile, burst) needs is read (rasterio window of the measurement TIFF).
+
+Complex layer (per date, per polarisation): deramp the window by exp(-j phi) with the TOPS
+azimuth carrier phi = pi kt(tau) (eta - eta_ref(tau))^2 (ESA "Definition of the TOPS SLC
+deramping function"; kt = ks ka / (ka - ks), ks = 2 |V| k_psi / lambda, eta from the burst
+centre, eta_ref(tau) = fdc(tau0)/ka(tau0) - fdc(tau)/ka(tau)), interpolate with an 8x8
+Kaiser-windowed sinc, reramp with phi at the fractional position, and multiply by
+exp(+j 4 pi R / lambda) with that date's geometric range R (flat earth and topography
+removed: the SLC phase of a target is -4 pi R / lambda + scattering). Then
+g_ref conj(g_sec) over each output cell gives interferogram and coherence
+(interferometry.py).
+
+Backscatter: |DN|^2 minus thermal noise over the window, divided by the calibration LUT^2
+(calibrate.py), boxcar-averaged in range over about one output pixel of ground, bilinearly
+sampled at the fractional positions. Detected power needs no deramping.
+
+Memory per tile is a few windows of ~0.5 Mpx; nothing holds a whole burst.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from ..grid.geobox import GridSpec
+from .calibrate import calibrate_power, to_db
+from .geocode import grid_ecef, image_time, swath_mid_time, zero_doppler
+from .interferometry import block_coherence
+from .safe import C, SafeError, Swath, list_swaths, open_swath
+
+DemFn = Callable[[GridSpec], np.ndarray]
+HALF = 4  # sinc taps either side (8 x 8 kernel)
+KAISER_BETA = 4.0
+
+
+class PairError(ValueError):
+    """The two products cannot form an interferometric pair."""
+
+
+class DemError(ValueError):
+    """The DEM does not cover a tile."""
+
+
+# ------------------------------------------------------------------------------------------
+# products
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Product:
+    """One SLC product: {swath: {pol: Swath}} plus open measurement readers."""
+
+    path: str
+    swaths: dict[str, dict[str, Swath]]
+    attrs: dict
+    _readers: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def geometry(self) -> list[Swath]:
+        """One Swath per sub-swath (the first polarisation) for geometry."""
+        return [next(iter(p.values())) for _, p in sorted(self.swaths.items())]
+
+    def read(self, sw: Swath, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        r = self._readers.get(sw.measurement)
+        try:
+            if r is None:
+                r = rasterio.open(sw.measurement)
+                if (r.height, r.width) != (sw.n_lines, sw.n_samples):
+                    raise SafeError(f"{sw.name}: {sw.swath}/{sw.pol} measurement is "
+                                    f"{r.height}x{r.width}, annotation says "
+                                    f"{sw.n_lines}x{sw.n_samples}")
+                self._readers[sw.measurement] = r
+            return r.read(1, window=Window(col0, row0, col1 - col0, row1 - row0),
+                          out_dtype="complex64")
+        except rasterio.errors.RasterioIOError as e:
+            raise SafeError(f"{sw.name}: cannot read {sw.swath}/{sw.pol} measurement "
+                            f"(truncated or corrupt?): {e}") from None
+
+    def close(self) -> None:
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
+
+
+def open_product(path: str, polarisations: Sequence[str], orbit_dir: str | None = None,
+                 swaths: Sequence[str] | None = None) -> Product:
+    """Open the requested polarisations of every sub-swath present (SafeError if missing)."""
+    have = list_swaths(path)
+    if not have:
+        raise SafeError(f"{path}: no swath with annotation and measurement")
+    names = sorted({s for s, _ in have} if swaths is None else set(swaths))
+    out: dict[str, dict[str, Swath]] = {}
+    for s in names:
+        out[s] = {}
+        for p in polarisations:
+            if (s, p.upper()) not in have:
+                raise SafeError(f"{path}: polarisation {p} missing in {s}")
+            out[s][p.upper()] = open_swath(path, s, p, orbit_dir=orbit_dir)
+    attrs = dict(next(iter(out[names[0]].values())).attrs)
+    return Product(str(path), out, attrs)
+
+
+def check_pair(ref: Product, sec: Product) -> None:
+    """Same track, pass and polarisations; common bursts; reference strictly earlier."""
+    a, b = ref.attrs, sec.attrs
+    if a.get("relative_orbit_number") != b.get("relative_orbit_number"):
+        raise PairError(f"different tracks: {a.get('relative_orbit_number')} vs "
+                        f"{b.get('relative_orbit_number')}")
+    if a.get("pass") != b.get("pass"):
+        raise PairError(f"different pass directions: {a.get('pass')} vs {b.get('pass')}")
+    if sorted(ref.swaths) != sorted(sec.swaths):
+        raise PairError(f"different swaths: {sorted(ref.swaths)} vs {sorted(sec.swaths)}")
+    for s in ref.swaths:
+        if sorted(ref.swaths[s]) != sorted(sec.swaths[s]):
+            raise PairError(f"different polarisations in {s}")
+        ids_a = {x.burst_id for x in ref.swaths[s][next(iter(ref.swaths[s]))].bursts}
+        ids_b = {x.burst_id for x in sec.swaths[s][next(iter(sec.swaths[s]))].bursts}
+        if None not in ids_a and None not in ids_b and not ids_a & ids_b:
+            raise PairError(f"no common burst in {s}: {sorted(ids_a)} vs {sorted(ids_b)}")
+    ta = ref.geometry[0].t_ref
+    tb = sec.geometry[0].t_ref
+    if tb <= ta:
+        raise PairError("the secondary must be acquired after the reference")
+
+
+# ------------------------------------------------------------------------------------------
+# geometry
+# ------------------------------------------------------------------------------------------
+@dataclass
+class TileGeometry:
+    """Per pixel of a grid: sub-swath index (-1: not covered), burst, line, sample, range."""
+
+    swath: np.ndarray  # int8
+    burst: np.ndarray  # int16
+    line: np.ndarray  # float64, within the burst
+    sample: np.ndarray  # float64
+    rng: np.ndarray  # float64 slant range (m)
+
+    @property
+    def covered(self) -> np.ndarray:
+        return self.swath >= 0
+
+
+def _burst_lines(sw: Swath, t: np.ndarray, tau: np.ndarray):
+    """Fractional line in each burst and its margin to the burst's valid block."""
+    samp = (tau - sw.tau0) * sw.fs
+    for b in sw.bursts:
+        line = (t - b.t0) / sw.dt
+        m_az = np.minimum(line - b.valid_lines[0], b.valid_lines[1] - line)
+        m_rg = np.minimum(samp - b.valid_samples[0], b.valid_samples[1] - samp) / 8.0
+        yield b.index, line, samp, np.minimum(m_az, m_rg)
+
+
+def geocode_grid(prod: Product, xyz: np.ndarray,
+                 match: TileGeometry | None = None) -> TileGeometry:
+    """Radar coordinates of ECEF points in one product.
+
+    Without `match` the (swath, burst) with the largest margin wins (overlaps split in the
+    middle). With `match` (the reference's geometry) the secondary keeps the reference's
+    swath and takes the burst whose line is closest to the reference's, so both dates see a
+    pixel through the same Doppler history.
+    """
+    geo = prod.geometry
+    shape = xyz.shape[:-1]
+    t_first, r = zero_doppler(geo[0].orbit, xyz, swath_mid_time(geo[0]))
+    tau = 2 * r / C
+    sw_idx = np.full(shape, -1, np.int8)
+    burst = np.full(shape, -1, np.int16)
+    line = np.full(shape, np.nan)
+    sample = np.full(shape, np.nan)
+    best = np.full(shape, -np.inf)
+    for k, sw in enumerate(geo):
+        shift = (geo[0].t_ref - sw.t_ref) / np.timedelta64(1, "ns") * 1e-9
+        t = image_time(sw, t_first + shift, tau)
+        sel_sw = None if match is None else (match.swath == k)
+        for bi, ln, sm, margin in _burst_lines(sw, t, tau):
+            if match is None:
+                upd = margin > best
+            else:
+                # same swath as the reference; burst whose line is nearest the reference's
+                score = -np.abs(ln - match.line)
+                upd = sel_sw & (score > best) & (margin > -0.5)
+                margin = score
+            sw_idx[upd] = k
+            burst[upd] = bi
+            line[upd] = ln[upd]
+            sample[upd] = sm[upd]
+            best[upd] = margin[upd]
+    if match is None:
+        sw_idx[best < 0] = -1
+    return TileGeometry(sw_idx, burst, line, sample, r)
+
+
+# ------------------------------------------------------------------------------------------
+# numba kernels
+# ------------------------------------------------------------------------------------------
+@numba.njit(cache=True, inline="always")
+def _poly_at(tau, t0, c):
+    x = tau - t0
+    return c[0] + x * (c[1] + x * c[2])
+
+
+@numba.njit(cache=True)
+def _carrier(line, sample, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_ref0):
+    tau = tau0 + sample / fs
+    ka = _poly_at(tau, fm_t0, fm_c)
+    fdc = _poly_at(tau, dc_t0, dc_c)
+    kt = ks * ka / (ka - ks)
+    eta = (line - lpb / 2.0) * dt
+    eta_ref = eta_ref0 - fdc / ka
+    d = eta - eta_ref
+    return math.pi * kt * d * d
+
+
+@numba.njit(cache=True, parallel=True)
+def _deramp(win, row0, col0, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_ref0):
+    for i in numba.prange(win.shape[0]):
+        for j in range(win.shape[1]):
+            ph = _carrier(row0 + i, col0 + j, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0,
+                          dc_c, eta_ref0)
+            win[i, j] = win[i, j] * np.complex64(complex(math.cos(ph), -math.sin(ph)))
+
+
+@numba.njit(cache=True, inline="always")
+def _kaiser_sinc(d, half, i0beta, beta):
+    if abs(d) >= half:
+        return 0.0
+    s = 1.0 if d == 0.0 else math.sin(math.pi * d) / (math.pi * d)
+    r = d / half
+    x = beta * math.sqrt(max(0.0, 1.0 - r * r))
+    # modified Bessel I0 by its series
+    term = 1.0
+    acc = 1.0
+    k = 1.0
+    while term > 1e-12 * acc:
+        term *= (x / (2 * k)) ** 2
+        acc += term
+        k += 1.0
+    return s * acc / i0beta
+
+
+@numba.njit(cache=True, parallel=True)
+def _interp_complex(win, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,
+                    fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, half, i0beta, beta):
+    nrow, ncol = win.shape
+    for q in numba.prange(idx.shape[0]):
+        p = idx[q]
+        y = lines[p] - row0
+        x = samples[p] - col0
+        iy = int(math.floor(y))
+        ix = int(math.floor(x))
+        if iy - half + 1 < 0 or ix - half + 1 < 0 or iy + half >= nrow or ix + half >= ncol:
+            continue
+        wy = np.empty(2 * half)
+        wx = np.empty(2 * half)
+        sy = 0.0
+        sx = 0.0
+        for k in range(2 * half):
+            wy[k] = _kaiser_sinc(y - (iy - half + 1 + k), half, i0beta, beta)
+            wx[k] = _kaiser_sinc(x - (ix - half + 1 + k), half, i0beta, beta)
+            sy += wy[k]
+            sx += wx[k]
+        accr = 0.0
+        acci = 0.0
+        for a in range(2 * half):
+            rr = 0.0
+            ri = 0.0
+            for b in range(2 * half):
+                v = win[iy - half + 1 + a, ix - half + 1 + b]
+                rr += wx[b] * v.real
+                ri += wx[b] * v.imag
+            accr += wy[a] * rr
+            acci += wy[a] * ri
+        accr /= sy * sx
+        acci /= sy * sx
+        ph = _carrier(lines[p], samples[p], lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,
+                      eta_ref0) + k4pi * rng[p]
+        c = math.cos(ph)
+        s = math.sin(ph)
+        out[p] = complex(accr * c - acci * s, accr * s + acci * c)
+
+
+@numba.njit(cache=True, parallel=True)
+def _interp_bilinear(win, row0, col0, lines, samples, idx, out):
+    nrow, ncol = win.shape
+    for q in numba.prange(idx.shape[0]):
+        p = idx[q]
+        y = lines[p] - row0
+        x = samples[p] - col0
+        iy = int(math.floor(y))
+        ix = int(math.floor(x))
+        if iy < 0 or ix < 0 or iy + 1 >= nrow or ix + 1 >= ncol:
+            continue
+        fy = y - iy
+        fx = x - ix
+        out[p] = ((1 - fy) * ((1 - fx) * win[iy, ix] + fx * win[iy, ix + 1])
+                  + fy * ((1 - fx) * win[iy + 1, ix] + fx * win[iy + 1, ix + 1]))
+
+
+def _i0(x: float) -> float:
+    return float(np.i0(x))
+
+
+@dataclass
+class _BurstCarrier:
+    lpb: int
+    dt: float
+    tau0: float
+    fs: float
+    ks: float
+    fm_t0: float
+    fm_c: np.ndarray
+    dc_t0: float
+    dc_c: np.ndarray
+    eta_ref0: float
+
+    def args(self):
+        return (self.lpb, self.dt, self.tau0, self.fs, self.ks, self.fm_t0, self.fm_c,
+                self.dc_t0, self.dc_c, self.eta_ref0)
+
+
+def burst_carrier(sw: Swath, burst: int) -> _BurstCarrier:
+    """TOPS carrier parameters of one burst (FM rate and DC records nearest its centre)."""
+    tm = sw.burst_mid_time(sw.bursts[burst])
+    _, v, _ = sw.orbit.interpolate(np.array([tm]))
+    ks = 2 * float(np.linalg.norm(v[0])) * sw.steering_rate / sw.wavelength
+    t_fm, t0_fm, c_fm = sw.fm_rate
+    t_dc, t0_dc, c_dc = sw.dc
+    i = int(np.argmin(np.abs(t_fm - tm)))
+    j = int(np.argmin(np.abs(t_dc - tm)))
+    fm_c = np.zeros(3)
+    fm_c[: min(3, c_fm.shape[1])] = c_fm[i, :3]
+    dc_c = np.zeros(3)
+    dc_c[: min(3, c_dc.shape[1])] = c_dc[j, :3]
+    ka0 = fm_c[0] + (sw.tau0 - t0_fm[i]) * (fm_c[1] + (sw.tau0 - t0_fm[i]) * fm_c[2])
+    fdc0 = dc_c[0] + (sw.tau0 - t0_dc[j]) * (dc_c[1] + (sw.tau0 - t0_dc[j]) * dc_c[2])
+    return _BurstCarrier(sw.lines_per_burst, sw.dt, sw.tau0, sw.fs, ks, float(t0_fm[i]), fm_c,
+                         float(t0_dc[j]), dc_c, fdc0 / ka0)
+
+
+def doppler_centroid(sw: Swath, burst: int, line: float, sample: float) -> float:
+    """Azimuth frequency (Hz) of the TOPS carrier at a burst position: kt (eta - eta_ref)."""
+    bc = burst_carrier(sw, burst)
+    tau = sw.tau0 + sample / sw.fs
+    ka = _poly_at(tau, bc.fm_t0, bc.fm_c)
+    fdc = _poly_at(tau, bc.dc_t0, bc.dc_c)
+    kt = bc.ks * ka / (ka - bc.ks)
+    return float(kt * ((line - sw.lines_per_burst / 2.0) * sw.dt - (bc.eta_ref0 - fdc / ka)))
+
+
+def carrier_phase(sw: Swath, burst: int, lines: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """The TOPS azimuth carrier phase (rad) at burst lines x samples (for checks)."""
+    bc = burst_carrier(sw, burst)
+    out = np.empty((len(lines), len(samples)), np.complex64)
+    out[:] = 1
+    _deramp(out, int(lines[0]), int(samples[0]), *bc.args())
+    return -np.angle(out)
+
+
+# ------------------------------------------------------------------------------------------
+# per tile
+# ------------------------------------------------------------------------------------------
+def _window(lines: np.ndarray, samples: np.ndarray, pad: int, b, lpb: int, n_samples: int):
+    r0 = max(int(math.floor(np.nanmin(lines))) - pad, 0)
+    r1 = min(int(math.ceil(np.nanmax(lines))) + pad + 1, lpb)
+    c0 = max(int(math.floor(np.nanmin(samples))) - pad, 0)
+    c1 = min(int(math.ceil(np.nanmax(samples))) + pad + 1, n_samples)
+    return r0, r1, c0, c1
+
+
+def geocode_slc(prod: Product, geom: TileGeometry, pol: str) -> np.ndarray:
+    """Deramped-sinc-reramped, flattened complex samples at every pixel (NaN: not covered)."""
+    shape = geom.swath.shape
+    out = np.full(int(np.prod(shape)), np.nan + 1j * np.nan, np.complex64)
+    sws = sorted(prod.swaths)
+    lines = geom.line.ravel()
+    samples = geom.sample.ravel()
+    rng = geom.rng.ravel()
+    swi = geom.swath.ravel()
+    bur = geom.burst.ravel()
+    for k, s in enumerate(sws):
+        sw = prod.swaths[s][pol]
+        for bi in np.unique(bur[swi == k]):
+            idx = np.flatnonzero((swi == k) & (bur == bi))
+            if idx.size == 0:
+                continue
+            b = sw.bursts[int(bi)]
+            r0, r1, c0, c1 = _window(lines[idx], samples[idx], HALF + 1, b, sw.lines_per_burst,
+                                     sw.n_samples)
+            # clip to the burst's valid block: invalid samples must not leak into the kernel
+            r0, r1 = max(r0, b.valid_lines[0]), min(r1, b.valid_lines[1] + 1)
+            c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
+            if r1 - r0 < 2 * HALF or c1 - c0 < 2 * HALF:
+                continue
+            win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+            bc = burst_carrier(sw, int(bi))
+            _deramp(win, r0, c0, *bc.args())
+            _interp_complex(win, r0, c0, lines, samples, rng, idx.astype(np.int64), out,
+                            *bc.args(), 4 * math.pi / sw.wavelength, HALF, _i0(KAISER_BETA),
+                            KAISER_BETA)
+    return out.reshape(shape)
+
+
+def geocode_backscatter(prod: Product, geom: TileGeometry, pol: str, res: float,
+                        kind: str = "sigma0", denoise: bool = True) -> np.ndarray:
+    """Calibrated backscatter (linear, float32) at every pixel; NaN where not covered."""
+    shape = geom.swath.shape
+    out = np.full(int(np.prod(shape)), np.nan, np.float32)
+    sws = sorted(prod.swaths)
+    lines = geom.line.ravel()
+    samples = geom.sample.ravel()
+    swi = geom.swath.ravel()
+    bur = geom.burst.ravel()
+    for k, s in enumerate(sws):
+        sw = prod.swaths[s][pol]
+        inc = math.radians(sw.incidence_mid)
+        box = max(1, int(round(res * math.sin(inc) / sw.dr)))
+        for bi in np.unique(bur[swi == k]):
+            idx = np.flatnonzero((swi == k) & (bur == bi))
+            b = sw.bursts[int(bi)]
+            r0, r1, c0, c1 = _window(lines[idx], samples[idx], box + 1, b, sw.lines_per_burst,
+                                     sw.n_samples)
+            r0, r1 = max(r0, b.valid_lines[0]), min(r1, b.valid_lines[1] + 1)
+            c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
+            if r1 - r0 < 2 or c1 - c0 < box + 1:
+                continue
+            win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+            pw = win.real.astype(np.float64) ** 2 + win.imag.astype(np.float64) ** 2
+            rows = np.arange(b.first_line + r0, b.first_line + r1)
+            cols = np.arange(c0, c1)
+            s0 = calibrate_power(pw, sw, rows, cols, kind=kind, denoise=denoise)
+            if box > 1:  # centred running mean along range
+                cs = np.cumsum(np.pad(s0.astype(np.float64), ((0, 0), (1, 0))), axis=1)
+                sm = (cs[:, box:] - cs[:, :-box]) / box
+                c_off = c0 + (box - 1) / 2.0
+                s0 = sm.astype(np.float32)
+            else:
+                c_off = float(c0)
+            _interp_bilinear(s0, float(r0), c_off, lines, samples, idx.astype(np.int64), out)
+    return out.reshape(shape)
+
+
+def _tile_xyz(grid: GridSpec, dem: DemFn) -> np.ndarray:
+    h = np.asarray(dem(grid), dtype=np.float64)
+    if h.shape != grid.shape:
+        raise DemError(f"DEM gave {h.shape} for a {grid.shape} grid")
+    if not np.isfinite(h).all():
+        raise DemError("DEM does not cover the tile (NaN heights)")
+    return grid_ecef(grid, h)
+
+
+def _grid_at(tile, res: float) -> GridSpec:
+    return tile.grid_at(res) if hasattr(tile, "grid_at") else tile.grid.with_shape(
+        int(round(tile.grid.width * tile.grid.dx / res)),
+        int(round(tile.grid.height * tile.grid.dy / res)))
+
+
+def process_pair(reference_safe: str, secondary_safe: str, tiles: Sequence, dem: DemFn,
+                 polarisations: Sequence[str] = ("VV", "VH"), coh_res: float = 40,
+                 ifg_res: float = 40, slc_res: float = 10, orbit_dir: str | None = None,
+                 errors: dict | None = None,
+                 swaths: Sequence[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Per covered tile: s1grd_ref / s1grd_sec (npol, 448, 448) dB, s1coh (npol, n, n),
+    s1ifg (1, n, n) rad (first polarisation), from an IW SLC pair.
+
+    Tiles not covered at all are absent from the result; partly covered tiles carry NaN.
+    Per-tile failures (e.g. the DEM not covering a tile) go to `errors[tile_id]` when a dict
+    is given, else they raise.
+    """
+    pols = [p.upper() for p in polarisations]
+    ref = open_product(reference_safe, pols, orbit_dir, swaths)
+    sec = open_product(secondary_safe, pols, orbit_dir, swaths)
+    try:
+        check_pair(ref, sec)
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for tile in tiles:
+            try:
+                res = _pair_tile(ref, sec, tile, dem, pols, coh_res, ifg_res, slc_res)
+            except DemError as e:
+                if errors is None:
+                    raise
+                errors[tile.id] = f"{type(e).__name__}: {e}"
+                continue
+            if res is not None:
+                out[tile.id] = res
+        return out
+    finally:
+        ref.close()
+        sec.close()
+
+
+def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_res,
+               slc_res) -> dict[str, np.ndarray] | None:
+    g10 = tile.grid
+    xyz10 = _tile_xyz(g10, dem)
+    geo_r = geocode_grid(ref, xyz10)
+    if not geo_r.covered.any():
+        return None
+    geo_s = geocode_grid(sec, xyz10, match=geo_r)
+    grd_r = np.stack([to_db_nan(geocode_backscatter(ref, geo_r, p, g10.dx)) for p in pols])
+    grd_s = np.stack([to_db_nan(geocode_backscatter(sec, geo_s, p, g10.dx)) for p in pols])
+    if slc_res == g10.dx:
+        gr_c, gs_c = geo_r, geo_s
+    else:
+        gslc = _grid_at(tile, slc_res)
+        xyz = _tile_xyz(gslc, dem)
+        gr_c = geocode_grid(ref, xyz)
+        gs_c = geocode_grid(sec, xyz, match=gr_c)
+    fc = int(round(coh_res / slc_res))
+    fi = int(round(ifg_res / slc_res))
+    coh, ifg = [], None
+    for k, p in enumerate(pols):
+        a = geocode_slc(ref, gr_c, p)
+        b = geocode_slc(sec, gs_c, p)
+        c, ph = block_coherence(a, b, fc)
+        coh.append(c)
+        if k == 0:
+            ifg = ph[None] if fi == fc else block_coherence(a, b, fi)[1][None]
+    return {"s1grd_ref": grd_r, "s1grd_sec": grd_s, "s1coh": np.stack(coh),
+            "s1ifg": ifg.astype(np.float32)}
+
+
+def to_db_nan(x: np.ndarray) -> np.ndarray:
+    """dB keeping NaN (not covered) as NaN."""
+    out = to_db(np.nan_to_num(x, nan=1.0))
+    out[~np.isfinite(x)] = np.nan
+    return out
+
+
+def process_grd(safe: str, tiles: Sequence, dem: DemFn,
+                polarisations: Sequence[str] = ("VV", "VH"), orbit_dir: str | None = None,
+                kind: str = "sigma0", errors: dict | None = None,
+                swaths: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Per covered tile: backscatter (npol, 448, 448) in dB from one IW SLC."""
+    pols = [p.upper() for p in polarisations]
+    prod = open_product(safe, pols, orbit_dir, swaths)
+    out: dict[str, np.ndarray] = {}
+    try:
+        for tile in tiles:
+            try:
+                xyz = _tile_xyz(tile.grid, dem)
+            except DemError as e:
+                if errors is None:
+                    raise
+                errors[tile.id] = f"{type(e).__name__}: {e}"
+                continue
+            geo = geocode_grid(prod, xyz)
+            if not geo.covered.any():
+                continue
+            out[tile.id] = np.stack([to_db_nan(geocode_backscatter(prod, geo, p, tile.grid.dx,
+                                                                   kind=kind)) for p in pols])
+        return out
+    finally:
+        prod.close()
