@@ -1,0 +1,58 @@
+"""A DEM GeoTIFF as the `dem(grid) -> ellipsoidal heights` callable the pipeline takes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from rasterio.warp import Resampling, reproject, transform_bounds
+
+from ..grid.geobox import GridSpec
+from .geocode import grid_lonlat
+from .geoid import undulation
+
+DATUMS = ("ellipsoid", "egm2008")
+
+
+@dataclass
+class GeoTiffDem:
+    """Bilinear heights of a DEM file on any grid; NaN where the DEM does not reach.
+
+    `datum="ellipsoid"`: the file holds heights above WGS84 (as sarsen expects).
+    `datum="egm2008"`: orthometric heights (Copernicus GLO-30); the geoid undulation from an
+    offline grid (geoid.py) is added, and `geoid_model` records which model was used.
+    """
+
+    path: str
+    datum: str = "ellipsoid"
+    geoid_model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.datum not in DATUMS:
+            raise ValueError(f"dem_datum must be one of {DATUMS}, got {self.datum!r}")
+        with rasterio.open(self.path) as r:
+            self.crs = r.crs
+            self.bounds = r.bounds
+            self.nodata = r.nodata
+
+    def covers(self, grid: GridSpec) -> bool:
+        west, south, east, north = transform_bounds(grid.crs, self.crs, *grid.bounds)
+        bb = self.bounds
+        return west >= bb.left and east <= bb.right and south >= bb.bottom and north <= bb.top
+
+    def __call__(self, grid: GridSpec) -> np.ndarray:
+        out = np.full(grid.shape, np.nan, np.float32)
+        with rasterio.open(self.path) as r:
+            reproject(rasterio.band(r, 1), out, src_nodata=self.nodata, dst_nodata=np.nan,
+                      dst_transform=grid.transform, dst_crs=grid.crs,
+                      resampling=Resampling.bilinear)
+        h = out.astype(np.float64)
+        if not self.covers(grid):
+            h[:] = np.nan  # partial coverage counts as not covered: no edge extrapolation
+        if self.datum == "egm2008":
+            lon, lat = grid_lonlat(grid)
+            n, model = undulation(lon, lat)
+            self.geoid_model = model
+            h = h + n
+        return h
