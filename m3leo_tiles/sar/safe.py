@@ -9,7 +9,7 @@ lines and samples a tile needs, from a folder or, through GDAL's /vsizip/, from 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -174,10 +174,53 @@ def product_files(product: str | Path) -> tuple[dict, dict[str, str], fsspec.Abs
     return attrs, out, fs, root, vsi
 
 
+_CACHE: dict[tuple, Swath] = {}
+_CACHE_MAX = 64
+
+
 def open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None = None,
                orbit: Orbit | None = None) -> Swath:
-    """Read one swath/polarisation's geometry (annotation, or EOF orbit when given/found)."""
+    """Read one swath/polarisation's geometry (annotation, or EOF orbit when given/found).
+
+    Parsing an annotation through xarray-sentinel's schema decoder takes ~1 s, so results are
+    cached per (file, mtime, swath, pol, orbit dir), and a second polarisation of a swath
+    reuses the first one's timing and orbit (identical in both annotations) and only looks up
+    its own measurement, calibration and noise files.
+    """
     swath, pol = swath.upper(), pol.upper()
+    if orbit is not None:
+        return _open_swath(product, swath, pol, orbit_dir, orbit)
+    try:
+        mtime = os.stat(product).st_mtime_ns
+    except OSError:
+        raise SafeError(f"{product}: no such SAFE folder or zip") from None
+    base = (os.path.abspath(str(product)), mtime, swath, str(orbit_dir))
+    key = base + (pol,)
+    if key in _CACHE:
+        return _CACHE[key]
+    sibling = next((v for k, v in _CACHE.items() if k[:4] == base), None)
+    if sibling is not None:
+        sw = _derive_pol(sibling, pol)
+    else:
+        sw = _open_swath(product, swath, pol, orbit_dir, None)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = sw
+    return sw
+
+
+def _derive_pol(sw: Swath, pol: str) -> Swath:
+    files = sw._files
+    key = f"{sw.swath}/{pol}"
+    if key not in files or key + "/measurement" not in files:
+        raise SafeError(f"{sw.product}: no {key} annotation/measurement")
+    _, _, _, root, vsi = product_files(sw.product)
+    meas_rel = files[key + "/measurement"][len(root):].lstrip("/")
+    return replace(sw, pol=pol, measurement=f"{vsi}/{meas_rel}")
+
+
+def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None,
+                orbit: Orbit | None) -> Swath:
     attrs, files, fs, root, vsi = product_files(product)
     key = f"{swath}/{pol}"
     if key not in files:
