@@ -26,6 +26,7 @@ Memory per tile is a few windows of ~0.5 Mpx; nothing holds a whole burst.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -41,6 +42,20 @@ from .interferometry import block_coherence
 from .safe import C, SafeError, Swath, list_swaths, open_swath
 
 DemFn = Callable[[GridSpec], np.ndarray]
+
+#: accumulated wall seconds per stage (benchmarks read and reset it)
+STAGES: dict[str, float] = {}
+
+
+class _stage:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc):
+        STAGES[self.name] = STAGES.get(self.name, 0.0) + time.perf_counter() - self.t
 HALF = 4  # sinc taps either side (8 x 8 kernel)
 KAISER_BETA = 4.0
 
@@ -224,35 +239,43 @@ def _carrier(line, sample, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_
 
 @numba.njit(cache=True, parallel=True)
 def _deramp(win, row0, col0, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_ref0):
+    ncol = win.shape[1]
+    kt = np.empty(ncol)
+    er = np.empty(ncol)
+    for j in range(ncol):
+        tau = tau0 + (col0 + j) / fs
+        ka = _poly_at(tau, fm_t0, fm_c)
+        kt[j] = math.pi * ks * ka / (ka - ks)
+        er[j] = eta_ref0 - _poly_at(tau, dc_t0, dc_c) / ka
     for i in numba.prange(win.shape[0]):
-        for j in range(win.shape[1]):
-            ph = _carrier(row0 + i, col0 + j, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0,
-                          dc_c, eta_ref0)
+        eta = (row0 + i - lpb / 2.0) * dt
+        for j in range(ncol):
+            d = eta - er[j]
+            ph = kt[j] * d * d
             win[i, j] = win[i, j] * np.complex64(complex(math.cos(ph), -math.sin(ph)))
 
 
-@numba.njit(cache=True, inline="always")
-def _kaiser_sinc(d, half, i0beta, beta):
-    if abs(d) >= half:
-        return 0.0
-    s = 1.0 if d == 0.0 else math.sin(math.pi * d) / (math.pi * d)
-    r = d / half
-    x = beta * math.sqrt(max(0.0, 1.0 - r * r))
-    # modified Bessel I0 by its series
-    term = 1.0
-    acc = 1.0
-    k = 1.0
-    while term > 1e-12 * acc:
-        term *= (x / (2 * k)) ** 2
-        acc += term
-        k += 1.0
-    return s * acc / i0beta
+def kernel_table(half: int = HALF, beta: float = KAISER_BETA, bins: int = 2048) -> np.ndarray:
+    """Normalised Kaiser-windowed sinc weights (bins + 1, 2 half) for fractions 0..1.
+
+    Row b holds the weights of taps floor(x) - half + 1 ... floor(x) + half for
+    x - floor(x) = b / bins; tabulating to 1/2048 px keeps the position error below 2.5e-4 px
+    (< 1e-3 rad of phase for a signal at the band edge) and turns the kernel into a lookup.
+    """
+    f = np.arange(bins + 1)[:, None] / bins
+    d = f + half - 1 - np.arange(2 * half)[None, :]
+    w = np.sinc(d) * np.i0(beta * np.sqrt(np.clip(1 - (d / half) ** 2, 0, None))) / np.i0(beta)
+    w[np.abs(d) >= half] = 0
+    return w / w.sum(axis=1, keepdims=True)
 
 
 @numba.njit(cache=True, parallel=True)
 def _interp_complex(win, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,
-                    fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, half, i0beta, beta):
+                    fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, table):
     nrow, ncol = win.shape
+    ntap = table.shape[1]
+    half = ntap // 2
+    bins = table.shape[0] - 1
     for q in numba.prange(idx.shape[0]):
         p = idx[q]
         y = lines[p] - row0
@@ -261,28 +284,22 @@ def _interp_complex(win, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau
         ix = int(math.floor(x))
         if iy - half + 1 < 0 or ix - half + 1 < 0 or iy + half >= nrow or ix + half >= ncol:
             continue
-        wy = np.empty(2 * half)
-        wx = np.empty(2 * half)
-        sy = 0.0
-        sx = 0.0
-        for k in range(2 * half):
-            wy[k] = _kaiser_sinc(y - (iy - half + 1 + k), half, i0beta, beta)
-            wx[k] = _kaiser_sinc(x - (ix - half + 1 + k), half, i0beta, beta)
-            sy += wy[k]
-            sx += wx[k]
+        by = int((y - iy) * bins + 0.5)
+        bx = int((x - ix) * bins + 0.5)
         accr = 0.0
         acci = 0.0
-        for a in range(2 * half):
+        for a in range(ntap):
             rr = 0.0
             ri = 0.0
-            for b in range(2 * half):
-                v = win[iy - half + 1 + a, ix - half + 1 + b]
-                rr += wx[b] * v.real
-                ri += wx[b] * v.imag
-            accr += wy[a] * rr
-            acci += wy[a] * ri
-        accr /= sy * sx
-        acci /= sy * sx
+            row = iy - half + 1 + a
+            for b in range(ntap):
+                v = win[row, ix - half + 1 + b]
+                w = table[bx, b]
+                rr += w * v.real
+                ri += w * v.imag
+            wa = table[by, a]
+            accr += wa * rr
+            acci += wa * ri
         ph = _carrier(lines[p], samples[p], lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,
                       eta_ref0) + k4pi * rng[p]
         c = math.cos(ph)
@@ -307,8 +324,7 @@ def _interp_bilinear(win, row0, col0, lines, samples, idx, out):
                   + fy * ((1 - fx) * win[iy + 1, ix] + fx * win[iy + 1, ix + 1]))
 
 
-def _i0(x: float) -> float:
-    return float(np.i0(x))
+_TABLE = kernel_table()
 
 
 @dataclass
@@ -402,12 +418,13 @@ def geocode_slc(prod: Product, geom: TileGeometry, pol: str) -> np.ndarray:
             c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
             if r1 - r0 < 2 * HALF or c1 - c0 < 2 * HALF:
                 continue
-            win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
-            bc = burst_carrier(sw, int(bi))
-            _deramp(win, r0, c0, *bc.args())
-            _interp_complex(win, r0, c0, lines, samples, rng, idx.astype(np.int64), out,
-                            *bc.args(), 4 * math.pi / sw.wavelength, HALF, _i0(KAISER_BETA),
-                            KAISER_BETA)
+            with _stage("read"):
+                win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+            with _stage("resample_complex"):
+                bc = burst_carrier(sw, int(bi))
+                _deramp(win, r0, c0, *bc.args())
+                _interp_complex(win, r0, c0, lines, samples, rng, idx.astype(np.int64), out,
+                                *bc.args(), 4 * math.pi / sw.wavelength, _TABLE)
     return out.reshape(shape)
 
 
@@ -434,7 +451,9 @@ def geocode_backscatter(prod: Product, geom: TileGeometry, pol: str, res: float,
             c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
             if r1 - r0 < 2 or c1 - c0 < box + 1:
                 continue
-            win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+            with _stage("read"):
+                win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+            t_bs = time.perf_counter()
             pw = win.real.astype(np.float64) ** 2 + win.imag.astype(np.float64) ** 2
             rows = np.arange(b.first_line + r0, b.first_line + r1)
             cols = np.arange(c0, c1)
@@ -447,6 +466,7 @@ def geocode_backscatter(prod: Product, geom: TileGeometry, pol: str, res: float,
             else:
                 c_off = float(c0)
             _interp_bilinear(s0, float(r0), c_off, lines, samples, idx.astype(np.int64), out)
+            STAGES["backscatter"] = STAGES.get("backscatter", 0.0) + time.perf_counter() - t_bs
     return out.reshape(shape)
 
 
@@ -502,11 +522,13 @@ def process_pair(reference_safe: str, secondary_safe: str, tiles: Sequence, dem:
 def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_res,
                slc_res) -> dict[str, np.ndarray] | None:
     g10 = tile.grid
-    xyz10 = _tile_xyz(g10, dem)
-    geo_r = geocode_grid(ref, xyz10)
-    if not geo_r.covered.any():
-        return None
-    geo_s = geocode_grid(sec, xyz10, match=geo_r)
+    with _stage("dem"):
+        xyz10 = _tile_xyz(g10, dem)
+    with _stage("geocode"):
+        geo_r = geocode_grid(ref, xyz10)
+        if not geo_r.covered.any():
+            return None
+        geo_s = geocode_grid(sec, xyz10, match=geo_r)
     grd_r = np.stack([to_db_nan(geocode_backscatter(ref, geo_r, p, g10.dx)) for p in pols])
     grd_s = np.stack([to_db_nan(geocode_backscatter(sec, geo_s, p, g10.dx)) for p in pols])
     if slc_res == g10.dx:
@@ -522,10 +544,11 @@ def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_
     for k, p in enumerate(pols):
         a = geocode_slc(ref, gr_c, p)
         b = geocode_slc(sec, gs_c, p)
-        c, ph = block_coherence(a, b, fc)
-        coh.append(c)
-        if k == 0:
-            ifg = ph[None] if fi == fc else block_coherence(a, b, fi)[1][None]
+        with _stage("coherence"):
+            c, ph = block_coherence(a, b, fc)
+            coh.append(c)
+            if k == 0:
+                ifg = ph[None] if fi == fc else block_coherence(a, b, fi)[1][None]
     return {"s1grd_ref": grd_r, "s1grd_sec": grd_s, "s1coh": np.stack(coh),
             "s1ifg": ifg.astype(np.float32)}
 

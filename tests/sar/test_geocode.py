@@ -35,3 +35,23 @@ def test_half_range_delay_term_is_needed(s1data):
     sw = open_swath(s1data / PRODUCTS[0], "IW3", "VV")
     with_term, without = gcp_residuals(sw), gcp_residuals(sw, bistatic=False)
     assert with_term["line_max"] < 0.005 < 0.05 < without["line_max"]
+
+
+def test_fast_grid_lonlat_and_seeded_newton_are_exact(s1data):
+    import numpy as np
+    from pyproj import Transformer
+
+    from m3leo_tiles.grid.tiles import Tile
+    from m3leo_tiles.sar.geocode import geodetic_to_ecef, grid_lonlat, zero_doppler
+
+    g = Tile(9, "N", 127, 1286).grid(10)
+    lon, lat = grid_lonlat(g)
+    xs, ys = np.meshgrid(g.xs(), g.ys())
+    elon, elat = Transformer.from_crs(g.epsg, 4326, always_xy=True).transform(xs, ys)
+    # 1e-8 degree is about 1 mm
+    assert np.abs(lon - elon).max() < 1e-8 and np.abs(lat - elat).max() < 1e-8
+    sw = open_swath(s1data / PRODUCTS[0], "IW2", "VV")
+    xyz = geodetic_to_ecef(lon, lat, np.full(lon.shape, 50.0))
+    t1, r1 = zero_doppler(sw.orbit, xyz, 10.0)
+    t2, r2 = zero_doppler(sw.orbit, xyz, 10.0, seed_step=0)
+    assert np.abs(t1 - t2).max() < 1e-8 and np.abs(r1 - r2).max() < 1e-4
