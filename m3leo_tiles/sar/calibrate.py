@@ -18,13 +18,10 @@ from .safe import Swath
 LUTS = {"sigma0": "sigmaNought", "beta0": "betaNought", "gamma0": "gamma"}
 
 
-def interp_separable(line_lut: np.ndarray, pixel_lut: np.ndarray, values: np.ndarray,
-                     lines: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """Bilinear values of a LUT (n_line, n_pixel) at the grid lines x pixels (float64).
-
-    Out-of-range positions are clamped to the edge rows/columns (the LUTs of S1 products
-    extend beyond the image, so this only matters for malformed inputs).
-    """
+def lut_rows(line_lut: np.ndarray, pixel_lut: np.ndarray, values: np.ndarray,
+             lines: np.ndarray, pixels: np.ndarray):
+    """The two separable halves: LUT rows interpolated along pixel (n_lut, n_pixels), and
+    per output line the lower LUT row index and blend weight."""
     line_lut = np.asarray(line_lut, np.float64)
     pixel_lut = np.asarray(pixel_lut, np.float64)
     values = np.asarray(values, np.float64)
@@ -33,11 +30,47 @@ def interp_separable(line_lut: np.ndarray, pixel_lut: np.ndarray, values: np.nda
     for i in range(values.shape[0]):
         rows[i] = np.interp(pixels, pixel_lut, values[i])
     if values.shape[0] == 1:
-        return np.broadcast_to(rows[0], (np.size(lines), pixels.size)).copy()
+        rows = np.concatenate([rows, rows])
+        line_lut = np.array([line_lut[0], line_lut[0] + 1.0])
     pos = np.interp(np.asarray(lines, np.float64), line_lut, np.arange(line_lut.size))
-    i0 = np.minimum(np.floor(pos).astype(int), line_lut.size - 2)
-    w = (pos - i0)[:, None]
+    i0 = np.minimum(np.floor(pos).astype(np.int64), line_lut.size - 2)
+    return rows, i0, pos - i0
+
+
+def interp_separable(line_lut: np.ndarray, pixel_lut: np.ndarray, values: np.ndarray,
+                     lines: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Bilinear values of a LUT (n_line, n_pixel) at the grid lines x pixels (float64).
+
+    Out-of-range positions are clamped to the edge rows/columns (the LUTs of S1 products
+    extend beyond the image, so this only matters for malformed inputs).
+    """
+    rows, i0, w = lut_rows(line_lut, pixel_lut, values, lines, pixels)
+    w = w[:, None]
     return rows[i0] * (1 - w) + rows[i0 + 1] * w
+
+
+def lut_parts(sw: Swath, lines: np.ndarray, pixels: np.ndarray, kind: str = "sigma0",
+              denoise: bool = True):
+    """(cal rows, i0, w, noise rows, j0, v, noise azimuth per line) for a fused kernel."""
+    cal = sw.calibration
+    cr, ci, cw = lut_rows(cal.line.values, cal.pixel.values, cal[LUTS[kind]].values, lines,
+                          pixels)
+    if not denoise:
+        z = np.zeros((2, np.size(pixels)))
+        return cr, ci, cw, z, np.zeros(np.size(lines), np.int64), np.zeros(np.size(lines)), \
+            np.zeros(np.size(lines))
+    nr = sw.noise_range
+    rr, ri, rw = lut_rows(nr.line.values, nr.pixel.values, nr.noiseRangeLut.values, lines,
+                          pixels)
+    az = np.ones(np.size(lines))
+    try:
+        na = sw.noise_azimuth
+        if na.sizes.get("line", 0) > 0:
+            az = np.interp(np.asarray(lines, np.float64), na.line.values.astype(np.float64),
+                           na.noiseAzimuthLut.values.astype(np.float64))
+    except ValueError:
+        pass
+    return cr, ci, cw, rr, ri, rw, az
 
 
 def calibration_lut(sw: Swath, lines: np.ndarray, pixels: np.ndarray,

@@ -36,8 +36,8 @@ import rasterio
 from rasterio.windows import Window
 
 from ..grid.geobox import GridSpec
-from .calibrate import calibrate_power, to_db
-from .geocode import grid_ecef, image_time, swath_mid_time, zero_doppler
+from .calibrate import lut_parts, to_db
+from .geocode import grid_ecef, swath_mid_time, zero_doppler
 from .interferometry import block_coherence
 from .safe import C, SafeError, Swath, list_swaths, open_swath
 
@@ -166,54 +166,66 @@ class TileGeometry:
         return self.swath >= 0
 
 
-def _burst_lines(sw: Swath, t: np.ndarray, tau: np.ndarray):
-    """Fractional line in each burst and its margin to the burst's valid block."""
-    samp = (tau - sw.tau0) * sw.fs
-    for b in sw.bursts:
-        line = (t - b.t0) / sw.dt
-        m_az = np.minimum(line - b.valid_lines[0], b.valid_lines[1] - line)
-        m_rg = np.minimum(samp - b.valid_samples[0], b.valid_samples[1] - samp) / 8.0
-        yield b.index, line, samp, np.minimum(m_az, m_rg)
+@numba.njit(cache=True, parallel=True)
+def _pick_bursts(t_zd, tau, shift, tau0, fs, dt, t0s, vl0, vl1, vs0, vs1, k, use_match,
+                 m_swath, m_line, sw_idx, burst, line, sample, best):
+    """Per point: keep this swath's burst if it beats the current best (see geocode_grid)."""
+    for p in numba.prange(t_zd.shape[0]):
+        if use_match and m_swath[p] != k:
+            continue
+        t = t_zd[p] + shift - (tau[p] - tau0) / 2  # image time (geocode.image_time)
+        smp = (tau[p] - tau0) * fs
+        m_rg = min(smp - vs0, vs1 - smp) / 8.0
+        for bi in range(t0s.shape[0]):
+            ln = (t - t0s[bi]) / dt
+            m = min(min(ln - vl0[bi], vl1[bi] - ln), m_rg)
+            if use_match:
+                if m <= -0.5:
+                    continue
+                m = -abs(ln - m_line[p])
+            if m > best[p]:
+                best[p] = m
+                sw_idx[p] = k
+                burst[p] = bi
+                line[p] = ln
+                sample[p] = smp
 
 
 def geocode_grid(prod: Product, xyz: np.ndarray,
                  match: TileGeometry | None = None) -> TileGeometry:
     """Radar coordinates of ECEF points in one product.
 
-    Without `match` the (swath, burst) with the largest margin wins (overlaps split in the
-    middle). With `match` (the reference's geometry) the secondary keeps the reference's
-    swath and takes the burst whose line is closest to the reference's, so both dates see a
-    pixel through the same Doppler history.
+    Without `match` the (swath, burst) with the largest margin to its valid block wins
+    (lines; range margin counted as samples / 8), so overlaps are split in the middle. With
+    `match` (the reference's geometry) the secondary keeps the reference's swath and takes
+    the burst whose line is closest to the reference's, so both dates see a pixel through the
+    same Doppler history.
     """
     geo = prod.geometry
     shape = xyz.shape[:-1]
     t_first, r = zero_doppler(geo[0].orbit, xyz, swath_mid_time(geo[0]))
-    tau = 2 * r / C
-    sw_idx = np.full(shape, -1, np.int8)
-    burst = np.full(shape, -1, np.int16)
-    line = np.full(shape, np.nan)
-    sample = np.full(shape, np.nan)
-    best = np.full(shape, -np.inf)
+    tau = (2 * r / C).ravel()
+    n = tau.size
+    sw_idx = np.full(n, -1, np.int8)
+    burst = np.full(n, -1, np.int16)
+    line = np.full(n, np.nan)
+    sample = np.full(n, np.nan)
+    best = np.full(n, -np.inf)
+    m_sw = match.swath.ravel() if match is not None else np.zeros(1, np.int8)
+    m_ln = match.line.ravel() if match is not None else np.zeros(1)
     for k, sw in enumerate(geo):
         shift = (geo[0].t_ref - sw.t_ref) / np.timedelta64(1, "ns") * 1e-9
-        t = image_time(sw, t_first + shift, tau)
-        sel_sw = None if match is None else (match.swath == k)
-        for bi, ln, sm, margin in _burst_lines(sw, t, tau):
-            if match is None:
-                upd = margin > best
-            else:
-                # same swath as the reference; burst whose line is nearest the reference's
-                score = -np.abs(ln - match.line)
-                upd = sel_sw & (score > best) & (margin > -0.5)
-                margin = score
-            sw_idx[upd] = k
-            burst[upd] = bi
-            line[upd] = ln[upd]
-            sample[upd] = sm[upd]
-            best[upd] = margin[upd]
+        bs = sw.bursts
+        vs0 = max(b.valid_samples[0] for b in bs)
+        vs1 = min(b.valid_samples[1] for b in bs)
+        _pick_bursts(t_first.ravel(), tau, shift, sw.tau0, sw.fs, sw.dt,
+                     np.array([b.t0 for b in bs]), np.array([b.valid_lines[0] for b in bs], float),
+                     np.array([b.valid_lines[1] for b in bs], float), float(vs0), float(vs1), k,
+                     match is not None, m_sw, m_ln, sw_idx, burst, line, sample, best)
     if match is None:
         sw_idx[best < 0] = -1
-    return TileGeometry(sw_idx, burst, line, sample, r)
+    return TileGeometry(sw_idx.reshape(shape), burst.reshape(shape), line.reshape(shape),
+                        sample.reshape(shape), r)
 
 
 # ------------------------------------------------------------------------------------------
@@ -239,20 +251,45 @@ def _carrier(line, sample, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_
 
 @numba.njit(cache=True, parallel=True)
 def _deramp(win, row0, col0, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_ref0):
-    ncol = win.shape[1]
-    kt = np.empty(ncol)
-    er = np.empty(ncol)
-    for j in range(ncol):
-        tau = tau0 + (col0 + j) / fs
-        ka = _poly_at(tau, fm_t0, fm_c)
-        kt[j] = math.pi * ks * ka / (ka - ks)
-        er[j] = eta_ref0 - _poly_at(tau, dc_t0, dc_c) / ka
-    for i in numba.prange(win.shape[0]):
-        eta = (row0 + i - lpb / 2.0) * dt
-        for j in range(ncol):
-            d = eta - er[j]
-            ph = kt[j] * d * d
-            win[i, j] = win[i, j] * np.complex64(complex(math.cos(ph), -math.sin(ph)))
+    """win *= exp(-j phi) in place, phi = pi kt(tau) (eta - eta_ref(tau))^2.
+
+    Along a column phi is quadratic in the line, so the phasor follows a complex recurrence
+    (second difference constant): three complex multiplies per sample instead of a cos/sin.
+    The recurrence is restarted every 64 lines to keep round-off below 1e-12 rad.
+    """
+    nrow, ncol = win.shape
+    nchunk = (ncol + 255) // 256
+    for cb in numba.prange(nchunk):
+        j0 = cb * 256
+        j1 = min(ncol, j0 + 256)
+        m = j1 - j0
+        kt = np.empty(m)
+        er = np.empty(m)
+        z = np.empty(m, np.complex128)
+        r = np.empty(m, np.complex128)
+        c = np.empty(m, np.complex128)
+        for jj in range(m):
+            tau = tau0 + (col0 + j0 + jj) / fs
+            ka = _poly_at(tau, fm_t0, fm_c)
+            kt[jj] = math.pi * ks * ka / (ka - ks)
+            er[jj] = eta_ref0 - _poly_at(tau, dc_t0, dc_c) / ka
+            th = -2.0 * kt[jj] * dt * dt
+            c[jj] = complex(math.cos(th), math.sin(th))
+        for i in range(nrow):
+            eta = (row0 + i - lpb / 2.0) * dt
+            if i % 64 == 0:
+                for jj in range(m):
+                    d = eta - er[jj]
+                    ph = -kt[jj] * d * d
+                    z[jj] = complex(math.cos(ph), math.sin(ph))
+                    # phi(i+1) - phi(i) = kt dt (2 d + dt)
+                    st = -kt[jj] * dt * (2.0 * d + dt)
+                    r[jj] = complex(math.cos(st), math.sin(st))
+            for jj in range(m):
+                zz = z[jj]
+                win[i, j0 + jj] = win[i, j0 + jj] * np.complex64(zz)
+                z[jj] = zz * r[jj]
+                r[jj] = r[jj] * c[jj]
 
 
 def kernel_table(half: int = HALF, beta: float = KAISER_BETA, bins: int = 2048) -> np.ndarray:
@@ -269,7 +306,7 @@ def kernel_table(half: int = HALF, beta: float = KAISER_BETA, bins: int = 2048) 
     return w / w.sum(axis=1, keepdims=True)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, fastmath=True)
 def _interp_complex(win, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,
                     fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, table):
     nrow, ncol = win.shape
@@ -305,6 +342,33 @@ def _interp_complex(win, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau
         c = math.cos(ph)
         s = math.sin(ph)
         out[p] = complex(accr * c - acci * s, accr * s + acci * c)
+
+
+@numba.njit(cache=True, parallel=True)
+def _sigma0_box(win, cr, ci, cw, nr, ni, nw, naz, box, out):
+    """(|DN|^2 - noise) / A^2 with bilinear LUTs, then a centred box mean of `box` samples
+    along range: out[i, j] averages window columns j .. j + box - 1."""
+    nrow, ncol = win.shape
+    for i in numba.prange(nrow):
+        a0 = ci[i]
+        wa = cw[i]
+        b0 = ni[i]
+        wb = nw[i]
+        za = naz[i]
+        acc = 0.0
+        tmp = np.empty(ncol)
+        for j in range(ncol):
+            v = win[i, j]
+            p = float(v.real) * float(v.real) + float(v.imag) * float(v.imag)
+            a = cr[a0, j] * (1 - wa) + cr[a0 + 1, j] * wa
+            nz = (nr[b0, j] * (1 - wb) + nr[b0 + 1, j] * wb) * za
+            tmp[j] = (p - nz) / (a * a)
+        for j in range(box):
+            acc += tmp[j]
+        out[i, 0] = acc / box
+        for j in range(1, ncol - box + 1):
+            acc += tmp[j + box - 1] - tmp[j - 1]
+            out[i, j] = acc / box
 
 
 @numba.njit(cache=True, parallel=True)
@@ -454,17 +518,12 @@ def geocode_backscatter(prod: Product, geom: TileGeometry, pol: str, res: float,
             with _stage("read"):
                 win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
             t_bs = time.perf_counter()
-            pw = win.real.astype(np.float64) ** 2 + win.imag.astype(np.float64) ** 2
             rows = np.arange(b.first_line + r0, b.first_line + r1)
             cols = np.arange(c0, c1)
-            s0 = calibrate_power(pw, sw, rows, cols, kind=kind, denoise=denoise)
-            if box > 1:  # centred running mean along range
-                cs = np.cumsum(np.pad(s0.astype(np.float64), ((0, 0), (1, 0))), axis=1)
-                sm = (cs[:, box:] - cs[:, :-box]) / box
-                c_off = c0 + (box - 1) / 2.0
-                s0 = sm.astype(np.float32)
-            else:
-                c_off = float(c0)
+            parts = lut_parts(sw, rows, cols, kind=kind, denoise=denoise)
+            s0 = np.empty((win.shape[0], win.shape[1] - box + 1))
+            _sigma0_box(win, *parts, box, s0)
+            c_off = c0 + (box - 1) / 2.0
             _interp_bilinear(s0, float(r0), c_off, lines, samples, idx.astype(np.int64), out)
             STAGES["backscatter"] = STAGES.get("backscatter", 0.0) + time.perf_counter() - t_bs
     return out.reshape(shape)
