@@ -151,7 +151,12 @@ def _sarsen(safe: Path, tile: TileRef, height: float, burst: int, out: Path) -> 
                        dtype="float32", crs=g.crs, transform=g.transform) as r:
         r.write(np.full(g.shape, height, np.float32), 1)
     code = (
-        "import time, sarsen\n"
+        "import time, sarsen, xarray_sentinel\n"
+        # sarsen 0.9.6 mosaics every IW SLC group, which fails on a single-burst group: a
+        # burst is already one piece, so hand it through unchanged
+        "_mosaic = xarray_sentinel.mosaic_slc_iw\n"
+        "xarray_sentinel.mosaic_slc_iw = lambda ds, crop=90: ds if 'burst_index' in ds.attrs "
+        "else _mosaic(ds, crop)\n"
         f"p = sarsen.Sentinel1SarProduct({str(safe)!r}, 'IW2/VV/{burst}')\n"
         "t = time.perf_counter()\n"
         f"sarsen.terrain_correction(p, {str(dem)!r}, output_urlpath={str(out / 'gtc.tif')!r})\n"
