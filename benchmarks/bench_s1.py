@@ -150,14 +150,12 @@ def _sarsen(safe: Path, tile: TileRef, height: float, burst: int, out: Path) -> 
     with rasterio.open(dem, "w", driver="GTiff", width=g.width, height=g.height, count=1,
                        dtype="float32", crs=g.crs, transform=g.transform) as r:
         r.write(np.full(g.shape, height, np.float32), 1)
+    # sarsen 0.9.6 cannot open a single-burst group of an IW SLC (it mosaics every IW SLC
+    # group and then looks for "IW2/VV/<n>/orbit"), so it gets the swath "IW2/VV" (its
+    # 90-line-cropped burst mosaic) and geocodes onto the one tile's DEM grid.
     code = (
-        "import time, sarsen, xarray_sentinel\n"
-        # sarsen 0.9.6 mosaics every IW SLC group, which fails on a single-burst group: a
-        # burst is already one piece, so hand it through unchanged
-        "_mosaic = xarray_sentinel.mosaic_slc_iw\n"
-        "xarray_sentinel.mosaic_slc_iw = lambda ds, crop=90: ds if 'burst_index' in ds.attrs "
-        "else _mosaic(ds, crop)\n"
-        f"p = sarsen.Sentinel1SarProduct({str(safe)!r}, 'IW2/VV/{burst}')\n"
+        "import time, sarsen\n"
+        f"p = sarsen.Sentinel1SarProduct({str(safe)!r}, 'IW2/VV')\n"
         "t = time.perf_counter()\n"
         f"sarsen.terrain_correction(p, {str(dem)!r}, output_urlpath={str(out / 'gtc.tif')!r})\n"
         "print('SARSEN_S', time.perf_counter() - t)\n"
@@ -216,7 +214,7 @@ def main() -> None:
         best = max(res, key=lambda k: np.isfinite(res[k]["s1grd_ref"][0]).mean())
         tile = next(t for t in tiles if t.id == best)
         sarsen_s = None if os.environ.get("BENCH_NO_SARSEN") else _sarsen(
-            safes[0], tile, height, burst + 1 if sim is None else burst, out)
+            safes[0], tile, height, burst, out)
         ours_pps = px / seconds
         sarsen_pps = (448 * 448 / sarsen_s) if sarsen_s else None
         rec = {

@@ -547,10 +547,14 @@ def _grid_at(tile, res: float) -> GridSpec:
 def process_pair(reference_safe: str, secondary_safe: str, tiles: Sequence, dem: DemFn,
                  polarisations: Sequence[str] = ("VV", "VH"), coh_res: float = 40,
                  ifg_res: float = 40, slc_res: float = 10, orbit_dir: str | None = None,
-                 errors: dict | None = None,
-                 swaths: Sequence[str] | None = None) -> dict[str, dict[str, np.ndarray]]:
+                 errors: dict | None = None, swaths: Sequence[str] | None = None,
+                 backscatter: str = "sigma0") -> dict[str, dict[str, np.ndarray]]:
     """Per covered tile: s1grd_ref / s1grd_sec (npol, 448, 448) dB, s1coh (npol, n, n),
     s1ifg (1, n, n) rad (first polarisation), from an IW SLC pair.
+
+    s1ifg = arg(g_ref conj(g_sec)) after flattening each date with its own range: a range
+    increase d between the dates (motion away from the satellite) reads +4 pi d / lambda.
+    `backscatter` is "sigma0" (default), "gamma0" (ellipsoid) or "beta0".
 
     Tiles not covered at all are absent from the result; partly covered tiles carry NaN.
     Per-tile failures (e.g. the DEM not covering a tile) go to `errors[tile_id]` when a dict
@@ -564,7 +568,8 @@ def process_pair(reference_safe: str, secondary_safe: str, tiles: Sequence, dem:
         out: dict[str, dict[str, np.ndarray]] = {}
         for tile in tiles:
             try:
-                res = _pair_tile(ref, sec, tile, dem, pols, coh_res, ifg_res, slc_res)
+                res = _pair_tile(ref, sec, tile, dem, pols, coh_res, ifg_res, slc_res,
+                                 backscatter)
             except DemError as e:
                 if errors is None:
                     raise
@@ -579,7 +584,7 @@ def process_pair(reference_safe: str, secondary_safe: str, tiles: Sequence, dem:
 
 
 def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_res,
-               slc_res) -> dict[str, np.ndarray] | None:
+               slc_res, kind: str = "sigma0") -> dict[str, np.ndarray] | None:
     g10 = tile.grid
     with _stage("dem"):
         xyz10 = _tile_xyz(g10, dem)
@@ -588,8 +593,10 @@ def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_
         if not geo_r.covered.any():
             return None
         geo_s = geocode_grid(sec, xyz10, match=geo_r)
-    grd_r = np.stack([to_db_nan(geocode_backscatter(ref, geo_r, p, g10.dx)) for p in pols])
-    grd_s = np.stack([to_db_nan(geocode_backscatter(sec, geo_s, p, g10.dx)) for p in pols])
+    grd_r = np.stack([to_db_nan(geocode_backscatter(ref, geo_r, p, g10.dx, kind=kind))
+                      for p in pols])
+    grd_s = np.stack([to_db_nan(geocode_backscatter(sec, geo_s, p, g10.dx, kind=kind))
+                      for p in pols])
     if slc_res == g10.dx:
         gr_c, gs_c = geo_r, geo_s
     else:

@@ -110,7 +110,7 @@ class S1ArchiveSource(Source):
 
     def __init__(self, archive: str, dem: str | None = None, dem_datum: str = "ellipsoid",
                  orbits: str | None = None, pairs: str = "sequential", max_dt: int | None = None,
-                 slc_res: float = 10.0, **_: object) -> None:
+                 slc_res: float = 10.0, backscatter: str = "sigma0", **_: object) -> None:
         if not archive or not Path(archive).is_dir():
             raise BadInput(f"S1 archive {archive!r} is not a directory")
         self.archive = str(archive)
@@ -120,6 +120,9 @@ class S1ArchiveSource(Source):
         self.pair_policy = pairs
         self.max_dt = max_dt
         self.slc_res = float(slc_res)
+        if backscatter not in ("sigma0", "gamma0", "beta0"):
+            raise BadInput(f"backscatter must be sigma0, gamma0 or beta0, not {backscatter!r}")
+        self.backscatter = backscatter
         self._products: list[S1Product] | None = None
         self._pairs: list[S1Pair] | None = None
         self._cache: tuple[tuple, dict] | None = None  # last pair's results (coh + ifg)
@@ -226,7 +229,8 @@ class S1ArchiveSource(Source):
         errors: dict[str, str] = {}
         res = process_pair(unit.payload["reference"], unit.payload["secondary"], refs,
                            self._dem_fn(), polarisations=("VV", "VH"), coh_res=40, ifg_res=40,
-                           slc_res=self.slc_res, orbit_dir=self.orbits, errors=errors)
+                           slc_res=self.slc_res, orbit_dir=self.orbits, errors=errors,
+                           backscatter=self.backscatter)
         self._cache = (key, (res, errors))
         return res, errors
 
@@ -239,7 +243,7 @@ class S1ArchiveSource(Source):
         errors: dict[str, str] = {}
         for path in unit.payload["products"]:
             res = process_grd(path, refs, self._dem_fn(), polarisations=pols,
-                              orbit_dir=self.orbits, errors=errors)
+                              orbit_dir=self.orbits, kind=self.backscatter, errors=errors)
             for tid, db in res.items():
                 lin = np.power(10.0, db.astype(np.float64) / 10)
                 ok = np.isfinite(lin)

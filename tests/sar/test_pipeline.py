@@ -96,3 +96,31 @@ def test_pair_checks(pair_dir, s1data):
         open_product(str(s1data / "sarsen/tests/data/"
                          "S1A_IW_SLC__1SDV_20220104T170557_20220104T170624_041314_04E951_F1F1.SAFE"),
                      ["VH"])
+
+
+def test_truncated_measurement_is_a_clear_error(pair_dir, tmp_path):
+    safe = copy_safe(pair_dir[0], tmp_path)
+    from m3leo_tiles.sar.safe import open_swath
+
+    sw = open_swath(safe, "IW2", "VV")
+    rng = np.random.default_rng(0)
+    dn = (rng.normal(size=(2000, 3000)) * 100).astype(np.complex64)
+    write_sparse(safe, "IW2", "VV", [(5000, 8000, dn)])
+    path = next((safe / "measurement").glob("*-iw2-slc-vv-*.tiff"))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    prod = open_product(str(safe), ["VV"], swaths=["IW2"])
+    with pytest.raises(SafeError, match="truncated or corrupt|measurement"):
+        prod.read(sw, 6500, 6600, 10000, 10100)
+    prod.close()
+
+
+def test_geoid_offline_when_a_grid_is_present():
+    from m3leo_tiles.sar.geoid import GeoidUnavailable, undulation
+
+    try:
+        n, model = undulation(np.array([0.0, 86.925]), np.array([0.0, 27.988]))
+    except GeoidUnavailable as e:
+        pytest.skip(str(e))
+    # EGM96/EGM2008 undulation at (0, 0) is ~17.2 m; near Everest ~ -29 m
+    assert abs(n[0] - 17.2) < 1.0 and -31 < n[1] < -27, (n, model)
