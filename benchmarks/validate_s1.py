@@ -146,6 +146,19 @@ def coherence() -> dict:
             "coh_median": round(float(np.nanmedian(ours)), 4)}
 
 
+def forward_pair() -> dict:
+    """The forward-modelled pair on the real hyp3 geometry (tests/sar/test_pair_truth.py)."""
+    import tempfile
+
+    from tests.sar.test_pair_truth import pair_truth
+
+    with tempfile.TemporaryDirectory() as d:
+        r = pair_truth(S1, Path(d))
+    return {"fwd_coh_true": r["coh_true"], "fwd_coh_mean": round(r["coh_mean"], 4),
+            "fwd_phase_err_rad": round(r["phase_err_rad"], 4),
+            "fwd_burst_edge_jump_rad": round(r["burst_edge_jump_rad"], 4)}
+
+
 def simulator_truth() -> dict:
     try:
         from m3leo_tiles.sources.simulated import simulate  # type: ignore  # noqa: F401
@@ -166,7 +179,7 @@ def main() -> None:
         print(json.dumps({"name": "s1_truth", "skipped": True}))
         return
     rec: dict = {"name": "s1_truth"}
-    for f in (geolocation, calibration, coherence, versus_sarsen, simulator_truth):
+    for f in (geolocation, calibration, coherence, versus_sarsen, forward_pair, simulator_truth):
         try:
             rec.update(f())
         except Exception as e:  # report, do not hide the others

@@ -544,47 +544,63 @@ def _grid_at(tile, res: float) -> GridSpec:
         int(round(tile.grid.height * tile.grid.dy / res)))
 
 
+LAYERS = ("s1grd_ref", "s1grd_sec", "s1coh", "s1ifg")
+
+
 def process_pair(reference_safe: str, secondary_safe: str, tiles: Sequence, dem: DemFn,
                  polarisations: Sequence[str] = ("VV", "VH"), coh_res: float = 40,
                  ifg_res: float = 40, slc_res: float = 10, orbit_dir: str | None = None,
                  errors: dict | None = None, swaths: Sequence[str] | None = None,
-                 backscatter: str = "sigma0") -> dict[str, dict[str, np.ndarray]]:
+                 backscatter: str = "sigma0",
+                 layers: Sequence[str] = LAYERS) -> dict[str, dict[str, np.ndarray]]:
     """Per covered tile: s1grd_ref / s1grd_sec (npol, 448, 448) dB, s1coh (npol, n, n),
     s1ifg (1, n, n) rad (first polarisation), from an IW SLC pair.
 
     s1ifg = arg(g_ref conj(g_sec)) after flattening each date with its own range: a range
     increase d between the dates (motion away from the satellite) reads +4 pi d / lambda.
-    `backscatter` is "sigma0" (default), "gamma0" (ellipsoid) or "beta0".
-
-    Tiles not covered at all are absent from the result; partly covered tiles carry NaN.
-    Per-tile failures (e.g. the DEM not covering a tile) go to `errors[tile_id]` when a dict
-    is given, else they raise.
+    `backscatter` is "sigma0" (default), "gamma0" (ellipsoid) or "beta0"; `layers` picks
+    which of LAYERS to compute. Tiles not covered at all are absent from the result; partly
+    covered tiles carry NaN. Per-tile failures (e.g. the DEM not covering a tile) go to
+    `errors[tile_id]` when a dict is given, else they raise. Results of all tiles are held
+    at once (~3.3 MB per tile with every layer); `iter_pair` yields them one tile at a time.
     """
+    return dict(iter_pair(reference_safe, secondary_safe, tiles, dem, polarisations, coh_res,
+                          ifg_res, slc_res, orbit_dir, errors, swaths, backscatter, layers))
+
+
+def iter_pair(reference_safe: str, secondary_safe: str, tiles: Sequence, dem: DemFn,
+              polarisations: Sequence[str] = ("VV", "VH"), coh_res: float = 40,
+              ifg_res: float = 40, slc_res: float = 10, orbit_dir: str | None = None,
+              errors: dict | None = None, swaths: Sequence[str] | None = None,
+              backscatter: str = "sigma0", layers: Sequence[str] = LAYERS):
+    """process_pair as a generator of (tile_id, layers): memory bounded by one tile."""
+    bad = set(layers) - set(LAYERS)
+    if bad:
+        raise ValueError(f"unknown layers {sorted(bad)}; use {LAYERS}")
     pols = [p.upper() for p in polarisations]
     ref = open_product(reference_safe, pols, orbit_dir, swaths)
     sec = open_product(secondary_safe, pols, orbit_dir, swaths)
     try:
         check_pair(ref, sec)
-        out: dict[str, dict[str, np.ndarray]] = {}
         for tile in tiles:
             try:
                 res = _pair_tile(ref, sec, tile, dem, pols, coh_res, ifg_res, slc_res,
-                                 backscatter)
+                                 backscatter, tuple(layers))
             except DemError as e:
                 if errors is None:
                     raise
                 errors[tile.id] = f"{type(e).__name__}: {e}"
                 continue
             if res is not None:
-                out[tile.id] = res
-        return out
+                yield tile.id, res
     finally:
         ref.close()
         sec.close()
 
 
 def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_res,
-               slc_res, kind: str = "sigma0") -> dict[str, np.ndarray] | None:
+               slc_res, kind: str = "sigma0",
+               layers: tuple[str, ...] = LAYERS) -> dict[str, np.ndarray] | None:
     g10 = tile.grid
     with _stage("dem"):
         xyz10 = _tile_xyz(g10, dem)
@@ -593,10 +609,15 @@ def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_
         if not geo_r.covered.any():
             return None
         geo_s = geocode_grid(sec, xyz10, match=geo_r)
-    grd_r = np.stack([to_db_nan(geocode_backscatter(ref, geo_r, p, g10.dx, kind=kind))
-                      for p in pols])
-    grd_s = np.stack([to_db_nan(geocode_backscatter(sec, geo_s, p, g10.dx, kind=kind))
-                      for p in pols])
+    out: dict[str, np.ndarray] = {}
+    if "s1grd_ref" in layers:
+        out["s1grd_ref"] = np.stack([to_db_nan(geocode_backscatter(ref, geo_r, p, g10.dx,
+                                                                   kind=kind)) for p in pols])
+    if "s1grd_sec" in layers:
+        out["s1grd_sec"] = np.stack([to_db_nan(geocode_backscatter(sec, geo_s, p, g10.dx,
+                                                                   kind=kind)) for p in pols])
+    if "s1coh" not in layers and "s1ifg" not in layers:
+        return out
     if slc_res == g10.dx:
         gr_c, gs_c = geo_r, geo_s
     else:
@@ -606,17 +627,21 @@ def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_
         gs_c = geocode_grid(sec, xyz, match=gr_c)
     fc = int(round(coh_res / slc_res))
     fi = int(round(ifg_res / slc_res))
-    coh, ifg = [], None
+    coh = []
     for k, p in enumerate(pols):
+        if k > 0 and "s1coh" not in layers:
+            break
         a = geocode_slc(ref, gr_c, p)
         b = geocode_slc(sec, gs_c, p)
         with _stage("coherence"):
             c, ph = block_coherence(a, b, fc)
             coh.append(c)
-            if k == 0:
-                ifg = ph[None] if fi == fc else block_coherence(a, b, fi)[1][None]
-    return {"s1grd_ref": grd_r, "s1grd_sec": grd_s, "s1coh": np.stack(coh),
-            "s1ifg": ifg.astype(np.float32)}
+            if k == 0 and "s1ifg" in layers:
+                ifg = ph if fi == fc else block_coherence(a, b, fi)[1]
+                out["s1ifg"] = ifg[None].astype(np.float32)
+    if "s1coh" in layers:
+        out["s1coh"] = np.stack(coh)
+    return out
 
 
 def to_db_nan(x: np.ndarray) -> np.ndarray:

@@ -230,7 +230,7 @@ class S1ArchiveSource(Source):
         res = process_pair(unit.payload["reference"], unit.payload["secondary"], refs,
                            self._dem_fn(), polarisations=("VV", "VH"), coh_res=40, ifg_res=40,
                            slc_res=self.slc_res, orbit_dir=self.orbits, errors=errors,
-                           backscatter=self.backscatter)
+                           backscatter=self.backscatter, layers=("s1coh", "s1ifg"))
         self._cache = (key, (res, errors))
         return res, errors
 
