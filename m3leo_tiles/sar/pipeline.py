@@ -243,7 +243,7 @@ def _carrier(line, sample, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_
     ka = _poly_at(tau, fm_t0, fm_c)
     fdc = _poly_at(tau, dc_t0, dc_c)
     kt = ks * ka / (ka - ks)
-    eta = (line - lpb / 2.0) * dt
+    eta = (line - (lpb // 2)) * dt  # from the burst centre line, as s1reader/ISCE
     eta_ref = eta_ref0 - fdc / ka
     d = eta - eta_ref
     return math.pi * kt * d * d
@@ -276,7 +276,7 @@ def _deramp(win, row0, col0, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, et
             th = -2.0 * kt[jj] * dt * dt
             c[jj] = complex(math.cos(th), math.sin(th))
         for i in range(nrow):
-            eta = (row0 + i - lpb / 2.0) * dt
+            eta = (row0 + i - (lpb // 2)) * dt
             if i % 64 == 0:
                 for jj in range(m):
                     d = eta - er[jj]
@@ -435,7 +435,7 @@ def doppler_centroid(sw: Swath, burst: int, line: float, sample: float) -> float
     ka = _poly_at(tau, bc.fm_t0, bc.fm_c)
     fdc = _poly_at(tau, bc.dc_t0, bc.dc_c)
     kt = bc.ks * ka / (ka - bc.ks)
-    return float(kt * ((line - sw.lines_per_burst / 2.0) * sw.dt - (bc.eta_ref0 - fdc / ka)))
+    return float(kt * ((line - sw.lines_per_burst // 2) * sw.dt - (bc.eta_ref0 - fdc / ka)))
 
 
 def carrier_phase(sw: Swath, burst: int, lines: np.ndarray, samples: np.ndarray) -> np.ndarray:
