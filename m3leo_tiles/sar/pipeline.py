@@ -85,6 +85,17 @@ class Product:
         """One Swath per sub-swath (the first polarisation) for geometry."""
         return [next(iter(p.values())) for _, p in sorted(self.swaths.items())]
 
+    @property
+    def footprint(self):
+        """lon/lat hull of the geolocation grids of all sub-swaths (shapely)."""
+        import shapely
+
+        pts = []
+        for sw in self.geometry:
+            g = sw.gcp
+            pts.append(np.c_[g.longitude.values.ravel(), g.latitude.values.ravel()])
+        return shapely.MultiPoint(np.concatenate(pts)).convex_hull
+
     def read(self, sw: Swath, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         r = self._readers.get(sw.measurement)
         try:
@@ -146,6 +157,9 @@ def check_pair(ref: Product, sec: Product) -> None:
     tb = sec.geometry[0].t_ref
     if tb <= ta:
         raise PairError("the secondary must be acquired after the reference")
+    fa, fb = ref.footprint, sec.footprint
+    if fa.intersection(fb).area < 0.05 * min(fa.area, fb.area):
+        raise PairError("the products do not overlap (footprints share < 5% of their area)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -515,12 +529,14 @@ def geocode_backscatter(prod: Product, geom: TileGeometry, pol: str, res: float,
             c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
             if r1 - r0 < 2 or c1 - c0 < box + 1:
                 continue
-            with _stage("read"):
-                win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
             t_bs = time.perf_counter()
             rows = np.arange(b.first_line + r0, b.first_line + r1)
             cols = np.arange(c0, c1)
-            parts = lut_parts(sw, rows, cols, kind=kind, denoise=denoise)
+            parts = lut_parts(sw, rows, cols, kind=kind, denoise=denoise)  # LUTs first: a
+            STAGES["backscatter"] = STAGES.get("backscatter", 0.0) + time.perf_counter() - t_bs
+            with _stage("read"):  # missing calibration fails before any pixel is read
+                win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+            t_bs = time.perf_counter()
             s0 = np.empty((win.shape[0], win.shape[1] - box + 1))
             _sigma0_box(win, *parts, box, s0)
             c_off = c0 + (box - 1) / 2.0

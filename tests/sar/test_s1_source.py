@@ -129,3 +129,42 @@ def test_pair_unit_on_speckle(archive, tmp_path):
     r = list(src.read(gu[0], {tile.id: tile}, grd, gp))[0]
     assert r.status == "done" and r.data.shape == (2, 448, 448)
     assert np.nanmean(r.data[0]) > np.nanmean(r.data[1]) + 5  # VV 60 DN vs VH 20 DN
+
+
+def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
+    from m3leo_tiles.sar.pipeline import PairError, check_pair, open_product, process_grd
+    from m3leo_tiles.sar.safe import SafeError, open_swath
+    from m3leo_tiles.sources.base import WorkUnit
+
+    safes = sorted(archive.glob("S1A_IW_SLC__1SDV_2025*.SAFE"))
+    sw = open_swath(safes[0], "IW2", "VV")
+    lon, lat, h, *_ = gcp_target(sw, 4, 10)
+    tile = _tile_at(lon, lat)
+    src = S1ArchiveSource(archive=str(archive), dem=_dem(tmp_path / "dem.tif", tile, h))
+    coh = get_modality("s1coh")
+    period = src.periods(coh, expand("pair", "2025"), [tile])[0]
+    # a corrupt zip in a unit: failed, with the reason
+    bad = WorkUnit("s1coh", period.label, (tile.id,), key=period.label,
+                   payload={"reference": str(next(archive.glob("*.zip"))),
+                            "secondary": str(safes[1])})
+    r = list(src.read(bad, {tile.id: tile}, coh, period))[0]
+    assert r.status == "failed" and "zip" in r.error
+    # different tracks
+    other = WorkUnit("s1coh", period.label, (tile.id,), key=period.label,
+                     payload={"reference": str(next(archive.glob("S1A_IW_SLC__1SDV_2022*.SAFE"))),
+                              "secondary": str(safes[1])})
+    r = list(src.read(other, {tile.id: tile}, coh, period))[0]
+    assert r.status == "failed" and ("track" in r.error or "polarisation" in r.error)
+    # missing calibration: remove the IW2 VV calibration file
+    cal = next((safes[0] / "annotation" / "calibration").glob("calibration-*-iw2-*-vv-*.xml"))
+    cal.unlink()
+    with pytest.raises(SafeError, match="calibration"):
+        process_grd(str(safes[0]), [tile], lambda g: np.full(g.shape, h), ["VV"])
+    # the hyp3 pair's footprints overlap; a product and itself shifted would not: use the
+    # sarsen product against the pair for the overlap check through check_pair directly
+    ref = open_product(str(safes[1]), ["VV"], swaths=["IW2"])
+    far = open_product(str(next(archive.glob("S1A_IW_SLC__1SDV_2022*.SAFE"))), ["VV"])
+    far.attrs = dict(ref.attrs)  # same track/pass on paper, so only geometry differs
+    far.swaths = {"IW2": far.swaths["IW1"]}
+    with pytest.raises(PairError, match="overlap|burst"):
+        check_pair(far, ref)
