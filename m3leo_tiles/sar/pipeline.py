@@ -321,9 +321,11 @@ def kernel_table(half: int = HALF, beta: float = KAISER_BETA, bins: int = 2048) 
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
-def _interp_complex(win, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,
+def _interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,
                     fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, table):
-    nrow, ncol = win.shape
+    """Tabulated 8x8 sinc of deramped windows (npol, rows, cols) at points idx, reramped and
+    flattened; the weights and the carrier + 4 pi R / lambda phase are shared by the pols."""
+    npol, nrow, ncol = wins.shape
     ntap = table.shape[1]
     half = ntap // 2
     bins = table.shape[0] - 1
@@ -337,25 +339,26 @@ def _interp_complex(win, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau
             continue
         by = int((y - iy) * bins + 0.5)
         bx = int((x - ix) * bins + 0.5)
-        accr = 0.0
-        acci = 0.0
-        for a in range(ntap):
-            rr = 0.0
-            ri = 0.0
-            row = iy - half + 1 + a
-            for b in range(ntap):
-                v = win[row, ix - half + 1 + b]
-                w = table[bx, b]
-                rr += w * v.real
-                ri += w * v.imag
-            wa = table[by, a]
-            accr += wa * rr
-            acci += wa * ri
         ph = _carrier(lines[p], samples[p], lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,
                       eta_ref0) + k4pi * rng[p]
         c = math.cos(ph)
         s = math.sin(ph)
-        out[p] = complex(accr * c - acci * s, accr * s + acci * c)
+        for k in range(npol):
+            accr = 0.0
+            acci = 0.0
+            for a in range(ntap):
+                rr = 0.0
+                ri = 0.0
+                row = iy - half + 1 + a
+                for b in range(ntap):
+                    v = wins[k, row, ix - half + 1 + b]
+                    w = table[bx, b]
+                    rr += w * v.real
+                    ri += w * v.imag
+                wa = table[by, a]
+                accr += wa * rr
+                acci += wa * ri
+            out[k, p] = complex(accr * c - acci * s, accr * s + acci * c)
 
 
 @numba.njit(cache=True, parallel=True)
@@ -472,10 +475,21 @@ def _window(lines: np.ndarray, samples: np.ndarray, pad: int, b, lpb: int, n_sam
     return r0, r1, c0, c1
 
 
-def geocode_slc(prod: Product, geom: TileGeometry, pol: str) -> np.ndarray:
-    """Deramped-sinc-reramped, flattened complex samples at every pixel (NaN: not covered)."""
+def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
+                   complex_: bool = True, power: bool = True, res: float = 10.0,
+                   kind: str = "sigma0", denoise: bool = True):
+    """Geocoded complex samples and/or calibrated backscatter of several polarisations.
+
+    Per (swath, burst) one SLC window per polarisation is read and serves both products:
+    backscatter from its detected power (no deramp needed) and the complex layer from the
+    deramped window, interpolated for all polarisations in one pass.
+    Returns ({pol: complex64 (H, W)}, {pol: float32 linear (H, W)}); NaN where not covered.
+    """
     shape = geom.swath.shape
-    out = np.full(int(np.prod(shape)), np.nan + 1j * np.nan, np.complex64)
+    n = int(np.prod(shape))
+    pols = [p.upper() for p in pols]
+    cpx = np.full((len(pols), n), np.nan + 1j * np.nan, np.complex64) if complex_ else None
+    pw = np.full((len(pols), n), np.nan, np.float32) if power else None
     sws = sorted(prod.swaths)
     lines = geom.line.ravel()
     samples = geom.sample.ravel()
@@ -483,66 +497,64 @@ def geocode_slc(prod: Product, geom: TileGeometry, pol: str) -> np.ndarray:
     swi = geom.swath.ravel()
     bur = geom.burst.ravel()
     for k, s in enumerate(sws):
-        sw = prod.swaths[s][pol]
+        ref_sw = prod.swaths[s][pols[0]]
+        box = max(1, int(round(res * math.sin(math.radians(ref_sw.incidence_mid)) / ref_sw.dr)))
+        pad = max(HALF + 1, box + 1)
         for bi in np.unique(bur[swi == k]):
             idx = np.flatnonzero((swi == k) & (bur == bi))
             if idx.size == 0:
                 continue
-            b = sw.bursts[int(bi)]
-            r0, r1, c0, c1 = _window(lines[idx], samples[idx], HALF + 1, b, sw.lines_per_burst,
-                                     sw.n_samples)
-            # clip to the burst's valid block: invalid samples must not leak into the kernel
+            b = ref_sw.bursts[int(bi)]
+            r0, r1, c0, c1 = _window(lines[idx], samples[idx], pad, b, ref_sw.lines_per_burst,
+                                     ref_sw.n_samples)
+            # clip to the burst's valid block: invalid samples must not leak into kernels
             r0, r1 = max(r0, b.valid_lines[0]), min(r1, b.valid_lines[1] + 1)
             c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
             if r1 - r0 < 2 * HALF or c1 - c0 < 2 * HALF:
                 continue
-            with _stage("read"):
-                win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
-            with _stage("resample_complex"):
-                bc = burst_carrier(sw, int(bi))
-                _deramp(win, r0, c0, *bc.args())
-                _interp_complex(win, r0, c0, lines, samples, rng, idx.astype(np.int64), out,
-                                *bc.args(), 4 * math.pi / sw.wavelength, _TABLE)
-    return out.reshape(shape)
+            idx64 = idx.astype(np.int64)
+            wins = np.empty((len(pols), r1 - r0, c1 - c0), np.complex64)
+            for j, pol in enumerate(pols):
+                sw = prod.swaths[s][pol]
+                if power:
+                    t_bs = time.perf_counter()
+                    rows = np.arange(b.first_line + r0, b.first_line + r1)
+                    cols = np.arange(c0, c1)
+                    # LUTs first: a missing calibration fails before any pixel is read
+                    parts = lut_parts(sw, rows, cols, kind=kind, denoise=denoise)
+                    STAGES["backscatter"] = (STAGES.get("backscatter", 0.0)
+                                             + time.perf_counter() - t_bs)
+                with _stage("read"):
+                    wins[j] = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+                if power:
+                    with _stage("backscatter"):
+                        s0 = np.empty((r1 - r0, c1 - c0 - box + 1))
+                        _sigma0_box(wins[j], *parts, box, s0)
+                        _interp_bilinear(s0, float(r0), c0 + (box - 1) / 2.0, lines, samples,
+                                         idx64, pw[j])
+                if complex_:
+                    with _stage("resample_complex"):
+                        bc = burst_carrier(sw, int(bi))
+                        _deramp(wins[j], r0, c0, *bc.args())
+            if complex_:
+                with _stage("resample_complex"):
+                    _interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx,
+                                    *bc.args(), 4 * math.pi / ref_sw.wavelength, _TABLE)
+    out_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if complex_ else {}
+    out_p = {p: pw[j].reshape(shape) for j, p in enumerate(pols)} if power else {}
+    return out_c, out_p
+
+
+def geocode_slc(prod: Product, geom: TileGeometry, pol: str) -> np.ndarray:
+    """Deramped-sinc-reramped, flattened complex samples at every pixel (NaN: not covered)."""
+    return geocode_layers(prod, geom, [pol], complex_=True, power=False)[0][pol.upper()]
 
 
 def geocode_backscatter(prod: Product, geom: TileGeometry, pol: str, res: float,
                         kind: str = "sigma0", denoise: bool = True) -> np.ndarray:
     """Calibrated backscatter (linear, float32) at every pixel; NaN where not covered."""
-    shape = geom.swath.shape
-    out = np.full(int(np.prod(shape)), np.nan, np.float32)
-    sws = sorted(prod.swaths)
-    lines = geom.line.ravel()
-    samples = geom.sample.ravel()
-    swi = geom.swath.ravel()
-    bur = geom.burst.ravel()
-    for k, s in enumerate(sws):
-        sw = prod.swaths[s][pol]
-        inc = math.radians(sw.incidence_mid)
-        box = max(1, int(round(res * math.sin(inc) / sw.dr)))
-        for bi in np.unique(bur[swi == k]):
-            idx = np.flatnonzero((swi == k) & (bur == bi))
-            b = sw.bursts[int(bi)]
-            r0, r1, c0, c1 = _window(lines[idx], samples[idx], box + 1, b, sw.lines_per_burst,
-                                     sw.n_samples)
-            r0, r1 = max(r0, b.valid_lines[0]), min(r1, b.valid_lines[1] + 1)
-            c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
-            if r1 - r0 < 2 or c1 - c0 < box + 1:
-                continue
-            t_bs = time.perf_counter()
-            rows = np.arange(b.first_line + r0, b.first_line + r1)
-            cols = np.arange(c0, c1)
-            parts = lut_parts(sw, rows, cols, kind=kind, denoise=denoise)  # LUTs first: a
-            STAGES["backscatter"] = STAGES.get("backscatter", 0.0) + time.perf_counter() - t_bs
-            with _stage("read"):  # missing calibration fails before any pixel is read
-                win = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
-            t_bs = time.perf_counter()
-            s0 = np.empty((win.shape[0], win.shape[1] - box + 1))
-            _sigma0_box(win, *parts, box, s0)
-            c_off = c0 + (box - 1) / 2.0
-            _interp_bilinear(s0, float(r0), c_off, lines, samples, idx.astype(np.int64), out)
-            STAGES["backscatter"] = STAGES.get("backscatter", 0.0) + time.perf_counter() - t_bs
-    return out.reshape(shape)
+    return geocode_layers(prod, geom, [pol], complex_=False, power=True, res=res, kind=kind,
+                          denoise=denoise)[1][pol.upper()]
 
 
 def _tile_xyz(grid: GridSpec, dem: DemFn) -> np.ndarray:
@@ -626,34 +638,37 @@ def _pair_tile(ref: Product, sec: Product, tile, dem: DemFn, pols, coh_res, ifg_
             return None
         geo_s = geocode_grid(sec, xyz10, match=geo_r)
     out: dict[str, np.ndarray] = {}
+    want_c = "s1coh" in layers or "s1ifg" in layers
+    cpols = pols if "s1coh" in layers else pols[:1]
+    same = slc_res == g10.dx
+    cr, pr = geocode_layers(ref, geo_r, pols if "s1grd_ref" in layers else cpols,
+                            complex_=want_c and same, power="s1grd_ref" in layers, res=g10.dx,
+                            kind=kind)
+    cs, ps = geocode_layers(sec, geo_s, pols if "s1grd_sec" in layers else cpols,
+                            complex_=want_c and same, power="s1grd_sec" in layers, res=g10.dx,
+                            kind=kind)
     if "s1grd_ref" in layers:
-        out["s1grd_ref"] = np.stack([to_db_nan(geocode_backscatter(ref, geo_r, p, g10.dx,
-                                                                   kind=kind)) for p in pols])
+        out["s1grd_ref"] = np.stack([to_db_nan(pr[p]) for p in pols])
     if "s1grd_sec" in layers:
-        out["s1grd_sec"] = np.stack([to_db_nan(geocode_backscatter(sec, geo_s, p, g10.dx,
-                                                                   kind=kind)) for p in pols])
-    if "s1coh" not in layers and "s1ifg" not in layers:
+        out["s1grd_sec"] = np.stack([to_db_nan(ps[p]) for p in pols])
+    if not want_c:
         return out
-    if slc_res == g10.dx:
-        gr_c, gs_c = geo_r, geo_s
-    else:
+    if not same:
         gslc = _grid_at(tile, slc_res)
         xyz = _tile_xyz(gslc, dem)
         gr_c = geocode_grid(ref, xyz)
         gs_c = geocode_grid(sec, xyz, match=gr_c)
+        cr = geocode_layers(ref, gr_c, cpols, complex_=True, power=False)[0]
+        cs = geocode_layers(sec, gs_c, cpols, complex_=True, power=False)[0]
     fc = int(round(coh_res / slc_res))
     fi = int(round(ifg_res / slc_res))
     coh = []
-    for k, p in enumerate(pols):
-        if k > 0 and "s1coh" not in layers:
-            break
-        a = geocode_slc(ref, gr_c, p)
-        b = geocode_slc(sec, gs_c, p)
-        with _stage("coherence"):
-            c, ph = block_coherence(a, b, fc)
+    with _stage("coherence"):
+        for k, p in enumerate(cpols):
+            c, ph = block_coherence(cr[p], cs[p], fc)
             coh.append(c)
             if k == 0 and "s1ifg" in layers:
-                ifg = ph if fi == fc else block_coherence(a, b, fi)[1]
+                ifg = ph if fi == fc else block_coherence(cr[p], cs[p], fi)[1]
                 out["s1ifg"] = ifg[None].astype(np.float32)
     if "s1coh" in layers:
         out["s1coh"] = np.stack(coh)
@@ -687,8 +702,9 @@ def process_grd(safe: str, tiles: Sequence, dem: DemFn,
             geo = geocode_grid(prod, xyz)
             if not geo.covered.any():
                 continue
-            out[tile.id] = np.stack([to_db_nan(geocode_backscatter(prod, geo, p, tile.grid.dx,
-                                                                   kind=kind)) for p in pols])
+            pw = geocode_layers(prod, geo, pols, complex_=False, power=True, res=tile.grid.dx,
+                                kind=kind)[1]
+            out[tile.id] = np.stack([to_db_nan(pw[p]) for p in pols])
         return out
     finally:
         prod.close()

@@ -227,8 +227,11 @@ class S1ArchiveSource(Source):
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         errors: dict[str, str] = {}
+        from ..modalities import get_modality
+
         res = process_pair(unit.payload["reference"], unit.payload["secondary"], refs,
-                           self._dem_fn(), polarisations=("VV", "VH"), coh_res=40, ifg_res=40,
+                           self._dem_fn(), polarisations=get_modality("s1coh").bands,
+                           coh_res=get_modality("s1coh").res, ifg_res=get_modality("s1ifg").res,
                            slc_res=self.slc_res, orbit_dir=self.orbits, errors=errors,
                            backscatter=self.backscatter, layers=("s1coh", "s1ifg"))
         self._cache = (key, (res, errors))
