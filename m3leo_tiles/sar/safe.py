@@ -182,41 +182,34 @@ def open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path 
                orbit: Orbit | None = None) -> Swath:
     """Read one swath/polarisation's geometry (annotation, or EOF orbit when given/found).
 
-    Parsing an annotation through xarray-sentinel's schema decoder takes ~1 s, so results are
-    cached per (file, mtime, swath, pol, orbit dir), and a second polarisation of a swath
-    reuses the first one's timing and orbit (identical in both annotations) and only looks up
-    its own measurement, calibration and noise files.
+    Parsing an annotation through xarray-sentinel's schema decoder takes ~1 s, so the
+    geometry (timing, bursts, orbit, carrier polynomials) is cached per annotation identity
+    (product name, swath, annotation size and mtime, orbit dir) and shared by both
+    polarisations (identical timing) and by byte-identical copies of a product; everything
+    file-specific (measurement, calibration, noise paths) is always looked up afresh.
     """
     swath, pol = swath.upper(), pol.upper()
     if orbit is not None:
         return _open_swath(product, swath, pol, orbit_dir, orbit)
-    try:
-        mtime = os.stat(product).st_mtime_ns
-    except OSError:
-        raise SafeError(f"{product}: no such SAFE folder or zip") from None
-    base = (os.path.abspath(str(product)), mtime, swath, str(orbit_dir))
-    key = base + (pol,)
-    if key in _CACHE:
-        return _CACHE[key]
-    sibling = next((v for k, v in _CACHE.items() if k[:4] == base), None)
-    if sibling is not None:
-        sw = _derive_pol(sibling, pol)
-    else:
-        sw = _open_swath(product, swath, pol, orbit_dir, None)
-    if len(_CACHE) >= _CACHE_MAX:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = sw
-    return sw
-
-
-def _derive_pol(sw: Swath, pol: str) -> Swath:
-    files = sw._files
-    key = f"{sw.swath}/{pol}"
+    attrs, files, fs, root, vsi = product_files(product)
+    key = f"{swath}/{pol}"
     if key not in files or key + "/measurement" not in files:
-        raise SafeError(f"{sw.product}: no {key} annotation/measurement")
-    _, _, _, root, vsi = product_files(sw.product)
+        return _open_swath(product, swath, pol, orbit_dir, None)  # raises the clear error
+    try:
+        info = fs.info(files[key])
+    except (OSError, FileNotFoundError):
+        return _open_swath(product, swath, pol, orbit_dir, None)
+    ident = (Path(str(product)).name, swath, str(orbit_dir), info.get("size"),
+             info.get("mtime", info.get("date_time")))
+    geo = _CACHE.get(ident)
+    if geo is None:
+        geo = _open_swath(product, swath, pol, orbit_dir, None)
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[ident] = geo
     meas_rel = files[key + "/measurement"][len(root):].lstrip("/")
-    return replace(sw, pol=pol, measurement=f"{vsi}/{meas_rel}")
+    return replace(geo, product=str(product), pol=pol, measurement=f"{vsi}/{meas_rel}",
+                   attrs=dict(attrs), _files=files, _fs=fs)
 
 
 def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None,
