@@ -107,6 +107,7 @@ class S1ArchiveSource(Source):
 
     name = "archive"
     modalities = ("s1grd", "s1coh", "s1ifg")
+    version = "sar-1"  # bump when the processor's numbers change (the runner re-does stale)
 
     def __init__(self, archive: str, dem: str | None = None, dem_datum: str = "ellipsoid",
                  orbits: str | None = None, pairs: str = "sequential", max_dt: int | None = None,
@@ -264,6 +265,13 @@ class S1ArchiveSource(Source):
                 yield TileResult(t, "done", data=db.astype(modality.dtype), items=unit.items)
             else:
                 yield TileResult(t, "nodata", items=unit.items)
+
+    def __getstate__(self) -> dict:
+        """Workers get the options and the scanned archive, not cached arrays or handles."""
+        d = dict(self.__dict__)
+        d["_cache"] = None
+        d["_dem"] = None
+        return d
 
     def close(self) -> None:
         self._cache = None

@@ -129,6 +129,26 @@ def test_pair_unit_on_speckle(archive, tmp_path):
     r = list(src.read(gu[0], {tile.id: tile}, grd, gp))[0]
     assert r.status == "done" and r.data.shape == (2, 448, 448)
     assert np.nanmean(r.data[0]) > np.nanmean(r.data[1]) + 5  # VV 60 DN vs VH 20 DN
+    # the same through the runner into a store: fetch s1coh + s1ifg for the pair
+    import pickle
+
+    from m3leo_tiles.runner.fetch import FetchRequest, fetch
+
+    pickle.loads(pickle.dumps(src))  # workers receive the source pickled
+    aoi = tmp_path / "aoi.geojson"
+    import json
+
+    import shapely
+
+    c = shapely.centroid(tile.polygon)
+    aoi.write_text(json.dumps({"type": "Feature", "properties": {},
+                               "geometry": shapely.geometry.mapping(c.buffer(0.005))}))
+    opts = {"archive": str(archive), "dem": str(tmp_path / "dem.tif")}
+    summ = fetch(FetchRequest(store=str(tmp_path / "s.zarr"), region=str(aoi),
+                              modalities=["s1coh", "s1ifg"], period="2025", tiles=[tile.id],
+                              source="archive", source_options={"archive": opts}))
+    d = summ.as_dict()
+    assert d["done"] == 2 and d["failed"] == 0, d
 
 
 def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
