@@ -115,15 +115,27 @@ def test_truncated_measurement_is_a_clear_error(pair_dir, tmp_path):
     prod.close()
 
 
-def test_geoid_offline_when_a_grid_is_present():
-    from m3leo_tiles.sar.geoid import GeoidUnavailable, undulation
+def test_geoid_offline(tmp_path):
+    """The bundled 0.5-degree EGM96 (or a PROJ grid found on the machine) gives N offline."""
+    from m3leo_tiles.sar.dem import GeoTiffDem
+    from m3leo_tiles.sar.geoid import undulation
 
-    try:
-        n, model = undulation(np.array([0.0, 86.925]), np.array([0.0, 27.988]))
-    except GeoidUnavailable as e:
-        pytest.skip(str(e))
-    # EGM96/EGM2008 undulation at (0, 0) is ~17.2 m; near Everest ~ -29 m
-    assert abs(n[0] - 17.2) < 1.0 and -31 < n[1] < -27, (n, model)
+    n, model = undulation(np.array([0.0, 86.925, 12.5]), np.array([0.0, 27.988, 41.9]))
+    # EGM96 undulation: (0, 0) 17.16 m; near Everest -28.7 m; Rome ~48.5 m
+    assert abs(n[0] - 17.16) < 0.5 and abs(n[1] + 28.7) < 1.5 and abs(n[2] - 48.5) < 1.0, n
+    assert "EGM" in model
+    # a DEM in EGM2008 heights is lifted by N onto the ellipsoid
+    import rasterio
+
+    g = GridSpec(32633, 290000, 4650000, 10, 10, 8, 8)
+    dem = tmp_path / "d.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=40, height=40, count=1,
+                       dtype="float32", crs=g.crs,
+                       transform=rasterio.Affine(10, 0, g.x0 - 100, 0, -10, g.y0 + 100)) as r:
+        r.write(np.full((40, 40), 100, np.float32), 1)
+    h_ell = GeoTiffDem(str(dem), "egm2008")(g)
+    h_raw = GeoTiffDem(str(dem), "ellipsoid")(g)
+    assert np.allclose(h_raw, 100) and 140 < float(h_ell.mean()) < 155
 
 
 def test_deramp_recurrence_equals_the_carrier_formula(pair_dir):
