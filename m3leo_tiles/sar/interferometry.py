@@ -14,8 +14,10 @@ coherence; for true gamma = 0 its mean is Gamma(N) Gamma(3/2) / Gamma(N + 1/2), 
 0.886 / sqrt(N) (0.22 for N = 16, 0.18 for N = 25). Geocoded samples at 10 m are not
 independent in azimuth (S1 IW azimuth resolution ~22 m, 486 Hz line rate for ~320 Hz
 bandwidth) and nearly independent in ground range (~3-5 m ground resolution), so a 4 x 4
-cell of 10 m samples has roughly N_eff = 16 / ~1.5-2 = 8-11 looks: its zero-coherence floor
-is ~0.27-0.31. `expected_abs_coherence` gives the mean estimate for (gamma, N) so callers can
+cell of 10 m samples has fewer than 16 looks: measured on the forward-modelled pair
+(tests/sar/test_pair_truth.py with true coherence 0, S1-like band-limited responses) the mean
+estimate is 0.265, i.e. N_eff = (0.886 / 0.265)^2 = 11. Its zero-coherence floor is ~0.27.
+`expected_abs_coherence` gives the mean estimate for (gamma, N) so callers can
 flag cells below the floor. Accumulation is float64 in registers, outputs float32.
 """
 
