@@ -1,0 +1,120 @@
+"""Per-track geometry on the tile grid: incidence angles and a layover/shadow mask.
+
+Computed once per track (any product of it) from the orbit and the DEM, with the same
+zero-Doppler solution as the processor:
+- ellipsoid incidence: angle between the target->satellite vector and the ellipsoid normal
+  (checked against the `incidenceAngle` of ESA's geolocation grid);
+- local incidence: the same against the DEM surface normal (DEM gradients on the UTM grid);
+- layover/shadow (Kropatsch & Strobl style, along each azimuth line ordered by ground range
+  from the track): layover where the slant range is not larger than that of some pixel nearer
+  the track, shadow where the look angle from the satellite is not larger than that of some
+  nearer pixel (the ray to it grazes nearer terrain). Bits: 1 layover, 2 shadow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .geocode import geodetic_to_ecef, grid_lonlat, swath_mid_time, zero_doppler
+from .pipeline import DemError, DemFn, geocode_grid, open_product
+from .safe import C
+
+
+def _ellipsoid_normal(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    lo, la = np.deg2rad(lon), np.deg2rad(lat)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+
+def _enu_to_ecef(lon: np.ndarray, lat: np.ndarray, e, n, u) -> np.ndarray:
+    lo, la = np.deg2rad(lon), np.deg2rad(lat)
+    east = np.stack([-np.sin(lo), np.cos(lo), np.zeros_like(lo)], axis=-1)
+    north = np.stack([-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)], axis=-1)
+    up = _ellipsoid_normal(lon, lat)
+    return east * e[..., None] + north * n[..., None] + up * u[..., None]
+
+
+def _segment_cummax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Running maximum of `values` restarted at every new group (groups sorted)."""
+    out = np.empty_like(values)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    for a, b in zip(starts, ends, strict=True):
+        out[a:b] = np.maximum.accumulate(values[a:b])
+    return out
+
+
+def incidence(sat: np.ndarray, xyz: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Angle (degrees) between the target->satellite direction and a surface normal."""
+    look = sat - xyz
+    look /= np.linalg.norm(look, axis=-1, keepdims=True)
+    c = np.clip(np.sum(look * normal, axis=-1), -1, 1)
+    return np.degrees(np.arccos(c))
+
+
+def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None = None,
+                   polarisation: str = "VV") -> dict[str, np.ndarray]:
+    """Per covered tile: float32 (3, H, W) = ellipsoid incidence (deg), local incidence
+    (deg), layover/shadow bits (0 none, 1 layover, 2 shadow, 3 both); NaN where no swath."""
+    prod = open_product(safe, [polarisation], orbit_dir)
+    geo0 = prod.geometry[0]
+    out: dict[str, np.ndarray] = {}
+    try:
+        for tile in tiles:
+            g = tile.grid
+            h = np.asarray(dem(g), np.float64)
+            if not np.isfinite(h).all():
+                raise DemError(f"DEM does not cover tile {tile.id}")
+            lon, lat = grid_lonlat(g)
+            xyz = geodetic_to_ecef(lon, lat, h)
+            cover = geocode_grid(prod, xyz).covered
+            if not cover.any():
+                continue
+            t, r = zero_doppler(geo0.orbit, xyz, swath_mid_time(geo0))
+            sat, _, _ = geo0.orbit.interpolate(t)
+            inc_e = incidence(sat, xyz, _ellipsoid_normal(lon, lat))
+            gy, gx = np.gradient(h, g.dy, g.dx)  # rows go south: d/dy_north = -gy
+            normal = _enu_to_ecef(lon, lat, -gx, gy, np.ones_like(h))
+            normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+            inc_l = incidence(sat, xyz, normal)
+            # layover / shadow along azimuth lines, ordered by ground distance from the track
+            line = np.round(t / geo0.dt).astype(np.int64).ravel()
+            nadir = sat / np.linalg.norm(sat, axis=-1, keepdims=True)
+            ground = np.linalg.norm(xyz - nadir * np.sum(xyz * nadir, axis=-1, keepdims=True),
+                                    axis=-1).ravel()
+            rng = r.ravel()
+            look = np.degrees(np.arccos(np.clip(
+                np.sum(-nadir * (xyz - sat), axis=-1) / r, -1, 1))).ravel()
+            order = np.lexsort((ground, line))
+            ls, rs, gs = line[order], rng[order], look[order]
+            prev_r = np.r_[-np.inf, _segment_cummax(rs, ls)[:-1]]
+            prev_g = np.r_[-np.inf, _segment_cummax(gs, ls)[:-1]]
+            first = np.r_[True, ls[1:] != ls[:-1]]
+            prev_r[first] = -np.inf
+            prev_g[first] = -np.inf
+            bits = np.zeros(len(order), np.float32)
+            bits[rs <= prev_r] += 1
+            bits[gs <= prev_g] += 2
+            mask = np.empty_like(bits)
+            mask[order] = bits
+            res = np.stack([inc_e, inc_l, mask.reshape(g.shape)]).astype(np.float32)
+            res[:, ~cover] = np.nan
+            out[tile.id] = res
+        return out
+    finally:
+        prod.close()
+
+
+def gcp_incidence_residual(sw) -> float:
+    """Max |our ellipsoid incidence - ESA's geolocation-grid incidenceAngle| (degrees)."""
+    gc = sw.gcp
+    lon, lat, hgt = gc.longitude.values, gc.latitude.values, gc.height.values
+    xyz = geodetic_to_ecef(lon, lat, hgt)
+    t, _ = zero_doppler(sw.orbit, xyz, swath_mid_time(sw), seed_step=0)
+    sat, _, _ = sw.orbit.interpolate(t)
+    ours = incidence(sat, xyz, _ellipsoid_normal(lon, lat))
+    return float(np.abs(ours - gc.incidenceAngle.values).max())
+
+
+__all__ = ["C", "gcp_incidence_residual", "incidence", "track_geometry"]
