@@ -125,8 +125,9 @@ def fetch(req: FetchRequest) -> RunSummary:
     if existing:
         store = TileStore.open(req.store)
         if req.region:
-            name = Path(req.region).stem if Path(req.region).suffix else req.region
-            store.check_compatible(name, req.tile_size)
+            from ..grid.regions import load_aoi
+
+            store.check_compatible(load_aoi(req.region)[0], req.tile_size)
         table = store.tile_table()
     else:
         if not req.region:

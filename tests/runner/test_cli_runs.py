@@ -30,7 +30,12 @@ def cli(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
 
 
 def make_store(path: Path, n: int = 8) -> str:
-    TileStore.create(str(path), "t", tiles_table(n), 4480)
+    """A store for region `t`, the AOI file t.wkt beside it (around the tiles)."""
+    table = tiles_table(n)
+    (path.parent / "t.wkt").write_text(
+        f"POLYGON(({table.lon.min()} {table.lat.min()}, {table.lon.max()} {table.lat.min()}, "
+        f"{table.lon.max()} {table.lat.max()}, {table.lon.min()} {table.lat.min()}))")
+    TileStore.create(str(path), "t", table, 4480)
     return str(path)
 
 
@@ -88,7 +93,7 @@ log = "refresh.log"
 workers = 1
 {extra}
 [[job]]
-region = "t"
+region = "t.wkt"
 modalities = ["synth"]
 period = "2020"
 source = "synthetic"
@@ -161,3 +166,23 @@ def test_refresh_config_with_unknown_keys_is_refused(tmp_path):
     p = cli("refresh", "--config", str(cfg))
     assert p.returncode == 2 and "unknown keys ['bogus']" in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["c.toml"]
+
+
+def test_fetch_creates_the_store_from_the_region_grid(tmp_path):
+    import shapely
+
+    from m3leo_tiles.grid.build import build_grid
+
+    aoi = tmp_path / "box.wkt"
+    aoi.write_text("POLYGON((2.0 48.0, 2.15 48.0, 2.15 48.1, 2.0 48.1, 2.0 48.0))")
+    url = str(tmp_path / "s.zarr")
+    p = cli(*fetch_args(url, "--region", str(aoi), "--limit", "3", "--json"), check=True)
+    assert json.loads(p.stdout.strip().splitlines()[-1])["done"] == 3
+    grid = build_grid(shapely.from_wkt(aoi.read_text()))
+    store = TileStore.open(url)
+    assert list(store.tile_ids) == list(grid["id"]) and store.info.region == "box"
+    rows = json.loads(cli("status", "--store", url, "--json", check=True).stdout)["rows"]
+    assert rows[0]["done"] == 3 and rows[0]["missing"] == len(grid) - 3
+    ids = ",".join(grid["id"][3:5])
+    p = cli(*fetch_args(url, "--tiles", ids, "--json"), check=True)
+    assert json.loads(p.stdout.strip().splitlines()[-1])["done"] == 2
