@@ -51,3 +51,47 @@ def test_two_resorb_files_agree_in_overlap(s1data):
     assert np.linalg.norm(pa - pb) < 0.5  # two restituted solutions: decimetres at most
     f = find_eof(d, "S1A", t, t + np.timedelta64(60, "s"))
     assert f is not None and "RESORB" in f.name
+
+
+def _write_eof(directory, orb, shift_m: float = 0.0):
+    times = orb.azimuth_time.values
+    osv = []
+    for k, t in enumerate(times):
+        p = [float(x) for x in orb.position.values[:, k]]
+        p[0] += shift_m
+        v = [float(x) for x in orb.velocity.values[:, k]]
+        utc = np.datetime_as_string(t, unit="us")
+        osv.append(f"<OSV><UTC>UTC={utc}</UTC><X unit=\"m\">{p[0]!r}</X><Y unit=\"m\">{p[1]!r}</Y>"
+                   f"<Z unit=\"m\">{p[2]!r}</Z><VX unit=\"m/s\">{v[0]!r}</VX>"
+                   f"<VY unit=\"m/s\">{v[1]!r}</VY><VZ unit=\"m/s\">{v[2]!r}</VZ></OSV>")
+
+    def stamp(t):
+        return np.datetime_as_string(t, unit="s").replace("-", "").replace(":", "")
+
+    start, stop = stamp(times[0] - np.timedelta64(1, "s")), stamp(times[-1] + np.timedelta64(1, "s"))
+    name = f"S1A_OPER_AUX_POEORB_OPOD_20250426T000000_V{start}_{stop}.EOF"
+    directory.mkdir(exist_ok=True)
+    (directory / name).write_text(
+        "<Earth_Explorer_File><Earth_Explorer_Header><Variable_Header><Ref_Frame>EARTH_FIXED"
+        "</Ref_Frame></Variable_Header></Earth_Explorer_Header><Data_Block><List_of_OSVs>"
+        + "".join(osv) + "</List_of_OSVs></Data_Block></Earth_Explorer_File>")
+
+
+def test_eof_orbit_dir_is_used_by_open_swath(s1data, tmp_path):
+    """An EOF in orbit_dir replaces the annotation orbit (a 100 m shifted copy moves the
+    geolocation by tens of samples; the unshifted copy reproduces the annotation's)."""
+    import xarray as xr
+
+    from m3leo_tiles.sar.geocode import gcp_residuals
+    from m3leo_tiles.sar.safe import open_swath
+
+    safe = s1data / ("hyp3-isce2/tests/data/packaging/slc/"
+                     "S1A_IW_SLC__1SDV_20250406T022008_20250406T022035_058630_07421F_93A7.SAFE")
+    orb = xr.open_dataset(safe, engine="sentinel-1", group="IW2/VV/orbit")
+    _write_eof(tmp_path / "same", orb)
+    _write_eof(tmp_path / "shifted", orb, shift_m=100.0)
+    ann = gcp_residuals(open_swath(safe, "IW2", "VV"))
+    same = gcp_residuals(open_swath(safe, "IW2", "VV", orbit_dir=tmp_path / "same"))
+    moved = gcp_residuals(open_swath(safe, "IW2", "VV", orbit_dir=tmp_path / "shifted"))
+    assert abs(same["rms_px"] - ann["rms_px"]) < 1e-4
+    assert moved["rms_px"] > 5

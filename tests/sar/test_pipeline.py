@@ -176,3 +176,21 @@ def test_pixels_read_from_a_zip(s1data):
     b = prod.read(prod.swaths["IW2"]["VH"], 100, 104, 5000, 5003)
     assert np.all(b == 1j)
     prod.close()
+
+
+def test_real_dem_on_a_tile(s1data):
+    """The Rome 30 m DEM (compound CRS WGS84 + EGM96 height) read onto a UTM tile grid."""
+    from m3leo_tiles.grid.tiles import Tile
+    from m3leo_tiles.sar.dem import GeoTiffDem
+
+    dem = GeoTiffDem(str(s1data / "sarsen/tests/data/Rome-30m-DEM.tif"), "ellipsoid")
+    from pyproj import Transformer
+
+    x, y = Transformer.from_crs(4326, 32633, always_xy=True).transform(12.50, 42.00)
+    t = Tile(33, "N", int(x // 4480), int(y // 4480))
+    g = t.grid(10)
+    assert dem.covers(g)
+    h = dem(g)
+    assert np.isfinite(h).all() and 0 < float(h.mean()) < 120
+    off = Tile(33, "N", t.col + 5, t.row)
+    assert not dem.covers(off.grid(10)) and np.isnan(dem(off.grid(10))).all()
