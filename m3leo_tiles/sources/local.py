@@ -1,0 +1,349 @@
+"""Local raster archives (GeoTIFF/COG) warped onto the tile grid: the offline backend.
+
+An archive is a STAC ItemCollection JSON (`items.json`; the simulator writes one) or a plain
+directory of rasters, indexed on the fly: Sentinel-2 L2A product folders holding `B02.tif`,
+`SCL.tif`... (the Earth Search / rio-tiler-pds layout, dated by the folder name or its STAC
+JSON), Copernicus DEM tiles (`Copernicus_DSM_*_DEM.tif`) and ESA WorldCover maps
+(`ESA_WorldCover_*_Map.tif`).
+
+Per tile the source reads only the window of each raster that covers the tile, then warps all
+bands of one resolution in a single GDAL call (the coordinate transformation is shared), and
+composites by date like the Earth Engine path: Sentinel-2 clouds are masked with the scene
+classification (SCL), reflectances keep the L2A scale (1e-4) with the processing-baseline
+offset removed, and the period median is taken over valid observations, with their count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+from rasterio.enums import Resampling
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import from_bounds
+
+from ..errors import BadInput, NoData, PermanentError
+from ..grid.geobox import GridSpec
+from ..modalities import S2_BANDS, Modality
+from ..periods import Period
+from .base import Source, TileRef, TileResult, WorkUnit
+
+log = logging.getLogger(__name__)
+
+S2 = "sentinel-2-l2a"
+DEM = "cop-dem-glo-30"
+WORLDCOVER = "esa-worldcover"
+#: SCL classes that are not clear ground: no data, saturated, cloud shadow, clouds, cirrus
+SCL_INVALID = (0, 1, 3, 8, 9, 10)
+_BAND_FILE = re.compile(r"^(B0?(\d{1,2}A?)|SCL)\.tif{1,2}$", re.I)
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    collection: str
+    datetime: dt.datetime | None
+    bbox: tuple[float, float, float, float]  # lon/lat
+    assets: dict[str, str]  # band -> path
+    properties: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+def _norm_band(name: str) -> str:
+    m = re.match(r"^B0?(\d{1,2}A?)$", name, re.I)
+    return f"B{m.group(1).upper()}" if m else name
+
+
+def _raster_bbox(path: Path) -> tuple[float, float, float, float]:
+    with rasterio.open(path) as ds:
+        if ds.crs is None:
+            raise PermanentError(f"{path.name}: raster has no CRS")
+        return transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
+
+
+def _load_items_json(path: Path) -> list[Item]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BadInput(f"cannot read STAC items {path}: {e}") from None
+    feats = doc.get("features", [doc] if doc.get("type") == "Feature" else [])
+    items = []
+    for f in feats:
+        props = f.get("properties", {})
+        when = props.get("datetime")
+        assets = {_norm_band(k): str((path.parent / a["href"]).resolve())
+                  if "://" not in a["href"] else a["href"] for k, a in f.get("assets", {}).items()}
+        bbox = f.get("bbox") or (shapely.geometry.shape(f["geometry"]).bounds
+                                 if f.get("geometry") else None)
+        if bbox is None:
+            bbox = _raster_bbox(Path(next(iter(assets.values()))))
+        items.append(Item(f["id"], f.get("collection", ""),
+                          dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
+                          tuple(bbox), assets, props))
+    return items
+
+
+def _scan_directory(root: Path) -> list[Item]:
+    items: list[Item] = []
+    folders: dict[Path, dict[str, str]] = {}
+    for p in sorted(root.rglob("*.tif")):
+        m = _BAND_FILE.match(p.name)
+        if m:
+            folders.setdefault(p.parent, {})[_norm_band(p.stem).upper()
+                                             if p.stem.upper() != "SCL" else "SCL"] = str(p)
+        elif re.match(r"Copernicus_DSM_.*_DEM\.tif$", p.name):
+            items.append(Item(p.stem, DEM, None, _raster_bbox(p), {"elevation": str(p)}))
+        elif re.match(r"ESA_WorldCover_.*_Map\.tif$", p.name, re.I):
+            year = re.search(r"_(20\d\d)_", p.name)
+            when = dt.datetime(int(year.group(1)), 1, 1, tzinfo=dt.UTC) if year else None
+            items.append(Item(p.stem, WORLDCOVER, when, _raster_bbox(p), {"map": str(p)}))
+    for folder, assets in folders.items():
+        props: dict = {}
+        meta = next(iter(sorted(folder.glob("*.json"))), None)
+        when = None
+        if meta is not None:
+            try:
+                props = json.loads(meta.read_text()).get("properties", {})
+                when = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+            except (OSError, ValueError, KeyError):
+                props = {}
+        if when is None:
+            d = re.search(r"(20\d{6})", folder.name)
+            if not d:
+                continue
+            when = dt.datetime.strptime(d.group(1), "%Y%m%d").replace(tzinfo=dt.UTC)
+        any_band = next(iter(assets.values()))
+        items.append(Item(folder.name, S2, when, _raster_bbox(Path(any_band)), assets, props))
+    return items
+
+
+def load_index(root: str | Path) -> list[Item]:
+    p = Path(root)
+    if p.is_file():
+        return _load_items_json(p)
+    if (p / "items.json").is_file():
+        return _load_items_json(p / "items.json")
+    if p.is_dir():
+        return _scan_directory(p)
+    raise BadInput(f"local raster archive {root} not found")
+
+
+def _boa_offset(props: dict) -> float:
+    """The L2A offset to add to DN: -1000 from processing baseline 04.00 on, else 0."""
+    for key in ("s2:boa_add_offset", "boa_add_offset"):
+        if props.get(key) is not None:
+            return float(props[key])
+    if props.get("earthsearch:boa_offset_applied"):
+        return 0.0
+    try:
+        return -1000.0 if float(props.get("s2:processing_baseline", 0)) >= 4.0 else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+# --------------------------------------------------------------------------------------------
+def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=np.float32,
+               src_nodata: float | None = None) -> np.ndarray:
+    """Warp same-grid rasters (one band each) onto `grid` in one GDAL call.
+
+    Only the window covering the tile (plus a margin for the kernel) is read; pixels the source
+    does not cover come back as NaN.
+    """
+    out = np.full((len(paths),) + grid.shape, np.nan, dtype=np.float32)
+    try:
+        with rasterio.open(paths[0]) as ref:
+            crs, transform = ref.crs, ref.transform
+            nodata = ref.nodata if src_nodata is None else src_nodata
+            if crs is None:
+                raise PermanentError(f"{Path(paths[0]).name}: raster has no CRS")
+            b = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+            pad = 4 * max(abs(transform.a), abs(transform.e))
+            win = from_bounds(b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad, transform)
+            win = win.round_offsets(op="floor").round_lengths(op="ceil")
+            win = win.intersection(rasterio.windows.Window(0, 0, ref.width, ref.height))
+            src_shape = (int(win.height), int(win.width))
+            wtransform = rasterio.windows.transform(win, transform)
+        stack = np.empty((len(paths),) + src_shape, dtype=np.float32)
+        for i, p in enumerate(paths):
+            with rasterio.open(p) as ds:
+                if ds.crs != crs or ds.transform != transform:
+                    raise PermanentError(f"{Path(p).name} is not on the grid of {Path(paths[0]).name}")
+                stack[i] = ds.read(1, window=win, out_dtype=np.float32)
+    except rasterio.errors.WindowError:
+        return out  # the raster does not reach this tile
+    except rasterio.errors.RasterioError as e:
+        raise PermanentError(f"unreadable raster: {e}") from None
+    if nodata is not None:
+        stack[stack == nodata] = np.nan
+    reproject(stack, out, src_transform=wtransform, src_crs=crs, src_nodata=np.nan,
+              dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
+              resampling=resampling)
+    return out
+
+
+def slope_aspect(elev: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and aspect in degrees (aspect clockwise from north, downslope direction)."""
+    gy, gx = np.gradient(elev.astype(np.float64), dy, dx)
+    # rows run south, so north-facing gradient is -gy
+    dzdx, dzdy = gx, -gy
+    slope = np.degrees(np.arctan(np.hypot(dzdx, dzdy)))
+    aspect = (np.degrees(np.arctan2(-dzdx, -dzdy)) + 360.0) % 360.0
+    return slope.astype(np.float32), aspect.astype(np.float32)
+
+
+class LocalRasterSource(Source):
+    """s2, s2rgb, dem and esawc from GeoTIFF/COG files on disk."""
+
+    name = "local"
+    modalities = ("s2", "s2rgb", "dem", "esawc")
+    version = "1"
+
+    def __init__(self, root: str | None = None, **_ignored):
+        if not root:
+            raise BadInput("the local source needs root=<directory or items.json> "
+                           "(--source-opt local.root=PATH)")
+        self.root = str(root)
+        self._items: list[Item] | None = None
+
+    def __getstate__(self):
+        return {"root": self.root, "_items": self._items}
+
+    def items(self) -> list[Item]:
+        if self._items is None:
+            self._items = load_index(self.root)
+        return self._items
+
+    def check(self) -> None:
+        if not self.items():
+            raise BadInput(f"local raster archive {self.root} holds no rasters")
+
+    def _select(self, tile: TileRef, collection: str, period: Period | None) -> list[Item]:
+        box = shapely.box(*tile.polygon.bounds)
+        out = []
+        for it in self.items():
+            if it.collection != collection or not box.intersects(shapely.box(*it.bbox)):
+                continue
+            if period is not None and it.datetime is not None and \
+                    not period.contains(it.datetime.date()):
+                continue
+            out.append(it)
+        return sorted(out, key=lambda i: (i.datetime or dt.datetime.min.replace(tzinfo=dt.UTC),
+                                          i.id))
+
+    def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
+             period: Period) -> Iterator[TileResult]:
+        fn = {"s2": self._s2, "s2rgb": self._s2rgb, "dem": self._dem, "esawc": self._esawc}
+        if modality.name not in fn:
+            raise PermanentError(f"local source does not serve {modality.name}")
+        for tid in unit.tiles:
+            tile = tiles[tid]
+            grid = tile.grid_at(modality.res)
+            try:
+                data, used = fn[modality.name](tile, grid, period)
+            except NoData as e:
+                yield TileResult(tid, "nodata", error=str(e) or None)
+                continue
+            except PermanentError as e:
+                yield TileResult(tid, "failed", error=f"PermanentError: {e}")
+                continue
+            except rasterio.errors.RasterioError as e:
+                yield TileResult(tid, "failed", error=f"unreadable raster: {e}")
+                continue
+            yield TileResult(tid, "done", data, items=tuple(i.id for i in used))
+
+    # ---- Sentinel-2 ------------------------------------------------------------------------
+    def _s2_scene(self, item: Item, grid: GridSpec, bands: tuple[str, ...]) -> np.ndarray:
+        """One scene's bands as reflectance x 1e4 (float32, NaN = invalid) on the grid."""
+        missing = [b for b in bands + ("SCL",) if b not in item.assets]
+        if missing:
+            raise PermanentError(f"{item.id}: assets {missing} missing")
+        groups: dict[float, list[str]] = {}
+        for b in bands:
+            with rasterio.open(item.assets[b]) as ds:
+                groups.setdefault(ds.res[0], []).append(b)
+        out = np.empty((len(bands),) + grid.shape, np.float32)
+        for _, names in sorted(groups.items()):
+            arr = _read_onto([item.assets[b] for b in names], grid, Resampling.bilinear)
+            for b, a in zip(names, arr, strict=True):
+                out[bands.index(b)] = a
+        scl = _read_onto([item.assets["SCL"]], grid, Resampling.nearest, src_nodata=-1)[0]
+        invalid = np.isnan(scl) | np.isin(scl, SCL_INVALID)
+        out += _boa_offset(item.properties)
+        out[:, invalid] = np.nan
+        out[out <= 0] = np.nan
+        return out
+
+    def _composite(self, tile: TileRef, grid: GridSpec, period: Period,
+                   bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list[Item]]:
+        items = self._select(tile, S2, period)
+        if not items:
+            raise NoData(f"no Sentinel-2 scene in {period.label}")
+        scenes = [self._s2_scene(it, grid, bands) for it in items]
+        stack = np.stack(scenes)
+        count = np.sum(~np.isnan(stack[:, 0]), axis=0)
+        if not count.any():
+            raise NoData(f"no clear Sentinel-2 pixel in {period.label}")
+        with np.errstate(all="ignore"):
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                med = np.nanmedian(stack, axis=0)
+        return med, count, items
+
+    def _s2(self, tile, grid, period):
+        med, count, items = self._composite(tile, grid, period, S2_BANDS)
+        out = np.zeros((len(S2_BANDS) + 1,) + grid.shape, np.uint16)
+        out[:-1] = np.where(np.isnan(med), 0, np.clip(np.rint(med), 1, 65535)).astype(np.uint16)
+        out[-1] = count.astype(np.uint16)
+        return out, items
+
+    def _s2rgb(self, tile, grid, period):
+        med, _, items = self._composite(tile, grid, period, ("B4", "B3", "B2"))
+        rgb = np.clip(np.rint(med * 1e-4 / 0.3 * 255), 1, 255)
+        return np.where(np.isnan(med), 0, rgb).astype(np.uint8), items
+
+    # ---- terrain and land cover ----------------------------------------------------------
+    def _dem(self, tile, grid, period):
+        items = self._select(tile, DEM, None)
+        if not items:
+            raise NoData("no DEM tile covers this tile")
+        # one pixel of border so slope/aspect need no edge special case
+        big = GridSpec(grid.epsg, grid.x0 - grid.dx, grid.y0 + grid.dy, grid.dx, grid.dy,
+                       grid.width + 2, grid.height + 2)
+        elev = np.full(big.shape, np.nan, np.float32)
+        for it in items:
+            part = _read_onto([it.assets["elevation"]], big, Resampling.bilinear)[0]
+            elev = np.where(np.isnan(elev), part, elev)
+        if np.isnan(elev[1:-1, 1:-1]).all():
+            raise NoData("DEM tiles do not reach this tile")
+        if np.isnan(elev[1:-1, 1:-1]).any():
+            raise PermanentError("the DEM covers this tile only partly")
+        elev = np.where(np.isnan(elev), np.nanmean(elev), elev)
+        dx, dy = grid.dx, grid.dy
+        if grid.epsg == 4326:  # degrees -> metres at the tile's latitude
+            lat = np.radians(grid.y0)
+            dx, dy = dx * 111_320 * np.cos(lat), dy * 110_540
+        slope, aspect = slope_aspect(elev, dx, dy)
+        out = np.stack([elev, slope, aspect])[:, 1:-1, 1:-1]
+        return out.astype(np.float32), items
+
+    def _esawc(self, tile, grid, period):
+        items = self._select(tile, WORLDCOVER, period) or (
+            self._select(tile, WORLDCOVER, None) if period.kind == "static" else [])
+        if not items:
+            raise NoData(f"no WorldCover map for {period.label}")
+        cls = np.full(grid.shape, np.nan, np.float32)
+        for it in items:
+            part = _read_onto([it.assets["map"]], grid, Resampling.nearest, src_nodata=0)[0]
+            cls = np.where(np.isnan(cls), part, cls)
+        if np.isnan(cls).all():
+            raise NoData("WorldCover does not reach this tile")
+        return np.where(np.isnan(cls), 0, cls).astype(np.uint8)[None], items

@@ -1,0 +1,166 @@
+"""The local raster source: real S2 L2A and Copernicus DEM files, and synthetic composites."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from m3leo_tiles.errors import BadInput
+from m3leo_tiles.grid import tile_from_id
+from m3leo_tiles.grid.tiles import from_lonlat
+from m3leo_tiles.modalities import S2_BANDS, get_modality
+from m3leo_tiles.periods import STATIC, expand
+from m3leo_tiles.sources.base import TileRef, WorkUnit
+from m3leo_tiles.sources.local import LocalRasterSource, slope_aspect
+
+S2_DIR = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/KH/2020/2/" \
+         "S2A_29RKH_20200219_0_L2A"
+
+
+def ref(tile_id: str) -> TileRef:
+    t = tile_from_id(tile_id)
+    return TileRef(t.id, t.grid(10), t.polygon_lonlat)
+
+
+def read_one(src, tile: TileRef, modality: str, period):
+    m = get_modality(modality)
+    (r,) = src.read(WorkUnit(m.name, period.label, (tile.id,)), {tile.id: tile}, m, period)
+    return r
+
+
+def test_real_s2_scene_matches_direct_reads(s1data):
+    root = s1data / "rio-tiler-pds/tests/fixtures"
+    src = LocalRasterSource(root=str(root))
+    tile = ref("29N-0050-0610")
+    r = read_one(src, tile, "s2", expand("seasonal", "2020")[0])  # DJF holds 2020-02-19
+    assert r.status == "done" and r.items == ("S2A_29RKH_20200219_0_L2A",)
+    assert r.data.shape == (11, 448, 448) and r.data.dtype == np.uint16
+    assert (r.data[-1] == 1).all()  # one clear observation everywhere (a desert scene)
+    rng = np.random.default_rng(0)
+    g = tile.grid
+    for band_i, name in ((0, "B02"), (2, "B04"), (8, "B11")):
+        with rasterio.open(s1data / S2_DIR / f"{name}.tif") as ds:
+            for _ in range(20):
+                i, j = rng.integers(5, 443, size=2)
+                x, y = g.xs()[j], g.ys()[i]
+                row, col = ds.index(x, y)
+                win = ds.read(1, window=((row - 1, row + 2), (col - 1, col + 2))).astype(float)
+                ours = float(r.data[band_i, i, j])
+                # bilinear: inside the range of the neighbouring source pixels
+                assert win.min() - 1 <= ours <= win.max() + 1, (name, ours, win)
+    # and the no-data period is nodata, not a failure
+    assert read_one(src, tile, "s2", expand("seasonal", "2020")[2]).status == "nodata"
+
+
+def test_real_copernicus_dem_with_slope_and_aspect(s1data):
+    root = s1data / "rio-tiler-pds/tests/fixtures/copernicus-dem-30m"
+    src = LocalRasterSource(root=str(root))
+    x, y = from_lonlat(32632).transform(6.55, 0.45)
+    tile = ref(f"32N-{int(x // 4480):04d}-{int(y // 4480):04d}")
+    r = read_one(src, tile, "dem", STATIC)
+    assert r.status == "done", r.error
+    elev, slope, aspect = r.data
+    assert np.isfinite(r.data).all()
+    with rasterio.open(next(root.rglob("*.tif"))) as ds:
+        lon, lat = from_lonlat(32632).transform(tile.grid.xs()[[100, 300]],
+                                                tile.grid.ys()[[200, 50]], direction="INVERSE")
+        for k, (i, j) in enumerate(((200, 100), (50, 300))):
+            row, col = ds.index(lon[k], lat[k])
+            win = ds.read(1, window=((row - 1, row + 2), (col - 1, col + 2)))
+            assert win.min() - 0.5 <= elev[i, j] <= win.max() + 0.5
+    assert 0 <= slope.min() and slope.max() < 90 and 0 <= aspect.min() and aspect.max() < 360
+
+
+def test_slope_aspect_on_a_known_plane():
+    yy, xx = np.mgrid[0:50, 0:50].astype(float)
+    east_up = xx * 10 * 0.1  # rises 0.1 m per metre eastwards, 10 m pixels
+    slope, aspect = slope_aspect(east_up, 10.0, 10.0)
+    assert np.allclose(slope, np.degrees(np.arctan(0.1)))
+    assert np.allclose(aspect, 270.0)  # faces west (downslope)
+    north_up = -yy * 10 * 0.2  # rows run south, so this rises northwards
+    slope, aspect = slope_aspect(north_up, 10.0, 10.0)
+    assert np.allclose(aspect, 180.0) and np.allclose(slope, np.degrees(np.arctan(0.2)))
+
+
+def _write(path: Path, data: np.ndarray, epsg: int, x0: float, y0: float, res: float) -> None:
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0],
+                       count=1, dtype=data.dtype, crs=f"EPSG:{epsg}", nodata=0,
+                       transform=from_origin(x0, y0, res, res), tiled=True) as ds:
+        ds.write(data, 1)
+
+
+def synthetic_archive(tmp_path: Path, tile_id: str) -> Path:
+    """Three dates over one tile: a cloud on date 2, the L2A offset on date 3."""
+    t = tile_from_id(tile_id)
+    x0, y0 = t.bounds[0] - 400, t.bounds[3] + 400
+    n = int((4480 + 800) / 20)
+    feats = []
+    truth = {b: 1000 + 100 * k for k, b in enumerate(S2_BANDS)}
+    for d, (day, factor, cloud, baseline) in enumerate(
+            [(5, 1.0, False, "03.01"), (15, 1.2, True, "03.01"), (25, 0.9, False, "04.00")]):
+        item_dir = tmp_path / f"scene{d}"
+        item_dir.mkdir()
+        assets = {}
+        for b in S2_BANDS:
+            res = 10 if b in ("B2", "B3", "B4", "B8") else 20
+            m = int((4480 + 800) / res)
+            v = truth[b] * factor + (1000 if baseline == "04.00" else 0)
+            _write(item_dir / f"{b}.tif", np.full((m, m), v, np.uint16), t.epsg, x0, y0, res)
+            assets[b] = {"href": f"scene{d}/{b}.tif"}
+        scl = np.full((n, n), 4, np.uint8)
+        if cloud:
+            scl[: n // 2] = 9  # northern half: high-probability cloud
+        _write(item_dir / "SCL.tif", scl, t.epsg, x0, y0, 20)
+        assets["SCL"] = {"href": f"scene{d}/SCL.tif"}
+        feats.append({"type": "Feature", "id": f"scene{d}", "collection": "sentinel-2-l2a",
+                      "properties": {"datetime": f"2021-07-{day:02d}T10:00:00Z",
+                                     "s2:processing_baseline": baseline},
+                      "bbox": list(t.polygon_lonlat.buffer(0.01).bounds), "assets": assets})
+    (tmp_path / "items.json").write_text(json.dumps({"type": "FeatureCollection",
+                                                     "features": feats}))
+    return tmp_path / "items.json"
+
+
+def test_composite_masks_clouds_removes_offset_and_counts(tmp_path):
+    tile = ref("31N-0100-1200")
+    items = synthetic_archive(tmp_path, tile.id)
+    src = LocalRasterSource(root=str(items))
+    r = read_one(src, tile, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "done" and len(r.items) == 3
+    b2, count = r.data[0].astype(float), r.data[-1]
+    # south half: three clear dates (1.0, 1.2, 0.9) -> median 1.0; north: two (1.0, 0.9)
+    assert (count[-50:] == 3).all() and (count[:50] == 2).all()
+    assert np.allclose(b2[-50:], 1000, atol=1)
+    assert np.allclose(b2[:50], 950, atol=1)
+    rgb = read_one(src, tile, "s2rgb", expand("monthly", "2021-07")[0])
+    assert rgb.data.dtype == np.uint8 and rgb.data.shape == (3, 448, 448)
+    assert rgb.data[0, -1, -1] == round(1200 * 1e-4 / 0.3 * 255)  # B4 truth 1200
+
+
+def test_corrupt_raster_fails_the_unit_with_a_clear_error(tmp_path):
+    tile = ref("31N-0100-1200")
+    items = synthetic_archive(tmp_path, tile.id)
+    (tmp_path / "scene0" / "B5.tif").write_bytes(b"II*\x00garbage")
+    src = LocalRasterSource(root=str(items))
+    r = read_one(src, tile, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "failed" and "B5.tif" in r.error and "unreadable" in r.error
+
+
+def test_missing_archive_is_bad_input(tmp_path):
+    with pytest.raises(BadInput):
+        LocalRasterSource(root=str(tmp_path / "none")).check()
+    with pytest.raises(BadInput):
+        LocalRasterSource()
+
+
+def test_datetimes_are_utc_aware(tmp_path):
+    items = synthetic_archive(tmp_path, "31N-0100-1200")
+    its = LocalRasterSource(root=str(items)).items()
+    assert all(i.datetime.tzinfo is not None for i in its)
+    assert its[0].datetime == dt.datetime(2021, 7, 5, 10, tzinfo=dt.UTC)
