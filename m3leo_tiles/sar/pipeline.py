@@ -56,6 +56,8 @@ class _stage:
 
     def __exit__(self, *exc):
         STAGES[self.name] = STAGES.get(self.name, 0.0) + time.perf_counter() - self.t
+
+
 HALF = 4  # sinc taps either side (8 x 8 kernel)
 KAISER_BETA = 4.0
 
@@ -102,6 +104,7 @@ class Product:
             if r is None:
                 r = rasterio.open(sw.measurement)
                 if (r.height, r.width) != (sw.n_lines, sw.n_samples):
+                    r.close()
                     raise SafeError(f"{sw.name}: {sw.swath}/{sw.pol} measurement is "
                                     f"{r.height}x{r.width}, annotation says "
                                     f"{sw.n_lines}x{sw.n_samples}")
@@ -124,7 +127,11 @@ def open_product(path: str, polarisations: Sequence[str], orbit_dir: str | None 
     have = list_swaths(path)
     if not have:
         raise SafeError(f"{path}: no swath with annotation and measurement")
-    names = sorted({s for s, _ in have} if swaths is None else set(swaths))
+    present = {s for s, _ in have}
+    names = sorted(present if swaths is None else {s.upper() for s in swaths})
+    missing = [s for s in names if s not in present]
+    if missing:
+        raise SafeError(f"{path}: no {', '.join(missing)} (has {', '.join(sorted(present))})")
     out: dict[str, dict[str, Swath]] = {}
     for s in names:
         out[s] = {}
