@@ -692,7 +692,8 @@ def to_db_nan(x: np.ndarray) -> np.ndarray:
 def process_grd(safe: str, tiles: Sequence, dem: DemFn,
                 polarisations: Sequence[str] = ("VV", "VH"), orbit_dir: str | None = None,
                 kind: str = "sigma0", errors: dict | None = None,
-                swaths: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+                swaths: Sequence[str] | None = None,
+                denoise: bool = True) -> dict[str, np.ndarray]:
     """Per covered tile: backscatter (npol, 448, 448) in dB from one IW SLC."""
     pols = [p.upper() for p in polarisations]
     prod = open_product(safe, pols, orbit_dir, swaths)
@@ -710,7 +711,7 @@ def process_grd(safe: str, tiles: Sequence, dem: DemFn,
             if not geo.covered.any():
                 continue
             pw = geocode_layers(prod, geo, pols, complex_=False, power=True, res=tile.grid.dx,
-                                kind=kind)[1]
+                                kind=kind, denoise=denoise)[1]
             out[tile.id] = np.stack([to_db_nan(pw[p]) for p in pols])
         return out
     finally:
