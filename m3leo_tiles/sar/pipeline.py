@@ -9,8 +9,9 @@ SLC window each (tile, burst) needs is read (rasterio window of the measurement 
 Complex layer (per date, per polarisation): deramp the window by exp(-j phi) with the TOPS
 azimuth carrier phi = pi kt(tau) (eta - eta_ref(tau))^2 (ESA "Definition of the TOPS SLC
 deramping function"; kt = ks ka / (ka - ks), ks = 2 |V| k_psi / lambda, eta from the burst
-centre, eta_ref(tau) = fdc(tau0)/ka(tau0) - fdc(tau)/ka(tau)), interpolate with an 8x8
-Kaiser-windowed sinc, reramp with phi at the fractional position, and multiply by
+centre, eta_ref(tau) = fdc(tau0)/ka(tau0) - fdc(tau)/ka(tau)), interpolate with a tabulated
+Kaiser-windowed sinc (8 taps in range, 6 in azimuth), reramp with phi at the fractional
+position, and multiply by
 exp(+j 4 pi R / lambda) with that date's geometric range R (flat earth and topography
 removed: the SLC phase of a target is -4 pi R / lambda + scattering). Then
 g_ref conj(g_sec) over each output cell gives interferogram and coherence
@@ -329,20 +330,23 @@ def kernel_table(half: int = HALF, beta: float = KAISER_BETA, bins: int = 2048) 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
 def _interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,
-                    fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, table):
-    """Tabulated 8x8 sinc of deramped windows (npol, rows, cols) at points idx, reramped and
-    flattened; the weights and the carrier + 4 pi R / lambda phase are shared by the pols."""
+                    fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, table_y, table_x):
+    """Tabulated separable sinc (table_y taps in azimuth, table_x in range) of deramped windows
+    (npol, rows, cols) at points idx, reramped and flattened; the weights and the carrier +
+    4 pi R / lambda phase are shared by the polarisations."""
     npol, nrow, ncol = wins.shape
-    ntap = table.shape[1]
-    half = ntap // 2
-    bins = table.shape[0] - 1
+    ny = table_y.shape[1]
+    nx = table_x.shape[1]
+    hy = ny // 2
+    hx = nx // 2
+    bins = table_x.shape[0] - 1
     for q in numba.prange(idx.shape[0]):
         p = idx[q]
         y = lines[p] - row0
         x = samples[p] - col0
         iy = int(math.floor(y))
         ix = int(math.floor(x))
-        if iy - half + 1 < 0 or ix - half + 1 < 0 or iy + half >= nrow or ix + half >= ncol:
+        if iy - hy + 1 < 0 or ix - hx + 1 < 0 or iy + hy >= nrow or ix + hx >= ncol:
             continue
         by = int((y - iy) * bins + 0.5)
         bx = int((x - ix) * bins + 0.5)
@@ -353,16 +357,16 @@ def _interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, ta
         for k in range(npol):
             accr = 0.0
             acci = 0.0
-            for a in range(ntap):
+            for a in range(ny):
                 rr = 0.0
                 ri = 0.0
-                row = iy - half + 1 + a
-                for b in range(ntap):
-                    v = wins[k, row, ix - half + 1 + b]
-                    w = table[bx, b]
+                row = iy - hy + 1 + a
+                for b in range(nx):
+                    v = wins[k, row, ix - hx + 1 + b]
+                    w = table_x[bx, b]
                     rr += w * v.real
                     ri += w * v.imag
-                wa = table[by, a]
+                wa = table_y[by, a]
                 accr += wa * rr
                 acci += wa * ri
             out[k, p] = complex(accr * c - acci * s, accr * s + acci * c)
@@ -412,7 +416,10 @@ def _interp_bilinear(win, row0, col0, lines, samples, idx, out):
                   + fy * ((1 - fx) * win[iy + 1, ix] + fx * win[iy + 1, ix + 1]))
 
 
+#: range: 8 taps (IW1 range bandwidth is 0.88 of the sampling rate); azimuth: 6 taps (the
+#: deramped azimuth spectrum fills ~0.66 of the line rate; error -35 dB at 0.7, measured)
 _TABLE = kernel_table()
+_TABLE_AZ = kernel_table(half=3, beta=3.0)
 
 
 @dataclass
@@ -546,7 +553,8 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
             if complex_:
                 with _stage("resample_complex"):
                     _interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx,
-                                    *bc.args(), 4 * math.pi / ref_sw.wavelength, _TABLE)
+                                    *bc.args(), 4 * math.pi / ref_sw.wavelength, _TABLE_AZ,
+                                    _TABLE)
     out_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if complex_ else {}
     out_p = {p: pw[j].reshape(shape) for j, p in enumerate(pols)} if power else {}
     return out_c, out_p
