@@ -11,9 +11,9 @@ azimuth carrier phi = pi kt(tau) (eta - eta_ref(tau))^2 (ESA "Definition of the 
 deramping function"; kt = ks ka / (ka - ks), ks = 2 |V| k_psi / lambda, eta from the burst
 centre, eta_ref(tau) = fdc(tau0)/ka(tau0) - fdc(tau)/ka(tau)), interpolate with a tabulated
 Kaiser-windowed sinc (8 taps in range, 6 in azimuth), reramp with phi at the fractional
-position, and multiply by
-exp(+j 4 pi R / lambda) with that date's geometric range R (flat earth and topography
-removed: the SLC phase of a target is -4 pi R / lambda + scattering). Then
+position, and multiply by exp(+j 4 pi R / lambda) with that date's geometric range R (flat
+earth and topography removed: the SLC phase of a target is -4 pi R / lambda + scattering).
+Then
 g_ref conj(g_sec) over each output cell gives interferogram and coherence
 (interferometry.py).
 
