@@ -1,0 +1,5 @@
+"""A physically consistent Sentinel-1 IW SLC simulator and the rasters of the same scene."""
+
+from .simulator import SIZES, simulate
+
+__all__ = ["SIZES", "simulate"]

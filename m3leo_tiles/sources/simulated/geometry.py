@@ -1,0 +1,185 @@
+"""The simulator's own radar geometry: orbit fit, zero-Doppler solver, annotation timing.
+
+Kept independent of `m3leo_tiles.sar` on purpose, so that one bug cannot hide in both the
+simulator and the processor: here the orbit is a least-squares polynomial in time per ECEF
+component (the processor interpolates state vectors piecewise), the zero-Doppler equation is
+solved by a Numba Newton iteration started from a linear guess, and the timing is read
+straight from the annotation XML with ElementTree (the processor goes through
+xarray-sentinel). Both are checked against ESA's geolocation grid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+C = 299_792_458.0
+WGS84_A = 6_378_137.0
+WGS84_E2 = 6.69437999014e-3
+
+
+def parse_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.strip())
+
+
+def geodetic_to_ecef(lon, lat, h):
+    lon, lat = np.radians(lon), np.radians(lat)
+    n = WGS84_A / np.sqrt(1 - WGS84_E2 * np.sin(lat) ** 2)
+    x = (n + h) * np.cos(lat) * np.cos(lon)
+    y = (n + h) * np.cos(lat) * np.sin(lon)
+    z = (n * (1 - WGS84_E2) + h) * np.sin(lat)
+    return np.stack([x, y, z], axis=-1)
+
+
+@dataclass
+class OrbitFit:
+    """ECEF position as a polynomial of time (seconds from `t0`), fitted to state vectors."""
+
+    t0: dt.datetime
+    scale: float
+    coef: np.ndarray  # (3, degree + 1), highest power first, in scaled time
+
+    @classmethod
+    def fit(cls, times: list[dt.datetime], pos: np.ndarray, degree: int = 8) -> OrbitFit:
+        t0 = times[len(times) // 2]
+        t = np.array([(x - t0).total_seconds() for x in times])
+        scale = float(np.abs(t).max()) or 1.0
+        coef = np.stack([np.polyfit(t / scale, pos[:, k], degree) for k in range(3)])
+        return cls(t0, scale, coef)
+
+    def seconds(self, when: dt.datetime) -> float:
+        return (when - self.t0).total_seconds()
+
+    def position(self, t: np.ndarray) -> np.ndarray:
+        s = np.asarray(t, float) / self.scale
+        return np.stack([np.polyval(self.coef[k], s) for k in range(3)], axis=-1)
+
+    def velocity(self, t: np.ndarray) -> np.ndarray:
+        s = np.asarray(t, float) / self.scale
+        return np.stack([np.polyval(np.polyder(self.coef[k]), s) / self.scale
+                         for k in range(3)], axis=-1)
+
+
+@numba.njit(parallel=True, cache=True)
+def _zero_doppler(px, py, pz, coef, scale, t_guess, out_t, out_r):
+    deg = coef.shape[1] - 1
+    for i in numba.prange(px.shape[0]):
+        t = t_guess[i]
+        r = 0.0
+        for _ in range(12):
+            s = t / scale
+            sx = sy = sz = 0.0
+            vx = vy = vz = 0.0
+            ax = ay = az = 0.0
+            for k in range(deg + 1):
+                p = deg - k
+                c0, c1, c2 = coef[0, k], coef[1, k], coef[2, k]
+                sp = s ** p
+                sx += c0 * sp
+                sy += c1 * sp
+                sz += c2 * sp
+                if p >= 1:
+                    d1 = p * s ** (p - 1) / scale
+                    vx += c0 * d1
+                    vy += c1 * d1
+                    vz += c2 * d1
+                if p >= 2:
+                    d2 = p * (p - 1) * s ** (p - 2) / (scale * scale)
+                    ax += c0 * d2
+                    ay += c1 * d2
+                    az += c2 * d2
+            dx, dy, dz = px[i] - sx, py[i] - sy, pz[i] - sz
+            f = dx * vx + dy * vy + dz * vz
+            fp = -(vx * vx + vy * vy + vz * vz) + dx * ax + dy * ay + dz * az
+            step = f / fp
+            t -= step
+            r = (dx * dx + dy * dy + dz * dz) ** 0.5
+            if abs(step) < 1e-10:
+                break
+        out_t[i] = t
+        out_r[i] = r
+
+
+def zero_doppler(orbit: OrbitFit, points: np.ndarray, t_mid: float) -> tuple[np.ndarray,
+                                                                            np.ndarray]:
+    """Zero-Doppler time (s from orbit.t0) and slant range (m) of ECEF points (N, 3)."""
+    p = np.ascontiguousarray(points, dtype=np.float64)
+    s0 = orbit.position(np.array([t_mid]))[0]
+    v0 = orbit.velocity(np.array([t_mid]))[0]
+    guess = t_mid + (p - s0) @ v0 / (v0 @ v0)
+    t = np.empty(len(p))
+    r = np.empty(len(p))
+    _zero_doppler(p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), orbit.coef, orbit.scale,
+                  guess, t, r)
+    return t, r
+
+
+@dataclass
+class Timing:
+    """What the simulator needs from one swath annotation."""
+
+    first_line: list[dt.datetime]  # per burst
+    lines_per_burst: int
+    samples: int
+    dt: float  # azimuth time interval
+    tau0: float  # slant range time of sample 0
+    fs: float  # range sampling rate
+    wavelength: float
+    steering_rate: float  # rad/s
+    range_bw: float
+    azimuth_bw: float
+    range_window: float
+    azimuth_window: float
+    fm_rates: list[tuple[dt.datetime, float, np.ndarray]]  # (time, t0, poly)
+    dc: list[tuple[dt.datetime, float, np.ndarray]]
+    orbit_times: list[dt.datetime]
+    orbit_pos: np.ndarray
+    orbit_vel: np.ndarray
+
+
+def read_timing(root: ET.Element) -> Timing:
+    f = lambda path: float(root.findtext(path))  # noqa: E731
+    bursts = root.findall("swathTiming/burstList/burst")
+    sp = root.find("imageAnnotation/processingInformation/swathProcParamsList/swathProcParams")
+    orbits = root.findall("generalAnnotation/orbitList/orbit")
+    return Timing(
+        first_line=[parse_time(b.findtext("azimuthTime")) for b in bursts],
+        lines_per_burst=int(root.findtext("swathTiming/linesPerBurst")),
+        samples=int(root.findtext("imageAnnotation/imageInformation/numberOfSamples")),
+        dt=f("imageAnnotation/imageInformation/azimuthTimeInterval"),
+        tau0=f("imageAnnotation/imageInformation/slantRangeTime"),
+        fs=f("generalAnnotation/productInformation/rangeSamplingRate"),
+        wavelength=C / f("generalAnnotation/productInformation/radarFrequency"),
+        steering_rate=np.radians(f("generalAnnotation/productInformation/azimuthSteeringRate")),
+        range_bw=float(sp.findtext("rangeProcessing/processingBandwidth")),
+        azimuth_bw=float(sp.findtext("azimuthProcessing/processingBandwidth")),
+        range_window=float(sp.findtext("rangeProcessing/windowCoefficient")),
+        azimuth_window=float(sp.findtext("azimuthProcessing/windowCoefficient")),
+        fm_rates=[(parse_time(e.findtext("azimuthTime")), float(e.findtext("t0")),
+                   np.array(e.findtext("azimuthFmRatePolynomial").split(), float))
+                  for e in root.findall("generalAnnotation/azimuthFmRateList/azimuthFmRate")],
+        dc=[(parse_time(e.findtext("azimuthTime")), float(e.findtext("t0")),
+             np.array(e.findtext("dataDcPolynomial").split(), float))
+            for e in root.findall("dopplerCentroid/dcEstimateList/dcEstimate")],
+        orbit_times=[parse_time(o.findtext("time")) for o in orbits],
+        orbit_pos=np.array([[float(o.findtext(f"position/{c}")) for c in "xyz"] for o in orbits]),
+        orbit_vel=np.array([[float(o.findtext(f"velocity/{c}")) for c in "xyz"] for o in orbits]),
+    )
+
+
+def nearest_poly(entries, when: dt.datetime) -> tuple[float, np.ndarray]:
+    best = min(entries, key=lambda e: abs((e[0] - when).total_seconds()))
+    return best[1], best[2]
+
+
+def grid_points(root: ET.Element) -> dict[str, np.ndarray]:
+    """ESA's geolocation grid: line, pixel, azimuth time, slant range time, lat, lon, height."""
+    pts = root.findall("geolocationGrid/geolocationGridPointList/geolocationGridPoint")
+    out = {k: np.array([float(p.findtext(k)) for p in pts])
+           for k in ("line", "pixel", "slantRangeTime", "latitude", "longitude", "height")}
+    out["azimuthTime"] = np.array([parse_time(p.findtext("azimuthTime")) for p in pts])
+    return out

@@ -1,0 +1,151 @@
+"""What the simulator writes besides SAFE products: truth per tile, and the local-source rasters.
+
+- `truth/<tile>.npz`: on the tile's 10 m grid: `classes` (1 water, 2 forest, 3 cropland,
+  4 bare, 5 urban), `height` (ellipsoidal m), `deformation` (LOS range increase per date, m,
+  shape (dates, y, x)), `coherence` (12-day class coherence), `sigma0_vv_db`, `sigma0_vh_db`,
+  `ifg_phase` (per consecutive pair: wrap(4 pi (d2 - d1) / lambda), the phase g1 conj(g2)
+  keeps after flattening and topography removal).
+- `rasters/`: Sentinel-2 L2A-like COGs (B2..B12 at 10/20 m, uint16 DN = reflectance x 1e4,
+  SCL at 20 m; three dates, clouds on the second), `dem.tif` (ellipsoidal heights, 10 m),
+  `worldcover.tif` (ESA WorldCover codes), indexed by the STAC ItemCollection `items.json`.
+- `aoi.geojson`: the union of the covered tiles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+from rasterio.transform import from_origin
+from scipy import ndimage
+
+from ...grid.tiles import Tile
+from ...modalities import S2_BANDS
+from .scene import CLASSES, Scene
+
+TEN_M = ("B2", "B3", "B4", "B8")
+
+
+def _window(scene: Scene, tile: Tile) -> tuple[slice, slice]:
+    x0, _, _, y1 = tile.bounds
+    c = int(round((x0 - scene.x0) / scene.res))
+    r = int(round((scene.y0 - y1) / scene.res))
+    n = int(tile.size / scene.res)
+    return slice(r, r + n), slice(c, c + n)
+
+
+def write_truth(out: Path, scene: Scene, tiles: list[Tile], n_dates: int,
+                wavelength: float) -> list[str]:
+    d = out / "truth"
+    d.mkdir(parents=True, exist_ok=True)
+    files = []
+    for t in tiles:
+        rs, cs = _window(scene, t)
+        cls = scene.classes[rs, cs]
+        defo = np.stack([scene.deformation(k)[rs, cs] for k in range(n_dates)])
+        ifg = np.angle(np.exp(4j * np.pi * np.diff(defo, axis=0) / wavelength))
+        np.savez_compressed(
+            d / f"{t.id}.npz", classes=cls, height=scene.height[rs, cs], deformation=defo,
+            coherence=scene.table(4)[cls].astype(np.float32),
+            sigma0_vv_db=scene.table(2)[cls].astype(np.float32),
+            sigma0_vh_db=scene.table(3)[cls].astype(np.float32),
+            ifg_phase=ifg.astype(np.float32))
+        files.append(f"truth/{t.id}.npz")
+    return files
+
+
+def _geotiff(path: Path, data: np.ndarray, epsg: int, x0: float, y0: float, res: float,
+             nodata=None, **tags) -> None:
+    profile = dict(driver="GTiff", width=data.shape[-1], height=data.shape[-2], count=1,
+                   dtype=data.dtype, crs=f"EPSG:{epsg}", transform=from_origin(x0, y0, res, res),
+                   tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data, 1)
+        if tags:
+            ds.update_tags(**tags)
+        ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
+
+
+def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Generator,
+                  date0: dt.date) -> dict:
+    rdir = out / "rasters"
+    rdir.mkdir(parents=True, exist_ok=True)
+    epsg, x0, y0, res = scene.epsg, scene.x0, scene.y0, scene.res
+    _geotiff(rdir / "dem.tif", scene.height, epsg, x0, y0, res,
+             datum="WGS84 ellipsoid (simulated scene; geoid undulation taken as 0)")
+    wc = np.zeros(scene.classes.shape, np.uint8)
+    for k, v in CLASSES.items():
+        wc[scene.classes == k] = v[1]
+    _geotiff(rdir / "worldcover.tif", wc, epsg, x0, y0, res, nodata=0)
+    lon0, lat0, lon1, lat1 = _bbox_lonlat(scene)
+    items = [
+        _item("dem", "cop-dem-glo-30", None, (lon0, lat0, lon1, lat1), {"elevation": "dem.tif"}),
+        _item("worldcover-2021", "esa-worldcover", dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+              (lon0, lat0, lon1, lat1), {"map": "worldcover.tif"}),
+    ]
+    # Sentinel-2: class spectra, a little texture, terrain shading; clouds on the 2nd date
+    refl = np.array([v[5] for k, v in sorted(CLASSES.items())], np.float32)  # (5, 10)
+    cls = scene.classes.astype(np.int64) - 1
+    gy, gx = np.gradient(scene.height, res)
+    shade = np.clip(1 + 0.8 * (-gx * 0.5 + gy * 0.5), 0.6, 1.4).astype(np.float32)
+    texture = 1 + 0.05 * ndimage.gaussian_filter(rng.standard_normal(cls.shape), 1.5)
+    for i, day in enumerate((4, 14, 24)):
+        when = dt.datetime.combine(date0 + dt.timedelta(days=day), dt.time(19, 5), dt.UTC)
+        item_id = f"S2B_SIM_{when:%Y%m%d}_L2A"
+        d = rdir / item_id
+        d.mkdir(exist_ok=True)
+        season = 1 + 0.03 * (i - 1)
+        assets = {}
+        for b, name in enumerate(S2_BANDS):
+            v = refl[cls, b] * shade * texture * season
+            dn = np.clip(np.rint(v), 1, 65535).astype(np.uint16)
+            if name not in TEN_M:  # 20 m bands: 2 x 2 block means
+                h, w = dn.shape[0] // 2 * 2, dn.shape[1] // 2 * 2
+                dn = dn[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)).astype(np.uint16)
+            _geotiff(d / f"{name}.tif", dn, epsg, x0, y0, res if name in TEN_M else 2 * res,
+                     nodata=0)
+            assets[name] = f"{item_id}/{name}.tif"
+        scl = np.where(scene.classes == 1, 6, 4).astype(np.uint8)  # water / vegetation
+        scl[scene.classes == 4] = 5
+        if i == 1:
+            blob = ndimage.gaussian_filter(rng.standard_normal(scl.shape), 40) > 0.004
+            scl[blob] = 9
+        scl = scl[: scl.shape[0] // 2 * 2:2, : scl.shape[1] // 2 * 2:2]
+        _geotiff(d / "SCL.tif", scl, epsg, x0, y0, 2 * res, nodata=0)
+        assets["SCL"] = f"{item_id}/SCL.tif"
+        items.append(_item(item_id, "sentinel-2-l2a", when, (lon0, lat0, lon1, lat1), assets,
+                           {"s2:processing_baseline": "03.01"}))
+    (rdir / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items},
+                                                indent=1))
+    polys = [t.polygon_lonlat for t in tiles]
+    aoi = shapely.union_all(polys).buffer(-0.002)
+    (out / "aoi.geojson").write_text(json.dumps({
+        "type": "FeatureCollection", "features": [{
+            "type": "Feature", "properties": {"name": "simulated"},
+            "geometry": json.loads(shapely.to_geojson(aoi))}]}))
+    return {"rasters": "rasters/items.json", "dem": "rasters/dem.tif", "aoi": "aoi.geojson"}
+
+
+def _bbox_lonlat(scene: Scene):
+    from rasterio.warp import transform_bounds
+
+    h, w = scene.shape
+    return transform_bounds(f"EPSG:{scene.epsg}", "EPSG:4326", scene.x0, scene.y0 - h * scene.res,
+                            scene.x0 + w * scene.res, scene.y0)
+
+
+def _item(item_id, collection, when, bbox, assets, props=None) -> dict:
+    lon0, lat0, lon1, lat1 = bbox
+    return {"type": "Feature", "stac_version": "1.0.0", "id": item_id,
+            "collection": collection, "bbox": [lon0, lat0, lon1, lat1],
+            "geometry": json.loads(shapely.to_geojson(shapely.box(lon0, lat0, lon1, lat1))),
+            "properties": {"datetime": when.isoformat().replace("+00:00", "Z") if when else None,
+                           **(props or {})},
+            "assets": {k: {"href": v, "type": "image/tiff; application=geotiff"}
+                       for k, v in assets.items()}}
