@@ -72,26 +72,28 @@ def _zero_doppler(px, py, pz, coef, scale, t_guess, out_t, out_r):
         r = 0.0
         for _ in range(12):
             s = t / scale
-            sx = sy = sz = 0.0
+            # Horner for position, velocity and acceleration at once
+            sx = coef[0, 0]
+            sy = coef[1, 0]
+            sz = coef[2, 0]
             vx = vy = vz = 0.0
             ax = ay = az = 0.0
-            for k in range(deg + 1):
-                p = deg - k
-                c0, c1, c2 = coef[0, k], coef[1, k], coef[2, k]
-                sp = s ** p
-                sx += c0 * sp
-                sy += c1 * sp
-                sz += c2 * sp
-                if p >= 1:
-                    d1 = p * s ** (p - 1) / scale
-                    vx += c0 * d1
-                    vy += c1 * d1
-                    vz += c2 * d1
-                if p >= 2:
-                    d2 = p * (p - 1) * s ** (p - 2) / (scale * scale)
-                    ax += c0 * d2
-                    ay += c1 * d2
-                    az += c2 * d2
+            for k in range(1, deg + 1):
+                ax = ax * s + 2 * vx
+                ay = ay * s + 2 * vy
+                az = az * s + 2 * vz
+                vx = vx * s + sx
+                vy = vy * s + sy
+                vz = vz * s + sz
+                sx = sx * s + coef[0, k]
+                sy = sy * s + coef[1, k]
+                sz = sz * s + coef[2, k]
+            vx /= scale
+            vy /= scale
+            vz /= scale
+            ax /= scale * scale
+            ay /= scale * scale
+            az /= scale * scale
             dx, dy, dz = px[i] - sx, py[i] - sy, pz[i] - sz
             f = dx * vx + dy * vy + dz * vz
             fp = -(vx * vx + vy * vy + vz * vz) + dx * ax + dy * ay + dz * az

@@ -62,14 +62,13 @@ def _geotiff(path: Path, data: np.ndarray, epsg: int, x0: float, y0: float, res:
              nodata=None, **tags) -> None:
     profile = dict(driver="GTiff", width=data.shape[-1], height=data.shape[-2], count=1,
                    dtype=data.dtype, crs=f"EPSG:{epsg}", transform=from_origin(x0, y0, res, res),
-                   tiled=True, blockxsize=256, blockysize=256, compress="deflate")
+                   tiled=True, blockxsize=256, blockysize=256, compress="deflate", zlevel=1)
     if nodata is not None:
         profile["nodata"] = nodata
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data, 1)
         if tags:
             ds.update_tags(**tags)
-        ds.build_overviews([2, 4, 8], rasterio.enums.Resampling.average)
 
 
 def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Generator,

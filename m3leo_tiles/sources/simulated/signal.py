@@ -36,7 +36,7 @@ def energy(beta: float, alpha: float) -> float:
     return float(np.trapezoid(hamming_response(x, beta, alpha) ** 2, x))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def splat(out, lines, samples, amp, freq, dt, taz, trg):
     """Add every scatterer's response to `out` (serial: deterministic, no write races)."""
     nl, ns = out.shape
