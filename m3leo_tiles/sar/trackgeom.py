@@ -5,10 +5,11 @@ zero-Doppler solution as the processor:
 - ellipsoid incidence: angle between the target->satellite vector and the ellipsoid normal
   (checked against the `incidenceAngle` of ESA's geolocation grid);
 - local incidence: the same against the DEM surface normal (DEM gradients on the UTM grid);
-- layover/shadow (Kropatsch & Strobl style, along each azimuth line ordered by ground range
-  from the track): layover where the slant range is not larger than that of some pixel nearer
-  the track, shadow where the look angle from the satellite is not larger than that of some
-  nearer pixel (the ray to it grazes nearer terrain). Bits: 1 layover, 2 shadow.
+- layover/shadow (along each azimuth line ordered by ground range from the track): layover
+  where the slant range is not larger than that of some pixel nearer the track (active) or
+  not smaller than that of some farther pixel (passive: terrain beyond folds onto it),
+  shadow where the look angle from the satellite is not larger than that of some nearer
+  pixel (the ray to it grazes nearer terrain). Bits: 1 layover, 2 shadow.
 """
 
 from __future__ import annotations
@@ -93,8 +94,13 @@ def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None
             first = np.r_[True, ls[1:] != ls[:-1]]
             prev_r[first] = -np.inf
             prev_g[first] = -np.inf
+            # passive layover: a farther pixel comes back to this pixel's range or nearer
+            nxt_min = -_segment_cummax(-rs[::-1], ls[::-1])[::-1]
+            nxt_min = np.r_[nxt_min[1:], np.inf]
+            last = np.r_[ls[1:] != ls[:-1], True]
+            nxt_min[last] = np.inf
             bits = np.zeros(len(order), np.float32)
-            bits[rs <= prev_r] += 1
+            bits[(rs <= prev_r) | (rs >= nxt_min)] += 1
             bits[gs <= prev_g] += 2
             mask = np.empty_like(bits)
             mask[order] = bits

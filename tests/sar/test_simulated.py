@@ -1,0 +1,20 @@
+"""The processor against the independent simulator's ground truth (slow: simulates a pair)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .simtruth import run_truth_checks
+
+
+@pytest.mark.slow
+def test_simulated_pair_matches_truth():
+    pytest.importorskip("m3leo_tiles.sources.simulated")
+    r = run_truth_checks()
+    print(r)
+    assert r["sim_geoloc_rms_px"] <= 0.1
+    assert all(v[2] for v in r["sim_coherence_by_class"].values()), r["sim_coherence_by_class"]
+    assert all(v[2] for v in r["sim_sigma0_by_class"].values()), r["sim_sigma0_by_class"]
+    assert r["sim_phase_worst_bin_err_rad"] <= 0.15 and r["sim_phase_range_rad"] > 2
+    assert r["sim_burst_edge_jump_rad"] is not None and abs(r["sim_burst_edge_jump_rad"]) <= 0.1
+    assert r["sim_truth_ok"]
