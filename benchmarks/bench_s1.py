@@ -85,7 +85,8 @@ def _simulated_pair(out: Path):
     safes = sorted(Path(p) for p in glob.glob(str(out / "**/*.SAFE"), recursive=True))
     if len(safes) < 2:
         return None
-    return safes[:2], None, "simulator --size burst"
+    dem = out / "rasters" / "dem.tif"  # the simulator's scene heights (ellipsoidal)
+    return safes[:2], (str(dem) if dem.exists() else None), "simulator --size burst"
 
 
 def _burst_tiles(safe: Path, swath: str, burst: int | None) -> tuple[list[TileRef], int]:
@@ -141,15 +142,16 @@ def _io_floor(safes: list[Path], swath: str, burst: int) -> float:
     return time.perf_counter() - t0
 
 
-def _sarsen(safe: Path, tile: TileRef, height: float, burst: int, out: Path) -> float | None:
-    """sarsen GTC of one burst (IW2/VV) onto one tile's 10 m grid, in a subprocess."""
+def _sarsen(safe: Path, tile: TileRef, heights: np.ndarray, burst: int,
+            out: Path) -> float | None:
+    """sarsen GTC (IW2/VV) onto one tile's 10 m grid with our DEM heights, in a subprocess."""
     import rasterio
 
     dem = out / "tile_dem.tif"
     g = tile.grid
     with rasterio.open(dem, "w", driver="GTiff", width=g.width, height=g.height, count=1,
                        dtype="float32", crs=g.crs, transform=g.transform) as r:
-        r.write(np.full(g.shape, height, np.float32), 1)
+        r.write(np.asarray(heights, np.float32), 1)
     # sarsen 0.9.6 cannot open a single-burst group of an IW SLC (it mosaics every IW SLC
     # group and then looks for "IW2/VV/<n>/orbit"), so it gets the swath "IW2/VV" (its
     # 90-line-cropped burst mosaic) and geocodes onto the one tile's DEM grid.
@@ -190,12 +192,20 @@ def main() -> None:
             safes, height, source = sim
             burst = None
         tiles, burst = _burst_tiles(safes[0], "IW2", burst)
-        if height is None:
-            height = 0.0
         print(f"data: {source}; {len(tiles)} candidate tiles", file=sys.stderr)
+        if isinstance(height, str):  # a DEM GeoTIFF (simulator)
+            from m3leo_tiles.sar.dem import GeoTiffDem
 
-        def dem(grid: GridSpec) -> np.ndarray:
-            return np.full(grid.shape, height)
+            dem_tif = GeoTiffDem(height)
+            tiles = [t for t in tiles if dem_tif.covers(t.grid)]
+
+            def dem(grid: GridSpec) -> np.ndarray:
+                return dem_tif(grid)
+
+            height = float(np.nanmedian(dem_tif(tiles[len(tiles) // 2].grid)))
+        else:
+            def dem(grid: GridSpec) -> np.ndarray:
+                return np.full(grid.shape, height)
 
         io_floor = _io_floor(safes, "IW2", burst)
         # warm the Numba caches and metadata outside the timed run (first-call JIT compile)
@@ -214,7 +224,7 @@ def main() -> None:
         best = max(res, key=lambda k: np.isfinite(res[k]["s1grd_ref"][0]).mean())
         tile = next(t for t in tiles if t.id == best)
         sarsen_s = None if os.environ.get("BENCH_NO_SARSEN") else _sarsen(
-            safes[0], tile, height, burst, out)
+            safes[0], tile, dem(tile.grid), burst, out)
         ours_pps = px / seconds
         sarsen_pps = (448 * 448 / sarsen_s) if sarsen_s else None
         rec = {
