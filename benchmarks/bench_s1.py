@@ -73,15 +73,21 @@ def _standin_pair(out: Path, burst: int = 4, seed: int = 0) -> tuple[list[Path],
 
 
 def _simulated_pair(out: Path):
-    try:
-        from m3leo_tiles.sources.simulated import simulate  # type: ignore
-    except ImportError:
-        return None
-    try:
-        simulate(out, size="burst", seed=0)
-    except Exception as e:  # a simulator bug must not hide our numbers
-        print(f"simulator failed ({type(e).__name__}: {e}); using the stand-in", file=sys.stderr)
-        return None
+    """The simulator's burst pair ($BENCH_SIM_DIR reuses an existing `--size burst` run)."""
+    reuse = os.environ.get("BENCH_SIM_DIR")
+    if reuse and (Path(reuse) / "simulation.json").exists():
+        out = Path(reuse)
+    else:
+        try:
+            from m3leo_tiles.sources.simulated import simulate
+        except ImportError:
+            return None
+        try:
+            simulate(out, size="burst", seed=0)
+        except Exception as e:  # a simulator bug must not hide our numbers
+            print(f"simulator failed ({type(e).__name__}: {e}); using the stand-in",
+                  file=sys.stderr)
+            return None
     safes = sorted(Path(p) for p in glob.glob(str(out / "**/*.SAFE"), recursive=True))
     if len(safes) < 2:
         return None
