@@ -34,3 +34,13 @@ def s1data() -> Path:
     if not S1DATA.is_dir():
         pytest.skip("../shared/s1data is absent")
     return S1DATA
+
+
+@pytest.fixture(scope="session")
+def small_sim(tmp_path_factory) -> Path:
+    """One seeded `simulate --size small` for the whole session (about half a minute)."""
+    from m3leo_tiles.sources.simulated import simulate
+
+    out = tmp_path_factory.mktemp("sim") / "small"
+    simulate(out, size="small", seed=0)
+    return out

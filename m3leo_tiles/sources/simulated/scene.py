@@ -64,7 +64,7 @@ def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
 
 
 def make_scene(rng: np.random.Generator, epsg: int, bounds: tuple[float, float, float, float],
-               res: float = 10.0, base_height: float = 120.0, relief: float = 150.0,
+               res: float = 10.0, base_height: float = 150.0, relief: float = 60.0,
                los_rate: float = 0.01) -> Scene:
     """A plausible landscape over `bounds` (UTM, snapped outwards to the 10 m lattice)."""
     xmin, ymin, xmax, ymax = bounds
@@ -83,9 +83,11 @@ def make_scene(rng: np.random.Generator, epsg: int, bounds: tuple[float, float, 
     classes[a < -1.1] = 1  # lakes
     hills = ndimage.zoom(_smooth_noise(rng, coarse, 3.0), (h / coarse[0], w / coarse[1]),
                          order=3)[:h, :w]
-    height = (base_height + relief * hills).astype(np.float32)
-    height[classes == 1] = height[classes == 1].min()  # flat lakes
-    height = ndimage.gaussian_filter(height, 3).astype(np.float32)
+    height = (base_height + relief * np.clip(hills, -2.5, 2.5)).astype(np.float32)
+    # lakes lie flat a little below their surroundings (no cliffs: no layover by accident)
+    regional = ndimage.gaussian_filter(height, 40)
+    height[classes == 1] = regional[classes == 1] - 5.0
+    height = ndimage.gaussian_filter(height, 4).astype(np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cy, cx = h * rng.uniform(0.35, 0.65), w * rng.uniform(0.35, 0.65)
     radius = min(h, w) * 0.25

@@ -61,6 +61,7 @@ class DateGeom:
     name: str
     orbit: geo.OrbitFit
     orbit_pos: np.ndarray
+    orbit_vel: np.ndarray
 
 
 def _product_name(k: int) -> tuple[str, dict[str, str]]:
@@ -82,19 +83,26 @@ def _apply(text: str, subs: dict[str, str]) -> str:
     return text
 
 
-def _baseline_orbit(timing: geo.Timing, k: int) -> np.ndarray:
-    """Positions displaced perpendicular to the velocity, in the radial plane."""
+def _baseline_orbit(timing: geo.Timing, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """State vectors displaced perpendicular to the velocity, in the radial plane.
+
+    The velocities get the displacement's own rate of change: an interpolator that uses them
+    (Hermite, as the processor's) must see a consistent orbit, or millimetres of range error
+    become a phase error.
+    """
     pos = timing.orbit_pos.copy()
+    vel = timing.orbit_vel.copy()
     if k == 0:
-        return pos
-    vel = timing.orbit_vel
+        return pos, vel
     radial = pos / np.linalg.norm(pos, axis=1, keepdims=True)
     v = vel / np.linalg.norm(vel, axis=1, keepdims=True)
     cross = np.cross(v, radial)  # horizontal, across track
     cross /= np.linalg.norm(cross, axis=1, keepdims=True)
     # mostly across-track, tilted so the baseline is close to perpendicular to the look
-    d = 0.8 * cross + 0.6 * radial
-    return pos + BASELINE_M * k * d
+    d = BASELINE_M * k * (0.8 * cross + 0.6 * radial)
+    fit = geo.OrbitFit.fit(timing.orbit_times, d)
+    t = np.array([fit.seconds(x) for x in timing.orbit_times])
+    return pos + d, vel + fit.velocity(t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,9 +149,10 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     dates = []
     for k in range(n_dates):
         name, subs = _product_name(k)
-        pos = _baseline_orbit(tm, k)
+        pos, vel = _baseline_orbit(tm, k)
         orbit = geo.OrbitFit.fit(tm.orbit_times, pos)  # times as the reference: repeat orbit
-        dates.append((DateGeom(k, REF_DATE + dt.timedelta(days=12 * k), name, orbit, pos), subs))
+        dates.append((DateGeom(k, REF_DATE + dt.timedelta(days=12 * k), name, orbit, pos, vel),
+                      subs))
     orbit0 = dates[0][0].orbit
     burst_t = np.array([orbit0.seconds(tm.first_line[b]) for b in bursts])
     t_mid = float(burst_t.mean() + lpb * tm.dt / 2)
@@ -399,10 +408,11 @@ def _crop_annotation(root, bursts, nl, ns, line0, g: DateGeom, last_line_time) -
                 v = np.where(v >= 0, np.minimum(v, ns - 1), v)
                 b.find(tag).text = " ".join(map(str, v))
     bl.set("count", str(len(bursts)))
-    for o, pos in zip(root.findall("generalAnnotation/orbitList/orbit"), g.orbit_pos,
-                      strict=True):
-        for c, v in zip("xyz", pos, strict=True):
+    for o, pos, vel in zip(root.findall("generalAnnotation/orbitList/orbit"), g.orbit_pos,
+                           g.orbit_vel, strict=True):
+        for c, v, w in zip("xyz", pos, vel, strict=True):
             o.find(f"position/{c}").text = f"{v:.9e}"
+            o.find(f"velocity/{c}").text = f"{w:.9e}"
     gl = root.find("geolocationGrid/geolocationGridPointList")
     pts = list(gl)
     for p in pts:
