@@ -122,19 +122,24 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     nb, ns, gx, gy = SIZES[size]
     ann = {p: ET.fromstring(_template(f"annotation-iw2-{p}.xml")) for p in ("vv", "vh")}
     tm = geo.read_timing(ann["vv"])
-    ns = ns or tm.samples
     lpb = tm.lines_per_burst
     first_burst = 2 if size != "burst" else 4
     bursts = list(range(first_burst, first_burst + nb))
     nl = nb * lpb
     line0 = first_burst * lpb  # full-product line of our first line
+    # ESA marks the near-range samples before firstValidSample as invalid: our crop keeps
+    # `ns` valid samples after them (and the processor rightly ignores the rest)
+    s_valid = max(int(v[v >= 0].max()) for v in (
+        np.array(b.findtext("firstValidSample").split(), int)
+        for b in ann["vv"].findall("swathTiming/burstList/burst")) if (v >= 0).any())
+    ns = min(tm.samples, s_valid + ns) if ns else tm.samples
 
     # ---- footprint from ESA's geolocation grid ----------------------------------------------
     grid = geo.grid_points(ann["vv"])
     interp = LinearNDInterpolator(np.c_[grid["line"], grid["pixel"]],
                                   np.c_[grid["longitude"], grid["latitude"]])
-    corners = interp([[line0, 0], [line0, ns - 1], [line0 + nl - 1, ns - 1],
-                      [line0 + nl - 1, 0]])
+    corners = interp([[line0, s_valid], [line0, ns - 1], [line0 + nl - 1, ns - 1],
+                      [line0 + nl - 1, s_valid]])
     lon_c, lat_c = corners.mean(axis=0)
     zone = int((lon_c + 180) // 6) + 1
     epsg = utm_epsg(zone, "N" if lat_c >= 0 else "S")
