@@ -139,7 +139,10 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
                        version=version, **kw)
 
     last: Exception | None = None
-    for attempt in range(policy.tries_per_run):
+    # a source whose client already retries with backoff (EE) gets no in-run retries on top:
+    # its transient failures are retried by later runs instead
+    tries = 1 if getattr(source, "retries_inside", False) else policy.tries_per_run
+    for attempt in range(tries):
         try:
             got: dict[str, Outcome] = {}
             for r in source.read(unit, refs, modality, period):
@@ -162,7 +165,7 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
             return [outcome(t, "nodata", error=str(e) or None) for t in unit.tiles]
         except TransientError as e:
             last = e
-            if attempt + 1 < policy.tries_per_run:
+            if attempt + 1 < tries:
                 time.sleep(policy.delay(attempt, rng))
         except M3leoError as e:
             return [outcome(t, "failed", error=f"{type(e).__name__}: {e}") for t in unit.tiles]

@@ -1,0 +1,94 @@
+"""A loopback Earth Engine REST server for the real `ee` client (tests only).
+
+Serves the discovery document and algorithms list (tests/data/ee, from the earthengine-api
+wheel), and answers `POST .../image:computePixels` with NPY bytes of a structured array, one
+field per requested band, on the requested grid. `script` holds canned answers that come first:
+("error", code, message) or ("raw", bytes); then every band gets `fill(band, grid)`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "ee"
+STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+          429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+class EEServer:
+    def __init__(self, dtype_of=lambda band: "<u2", fill=None):
+        self.requests: list[dict] = []
+        self.script: list[tuple] = []
+        self.dtype_of = dtype_of
+        self.fill = fill or (lambda band, h, w: np.full((h, w), 1000 + hash(band) % 100))
+        self.discovery = gzip.decompress((DATA / "cloud_api_discovery_document.json.gz")
+                                         .read_bytes())
+        self.algorithms = gzip.decompress((DATA / "algorithms.json.gz").read_bytes())
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):  # quiet
+                pass
+
+            def _send(self, code: int, body: bytes, ctype: str) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                server.requests.append({"method": "GET", "path": self.path})
+                if self.path.startswith("/$discovery/rest"):
+                    return self._send(200, server.discovery, "application/json")
+                if self.path.split("?")[0].endswith("/algorithms"):
+                    return self._send(200, server.algorithms, "application/json")
+                self._send(404, b'{"error": {"code": 404, "message": "not found", '
+                                b'"status": "NOT_FOUND"}}', "application/json")
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(n) or b"{}")
+                server.requests.append({"method": "POST", "path": self.path, "body": body})
+                if not self.path.split("?")[0].endswith("/image:computePixels"):
+                    return self._send(404, b"{}", "application/json")
+                if server.script:
+                    kind, *rest = server.script.pop(0)
+                    if kind == "error":
+                        code, message = rest
+                        err = {"error": {"code": code, "message": message,
+                                         "status": STATUS.get(code, "UNKNOWN")}}
+                        return self._send(code, json.dumps(err).encode(), "application/json")
+                    if kind == "raw":
+                        return self._send(200, rest[0], "application/octet-stream")
+                grid = body["grid"]
+                w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
+                bands = body.get("bandIds") or ["b"]
+                arr = np.zeros((h, w), dtype=[(b, server.dtype_of(b)) for b in bands])
+                for b in bands:
+                    arr[b] = server.fill(b, h, w)
+                buf = io.BytesIO()
+                np.save(buf, arr)
+                self._send(200, buf.getvalue(), "application/octet-stream")
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> EEServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def pixel_requests(self) -> list[dict]:
+        return [r for r in self.requests if r["path"].split("?")[0].endswith(":computePixels")]

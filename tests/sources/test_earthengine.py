@@ -1,0 +1,155 @@
+"""The Earth Engine source with the real `ee` client against a loopback REST server."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from m3leo_tiles.errors import AuthError
+from m3leo_tiles.grid import tile_from_id
+from m3leo_tiles.modalities import get_modality
+from m3leo_tiles.periods import STATIC, expand
+from m3leo_tiles.runner.engine import RetryPolicy, run_unit
+from m3leo_tiles.sources.base import TileRef, WorkUnit
+from m3leo_tiles.sources.earthengine import EarthEngineSource
+from tests.sources.ee_server import EEServer
+
+TILE = tile_from_id("31N-0100-1200")
+REF = TileRef(TILE.id, TILE.grid(10), TILE.polygon_lonlat)
+
+
+@pytest.fixture(autouse=True)
+def offline_ee(monkeypatch):
+    import ee
+    import googleapiclient.http
+
+    monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})
+    monkeypatch.setattr(googleapiclient.http.time, "sleep", lambda s: None)  # instant backoff
+
+
+@pytest.fixture
+def server():
+    with EEServer(fill=lambda band, h, w: np.full((h, w), 7 if band == "count" else 1234)) as s:
+        yield s
+
+
+def read(src, modality: str, period):
+    m = get_modality(modality)
+    return list(src.read(WorkUnit(m.name, period.label, (TILE.id,)), {TILE.id: REF}, m, period))
+
+
+def test_one_request_per_tile_period_on_the_exact_grid(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    (r,) = read(src, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "done" and r.data.shape == (11, 448, 448) and r.data.dtype == np.uint16
+    assert (r.data[:10] == 1234).all() and (r.data[10] == 7).all()
+    (req,) = server.pixel_requests()
+    body = req["body"]
+    assert body["fileFormat"] == "NPY"
+    assert body["bandIds"] == ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12",
+                               "count"]
+    assert body["grid"] == {"dimensions": {"width": 448, "height": 448},
+                            "affineTransform": {"scaleX": 10.0, "shearX": 0.0,
+                                                "translateX": 100 * 4480.0, "shearY": 0.0,
+                                                "scaleY": -10.0, "translateY": 1201 * 4480.0},
+                            "crsCode": "EPSG:32631"}
+    graph = json.dumps(body["expression"])
+    assert "COPERNICUS/S2_SR_HARMONIZED" in graph and "2021-06-01" in graph
+    assert "2021-09-01" in graph and '"SCL"' in graph
+    # a second tile-period costs exactly one more request (initialised once per process)
+    n = len(server.requests)
+    read(src, "s2", expand("seasonal", "2021-SON")[0])
+    assert len(server.requests) == n + 1
+
+
+def test_dem_and_worldcover_graphs(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    server.dtype_of = lambda band: "<f4" if band != "class" else "u1"
+    (r,) = read(src, "dem", STATIC)
+    assert r.status == "done" and r.data.dtype == np.float32
+    graph = json.dumps(server.pixel_requests()[-1]["body"]["expression"])
+    assert "COPERNICUS/DEM/GLO30" in graph and "Terrain.slope" in graph
+    (r,) = read(src, "esawc", expand("annual", "2021")[0])
+    assert "ESA/WorldCover/v200" in json.dumps(server.pixel_requests()[-1]["body"])
+    (r,) = read(src, "esawc", expand("annual", "2019")[0])
+    assert r.status == "nodata"
+
+
+def test_429_then_success_is_retried_by_the_client(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url, client_retries=3)
+    server.script = [("error", 429, "Too Many Requests"), ("error", 503, "unavailable")]
+    (r,) = read(src, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "done"
+    assert len(server.pixel_requests()) == 3
+
+
+def test_repeated_5xx_is_a_transient_failure_without_multiplied_retries(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url, client_retries=2)
+    server.script = [("error", 500, "Internal error")] * 20
+    m, period = get_modality("s2"), expand("seasonal", "2021-JJA")[0]
+    outs = run_unit(src, WorkUnit("s2", period.label, (TILE.id,)), {TILE.id: REF}, m, period,
+                    "unused", {TILE.id: 0}, 0, RetryPolicy(tries_per_run=3, base_delay=0))
+    assert outs[0].status == "failed" and outs[0].transient
+    assert "Internal error" in outs[0].error
+    assert len(server.pixel_requests()) == 3  # the client's 1 + 2 retries, not x3 runner tries
+
+
+def test_request_size_limit_splits_the_bands(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    server.script = [("error", 400, "Total request size (60000000 bytes) must be less than or "
+                      "equal to 50331648 bytes.")]
+    (r,) = read(src, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "done" and (r.data[:10] == 1234).all()
+    reqs = server.pixel_requests()
+    assert [len(q["body"]["bandIds"]) for q in reqs] == [11, 5, 6]
+
+
+def test_malformed_body_is_transient(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    server.script = [("raw", b"not an npy file")]
+    m, period = get_modality("s2"), expand("seasonal", "2021-JJA")[0]
+    outs = run_unit(src, WorkUnit("s2", period.label, (TILE.id,)), {TILE.id: REF}, m, period,
+                    "unused", {TILE.id: 0}, 0, RetryPolicy())
+    assert outs[0].status == "failed" and outs[0].transient and "malformed" in outs[0].error
+
+
+def test_no_clear_pixel_is_nodata(server):
+    server.fill = lambda band, h, w: np.zeros((h, w))
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    (r,) = read(src, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "nodata"
+
+
+def test_missing_project_or_credentials_fail_before_any_work(monkeypatch, tmp_path):
+    for var in ("EE_PROJECT", "GOOGLE_CLOUD_PROJECT", "EE_ACCESS_TOKEN",
+                "GOOGLE_APPLICATION_CREDENTIALS", "EE_SERVICE_ACCOUNT_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(AuthError, match="Cloud project"):
+        EarthEngineSource().check()
+    with pytest.raises(AuthError, match="no Earth Engine credentials"):
+        EarthEngineSource(project="p").check()
+    bad = tmp_path / "key.json"
+    bad.write_text("{}")
+    with pytest.raises(AuthError, match="not a service-account key"):
+        EarthEngineSource(project="p", credentials=str(bad)).check()
+
+
+def test_cli_without_credentials_exits_2_and_creates_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EE_", "GOOGLE_"))}
+    env["HOME"] = str(tmp_path)
+    aoi = tmp_path / "a.wkt"
+    aoi.write_text("POLYGON((2 48, 2.1 48, 2.1 48.1, 2 48.1, 2 48))")
+    p = subprocess.run([sys.executable, "-m", "m3leo_tiles", "fetch", "--region", str(aoi),
+                        "-m", "s2", "--period", "2021", "--store", str(tmp_path / "s.zarr"),
+                        "--source-opt", "earthengine.project=p"], env=env, capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and "no Earth Engine credentials" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wkt"]
