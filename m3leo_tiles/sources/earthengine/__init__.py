@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import AuthError, BadInput, NoData, PermanentError, TransientError
+from ...errors import AuthError, NoData, PermanentError, TransientError
 from ...grid.geobox import GridSpec
 from ...modalities import S2_BANDS, Modality
 from ...periods import Period
