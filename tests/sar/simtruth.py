@@ -9,10 +9,9 @@ Checks, on the tiles it declares covered:
   +-0.05;
 - sigma0 VV/VH per class (class interiors, no layover/shadow, |local - ellipsoid incidence|
   < 10 deg) within 1.0 dB of the class value (the simulator has no radiometric terrain
-  effects). Water is left out: the simulated lakes are pits ~400 m deep (every lake set to the
-  scene's lowest lake height), so their floors sit in passive layover of near-vertical walls
-  and under those walls' very bright, foreshortened responses; our masks take the lake from
-  -11 dB to -17 dB but not to its -22 dB class value. Its coherence is still checked.
+  effects; an earlier version's lakes were 400 m pits whose floors sat in layover, which the
+  passive-layover mask caught). Water VH (-28 dB) lies below the noise floor (NESZ ~-24 dB):
+  it checks the thermal-noise removal.
 - interferometric phase vs the known deformation: after removing one constant offset (an
   interferogram's absolute phase is arbitrary; here ~0.2 rad, about 0.15 rad of it from the
   simulator writing orbit positions to ~1 mm), every 0.25 rad bin of truth phase is matched
@@ -121,8 +120,6 @@ def score(sim: Path) -> dict:
             ok_all &= good
             coh_rep[c["name"]] = [round(float(v.mean()), 3), c["coherence_12d"], good]
         for p, key in ((0, "sigma0_vv_db"), (1, "sigma0_vh_db")):
-            if c["name"] == "water":
-                continue  # see the module docstring: the simulated lakes are pits
             s = np.concatenate(s0_acc[(k, p)]) if s0_acc[(k, p)] else np.array([])
             if s.size >= 200:
                 est = float(10 * np.log10(np.mean(10 ** (s / 10))))
