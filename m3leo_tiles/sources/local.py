@@ -16,6 +16,7 @@ offset removed, and the period median is taken over valid observations, with the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import re
@@ -23,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 import rasterio
 import shapely
@@ -135,6 +137,25 @@ def load_index(root: str | Path) -> list[Item]:
     raise BadInput(f"local raster archive {root} not found")
 
 
+@functools.lru_cache(maxsize=4096)
+def _resolution(path: str) -> float:
+    with rasterio.open(path) as ds:
+        return float(ds.res[0])
+
+
+def _aligned_window(crs, transform, grid: GridSpec):
+    """The source window that is exactly the tile grid, or None if a warp is needed."""
+    if crs.to_epsg() != grid.epsg or transform.b or transform.d:
+        return None
+    if not (np.isclose(transform.a, grid.dx) and np.isclose(-transform.e, grid.dy)):
+        return None
+    col = (grid.x0 - transform.c) / grid.dx
+    row = (transform.f - grid.y0) / grid.dy
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return rasterio.windows.Window(round(col), round(row), grid.width, grid.height)
+
+
 def _boa_offset(props: dict) -> float:
     """The L2A offset to add to DN: -1000 from processing baseline 04.00 on, else 0."""
     for key in ("s2:boa_add_offset", "boa_add_offset"):
@@ -163,6 +184,22 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
             nodata = ref.nodata if src_nodata is None else src_nodata
             if crs is None:
                 raise PermanentError(f"{Path(paths[0]).name}: raster has no CRS")
+            aligned = _aligned_window(crs, transform, grid)
+        if aligned is not None:
+            # same CRS and pixel lattice (S2 and the tile in one UTM zone): warping would only
+            # copy pixels, so read the tile's window directly
+            for i, p in enumerate(paths):
+                with rasterio.open(p) as ds:
+                    if ds.crs != crs or ds.transform != transform:
+                        raise PermanentError(
+                            f"{Path(p).name} is not on the grid of {Path(paths[0]).name}")
+                    band = ds.read(1, window=aligned, boundless=True,
+                                   fill_value=nodata if nodata is not None else 0)
+                    out[i] = band
+                    if nodata is not None:
+                        out[i][band == nodata] = np.nan
+            return out
+        with rasterio.open(paths[0]) as ref:
             b = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
             pad = 4 * max(abs(transform.a), abs(transform.e))
             win = from_bounds(b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad, transform)
@@ -170,22 +207,57 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
             win = win.intersection(rasterio.windows.Window(0, 0, ref.width, ref.height))
             src_shape = (int(win.height), int(win.width))
             wtransform = rasterio.windows.transform(win, transform)
-        stack = np.empty((len(paths),) + src_shape, dtype=np.float32)
+        stack = None
         for i, p in enumerate(paths):
             with rasterio.open(p) as ds:
                 if ds.crs != crs or ds.transform != transform:
                     raise PermanentError(f"{Path(p).name} is not on the grid of {Path(paths[0]).name}")
-                stack[i] = ds.read(1, window=win, out_dtype=np.float32)
+                band = ds.read(1, window=win)
+                if stack is None:
+                    stack = np.empty((len(paths),) + src_shape, dtype=band.dtype)
+                stack[i] = band
     except rasterio.errors.WindowError:
         return out  # the raster does not reach this tile
     except rasterio.errors.RasterioError as e:
         raise PermanentError(f"unreadable raster: {e}") from None
-    if nodata is not None:
-        stack[stack == nodata] = np.nan
-    reproject(stack, out, src_transform=wtransform, src_crs=crs, src_nodata=np.nan,
+    # warp the native integers (GDAL skips source nodata itself) on both cores
+    reproject(stack, out, src_transform=wtransform, src_crs=crs, src_nodata=nodata,
               dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
-              resampling=resampling)
+              resampling=resampling, num_threads=2)
     return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _nan_median(stack: np.ndarray, out: np.ndarray) -> None:
+    d, n = stack.shape
+    chunk = 8192
+    for c in numba.prange((n + chunk - 1) // chunk):
+        buf = np.empty(d, np.float32)  # one buffer per chunk, not per pixel
+        for i in range(c * chunk, min(n, (c + 1) * chunk)):
+            k = 0
+            for j in range(d):
+                v = stack[j, i]
+                if v == v:  # not NaN: insertion sort into buf
+                    p = k
+                    while p > 0 and buf[p - 1] > v:
+                        buf[p] = buf[p - 1]
+                        p -= 1
+                    buf[p] = v
+                    k += 1
+            if k == 0:
+                out[i] = np.nan
+            elif k % 2:
+                out[i] = buf[k // 2]
+            else:
+                out[i] = 0.5 * (buf[k // 2 - 1] + buf[k // 2])
+
+
+def nan_median(stack: np.ndarray) -> np.ndarray:
+    """Median over axis 0 ignoring NaN (few dates, many pixels: a Numba insertion sort)."""
+    flat = np.ascontiguousarray(stack.reshape(stack.shape[0], -1), dtype=np.float32)
+    out = np.empty(flat.shape[1], np.float32)
+    _nan_median(flat, out)
+    return out.reshape(stack.shape[1:])
 
 
 def slope_aspect(elev: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
@@ -266,14 +338,13 @@ class LocalRasterSource(Source):
             raise PermanentError(f"{item.id}: assets {missing} missing")
         groups: dict[float, list[str]] = {}
         for b in bands:
-            with rasterio.open(item.assets[b]) as ds:
-                groups.setdefault(ds.res[0], []).append(b)
+            groups.setdefault(_resolution(item.assets[b]), []).append(b)
         out = np.empty((len(bands),) + grid.shape, np.float32)
         for _, names in sorted(groups.items()):
             arr = _read_onto([item.assets[b] for b in names], grid, Resampling.bilinear)
             for b, a in zip(names, arr, strict=True):
                 out[bands.index(b)] = a
-        scl = _read_onto([item.assets["SCL"]], grid, Resampling.nearest, src_nodata=-1)[0]
+        scl = _read_onto([item.assets["SCL"]], grid, Resampling.nearest, src_nodata=0)[0]
         invalid = np.isnan(scl) | np.isin(scl, SCL_INVALID)
         out += _boa_offset(item.properties)
         out[:, invalid] = np.nan
@@ -290,13 +361,7 @@ class LocalRasterSource(Source):
         count = np.sum(~np.isnan(stack[:, 0]), axis=0)
         if not count.any():
             raise NoData(f"no clear Sentinel-2 pixel in {period.label}")
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(stack, axis=0)
-        return med, count, items
+        return nan_median(stack), count, items
 
     def _s2(self, tile, grid, period):
         med, count, items = self._composite(tile, grid, period, S2_BANDS)
