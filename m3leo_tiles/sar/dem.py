@@ -43,13 +43,13 @@ class GeoTiffDem:
 
     def __call__(self, grid: GridSpec) -> np.ndarray:
         out = np.full(grid.shape, np.nan, np.float32)
+        if not self.covers(grid):  # partial coverage counts as not covered: no extrapolation
+            return out.astype(np.float64)
         with rasterio.open(self.path) as r:
             reproject(rasterio.band(r, 1), out, src_nodata=self.nodata, dst_nodata=np.nan,
                       dst_transform=grid.transform, dst_crs=grid.crs,
                       resampling=Resampling.bilinear)
         h = out.astype(np.float64)
-        if not self.covers(grid):
-            h[:] = np.nan  # partial coverage counts as not covered: no edge extrapolation
         if self.datum == "egm2008":
             lon, lat = grid_lonlat(grid)
             n, model = undulation(lon, lat)
