@@ -94,3 +94,24 @@ def test_rerun_does_nothing(chain, small_sim):
                                                        "dem": str(small_sim / "rasters/dem.tif")}},
                            progress=False))
     assert (s.done, s.units) == (0, 0) and s.skipped == 6 or s.skipped > 0
+
+
+def test_sar_chunks_are_byte_identical_whatever_the_worker_count(chain, small_sim, tmp_path):
+    import hashlib
+    from pathlib import Path
+
+    store, _, _ = chain
+    other = str(tmp_path / "again.zarr")
+    opts = {"archive": {"archive": str(small_sim / "s1"),
+                        "dem": str(small_sim / "rasters" / "dem.tif")}}
+    s = fetch(FetchRequest(store=other, region=str(small_sim / "aoi.geojson"),
+                           modalities=["s1coh"], period="2025-04-01/2025-05-31",
+                           source="archive", source_options=opts, workers=1, progress=False))
+    assert s.failed == 0
+
+    def digests(url):
+        root = Path(url) / "s1coh" / "s1coh" / "c"
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(root.rglob("*")) if p.is_file()}
+
+    assert digests(other) == digests(store) and len(digests(store)) > 0
