@@ -139,21 +139,69 @@ def load_index(root: str | Path) -> list[Item]:
 
 @functools.lru_cache(maxsize=4096)
 def _resolution(path: str) -> float:
-    with rasterio.open(path) as ds:
-        return float(ds.res[0])
+    return float(_open(path).res[0])
 
 
-def _aligned_window(crs, transform, grid: GridSpec):
-    """The source window that is exactly the tile grid, or None if a warp is needed."""
+class _Handle:
+    """A cached open dataset used as a context manager (closing is the cache's job)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __enter__(self):
+        return self.ds
+
+    def __exit__(self, *exc):
+        return False
+
+
+@functools.lru_cache(maxsize=256)
+def _open(path: str):
+    """Datasets stay open per worker process: re-opening a COG per band per tile costs more
+    than reading its window."""
+    return rasterio.open(path)
+
+
+def _separable_plan(crs, transform, grid: GridSpec, resampling: Resampling):
+    """For a raster in the tile's CRS, axis-aligned and no finer than the tile grid: the
+    source window and per-row/column sample positions of an exact separable resampling
+    (nearest or bilinear), which is what GDAL computes there, without a warp. Else None."""
     if crs.to_epsg() != grid.epsg or transform.b or transform.d:
         return None
-    if not (np.isclose(transform.a, grid.dx) and np.isclose(-transform.e, grid.dy)):
+    sx, sy = transform.a, -transform.e
+    if sx < grid.dx - 1e-9 or sy < grid.dy - 1e-9 or resampling not in (
+            Resampling.bilinear, Resampling.nearest):
         return None
-    col = (grid.x0 - transform.c) / grid.dx
-    row = (transform.f - grid.y0) / grid.dy
-    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-        return None
-    return rasterio.windows.Window(round(col), round(row), grid.width, grid.height)
+    # target pixel centres in source pixel-index space (0 = centre of the first pixel)
+    u = (grid.xs() - transform.c) / sx - 0.5
+    v = (transform.f - grid.ys()) / sy - 0.5
+    c0, r0 = int(np.floor(u.min())) - 1, int(np.floor(v.min())) - 1
+    c1, r1 = int(np.floor(u.max())) + 3, int(np.floor(v.max())) + 3
+    win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+    return win, u - c0, v - r0
+
+
+def _read_padded(ds, win, fill) -> np.ndarray:
+    """A window that may reach past the raster, padded with `fill` (no boundless VRT)."""
+    out = np.full((int(win.height), int(win.width)), fill, dtype=ds.dtypes[0])
+    r0, c0 = max(0, int(win.row_off)), max(0, int(win.col_off))
+    r1 = min(ds.height, int(win.row_off + win.height))
+    c1 = min(ds.width, int(win.col_off + win.width))
+    if r1 > r0 and c1 > c0:
+        out[r0 - int(win.row_off):r1 - int(win.row_off), c0 - int(win.col_off):
+            c1 - int(win.col_off)] = ds.read(1, window=((r0, r1), (c0, c1)))
+    return out
+
+
+def _separable(a: np.ndarray, u: np.ndarray, v: np.ndarray, nearest: bool) -> np.ndarray:
+    if nearest:
+        return a[np.rint(v).astype(int)][:, np.rint(u).astype(int)]
+    i = np.floor(v).astype(int)
+    w = (v - i).astype(np.float32)[:, None]
+    rows = a[i] * (1 - w) + a[i + 1] * w
+    j = np.floor(u).astype(int)
+    w = (u - j).astype(np.float32)[None, :]
+    return rows[:, j] * (1 - w) + rows[:, j + 1] * w
 
 
 def _boa_offset(props: dict) -> float:
@@ -179,25 +227,26 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
     """
     out = np.full((len(paths),) + grid.shape, np.nan, dtype=np.float32)
     try:
-        with rasterio.open(paths[0]) as ref:
+        with _Handle(_open(paths[0])) as ref:
             crs, transform = ref.crs, ref.transform
             nodata = ref.nodata if src_nodata is None else src_nodata
             if crs is None:
                 raise PermanentError(f"{Path(paths[0]).name}: raster has no CRS")
-            aligned = _aligned_window(crs, transform, grid)
-        if aligned is not None:
-            # same CRS and pixel lattice (S2 and the tile in one UTM zone): warping would only
-            # copy pixels, so read the tile's window directly
+            plan = _separable_plan(crs, transform, grid, resampling)
+        if plan is not None:
+            # the raster is in the tile's CRS (S2 and the tile in one UTM zone): resample
+            # rows then columns exactly as a bilinear/nearest warp would, with no GDAL warp
+            win, u, v = plan
             for i, p in enumerate(paths):
-                with rasterio.open(p) as ds:
+                with _Handle(_open(p)) as ds:
                     if ds.crs != crs or ds.transform != transform:
                         raise PermanentError(
                             f"{Path(p).name} is not on the grid of {Path(paths[0]).name}")
-                    band = ds.read(1, window=aligned, boundless=True,
-                                   fill_value=nodata if nodata is not None else 0)
-                    out[i] = band
-                    if nodata is not None:
-                        out[i][band == nodata] = np.nan
+                    band = _read_padded(ds, win, nodata if nodata is not None else 0)
+                a = band.astype(np.float32)
+                if nodata is not None:
+                    a[band == nodata] = np.nan
+                out[i] = _separable(a, u, v, resampling == Resampling.nearest)
             return out
         with rasterio.open(paths[0]) as ref:
             b = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
