@@ -164,3 +164,24 @@ def test_datetimes_are_utc_aware(tmp_path):
     its = LocalRasterSource(root=str(items)).items()
     assert all(i.datetime.tzinfo is not None for i in its)
     assert its[0].datetime == dt.datetime(2021, 7, 5, 10, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("res, offset", [(20.0, 0.0), (20.0, 10.0), (10.0, 0.0), (60.0, 30.0)])
+def test_fast_separable_path_equals_a_gdal_bilinear_warp(tmp_path, res, offset):
+    from rasterio.warp import Resampling, reproject
+
+    from m3leo_tiles.sources.local import _read_onto
+
+    t = tile_from_id("31N-0100-1200")
+    g = t.grid(10)
+    rng = np.random.default_rng(1)
+    n = int((4480 + 2000) / res)
+    data = (1000 + 300 * rng.random((n, n))).astype(np.uint16)
+    path = tmp_path / "b.tif"
+    _write(path, data, t.epsg, t.bounds[0] - 1000 - offset, t.bounds[3] + 1000 + offset, res)
+    ours = _read_onto([str(path)], g, Resampling.bilinear)[0]
+    ref = np.zeros(g.shape, np.float32)
+    with rasterio.open(path) as ds:
+        reproject(rasterio.band(ds, 1), ref, dst_transform=g.transform, dst_crs=g.crs,
+                  resampling=Resampling.bilinear)
+    np.testing.assert_allclose(ours, ref, rtol=2e-3)
