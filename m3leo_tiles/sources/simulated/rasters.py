@@ -72,7 +72,7 @@ def _geotiff(path: Path, data: np.ndarray, epsg: int, x0: float, y0: float, res:
 
 
 def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Generator,
-                  date0: dt.date) -> dict:
+                  date0: dt.date, optical: bool = True) -> dict:
     rdir = out / "rasters"
     rdir.mkdir(parents=True, exist_ok=True)
     epsg, x0, y0, res = scene.epsg, scene.x0, scene.y0, scene.res
@@ -94,7 +94,7 @@ def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Gen
     gy, gx = np.gradient(scene.height, res)
     shade = np.clip(1 + 0.8 * (-gx * 0.5 + gy * 0.5), 0.6, 1.4).astype(np.float32)
     texture = 1 + 0.05 * ndimage.gaussian_filter(rng.standard_normal(cls.shape), 1.5)
-    for i, day in enumerate((4, 14, 24)):
+    for i, day in enumerate((4, 14, 24) if optical else ()):
         when = dt.datetime.combine(date0 + dt.timedelta(days=day), dt.time(19, 5), dt.UTC)
         item_id = f"S2B_SIM_{when:%Y%m%d}_L2A"
         d = rdir / item_id
