@@ -78,6 +78,13 @@ REGISTRY: dict[str, Modality] = {
                              "linear power over the period's dates, in dB"),
         Modality("s1coh", ("VV", "VH"), "float32", 40, "pair", "asf", "archive", units="1",
                  description="Sentinel-1 interferometric coherence of the pair"),
+        Modality("s1geom", ("incidence", "local_incidence", "layover_shadow"), "float32", 10,
+                 "static", "asf", "archive",
+                 description="Sentinel-1 per-track geometry: ellipsoid and local incidence "
+                             "(degrees), layover/shadow bits (1 layover, 2 shadow); one period "
+                             "per track, labelled like t108A",
+                 band_units={"incidence": "degree", "local_incidence": "degree",
+                             "layover_shadow": "1"}),
         Modality("s1ifg", ("VV",), "float32", 40, "pair", "asf", "archive", units="rad",
                  description="Sentinel-1 wrapped interferometric phase, flat-earth and "
                              "topography removed"),

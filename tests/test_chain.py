@@ -19,7 +19,7 @@ def chain(small_sim, tmp_path_factory):
             "archive": {"archive": str(small_sim / "s1"), "dem": str(small_sim / "rasters" /
                                                                          "dem.tif")}}
     jobs = [(["dem"], "", "local"), (["esawc"], "2021", "local"), (["s2"], "2025-MAM", "local"),
-            (["s1grd"], "2025-MAM", "archive"),
+            (["s1grd"], "2025-MAM", "archive"), (["s1geom"], "", "archive"),
             (["s1coh", "s1ifg"], "2025-04-01/2025-05-31", "archive")]
     summaries = {}
     for mods, period, src in jobs:
@@ -36,6 +36,9 @@ def test_every_layer_is_done_for_every_tile(chain):
         assert s.failed == 0 and s.done == len(m["tiles"]) * len(mods), (mods, s.as_dict())
     tree = open_store(store)
     assert list(tree["s1coh"].ds.period.values) == ["20250406_20250418"]
+    assert list(tree["s1geom"].ds.period.values) == ["t108A"]  # one geometry per track
+    inc = tree["s1geom"].ds["s1geom"].sel(band="incidence").values
+    assert 30 < np.nanmin(inc) and np.nanmax(inc) < 46  # IW2's incidence range
     assert sorted(tree["tiles"].ds.tile.values) == sorted(m["tiles"])
 
 

@@ -24,11 +24,15 @@ from xarray_sentinel import esa_safe
 
 from ..errors import BadInput, PermanentError
 from ..modalities import Modality
-from ..periods import Period, period_from_label
+from ..periods import STATIC, Period, period_from_label
 from .base import Source, TileRef, TileResult, WorkUnit
 from .s1types import S1Pair, S1Product
 
 PAIR_MODALITIES = ("s1coh", "s1ifg")
+
+
+def _track_label(p: S1Product) -> str:
+    return f"t{p.relative_orbit:03d}{p.pass_direction[:1]}"
 
 
 def _footprint(product: str) -> shapely.Geometry:
@@ -106,7 +110,7 @@ class S1ArchiveSource(Source):
     """s1grd / s1coh / s1ifg from local IW SLC products, processed on the tile grids."""
 
     name = "archive"
-    modalities = ("s1grd", "s1coh", "s1ifg")
+    modalities = ("s1grd", "s1coh", "s1ifg", "s1geom")
     version = "sar-1"  # bump when the processor's numbers change (the runner re-does stale)
 
     def __init__(self, archive: str, dem: str | None = None, dem_datum: str = "ellipsoid",
@@ -159,6 +163,14 @@ class S1ArchiveSource(Source):
     # --- Source interface -----------------------------------------------------------------
     def periods(self, modality: Modality, request: Sequence[Period],
                 tiles: Sequence[TileRef]) -> list[Period]:
+        if modality.name == "s1geom":  # one static layer per track the tiles see
+            tracks = {}
+            for p in self.products():
+                if tiles and not any(p.footprint.intersects(t.polygon) for t in tiles):
+                    continue
+                label = _track_label(p)
+                tracks.setdefault(label, Period(STATIC.start, STATIC.end, label, "static"))
+            return [tracks[k] for k in sorted(tracks)]
         if modality.name not in PAIR_MODALITIES:
             return list(request)
         out: dict[str, Period] = {}
@@ -188,7 +200,10 @@ class S1ArchiveSource(Source):
                         payload={"reference": pair.reference.path,
                                  "secondary": pair.secondary.path}))
             return units
-        prods = [p for p in self.products() if period.contains(p.date)]
+        if modality.name == "s1geom":
+            prods = [p for p in self.products() if _track_label(p) == period.label][:1]
+        else:
+            prods = [p for p in self.products() if period.contains(p.date)]
         sel = tuple(t.id for t in tiles if any(p.footprint.intersects(t.polygon) for p in prods))
         if not sel:
             return []
@@ -212,6 +227,9 @@ class S1ArchiveSource(Source):
                                          items=unit.items)
                     else:
                         yield TileResult(t, "nodata", items=unit.items)
+                return
+            if modality.name == "s1geom":
+                yield from self._geom(unit, refs, modality)
                 return
             yield from self._grd(unit, refs, modality, pols)
         except (BadInput, PermanentError):
@@ -237,6 +255,19 @@ class S1ArchiveSource(Source):
                            backscatter=self.backscatter, layers=("s1coh", "s1ifg"))
         self._cache = (key, (res, errors))
         return res, errors
+
+    def _geom(self, unit: WorkUnit, refs: list[TileRef], modality: Modality
+              ) -> Iterator[TileResult]:
+        from ..sar.trackgeom import track_geometry
+
+        res = track_geometry(unit.payload["products"][0], refs, self._dem_fn(),
+                             orbit_dir=self.orbits)
+        for t in unit.tiles:
+            g = res.get(t)
+            if g is not None and np.isfinite(g[0]).any():
+                yield TileResult(t, "done", data=g.astype(modality.dtype), items=unit.items)
+            else:
+                yield TileResult(t, "nodata", items=unit.items)
 
     def _grd(self, unit: WorkUnit, refs: list[TileRef], modality: Modality,
              pols: tuple[str, ...]) -> Iterator[TileResult]:
