@@ -1,0 +1,121 @@
+"""ASF search with the real `asf_search` client, turned into S1Product records.
+
+asf_search talks to NASA CMR (`POST https://{host}/search/granules.umm_json`); `host` lets
+tests point it at a loopback server. Because the client always builds https URLs, a plain-
+http host is reached through an adapter that rewrites the scheme for that host only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import requests
+import shapely
+from requests.adapters import HTTPAdapter
+
+from ...errors import BadInput, PermanentError, TransientError
+from ..s1types import S1Product
+
+log = logging.getLogger(__name__)
+
+
+class _PlainHttpAdapter(HTTPAdapter):
+    """Sends https://HOST requests as http:// (loopback test servers, local mirrors)."""
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        if request.url.startswith("https://"):
+            request.url = "http://" + request.url[len("https://"):]
+        return super().send(request, **kwargs)
+
+
+def make_session(host: str | None = None, plain_http: bool | None = None):
+    """An ASFSession; for a 127.0.0.1/localhost host, https is rewritten to http."""
+    import asf_search
+
+    asf_search.REPORT_ERRORS = False  # never POST our errors to ASF's reporting service
+    session = asf_search.ASFSession()
+    if host and (plain_http if plain_http is not None else
+                 host.split(":")[0] in ("127.0.0.1", "localhost")):
+        session.mount(f"https://{host}", _PlainHttpAdapter())
+    return session
+
+
+def _date(value: object) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        d = value
+    else:
+        d = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return d.replace(tzinfo=None) if d.tzinfo is None else \
+        d.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+
+def product_from_result(r) -> S1Product:
+    """An S1Product from an asf_search ASFProduct (SLC or burst)."""
+    p = r.properties
+    umm = getattr(r, "umm", {}) or {}
+    fp = shapely.geometry.shape(r.geometry)
+    burst = p.get("burst") or {}
+    full = burst.get("fullBurstID") if burst else None
+    name = p.get("sceneName") or p.get("fileID")
+    pols = tuple(x for x in str(p.get("polarization") or "").replace("+", " ").split() if x)
+    attrs = {a.get("Name"): (a.get("Values") or [None])[0]
+             for a in umm.get("AdditionalAttributes", [])}
+    extra = {"frame": p.get("frameNumber"), "asc_node_time": attrs.get("ASC_NODE_TIME"),
+             "file_id": p.get("fileID")}
+    if full:
+        extra["burst_footprints"] = {full: fp}
+        extra["subswath"] = burst.get("subswath")
+    size = p.get("bytes")
+    return S1Product(
+        name=str(name), platform=str(name)[:3],
+        start=_date(p["startTime"]), stop=_date(p["stopTime"]),
+        relative_orbit=int(p["pathNumber"]), absolute_orbit=int(p.get("orbit") or 0),
+        pass_direction=str(p.get("flightDirection") or "").upper(), polarisations=pols,
+        footprint=fp, url=p.get("url"), size=int(float(size)) if size is not None else None,
+        md5=p.get("md5sum"), burst_ids=(full,) if full else (), extra=extra)
+
+
+def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: bool = False,
+                    host: str | None = None, session=None, max_results: int | None = None,
+                    polarisation: str | None = None) -> list[S1Product]:
+    """IW SLC products (or SLC bursts) intersecting `aoi` with start in [start, end)."""
+    import asf_search
+
+    if end <= start:
+        raise BadInput(f"search window ends ({end}) before it starts ({start})")
+    asf_search.REPORT_ERRORS = False
+    session = session or make_session(host)
+    kw = {"session": session}
+    if host:
+        kw["host"] = host
+    opts = asf_search.ASFSearchOptions(**kw)
+    args = dict(intersectsWith=shapely.to_wkt(aoi.simplify(0.01), rounding_precision=6),
+                start=dt.datetime.combine(start, dt.time()).isoformat() + "Z",
+                end=dt.datetime.combine(end, dt.time()).isoformat() + "Z",
+                dataset=asf_search.DATASET.SLC_BURST if burst else asf_search.DATASET.SENTINEL1,
+                beamMode=asf_search.BEAMMODE.IW, maxResults=max_results, opts=opts)
+    if not burst:
+        args["processingLevel"] = asf_search.PRODUCT_TYPE.SLC
+    if polarisation:
+        args["polarization"] = polarisation
+    try:
+        results = asf_search.search(**args)
+    except asf_search.ASFSearch5xxError as e:
+        raise TransientError(f"ASF search failed (server error): {e}") from e
+    except asf_search.ASFSearch4xxError as e:
+        raise PermanentError(f"ASF search refused the query: {e}") from e
+    except (asf_search.ASFSearchError, requests.RequestException) as e:
+        raise TransientError(f"ASF search failed: {e}") from e
+    out = []
+    for r in results:
+        try:
+            out.append(product_from_result(r))
+        except (KeyError, TypeError, ValueError) as e:
+            log.warning("ignoring unreadable search result %s: %s",
+                        r.properties.get("fileID"), e)
+    lo = dt.datetime.combine(start, dt.time())
+    hi = dt.datetime.combine(end, dt.time())
+    out = [p for p in out if lo <= p.start < hi]
+    out.sort(key=lambda p: (p.start, p.name))
+    return out

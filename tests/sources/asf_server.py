@@ -1,0 +1,214 @@
+"""A loopback stand-in for NASA CMR search and ASF's data endpoint (tests only).
+
+Granules are built from real S1 metadata (S1Product records scanned from real SAFE
+annotation): UMM-G items with the attributes asf_search reads. Downloads support Range,
+can cut a connection, corrupt a body, refuse without credentials or answer 202 first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from m3leo_tiles.sources.s1types import S1Product
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 0,
+             md5: str = "") -> dict:
+    """A UMM-G granule for an SLC product, or for one of its bursts."""
+    ring = list(p.footprint.exterior.coords)
+    attrs = {
+        "PATH_NUMBER": str(p.relative_orbit), "FRAME_NUMBER": "166",
+        "POLARIZATION": "+".join(p.polarisations) if burst is None else p.polarisations[0], "BEAM_MODE": "IW",
+        "BEAM_MODE_TYPE": "IW", "PROCESSING_TYPE": "SLC" if burst is None else "S1BURST",
+        "ASCENDING_DESCENDING": p.pass_direction, "ASF_PLATFORM": "Sentinel-1" + p.platform[-1],
+        "BYTES": str(size), "MD5SUM": md5,
+        "CENTER_LAT": str(p.footprint.centroid.y), "CENTER_LON": str(p.footprint.centroid.x),
+        "ASC_NODE_TIME": p.extra.get("ascending_node_time", "") + "Z",
+        "SV_POSITION_PRE": "-2064965.28,6434865.49,2090670.96,2025-04-06T02:19:50.000000",
+        "SV_POSITION_POST": "-2056335.77,6460741.11,2019609.36,2025-04-06T02:20:00.000000",
+        "SV_VELOCITY_PRE": "860.239634,2590.964968,-7090.378144,2025-04-06T02:19:50.000000",
+        "SV_VELOCITY_POST": "865.662,2584.13,-7091.80,2025-04-06T02:20:00.000000",
+    }
+    name = p.name
+    short = f"SENTINEL-1{p.platform[-1]}_SLC"
+    if burst is not None:
+        rel, bid, sw = burst.split("_")
+        name = f"S1_{bid}_{sw}_{p.start:%Y%m%dT%H%M%S}_VV_{p.name[-4:]}-BURST"
+        short = "SENTINEL-1_BURSTS"
+        attrs.update({"BURST_ID_FULL": burst, "BURST_ID_RELATIVE": bid,
+                      "BURST_ID_ABSOLUTE": str(int(bid) * 10), "SUBSWATH_NAME": sw,
+                      "BURST_INDEX": "1", "SAMPLES_PER_BURST": "21000",
+                      "BYTE_LENGTH": str(size), "AZIMUTH_TIME": _iso(p.start),
+                      "AZIMUTH_ANX_TIME": "840.0"})
+    return {"meta": {"concept-id": f"G{abs(hash(name)) % 10**9}-ASF", "native-id": name},
+            "umm": {
+                "GranuleUR": name + ("-SLC" if burst is None else ""),
+                "CollectionReference": {"ShortName": short},
+                "TemporalExtent": {"RangeDateTime": {"BeginningDateTime": _iso(p.start),
+                                                     "EndingDateTime": _iso(p.stop)}},
+                "SpatialExtent": {"HorizontalSpatialDomain": {"Geometry": {"GPolygons": [
+                    {"Boundary": {"Points": [{"Longitude": x, "Latitude": y}
+                                             for x, y in ring]}}]}}},
+                "OrbitCalculatedSpatialDomains": [{"OrbitNumber": p.absolute_orbit}],
+                "AdditionalAttributes": [{"Name": k, "Values": [v]} for k, v in attrs.items()],
+                "DataGranule": {"Identifiers": [{"IdentifierType": "ProducerGranuleId",
+                                                 "Identifier": name}],
+                                "ProductionDateTime": _iso(p.stop)},
+                "Platforms": [{"ShortName": "Sentinel-1" + p.platform[-1],
+                               "Instruments": [{"ShortName": "C-SAR"}]}],
+                "RelatedUrls": [{"Type": "GET DATA", "URL": f"{base_url}/data/{name}.zip"}],
+            }}
+
+
+def _matches(item: dict, form: dict) -> bool:
+    """CMR's temporal and polygon filters, enough for the tests."""
+    import shapely
+
+    umm = item["umm"]
+    rng = umm["TemporalExtent"]["RangeDateTime"]
+    for t in form.get("temporal", []):
+        a, b = (t.split(",") + ["", ""])[:2]
+        if a and rng["EndingDateTime"] < a or b and rng["BeginningDateTime"] > b:
+            return False
+    for poly in form.get("polygon", []):
+        v = [float(x) for x in poly.split(",")]
+        aoi = shapely.Polygon(list(zip(v[::2], v[1::2], strict=True)))
+        pts = umm["SpatialExtent"]["HorizontalSpatialDomain"]["Geometry"]["GPolygons"][0]
+        fp = shapely.Polygon([(q["Longitude"], q["Latitude"])
+                              for q in pts["Boundary"]["Points"]])
+        if not fp.intersects(aoi):
+            return False
+    return True
+
+
+class FakeAsf:
+    """CMR search + data downloads on 127.0.0.1; knobs for failures, state for assertions."""
+
+    def __init__(self) -> None:
+        self.items: list[dict] = []
+        self.files: dict[str, bytes] = {}
+        self.page_size = 250
+        self.fail_search = 0  # answer the next N searches with 500 + {"errors": [...]}
+        self.cut = 0  # next N downloads close the connection halfway
+        self.corrupt = 0  # next N downloads send flipped bytes
+        self.processing = 0  # next N downloads answer 202
+        self.token: str | None = None  # required bearer token, if set
+        self.basic: tuple[str, str] | None = None  # required basic credentials, if set
+        self.forms: list[dict] = []
+        self.requests: list[tuple[str, str, dict]] = []
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.base = f"http://{self.host}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeAsf:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def add_file(self, name: str, data: bytes) -> str:
+        self.files[name] = data
+        return hashlib.md5(data).hexdigest()
+
+    def _take(self, knob: str) -> bool:
+        with self.lock:
+            n = getattr(self, knob)
+            if n > 0:
+                setattr(self, knob, n - 1)
+                return True
+            return False
+
+    def _handler(self):
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def _json(self, code: int, body: object, headers: dict | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                fake.requests.append(("POST", self.path, dict(self.headers)))
+                n = int(self.headers.get("Content-Length", 0))
+                form = urllib.parse.parse_qs(self.rfile.read(n).decode())
+                fake.forms.append(form)
+                if not self.path.startswith("/search/granules.umm_json"):
+                    return self._json(404, {"errors": [f"no route {self.path}"]})
+                if fake._take("fail_search"):
+                    return self._json(500, {"errors": ["CMR is having a bad day"]})
+                shorts = set(form.get("shortName", []))
+                items = [i for i in fake.items if (not shorts or
+                         i["umm"]["CollectionReference"]["ShortName"] in shorts)
+                         and _matches(i, form)]
+                after = int(self.headers.get("CMR-Search-After") or 0)
+                page = items[after:after + fake.page_size]
+                nxt = after + len(page)
+                hdr = {"CMR-Hits": str(len(items))}
+                if nxt < len(items):
+                    hdr["CMR-Search-After"] = str(nxt)
+                self._json(200, {"hits": len(items), "took": 1, "items": page}, hdr)
+
+            def do_GET(self) -> None:
+                fake.requests.append(("GET", self.path, dict(self.headers)))
+                name = self.path.rsplit("/", 1)[-1]
+                if not self.path.startswith("/data/") or name not in fake.files:
+                    return self._json(404, {"errors": ["not found"]})
+                auth = self.headers.get("Authorization", "")
+                if fake.token and auth != f"Bearer {fake.token}":
+                    return self._json(401, {"errors": ["Unauthorized"]})
+                if fake.basic:
+                    import base64
+
+                    want = base64.b64encode(":".join(fake.basic).encode()).decode()
+                    if auth != f"Basic {want}":
+                        return self._json(401, {"errors": ["Unauthorized"]})
+                if fake._take("processing"):
+                    return self._json(202, {"status": "processing"}, {"Retry-After": "0"})
+                data = fake.files[name]
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-")[0])
+                body = data[start:]
+                if fake._take("corrupt"):
+                    body = bytes(b ^ 0xFF for b in body)
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.end_headers()
+                if fake._take("cut"):
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    import socket
+
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                self.wfile.write(body)
+
+        return H
