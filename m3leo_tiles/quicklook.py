@@ -19,6 +19,19 @@ WORLDCOVER = {10: ("tree", "#006400"), 20: ("shrub", "#ffbb22"), 30: ("grass", "
               95: ("mangrove", "#00cf75"), 100: ("moss", "#fae6a0")}
 
 
+def save_png(fig, out: str | Path, dpi: int) -> Path:
+    """Write a figure to a temporary name and rename it: a killed run leaves no half PNG."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
 def _panels(store: TileStore, tile: str) -> list[dict]:
     import zarr
 
@@ -109,13 +122,7 @@ def quicklook_tile(url: str, tile: str, out: str | Path, max_panels: int = 12) -
         axes[0, 0].text(0.5, 0.5, "no data yet", ha="center", va="center")
     fig.suptitle(f"tile {tile} ({store.info.region})", fontsize=12)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_png(fig, out, dpi=80)
 
 
 def overview_map(url: str, out: str | Path, state_path: str | None = None) -> Path:
@@ -157,10 +164,4 @@ def overview_map(url: str, out: str | Path, state_path: str | None = None) -> Pa
     ax.set_title(f"{store.info.region}: {len(refs)} tiles, {sum(done.values())} units done")
     ax.set_aspect(1 / max(np.cos(np.radians(float(table['lat'].mean()))), 0.1))
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_png(fig, out, dpi=90)

@@ -56,10 +56,6 @@ def preview_grid(gdf, aoi, out: str | Path, title: str = "") -> Path:
         ax.legend(handles=[Patch(color=SPLIT_COLOURS[s], label=s or "no split")
                            for s in present], loc="lower left")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    from ..quicklook import save_png
+
+    return save_png(fig, out, dpi=100)
