@@ -75,7 +75,21 @@ def fail(message: str) -> None:
     raise BadInput(message)
 
 
+def _quiet_warnings() -> None:
+    """SLC measurement TIFFs carry no geotransform by design (geolocation is in the XML):
+    GDAL's warning about it is noise, here and in every worker process."""
+    import os
+    import warnings
+
+    rule = "ignore:Dataset has no geotransform"
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if rule not in current:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [current, rule]))
+
+
 def main(argv: list[str] | None = None) -> None:
+    _quiet_warnings()
     _register()
     try:
         cli.main(args=argv, prog_name="m3leo-tiles", standalone_mode=False)
