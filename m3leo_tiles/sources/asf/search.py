@@ -47,7 +47,7 @@ def _date(value: object) -> dt.datetime:
     else:
         d = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return d.replace(tzinfo=None) if d.tzinfo is None else \
-        d.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        d.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def product_from_result(r) -> S1Product:
