@@ -217,7 +217,7 @@ class TileStore:
     def ensure_modality(self, m: Modality) -> None:
         """Create the modality's array on first use; check it matches the registry after."""
         ntile = len(self.tile_ids)
-        n = m.res and int(round(self.info.tile_size / m.res))
+        n = int(round(self.info.tile_size / m.res))
         if m.name in self.root:
             a = self.root[m.name][m.name]
             bands = list(_strings(self.root[m.name]["band"]))
