@@ -114,5 +114,8 @@ def tiles_for_pair(pair: S1Pair, tiles: Sequence[TileRef]) -> tuple[str, ...]:
     fp = pair_footprint(pair)
     if fp.is_empty:
         return ()
-    shapely.prepare(fp)
-    return tuple(t.id for t in tiles if fp.covers(t.polygon))
+    if not tiles:
+        return ()
+    tree = shapely.STRtree([t.polygon for t in tiles])
+    hits = sorted(int(i) for i in tree.query(fp, predicate="covers"))
+    return tuple(tiles[i].id for i in hits)

@@ -1,0 +1,138 @@
+"""`m3leo-tiles s1 ...`: plan Sentinel-1 pairs (search + pairing + tiles) without downloading."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import click
+import shapely
+
+from ...errors import BadInput
+from ...periods import Period, parse_window
+from .pairing import POLICIES, common_bursts, form_pairs, pair_footprint
+
+
+def _aoi(region: str | None, aoi: str | None) -> tuple[str, shapely.Geometry]:
+    if bool(region) == bool(aoi):
+        raise BadInput("give exactly one of --region or --aoi")
+    try:
+        from ...grid.regions import load_aoi
+    except ImportError:  # grid not in this tree: GeoJSON files only
+        if not aoi or not Path(aoi).is_file():
+            raise BadInput(f"AOI {region or aoi!r} not found") from None
+        try:
+            doc = json.loads(Path(aoi).read_text())
+            feats = doc.get("features") or [doc]
+            geom = shapely.union_all([shapely.geometry.shape(f.get("geometry", f)) for f in feats])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise BadInput(f"AOI {aoi}: not GeoJSON ({e})") from None
+        return Path(aoi).stem, geom
+    return load_aoi(region or aoi)
+
+
+def _tiles(geom: shapely.Geometry) -> list:
+    """The region's tiles as TileRefs, when the grid builder is in this tree."""
+    try:
+        from ...grid.build import build_grid, grid_table_to_refs
+    except ImportError:
+        return []
+    return grid_table_to_refs(build_grid(geom))
+
+
+def plan_rows(pairs) -> list[dict]:
+    rows = []
+    for p in pairs:
+        rows.append({
+            "label": p.label, "dt_days": p.dt_days,
+            "platform": f"{p.reference.platform}/{p.secondary.platform}",
+            "relative_orbit": p.reference.relative_orbit,
+            "pass_direction": p.reference.pass_direction,
+            "bursts": list(common_bursts(p.reference, p.secondary)),
+            "reference": p.reference.name, "secondary": p.secondary.name,
+            "reference_url": p.reference.url, "secondary_url": p.secondary.url,
+            "reference_path": p.reference.path, "secondary_path": p.secondary.path,
+            "reference_size": p.reference.size, "secondary_size": p.secondary.size,
+            "reference_md5": p.reference.md5, "secondary_md5": p.secondary.md5,
+            "reference_start": p.reference.start, "secondary_start": p.secondary.start,
+            "n_tiles": len(p.tiles), "tiles": list(p.tiles),
+            "footprint_wkt": shapely.to_wkt(pair_footprint(p), rounding_precision=6),
+        })
+    return rows
+
+
+@click.group()
+def s1() -> None:
+    """Sentinel-1 IW SLC pairs from ASF or a local SAFE archive."""
+
+
+@s1.command("search")
+@click.option("--region", "-r", help="Built-in region name.")
+@click.option("--aoi", type=click.Path(dir_okay=False), help="AOI file (GeoJSON, GeoParquet).")
+@click.option("--period", default="last-12-months", show_default=True,
+              help="Window: 2025, 2025-MAM, 2025-04, A/B (dates inclusive).")
+@click.option("--pairs", "policy", default="sequential", show_default=True,
+              help=f"Pair policy: {' | '.join(POLICIES)}.")
+@click.option("--max-dt", type=int, help="Longest temporal baseline in days.")
+@click.option("--season", help="Seasonal policy: keep pairs whose mid-date is in this season "
+              "(DJF, MAM, JJA, SON) or window.")
+@click.option("--burst", is_flag=True, help="Search SLC bursts instead of whole SLC frames.")
+@click.option("--archive", type=click.Path(), help="Pair SAFE folders/zips in DIR (no network).")
+@click.option("--host", help="CMR host to search (default: NASA CMR).")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Plan as Parquet: one row per pair, with products and tiles.")
+def search(region, aoi, period, policy, max_dt, season, burst, archive, host, out):
+    """Find products, form pairs and the tiles each fully covers; download nothing."""
+    if policy not in POLICIES:
+        raise BadInput(f"unknown pair policy {policy!r}: use one of {', '.join(POLICIES)}")
+    if max_dt is not None and max_dt < 1:
+        raise BadInput(f"--max-dt must be at least 1 day, not {max_dt}")
+    start, end = parse_window(period)
+    name, geom = _aoi(region, aoi)
+    if archive and not Path(archive).is_dir():
+        raise BadInput(f"S1 archive {archive!r} is not a directory")
+    from . import AsfSource
+
+    src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, burst=burst, host=host,
+                    season=season)
+    tiles = _tiles(geom)
+    window = Period(start, end, f"{start}/{end}", "window")
+    if tiles:
+        pairs = src.find_pairs([window], tiles, aoi=geom)
+    else:  # no grid in this tree: pairs over the AOI, no tile lists
+        prods = src.products(geom, start, end)
+        pairs = [p for p in form_pairs(prods, policy, max_dt, season)
+                 if window.contains(p.reference.date) and window.contains(p.secondary.date)]
+    import pandas as pd
+
+    df = pd.DataFrame(plan_rows(pairs), columns=list(plan_rows([_dummy()])[0]) if not pairs
+                      else None)
+    out_p = Path(out)
+    tmp = out_p.with_name(f".{out_p.name}.{os.getpid()}.tmp")
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, out_p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for path, why in src.skipped:
+        click.echo(f"skipped {Path(path).name}: {why}", err=True)
+    n_tiles = len({t for p in pairs for t in p.tiles})
+    tracks = sorted({f"{p.reference.relative_orbit}{p.reference.pass_direction[:1]}"
+                     for p in pairs})
+    click.echo(f"{name}: {len(pairs)} pair(s) ({policy}) over {len(tracks)} track(s) "
+               f"{', '.join(tracks)}; {n_tiles:,} tile(s) covered of {len(tiles):,}; "
+               f"{start}..{end - dt.timedelta(days=1)} -> {out}")
+
+
+def _dummy():
+    """A pair with the plan's columns, for an empty Parquet with the right schema."""
+    from ..s1types import S1Pair, S1Product
+
+    t = dt.datetime(2000, 1, 1)
+    p = S1Product("", "", t, t, 0, 0, "", (), shapely.Polygon([(0, 0), (1, 0), (1, 1)]))
+    return S1Pair(p, p)
+
+
+COMMANDS = [s1]
