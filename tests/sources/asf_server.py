@@ -79,9 +79,13 @@ def _matches(item: dict, form: dict) -> bool:
         a, b = (t.split(",") + ["", ""])[:2]
         if a and rng["EndingDateTime"] < a or b and rng["BeginningDateTime"] > b:
             return False
+    shapes = []
     for poly in form.get("polygon", []):
         v = [float(x) for x in poly.split(",")]
-        aoi = shapely.Polygon(list(zip(v[::2], v[1::2], strict=True)))
+        shapes.append(shapely.Polygon(list(zip(v[::2], v[1::2], strict=True))))
+    for box in form.get("bounding_box", []):
+        shapes.append(shapely.box(*[float(x) for x in box.split(",")]))
+    for aoi in shapes:
         pts = umm["SpatialExtent"]["HorizontalSpatialDomain"]["Geometry"]["GPolygons"][0]
         fp = shapely.Polygon([(q["Longitude"], q["Latitude"])
                               for q in pts["Boundary"]["Points"]])
@@ -97,7 +101,8 @@ class FakeAsf:
         self.items: list[dict] = []
         self.files: dict[str, bytes] = {}
         self.page_size = 250
-        self.fail_search = 0  # answer the next N searches with 500 + {"errors": [...]}
+        self.fail_search = 0  # answer the next N searches with an error + {"errors": [...]}
+        self.fail_code = 500
         self.cut = 0  # next N downloads close the connection halfway
         self.corrupt = 0  # next N downloads send flipped bytes
         self.processing = 0  # next N downloads answer 202
@@ -158,7 +163,7 @@ class FakeAsf:
                 if not self.path.startswith("/search/granules.umm_json"):
                     return self._json(404, {"errors": [f"no route {self.path}"]})
                 if fake._take("fail_search"):
-                    return self._json(500, {"errors": ["CMR is having a bad day"]})
+                    return self._json(fake.fail_code, {"errors": ["CMR refused the query"]})
                 shorts = set(form.get("shortName", []))
                 items = [i for i in fake.items if (not shorts or
                          i["umm"]["CollectionReference"]["ShortName"] in shorts)

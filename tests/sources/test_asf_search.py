@@ -1,0 +1,124 @@
+"""ASF search with the real asf_search client against a loopback CMR built from real metadata."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import shapely
+
+from m3leo_tiles.errors import BadInput, PermanentError
+from m3leo_tiles.modalities import get_modality
+from m3leo_tiles.periods import Period
+from m3leo_tiles.sources.asf import AsfSource
+from m3leo_tiles.sources.asf.archive import scan_archive
+from m3leo_tiles.sources.asf.search import search_products
+from tests.conftest import S1DATA
+from tests.sources.asf_server import FakeAsf, umm_item
+
+SLC = S1DATA / "hyp3-isce2/tests/data/packaging/slc"
+pytestmark = pytest.mark.skipif(not SLC.is_dir(), reason="shared s1data not present")
+APRIL = (dt.date(2025, 4, 1), dt.date(2025, 5, 1))
+AOI = shapely.box(-128.2, 52.0, -127.9, 52.2)
+
+
+@pytest.fixture(scope="module")
+def real():
+    return list(scan_archive(SLC))
+
+
+@pytest.fixture
+def cmr(real):
+    with FakeAsf() as f:
+        for p in real:
+            f.items.append(umm_item(p, f.base, size=1234, md5="0" * 32))
+            for b in p.burst_ids:
+                f.items.append(umm_item(p, f.base, burst=b, size=99))
+        yield f
+
+
+def test_slc_search_with_real_client(cmr, real):
+    prods = search_products(AOI, *APRIL, host=cmr.host)
+    assert [p.name for p in prods] == [p.name for p in real]
+    a = prods[0]
+    assert (a.platform, a.relative_orbit, a.absolute_orbit, a.pass_direction) == \
+        ("S1A", 108, 58630, "ASCENDING")
+    assert a.polarisations == ("VV", "VH") and a.size == 1234 and a.md5 == "0" * 32
+    assert a.url == f"{cmr.base}/data/{a.name}.zip"
+    assert a.footprint.equals_exact(real[0].footprint, 1e-6)
+    assert abs((a.start - real[0].start).total_seconds()) < 1
+    form = cmr.forms[0]
+    assert "SENTINEL-1A_SLC" in form["shortName"] and "string,BEAM_MODE,IW" in form["attribute[]"]
+    assert form["temporal"][0].startswith("2025-04-01T00:00:00Z,2025-05-01T00:00:00Z")
+
+
+def test_paging_follows_cmr_search_after(cmr, real):
+    cmr.page_size = 1
+    prods = search_products(AOI, *APRIL, host=cmr.host)
+    assert len(prods) == 2
+    posts = [h for m, path, h in cmr.requests if m == "POST"]
+    assert len(posts) == 2 and posts[1].get("CMR-Search-After") == "1"
+
+
+def test_burst_search(cmr, real):
+    prods = search_products(real[0].footprint, *APRIL, host=cmr.host, burst=True)
+    assert cmr.forms[0]["shortName"] == ["SENTINEL-1_BURSTS"]
+    assert len(prods) == 2 * 27
+    ids = {p.burst_ids[0] for p in prods}
+    assert ids == set(real[0].burst_ids)
+    assert all(p.polarisations == ("VV",) for p in prods)
+    assert all(p.burst_ids[0] in p.extra["burst_footprints"] for p in prods)
+
+
+def test_window_and_aoi_filter(cmr):
+    assert search_products(AOI, dt.date(2025, 4, 10), dt.date(2025, 5, 1), host=cmr.host)[0] \
+        .date == dt.date(2025, 4, 18)
+    assert search_products(shapely.box(10, 10, 11, 11), *APRIL, host=cmr.host) == []
+    with pytest.raises(BadInput):
+        search_products(AOI, APRIL[1], APRIL[0], host=cmr.host)
+
+
+def test_cmr_error_body_is_a_clear_error(cmr):
+    cmr.fail_search, cmr.fail_code = 1, 400
+    with pytest.raises(PermanentError, match="CMR refused the query"):
+        search_products(AOI, *APRIL, host=cmr.host)
+
+
+def _tiles():
+    from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+
+    return grid_table_to_refs(build_grid(AOI))
+
+
+def test_asf_source_periods_and_plan(cmr, real):
+    src = AsfSource(host=cmr.host, pairs="sequential")
+    tiles = _tiles()
+    mod = get_modality("s1coh")
+    req = [Period(APRIL[0], APRIL[1], "2025-04", "monthly")]
+    periods = src.periods(mod, req, tiles)
+    assert [p.label for p in periods] == ["20250406_20250418"]
+    units = src.plan(mod, periods[0], tiles)
+    assert len(units) == 1
+    u = units[0]
+    assert u.key == "20250406_20250418" and u.items == (real[0].name, real[1].name)
+    assert set(u.tiles) == {t.id for t in tiles}  # this small AOI lies inside both frames
+    assert u.payload["reference"]["url"].endswith(f"{real[0].name}.zip")
+    assert u.payload["reference"]["md5"] == "0" * 32
+
+
+def test_asf_source_burst_units(cmr, real):
+    src = AsfSource(host=cmr.host, burst=True)
+    tiles = _tiles()
+    mod = get_modality("s1coh")
+    periods = src.periods(mod, [Period(APRIL[0], APRIL[1], "2025-04", "monthly")], tiles)
+    units = src.plan(mod, periods[0], tiles)
+    # one unit per burst pair that fully covers a tile; keys carry the burst id
+    assert units and all(u.key.startswith("20250406_20250418-108_") for u in units)
+    assert len({u.key for u in units}) == len(units)
+
+
+def test_asf_source_bad_options(tmp_path):
+    with pytest.raises(BadInput):
+        AsfSource(pairs="nearest")
+    with pytest.raises(BadInput):
+        AsfSource(archive=str(tmp_path / "missing"))
