@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 EDL_HOST = "urs.earthdata.nasa.gov"
 AUTH_HOSTS = (EDL_HOST, "auth.asf.alaska.edu", "sentinel1.asf.alaska.edu",
               "datapool.asf.alaska.edu", "cumulus.asf.alaska.edu")
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # hashing block
+STREAM_CHUNK = 1 << 16  # small reads: a cut connection loses at most this much
 
 
 @dataclass(frozen=True, repr=False)
@@ -182,7 +183,7 @@ def download(url: str, dest: str | os.PathLike, session: requests.Session,
                         if not cr.startswith(f"bytes {have}-"):
                             mode = "wb"
                     with open(part, mode) as f:
-                        for block in r.iter_content(CHUNK):
+                        for block in r.iter_content(STREAM_CHUNK):
                             f.write(block)
             except (requests.ConnectionError, requests.Timeout, requests.HTTPError,
                     requests.exceptions.ChunkedEncodingError) as e:
@@ -190,14 +191,16 @@ def download(url: str, dest: str | os.PathLike, session: requests.Session,
                 got = part.stat().st_size if part.exists() else 0
                 log.warning("download of %s interrupted at %d bytes (%s); retrying", dest.name,
                             got, type(e).__name__)
-                retry.sleep(retry.delay(attempt))
                 attempt += 1
+                if attempt < retry.attempts:
+                    retry.sleep(retry.delay(attempt - 1))
                 continue
         got = part.stat().st_size
         if size is not None and got < size:
             last = f"short body ({got} of {size} bytes)"
             attempt += 1
-            retry.sleep(retry.delay(attempt))
+            if attempt < retry.attempts:
+                retry.sleep(retry.delay(attempt - 1))
             continue
         if size is not None and got != size:
             last = f"size {got} != {size}"
@@ -209,7 +212,8 @@ def download(url: str, dest: str | os.PathLike, session: requests.Session,
         log.warning("%s failed verification (%s); downloading again", dest.name, last)
         part.unlink(missing_ok=True)
         attempt += 1
-        retry.sleep(retry.delay(attempt))
+        if attempt < retry.attempts:
+            retry.sleep(retry.delay(attempt - 1))
     raise TransientError(f"download of {dest.name} failed after {retry.attempts} attempts: {last}")
 
 

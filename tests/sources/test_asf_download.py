@@ -1,0 +1,189 @@
+"""Our downloader against the loopback ASF: resume, MD5, auth, 202, cache, credentials."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+
+import pytest
+import shapely
+
+from m3leo_tiles.errors import AuthError, TransientError
+from m3leo_tiles.sources.asf.download import (
+    Credentials,
+    DownloadCache,
+    RetryPolicy,
+    download,
+    earthdata_credentials,
+    fetch_all,
+    make_session,
+)
+from m3leo_tiles.sources.s1types import S1Product
+from tests.sources.asf_server import FakeAsf
+
+TOKEN = "edl-token-never-logged"
+
+
+class Sleeps(list):
+    def __call__(self, s: float) -> None:
+        self.append(s)
+
+
+def _policy(**kw) -> RetryPolicy:
+    return RetryPolicy(sleep=Sleeps(), **kw)
+
+
+@pytest.fixture
+def asf():
+    with FakeAsf() as f:
+        f.token = TOKEN
+        yield f
+
+
+def _data(n: int = 300_000, seed: int = 1) -> bytes:
+    return hashlib.sha256(str(seed).encode()).digest() * (n // 32)
+
+
+def _session():
+    return make_session(Credentials(token=TOKEN))
+
+
+def _gets(asf):
+    return [h for m, _, h in asf.requests if m == "GET"]
+
+
+def test_plain_download_verified(asf, tmp_path):
+    md5 = asf.add_file("a.zip", data := _data())
+    p = download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", _session(), len(data), md5,
+                 _policy())
+    assert p.read_bytes() == data and not (tmp_path / "a.zip.part").exists()
+    n = len(asf.requests)
+    download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", _session(), len(data), md5)
+    assert len(asf.requests) == n  # verified file in place: nothing fetched again
+
+
+def test_resume_after_cut_connection(asf, tmp_path, caplog):
+    md5 = asf.add_file("a.zip", data := _data())
+    asf.cut = 1
+    pol = _policy()
+    p = download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", _session(), len(data), md5, pol)
+    assert p.read_bytes() == data
+    gets = _gets(asf)
+    assert len(gets) == 2 and "Range" not in gets[0]
+    start = int(gets[1]["Range"].removeprefix("bytes=").rstrip("-"))
+    assert 0 < start < len(data)  # resumed where the cut left it, not from zero
+    assert len(pol.sleep) == 1 and 0 <= pol.sleep[0] <= pol.base  # jittered backoff
+    assert "interrupted" in caplog.text
+
+
+def test_checksum_mismatch_rejected_and_retried(asf, tmp_path):
+    md5 = asf.add_file("a.zip", data := _data())
+    asf.corrupt = 1
+    p = download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", _session(), len(data), md5,
+                 _policy())
+    assert p.read_bytes() == data and len(_gets(asf)) == 2
+    assert all("Range" not in g for g in _gets(asf))  # a bad file is fetched again whole
+
+
+def test_persistent_corruption_gives_up_cleanly(asf, tmp_path):
+    md5 = asf.add_file("a.zip", data := _data())
+    asf.corrupt = 100
+    pol = _policy(attempts=3)
+    with pytest.raises(TransientError, match="MD5 mismatch"):
+        download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", _session(), len(data), md5, pol)
+    assert not (tmp_path / "a.zip").exists() and not (tmp_path / "a.zip.part").exists()
+    assert len(_gets(asf)) == 3
+    # bounded: a pause between attempts, each within its exponential cap
+    assert len(pol.sleep) == 2 and all(0 <= s <= pol.base * 2 ** i for i, s in enumerate(pol.sleep))
+
+
+def test_401_is_a_clear_auth_error(asf, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    asf.add_file("a.zip", _data())
+    with pytest.raises(AuthError, match="Earthdata Login refused") as e:
+        download(f"{asf.base}/data/a.zip", tmp_path / "a.zip",
+                 make_session(Credentials(token="wrong-secret")), None, None, _policy())
+    assert "wrong-secret" not in str(e.value) and "wrong-secret" not in caplog.text
+    assert len(_gets(asf)) == 1  # not retried
+
+
+def test_basic_credentials(asf, tmp_path):
+    asf.token, asf.basic = None, ("alice", "s3cret")
+    md5 = asf.add_file("a.zip", data := _data(1000))
+    sess = make_session(earthdata_credentials(
+        {"EARTHDATA_USERNAME": "alice", "EARTHDATA_PASSWORD": "s3cret"}))
+    assert download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", sess, len(data), md5,
+                    _policy()).read_bytes() == data
+    assert "s3cret" not in repr(sess) and "s3cret" not in repr(sess._creds)
+
+
+def test_202_waited_on(asf, tmp_path):
+    md5 = asf.add_file("burst.zip", data := _data(5000))
+    asf.processing = 2
+    pol = _policy(poll_202=0.01)
+    p = download(f"{asf.base}/data/burst.zip", tmp_path / "b.zip", _session(), len(data), md5, pol)
+    assert p.read_bytes() == data and len(_gets(asf)) == 3
+    asf.processing = 1000
+    with pytest.raises(TransientError, match="still processing"):
+        download(f"{asf.base}/data/burst.zip", tmp_path / "c.zip", _session(), len(data), md5,
+                 _policy(poll_202=1.0, wait_202=5.0))
+
+
+def test_credentials_sources(tmp_path):
+    assert earthdata_credentials({"EARTHDATA_TOKEN": "t"}).token == "t"
+    c = earthdata_credentials({"EARTHDATA_USERNAME": "u", "EARTHDATA_PASSWORD": "p"})
+    assert (c.username, c.password) == ("u", "p") and "p" not in repr(c).replace("caller", "")
+    rc = tmp_path / "netrc"
+    rc.write_text("machine urs.earthdata.nasa.gov login bob password hunter2\n")
+    os.chmod(rc, 0o600)
+    c = earthdata_credentials({"NETRC": str(rc)})
+    assert (c.username, c.password) == ("bob", "hunter2") and "hunter2" not in repr(c)
+    assert earthdata_credentials({"NETRC": str(tmp_path / "none")}) is None
+
+
+def test_missing_credentials_fail_before_any_download(tmp_path, monkeypatch):
+    for k in ("EARTHDATA_TOKEN", "EARTHDATA_USERNAME", "EARTHDATA_PASSWORD", "NETRC"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(AuthError, match="EARTHDATA_TOKEN.*netrc"):
+        make_session()
+
+
+def _product(asf, name: str, data: bytes) -> S1Product:
+    md5 = asf.add_file(f"{name}.zip", data)
+    t = dt.datetime(2025, 4, 6)
+    return S1Product(name, "S1A", t, t, 108, 1, "ASCENDING", ("VV",), shapely.Point(0, 0),
+                     url=f"{asf.base}/data/{name}.zip", size=len(data), md5=md5)
+
+
+def test_cache_lru_eviction_and_concurrency(asf, tmp_path):
+    prods = [_product(asf, f"P{i}", _data(100_000, i)) for i in range(4)]
+    cache = DownloadCache(tmp_path / "cache", max_bytes=250_000)
+    paths = fetch_all(prods[:2], cache, _session(), max_workers=2)
+    assert [p.name for p in paths] == ["P0.zip", "P1.zip"]
+    os.utime(paths[0], (1, 1))  # P0 least recently used
+    cache.fetch(prods[2], _session())
+    assert sorted(p.name for p in cache.entries()) == ["P1.zip", "P2.zip"]
+    cache.fetch(prods[1], _session())  # hit: refreshes P1, nothing downloaded
+    assert _gets(asf)[-1] is not None and len(_gets(asf)) == 3
+    cache.fetch(prods[3], _session())
+    assert sorted(p.name for p in cache.entries()) == ["P1.zip", "P3.zip"]
+
+
+def test_asf_source_downloads_pair_into_cache(asf, tmp_path, monkeypatch):
+    from m3leo_tiles.sources.asf import AsfSource, product_record
+    from m3leo_tiles.sources.base import WorkUnit
+
+    monkeypatch.setenv("EARTHDATA_TOKEN", TOKEN)
+    a, b = _product(asf, "REF", _data(2000, 7)), _product(asf, "SEC", _data(3000, 8))
+    src = AsfSource(cache=str(tmp_path / "cache"))
+    unit = WorkUnit("s1coh", "20250406_20250418", ("t",), payload={
+        "reference": product_record(a), "secondary": product_record(b)})
+    ref, sec = src.local_paths(unit)
+    assert open(ref, "rb").read() == _data(2000, 7) and sec.endswith("SEC.zip")
+    monkeypatch.setenv("EARTHDATA_TOKEN", "bad")
+    (tmp_path / "cache" / "SEC.zip").unlink()
+    with pytest.raises(AuthError):
+        src.local_paths(unit)
