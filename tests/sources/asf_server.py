@@ -108,6 +108,7 @@ class FakeAsf:
         self.processing = 0  # next N downloads answer 202
         self.token: str | None = None  # required bearer token, if set
         self.basic: tuple[str, str] | None = None  # required basic credentials, if set
+        self.redirect = False  # data URLs answer 307 to a signed URL on another host name
         self.forms: list[dict] = []
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
@@ -178,7 +179,11 @@ class FakeAsf:
 
             def do_GET(self) -> None:
                 fake.requests.append(("GET", self.path, dict(self.headers)))
-                name = self.path.rsplit("/", 1)[-1]
+                name = self.path.split("?")[0].rsplit("/", 1)[-1]
+                if self.path.startswith("/s3/"):  # like S3: signature in the URL, no auth header
+                    if "Authorization" in self.headers or "X-Amz-Signature=ok" not in self.path:
+                        return self._json(400, {"errors": ["credentials sent to the bucket"]})
+                    return self._send(fake.files[name])
                 if not self.path.startswith("/data/") or name not in fake.files:
                     return self._json(404, {"errors": ["not found"]})
                 auth = self.headers.get("Authorization", "")
@@ -192,7 +197,17 @@ class FakeAsf:
                         return self._json(401, {"errors": ["Unauthorized"]})
                 if fake._take("processing"):
                     return self._json(202, {"status": "processing"}, {"Retry-After": "0"})
-                data = fake.files[name]
+                if fake.redirect:
+                    port = fake.httpd.server_address[1]
+                    self.send_response(307)
+                    self.send_header("Location",
+                                     f"http://localhost:{port}/s3/{name}?X-Amz-Signature=ok")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return None
+                return self._send(fake.files[name])
+
+            def _send(self, data: bytes) -> None:
                 start = 0
                 rng = self.headers.get("Range")
                 if rng and rng.startswith("bytes="):

@@ -187,3 +187,17 @@ def test_asf_source_downloads_pair_into_cache(asf, tmp_path, monkeypatch):
     (tmp_path / "cache" / "SEC.zip").unlink()
     with pytest.raises(AuthError):
         src.local_paths(unit)
+
+
+def test_redirect_to_signed_url_drops_credentials_and_resumes(asf, tmp_path):
+    """ASF answers 307 to a signed bucket URL: no Authorization may follow it there."""
+    md5 = asf.add_file("a.zip", data := _data())
+    asf.redirect, asf.cut = True, 1
+    p = download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", _session(), len(data), md5,
+                 _policy())
+    assert p.read_bytes() == data
+    s3 = [(path, h) for m, path, h in asf.requests if path.startswith("/s3/")]
+    assert len(s3) == 2 and all("Authorization" not in h for _, h in s3)
+    assert "Range" in s3[1][1]  # the resume survives the redirect
+    data_gets = [h for m, path, h in asf.requests if path.startswith("/data/")]
+    assert all(h.get("Authorization") == f"Bearer {TOKEN}" for h in data_gets)
