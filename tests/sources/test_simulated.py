@@ -107,3 +107,125 @@ def test_equal_seeds_give_identical_files(tmp_path, small_sim):
     for f in sorted(small_sim.rglob("*")):
         if f.is_file() and f.name != "simulation.json":
             assert (tmp_path / "again" / f.relative_to(small_sim)).read_bytes() == f.read_bytes()
+
+
+# ---- truth straight from the written pixels (no processor involved) -------------------------
+def _product(sim, m, k: int, pol: str):
+    """Own geometry from the product's own annotation (its own orbit), pixels, LUTs."""
+    import xarray_sentinel as xs
+
+    safe = sim / m["products"][k]
+    root = ET.parse(next((safe / "annotation").glob(f"*-{pol}-*.xml"))).getroot()
+    tm = geo.read_timing(root)
+    orbit = geo.OrbitFit.fit(tm.orbit_times, tm.orbit_pos)
+    with rasterio.open(next((safe / "measurement").glob(f"*-{pol}-*.tiff"))) as f:
+        slc = f.read(1).astype(np.complex128)
+    g = f"IW2/{pol.upper()}"
+    cal = xs.open_sentinel1_dataset(safe, group=f"{g}/calibration").sigmaNought
+    noise = xs.open_sentinel1_dataset(safe, group=f"{g}/noise_range").noiseRangeLut
+    return tm, orbit, slc, cal, noise
+
+
+def _radar(tm, orbit, pts):
+    """Line (in the stacked bursts: the burst whose centre is nearest), sample, range."""
+    t, r = geo.zero_doppler(orbit, pts, orbit.seconds(tm.first_line[0]))
+    tb = np.array([orbit.seconds(x) for x in tm.first_line])
+    lpb = tm.lines_per_burst
+    b = np.argmin(np.abs((t - tb[:, None]).T - lpb * tm.dt / 2), axis=1)
+    return b * lpb + (t - tb[b]) / tm.dt, (2 * r / geo.C - tm.tau0) * tm.fs, r
+
+
+def _range_sinc(slc, lines, samples, half: int = 8):
+    """Range-only windowed-sinc interpolation (no carrier in range: baseband spectrum)."""
+    i0 = np.floor(samples).astype(int)
+    taps = np.arange(-half + 1, half + 1)
+    x = samples[:, None] - (i0[:, None] + taps[None, :])
+    w = np.sinc(x) * (0.54 + 0.46 * np.cos(np.pi * x / half))
+    w /= w.sum(axis=1, keepdims=True)
+    return (slc[lines[:, None], i0[:, None] + taps[None, :]] * w).sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def class_samples(small_sim):
+    """Truth pixels (eroded class interiors) seen in both dates' written SLCs, VV and VH."""
+    import xarray as xr
+    from pyproj import Transformer
+    from scipy import ndimage
+
+    from m3leo_tiles.grid import tile_from_id
+
+    m = json.loads((small_sim / "simulation.json").read_text())
+    pts, cls, defo = [], [], []
+    for tid, f in zip(m["tiles"], m["truth"], strict=True):
+        t = np.load(small_sim / f)
+        g = tile_from_id(tid).grid(10.0)
+        X, Y = np.meshgrid(g.xs(), g.ys())
+        core = np.zeros(t["classes"].shape, bool)
+        for c in CLASSES:
+            core |= ndimage.binary_erosion(t["classes"] == c, iterations=4)
+        core[1::2] = False  # every other row: plenty of samples, half the time
+        lon, lat = Transformer.from_crs(g.epsg, 4326, always_xy=True).transform(X[core], Y[core])
+        pts.append(geo.geodetic_to_ecef(lon, lat, t["height"][core].astype(float)))
+        cls.append(t["classes"][core])
+        defo.append(t["deformation"][:, core])
+    pts, cls, defo = np.concatenate(pts), np.concatenate(cls), np.concatenate(defo, axis=1)
+    out = {}
+    for pol in ("vv", "vh"):
+        (tm, o0, g0, cal, nz), (tm1, o1, g1, _, _) = (_product(small_sim, m, k, pol)
+                                                       for k in (0, 1))
+        l0, s0, r0 = _radar(tm, o0, pts)
+        l1, s1, r1 = _radar(tm1, o1, pts)  # each date with its own annotation and orbit
+        assert np.abs(l1 - l0).max() < 0.01  # the baseline is across track: no azimuth shift
+        L, S = np.rint(l0).astype(int), np.rint(s0).astype(int)
+        lpb = tm.lines_per_burst
+        # away from burst edges and from ESA's invalid near-range samples (first valid: 970)
+        ok = (S > 1100) & (S < g0.shape[1] - 60) & (L % lpb > 100) & (L % lpb < lpb - 100)
+        L, S = L[ok], S[ok]
+        a = g0[L, S]
+        b = _range_sinc(g1, L, S + (s1 - s0)[ok])  # coregister date 2 onto date 1
+        # known interferometric phase: topography + baseline + deformation, from the truth
+        phi = -4 * np.pi * ((r0 + defo[0]) - (r1 + defo[1]))[ok] / tm.wavelength
+        lut = cal.interp(line=xr.DataArray(L), pixel=xr.DataArray(S)).values
+        noise = nz.isel(line=0).interp(pixel=xr.DataArray(S)).values
+        out[pol] = dict(a=a, b=b, phi=phi, lut=lut, noise=noise, cls=cls[ok])
+    return out
+
+
+@pytest.mark.parametrize("pol", ["vv", "vh"])
+def test_speckle_coherence_per_class_matches_the_truth(class_samples, pol):
+    """|sum g1 g2* e^{-j phi}| / sqrt(sum|g1|^2 sum|g2|^2) per class vs gamma x noise decorrelation.
+
+    Thermal noise (known from the noise LUT) lowers coherence by sqrt(SNR0/(1+SNR0) ...);
+    the estimator's bias for N samples is ~0.886/sqrt(N) at gamma 0 and much less above.
+    """
+    d = class_samples[pol]
+    for k, v in CLASSES.items():
+        sel = d["cls"] == k
+        n = int(sel.sum())
+        assert n > 3000, (v[0], n)
+        a, b = d["a"][sel], d["b"][sel]
+        p0, p1 = np.mean(np.abs(a) ** 2), np.mean(np.abs(b) ** 2)
+        nz = d["noise"][sel].mean()
+        snr_loss = np.sqrt(max(p0 - nz, 0) / p0 * max(p1 - nz, 0) / p1)
+        coh = np.abs(np.sum(a * np.conj(b) * np.exp(-1j * d["phi"][sel]))) / np.sqrt(
+            np.sum(np.abs(a) ** 2) * np.sum(np.abs(b) ** 2))
+        expect = v[4] * snr_loss
+        # oversampled pixels are not independent: allow 3 x the bias of N/4 looks, + 0.015
+        tol = 0.015 + 3 * 0.886 / np.sqrt(n / 4)
+        assert abs(coh - expect) < tol, (pol, v[0], coh, expect, tol)
+
+
+@pytest.mark.parametrize("pol", ["vv", "vh"])
+def test_calibrated_sigma0_per_class_within_0p3_db(class_samples, pol):
+    """mean(|DN|^2 - noise) / sigmaNought^2 over a class interior = the class sigma0 (0.3 dB)."""
+    d = class_samples[pol]
+    for k, v in CLASSES.items():
+        sel = d["cls"] == k
+        s0 = np.mean((np.abs(d["a"][sel]) ** 2 - d["noise"][sel]) / d["lut"][sel] ** 2)
+        truth = v[2] if pol == "vv" else v[3]
+        if pol == "vh" and k == 1:
+            continue  # VH water (-28 dB) sits below NESZ: only checks noise removal, below
+        assert abs(10 * np.log10(s0) - truth) < 0.3, (pol, v[0], 10 * np.log10(s0), truth)
+    water = d["cls"] == 1  # below the noise floor the denoised mean is still within 1 dB
+    s0 = np.mean((np.abs(d["a"][water]) ** 2 - d["noise"][water]) / d["lut"][water] ** 2)
+    assert abs(10 * np.log10(s0) - (CLASSES[1][2] if pol == "vv" else CLASSES[1][3])) < 1.0

@@ -5,9 +5,11 @@
   shape (dates, y, x)), `coherence` (12-day class coherence), `sigma0_vv_db`, `sigma0_vh_db`,
   `ifg_phase` (per consecutive pair: wrap(4 pi (d2 - d1) / lambda), the phase g1 conj(g2)
   keeps after flattening and topography removal).
-- `rasters/`: Sentinel-2 L2A-like COGs (B2..B12 at 10/20 m, uint16 DN = reflectance x 1e4,
-  SCL at 20 m; three dates, clouds on the second), `dem.tif` (ellipsoidal heights, 10 m),
-  `worldcover.tif` (ESA WorldCover codes), indexed by the STAC ItemCollection `items.json`.
+- `rasters/`: Sentinel-2 L2A-like COGs (B2..B12 at 10/20 m, SCL at 20 m; three dates, clouds
+  (SCL 9) on the second). Current L2A convention (processing baseline >= 04.00): uint16
+  DN = reflectance x 1e4 + 1000, i.e. reflectance = (DN - 1000) x 1e-4; the items say so with
+  `s2:processing_baseline` "05.11" and `s2:boa_add_offset` -1000. DN 0 is nodata. `dem.tif`: heights above the WGS84
+  ellipsoid, 10 m (geoid taken as 0; its tags say so). `worldcover.tif` (ESA WorldCover codes), indexed by the STAC ItemCollection `items.json`.
 - `aoi.geojson`: the union of the covered tiles.
 """
 
@@ -28,6 +30,7 @@ from ...modalities import S2_BANDS
 from .scene import CLASSES, Scene
 
 TEN_M = ("B2", "B3", "B4", "B8")
+BOA_OFFSET = 1000  # L2A DN offset since processing baseline 04.00 (Jan 2022)
 
 
 def _window(scene: Scene, tile: Tile) -> tuple[slice, slice]:
@@ -103,10 +106,11 @@ def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Gen
         assets = {}
         for b, name in enumerate(S2_BANDS):
             v = refl[cls, b] * shade * texture * season
-            dn = np.clip(np.rint(v), 1, 65535).astype(np.uint16)
+            dn = np.clip(np.rint(v) + BOA_OFFSET, 1, 65535).astype(np.uint16)
             if name not in TEN_M:  # 20 m bands: 2 x 2 block means
                 h, w = dn.shape[0] // 2 * 2, dn.shape[1] // 2 * 2
-                dn = dn[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)).astype(np.uint16)
+                dn = np.rint(dn[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+                             ).astype(np.uint16)
             _geotiff(d / f"{name}.tif", dn, epsg, x0, y0, res if name in TEN_M else 2 * res,
                      nodata=0)
             assets[name] = f"{item_id}/{name}.tif"
@@ -119,7 +123,8 @@ def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Gen
         _geotiff(d / "SCL.tif", scl, epsg, x0, y0, 2 * res, nodata=0)
         assets["SCL"] = f"{item_id}/SCL.tif"
         items.append(_item(item_id, "sentinel-2-l2a", when, (lon0, lat0, lon1, lat1), assets,
-                           {"s2:processing_baseline": "03.01"}))
+                           {"s2:processing_baseline": "05.11",
+                            "s2:boa_add_offset": -BOA_OFFSET}))
     (rdir / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": items},
                                                 indent=1))
     polys = [t.polygon_lonlat for t in tiles]
