@@ -201,3 +201,50 @@ def test_redirect_to_signed_url_drops_credentials_and_resumes(asf, tmp_path):
     assert "Range" in s3[1][1]  # the resume survives the redirect
     data_gets = [h for m, path, h in asf.requests if path.startswith("/data/")]
     assert all(h.get("Authorization") == f"Bearer {TOKEN}" for h in data_gets)
+
+
+def test_search_download_and_hand_over_to_processor(asf, tmp_path, monkeypatch):
+    """The whole chain on the real track-108 pair: search, plan, download, processor.
+
+    Its measurement TIFFs are empty in the fixture, so the processor must answer every tile
+    with a clear per-tile failure after the verified download: nothing crashes.
+    """
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+    from m3leo_tiles.modalities import get_modality
+    from m3leo_tiles.periods import Period
+    from m3leo_tiles.sources.asf import AsfSource
+    from m3leo_tiles.sources.asf.archive import scan_archive
+    from tests.sources.asf_server import umm_item
+    from tests.sources.test_asf_archive import SLC, _zip_safe
+
+    if not SLC.is_dir():
+        pytest.skip("shared s1data not present")
+    monkeypatch.setenv("EARTHDATA_TOKEN", TOKEN)
+    zdir = tmp_path / "zips"
+    zdir.mkdir()
+    for p in scan_archive(SLC):
+        z = _zip_safe(SLC / f"{p.name}.SAFE", zdir)
+        md5 = asf.add_file(z.name, z.read_bytes())
+        asf.items.append(umm_item(p, asf.base, size=z.stat().st_size, md5=md5))
+    dem = tmp_path / "flat.tif"
+    with rasterio.open(dem, "w", driver="GTiff", width=200, height=100, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=from_origin(-129.0, 52.5, 0.01, 0.01)) as d:
+        d.write(np.full((1, 100, 200), 100, np.float32))
+    tiles = grid_table_to_refs(build_grid(shapely.box(-128.2, 52.0, -128.15, 52.03)))
+    src = AsfSource(cache=str(tmp_path / "cache"), host=asf.host, dem=str(dem),
+                    orbits=str(tmp_path / "orbits"))
+    mod = get_modality("s1coh")
+    (per,) = src.periods(mod, [Period(dt.date(2025, 4, 1), dt.date(2025, 5, 1), "2025-04",
+                                      "monthly")], tiles)
+    (unit,) = src.plan(mod, per, tiles)
+    with pytest.warns(UserWarning, match="annotation orbit"):
+        results = list(src.read(unit, {t.id: t for t in tiles}, mod, per))
+    assert sorted(p.name for p in (tmp_path / "cache").glob("*.zip")) == \
+        sorted(z.name for z in zdir.iterdir())
+    assert [r.tile for r in results] == list(unit.tiles)
+    assert all(r.status == "failed" and "measurement" in r.error for r in results), \
+        [(r.status, r.error) for r in results]

@@ -71,6 +71,7 @@ class AsfSource(Source):
         self.dem = dem
         self.processor_options = dict(processor_options)
         self._pairs: list[S1Pair] | None = None
+        self._procs: dict[str, Source] = {}  # processors by directory (keep their pair cache)
         self.skipped: list[tuple[str, str]] = []
 
     # --- search and pairing -----------------------------------------------------------
@@ -95,8 +96,10 @@ class AsfSource(Source):
         if not request:
             return []
         start, end = min(r.start for r in request), max(r.end for r in request)
-        if aoi is None and tiles:
-            aoi = shapely.union_all([t.polygon for t in tiles])
+        if aoi is None and tiles:  # many tiles: their hull is search area enough
+            polys = [t.polygon for t in tiles]
+            aoi = shapely.union_all(polys) if len(polys) <= 2000 else \
+                shapely.MultiPolygon(polys).convex_hull
         prods = self.products(aoi, start, end)
         out = []
         for pair in form_pairs(prods, self.pair_policy, self.max_dt, self.season):
@@ -178,15 +181,27 @@ class AsfSource(Source):
                                  error=f"S1 processor unavailable ({e}); products were not fetched")
             return
         ref, sec = self.local_paths(unit)  # AuthError / TransientError go to the runner
-        proc = S1ArchiveSource(archive=str(Path(ref).parent), dem=self.dem,
-                               orbits=self._orbit_dir(unit), pairs=self.pair_policy,
-                               max_dt=self.max_dt, **self.processor_options)
+        orbit_dir = self._orbit_dir(unit)
+        key = f"{Path(ref).parent}|{orbit_dir}"
+        proc = self._procs.get(key)
+        if proc is None:  # one per directory: s1coh and s1ifg of a pair share one processing
+            proc = self._procs[key] = S1ArchiveSource(
+                archive=str(Path(ref).parent), dem=self.dem, orbits=orbit_dir,
+                pairs=self.pair_policy, max_dt=self.max_dt, **self.processor_options)
         local = WorkUnit(unit.modality, unit.period, unit.tiles, key=unit.key, items=unit.items,
                          payload={"reference": ref, "secondary": sec})
         yield from proc.read(local, tiles, modality, period)
 
     def __getstate__(self) -> dict:
-        return dict(self.__dict__)
+        """Workers get options and found pairs, not processors holding arrays."""
+        d = dict(self.__dict__)
+        d["_procs"] = {}
+        return d
+
+    def close(self) -> None:
+        for proc in self._procs.values():
+            proc.close()
+        self._procs = {}
 
 
 __all__ = ["AsfSource", "form_pairs", "tiles_for_pair"]
