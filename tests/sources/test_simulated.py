@@ -229,3 +229,33 @@ def test_calibrated_sigma0_per_class_within_0p3_db(class_samples, pol):
     water = d["cls"] == 1  # below the noise floor the denoised mean is still within 1 dB
     s0 = np.mean((np.abs(d["a"][water]) ** 2 - d["noise"][water]) / d["lut"][water] ** 2)
     assert abs(10 * np.log10(s0) - (CLASSES[1][2] if pol == "vv" else CLASSES[1][3])) < 1.0
+
+
+def _grid_errors(root: ET.Element) -> tuple[np.ndarray, np.ndarray]:
+    """Own orbit fit + Newton zero-Doppler vs the annotation's geolocation grid, in pixels."""
+    tm = geo.read_timing(root)
+    orbit = geo.OrbitFit.fit(tm.orbit_times, tm.orbit_pos)
+    g = geo.grid_points(root)
+    pts = geo.geodetic_to_ecef(g["longitude"], g["latitude"], g["height"])
+    t, r = geo.zero_doppler(orbit, pts, orbit.seconds(tm.first_line[len(tm.first_line) // 2]))
+    t_ann = np.array([orbit.seconds(x) for x in g["azimuthTime"]])
+    return (t - t_ann) / tm.dt, (2 * r / geo.C - g["slantRangeTime"]) * tm.fs
+
+
+def test_own_geometry_on_every_real_swath_and_date(s1data):
+    """Both real track-108 products, 3 swaths x VV/VH: every grid point within 0.1 px."""
+    slc = s1data / "hyp3-isce2" / "tests" / "data" / "packaging" / "slc"
+    files = sorted(slc.glob("*.SAFE/annotation/s1a-iw*.xml"))
+    assert len(files) == 12
+    for f in files:
+        dl, dp = _grid_errors(ET.parse(f).getroot())
+        assert np.abs(dl).max() < 0.1 and np.abs(dp).max() < 0.1, (f.name, dl, dp)
+
+
+def test_simulated_annotations_geolocate_with_their_own_orbits(small_sim):
+    """Each date's rewritten grid (displaced orbit, cropped bursts) is consistent in itself."""
+    m = json.loads((small_sim / "simulation.json").read_text())
+    for prod in m["products"]:
+        for f in sorted((small_sim / prod / "annotation").glob("*.xml")):
+            dl, dp = _grid_errors(ET.parse(f).getroot())
+            assert np.abs(dl).max() < 0.1 and np.abs(dp).max() < 0.1, (f.name, dl, dp)
