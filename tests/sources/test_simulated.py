@@ -78,8 +78,10 @@ def test_calibrated_intensity_matches_the_scene(small_sim):
 
 def test_truth_and_rasters_are_on_the_tile_grids(small_sim):
     from m3leo_tiles.grid import tile_from_id
+    from m3leo_tiles.sources.simulated import SimulationManifest
 
     m = json.loads((small_sim / "simulation.json").read_text())
+    assert SimulationManifest.load(small_sim).tiles == m["tiles"]
     t = np.load(small_sim / m["truth"][0])
     assert t["classes"].shape == (448, 448) and t["deformation"].shape == (2, 448, 448)
     assert set(np.unique(t["classes"])) <= set(CLASSES)

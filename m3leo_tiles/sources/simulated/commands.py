@@ -16,7 +16,8 @@ import click
 @click.option("--dates", "n_dates", type=int, default=2, show_default=True,
               help="Acquisitions, 12 days apart (2-8).")
 @click.option("--force", is_flag=True, help="Overwrite an existing simulation.")
-def simulate(size, out_dir, seed, n_dates, force):
+@click.option("-v", "--verbose", is_flag=True, help="Progress on stderr.")
+def simulate(size, out_dir, seed, n_dates, force, verbose):
     """Simulate Sentinel-1 IW SLC products (real SAFE layout) over a known scene.
 
     Also writes the scene's ground truth per tile, Sentinel-2 L2A-like COGs, a DEM and a
@@ -26,7 +27,7 @@ def simulate(size, out_dir, seed, n_dates, force):
     from . import simulate as run
 
     m = run(out_dir, size=size, seed=seed, n_dates=n_dates, force=force,
-            progress=lambda msg: click.echo(msg, err=True) if False else None)
+            progress=(lambda msg: click.echo(msg, err=True)) if verbose else None)
     click.echo(f"simulated {len(m['products'])} products, {len(m['tiles'])} tiles, "
                f"{m['lines']} x {m['samples']} samples per swath in {m['seconds']} s -> {out_dir}")
 

@@ -105,9 +105,32 @@ def _baseline_orbit(timing: geo.Timing, k: int) -> tuple[np.ndarray, np.ndarray]
     return pos + d, vel + fit.velocity(t)
 
 
+class SimulationManifest(dict):
+    """`DIR/simulation.json` as returned by `simulate` (a dict, so `m["products"]` works too).
+
+    Keys (paths relative to DIR): format "m3leo-tiles-simulation/1", size, seed, dates
+    (ISO days, 12 apart), products (SAFE folders), pairs (consecutive dates), tiles (ids),
+    epsg, truth (one npz per tile, see rasters.py), rasters (STAC ItemCollection
+    rasters/items.json), dem, aoi (aoi.geojson), classes (code -> name, WorldCover code,
+    sigma0 VV/VH dB, 12-day coherence), wavelength, baseline_m_per_date, los_rate_m_per_12d,
+    bursts (indices in the real product), lines, samples, dem_datum, seconds.
+    """
+
+    @classmethod
+    def load(cls, sim_dir: str | Path) -> SimulationManifest:
+        return cls(json.loads((Path(sim_dir) / "simulation.json").read_text()))
+
+    products = property(lambda self: list(self["products"]))
+    pairs = property(lambda self: [tuple(p) for p in self["pairs"]])
+    tiles = property(lambda self: list(self["tiles"]))
+    truth = property(lambda self: list(self["truth"]))
+    rasters = property(lambda self: self["rasters"])
+    aoi = property(lambda self: self["aoi"])
+
+
 # --------------------------------------------------------------------------------------------
 def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: int = 2,
-             force: bool = False, progress=None) -> dict:
+             force: bool = False, progress=None) -> SimulationManifest:
     """Write `n_dates` SAFE products, ground truth, S2/DEM/WorldCover rasters and an AOI."""
     if size not in SIZES:
         raise BadInput(f"unknown size {size!r}: small, tile or burst")
@@ -271,7 +294,7 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     (out / "simulation.json").write_text(json.dumps(manifest, indent=1))
-    return manifest
+    return SimulationManifest(manifest)
 
 
 def _nearest_row(lines: np.ndarray, line: np.ndarray) -> np.ndarray:
