@@ -287,3 +287,28 @@ def test_cli_bad_input(args, msg, aoi, zipped, tmp_path, capsys):
     assert code == 2
     assert msg in text and len(text.strip().splitlines()) == 1, text
     assert not out.exists() and not list(tmp_path.glob(".pairs*"))
+
+
+def test_asf_source_seasonal_pairs_by_mid_date(tmp_path):
+    """Archive mode: seasonal pairs belong to the period holding their mid-date."""
+    from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+    from m3leo_tiles.modalities import get_modality
+    from m3leo_tiles.periods import Period
+    from m3leo_tiles.sources.asf import AsfSource
+
+    for name in (REF, SEC):  # the real pair plus a copy 24 days on (same bursts)
+        shutil.copytree(SLC / f"{name}.SAFE", tmp_path / f"{name}.SAFE",
+                        ignore=shutil.ignore_patterns("measurement", "preview", "support"))
+    late = SEC.replace("20250418", "20250512")
+    shutil.copytree(tmp_path / f"{SEC}.SAFE", tmp_path / f"{late}.SAFE")
+    man = tmp_path / f"{late}.SAFE" / "manifest.safe"
+    man.write_text(man.read_text().replace("2025-04-18T", "2025-05-12T"))
+    tiles = grid_table_to_refs(build_grid(shapely.box(-128.2, 52.0, -128.1, 52.05)))
+    mod = get_modality("s1coh")
+    april = [Period(dt.date(2025, 4, 1), dt.date(2025, 5, 1), "2025-04", "monthly")]
+    seq = AsfSource(archive=str(tmp_path), pairs="sequential")
+    assert [p.label for p in seq.periods(mod, april, tiles)] == ["20250406_20250418"]
+    sea = AsfSource(archive=str(tmp_path), pairs="seasonal")
+    labels = [p.label for p in sea.periods(mod, april, tiles)]
+    # 0406-0512 (36 d, mid 04-24) and 0418-0512 (24 d, mid 04-30) reach into May
+    assert labels == ["20250406_20250418", "20250406_20250512", "20250418_20250512"]

@@ -20,7 +20,7 @@ from ...modalities import Modality
 from ...periods import Period, period_from_label
 from ..base import Source, TileRef, TileResult, WorkUnit
 from ..s1types import S1Pair, S1Product
-from .pairing import POLICIES, form_pairs, tiles_for_pair
+from .pairing import POLICIES, SEASONAL_DT, form_pairs, tiles_for_pair
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,12 @@ class AsfSource(Source):
         if not request:
             return []
         start, end = min(r.start for r in request), max(r.end for r in request)
+        seasonal = self.pair_policy == "seasonal"
+        if seasonal:  # GSSIC: the mid-date is in the period, the dates may lie outside
+            import datetime as dt
+
+            half = dt.timedelta(days=max(SEASONAL_DT) // 2)
+            start, end = start - half, end + half
         if aoi is None and tiles:  # many tiles: their hull is search area enough
             polys = [t.polygon for t in tiles]
             aoi = shapely.union_all(polys) if len(polys) <= 2000 else \
@@ -103,8 +109,11 @@ class AsfSource(Source):
         prods = self.products(aoi, start, end)
         out = []
         for pair in form_pairs(prods, self.pair_policy, self.max_dt, self.season):
-            if not any(r.contains(pair.reference.date) and r.contains(pair.secondary.date)
-                       for r in request):
+            mid = pair.reference.date + (pair.secondary.date - pair.reference.date) / 2
+            inside = any(r.contains(mid) if seasonal else
+                         r.contains(pair.reference.date) and r.contains(pair.secondary.date)
+                         for r in request)
+            if not inside:
                 continue
             covered = tiles_for_pair(pair, tiles) if tiles else ()
             if tiles and not covered:
