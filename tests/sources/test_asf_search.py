@@ -122,3 +122,24 @@ def test_asf_source_bad_options(tmp_path):
         AsfSource(pairs="nearest")
     with pytest.raises(BadInput):
         AsfSource(archive=str(tmp_path / "missing"))
+
+
+def test_cli_search_against_cmr(cmr, real, tmp_path, capsys):
+    import pandas as pd
+
+    from m3leo_tiles.cli import main
+
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(shapely.to_geojson(AOI))
+    out = tmp_path / "pairs.parquet"
+    with pytest.raises(SystemExit) as e:
+        main(["s1", "search", "--aoi", str(aoi), "--period", "2025-04", "--pairs", "seasonal",
+              "--host", cmr.host, "--out", str(out)])
+    text = capsys.readouterr()
+    assert e.value.code == 0, text
+    assert "1 pair(s) (seasonal)" in text.out
+    row = pd.read_parquet(out).iloc[0]
+    assert row.label == "20250406_20250418" and row.reference_size == 1234
+    assert row.secondary_url == f"{cmr.base}/data/{real[1].name}.zip"
+    assert row.n_tiles == len(row.tiles) > 0
+    assert all(m == "POST" for m, _, _ in cmr.requests)  # planning downloads nothing
