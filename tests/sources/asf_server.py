@@ -7,6 +7,7 @@ can cut a connection, corrupt a body, refuse without credentials or answer 202 f
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -109,6 +110,7 @@ class FakeAsf:
         self.token: str | None = None  # required bearer token, if set
         self.basic: tuple[str, str] | None = None  # required basic credentials, if set
         self.redirect = False  # data URLs answer 307 to a signed URL on another host name
+        self.edl: tuple[str, str] | None = None  # Earthdata Login OAuth dance, these creds
         self.forms: list[dict] = []
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
@@ -180,6 +182,16 @@ class FakeAsf:
             def do_GET(self) -> None:
                 fake.requests.append(("GET", self.path, dict(self.headers)))
                 name = self.path.split("?")[0].rsplit("/", 1)[-1]
+                port = fake.httpd.server_address[1]
+                if self.path.startswith("/oauth/authorize"):  # "EDL", on host name localhost
+                    want = base64.b64encode(":".join(fake.edl or ("", "")).encode()).decode()
+                    if self.headers.get("Authorization", "") != f"Basic {want}":
+                        return self._json(401, {"errors": ["bad EDL credentials"]})
+                    state = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["state"][0]
+                    return self._redirect(f"http://127.0.0.1:{port}/login?code=ok&state={state}")
+                if self.path.startswith("/login"):  # "ASF auth": code -> session cookie
+                    state = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["state"][0]
+                    return self._redirect(state, {"Set-Cookie": "asf-urs=ok; Path=/"})
                 if self.path.startswith("/s3/"):  # like S3: signature in the URL, no auth header
                     if "Authorization" in self.headers or "X-Amz-Signature=ok" not in self.path:
                         return self._json(400, {"errors": ["credentials sent to the bucket"]})
@@ -187,11 +199,12 @@ class FakeAsf:
                 if not self.path.startswith("/data/") or name not in fake.files:
                     return self._json(404, {"errors": ["not found"]})
                 auth = self.headers.get("Authorization", "")
+                if fake.edl and "asf-urs=ok" not in self.headers.get("Cookie", ""):
+                    return self._redirect(f"http://localhost:{port}/oauth/authorize?"
+                                          f"client_id=asf&state={self.path}")
                 if fake.token and auth != f"Bearer {fake.token}":
                     return self._json(401, {"errors": ["Unauthorized"]})
                 if fake.basic:
-                    import base64
-
                     want = base64.b64encode(":".join(fake.basic).encode()).decode()
                     if auth != f"Basic {want}":
                         return self._json(401, {"errors": ["Unauthorized"]})
@@ -206,6 +219,14 @@ class FakeAsf:
                     self.end_headers()
                     return None
                 return self._send(fake.files[name])
+
+            def _redirect(self, location: str, headers: dict | None = None) -> None:
+                self.send_response(302)
+                self.send_header("Location", location)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def _send(self, data: bytes) -> None:
                 start = 0

@@ -248,3 +248,20 @@ def test_search_download_and_hand_over_to_processor(asf, tmp_path, monkeypatch):
     assert [r.tile for r in results] == list(unit.tiles)
     assert all(r.status == "failed" and "measurement" in r.error for r in results), \
         [(r.status, r.error) for r in results]
+
+
+def test_earthdata_login_redirect_flow(asf, tmp_path):
+    """Data -> EDL authorize (basic auth there only) -> ASF login sets a cookie -> data."""
+    asf.token, asf.edl = None, ("alice", "s3cret")
+    md5 = asf.add_file("a.zip", data := _data(5000))
+    sess = make_session(Credentials("alice", "s3cret"), auth_hosts=("localhost",))
+    p = download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", sess, len(data), md5, _policy())
+    assert p.read_bytes() == data
+    paths = [path.split("?")[0] for m, path, _ in asf.requests]
+    assert paths == ["/data/a.zip", "/oauth/authorize", "/login", "/data/a.zip"]
+    edl = [h for m, path, h in asf.requests if path.startswith("/oauth")]
+    assert edl[0]["Authorization"].startswith("Basic ")
+    assert "asf-urs=ok" in asf.requests[-1][2].get("Cookie", "")
+    wrong = make_session(Credentials("alice", "nope"), auth_hosts=("localhost",))
+    with pytest.raises(AuthError):
+        download(f"{asf.base}/data/a.zip", tmp_path / "b.zip", wrong, len(data), md5, _policy())
