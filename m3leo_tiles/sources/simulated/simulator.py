@@ -17,6 +17,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import os
 import re
 import time
 import xml.etree.ElementTree as ET
@@ -35,7 +36,7 @@ from ...errors import BadInput
 from ...grid.tiles import Tile, utm_epsg
 from . import geometry as geo
 from .scene import CLASSES, Scene, make_scene
-from .signal import energy, kernel_table, splat
+from .signal import HALF, energy, kernel_table, splat
 
 REF_NAME = "S1A_IW_SLC__1SDV_20250406T022008_20250406T022035_058630_07421F_93A7"
 REF_DATE = dt.date(2025, 4, 6)
@@ -204,7 +205,9 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
                for p in ("vv", "vh")}
     footprint = shapely.Polygon(np.c_[cx, cy]).buffer(400.0)
     shapely.prepare(footprint)
-    pool = ThreadPoolExecutor(max_workers=nb)
+    parts = max(1, (os.cpu_count() or 1) // nb)  # splat jobs per burst
+    block = -(-lpb // parts)
+    pool = ThreadPoolExecutor(max_workers=nb * parts)
     t0 = time.perf_counter()
     row_block = max(1, 1_500_000 // len(xs))
     for r0 in range(0, len(ys), row_block):
@@ -253,9 +256,15 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
                         continue
                     lpos = (tk[inb] - tb) / tm.dt
                     f = kt_fn(bi, tk[inb], samp[inb])
-                    sub = images[(k, p)][bi * lpb:(bi + 1) * lpb]
-                    jobs.append(pool.submit(splat, sub, lpos, samp[inb],
-                                            amp[inb].astype(np.complex128), f, tm.dt, taz, trg))
+                    s_b, a_b = samp[inb], amp[inb].astype(np.complex128)
+                    # and line blocks of a burst too (disjoint rows, each pixel sums its
+                    # scatterers in the same order: bytes do not depend on the split)
+                    for a0 in range(0, lpb, block):
+                        a1 = min(lpb, a0 + block)
+                        sel = (lpos > a0 - HALF - 1) & (lpos < a1 + HALF + 1)
+                        sub = images[(k, p)][bi * lpb + a0:bi * lpb + a1]
+                        jobs.append(pool.submit(splat, sub, lpos[sel] - a0, s_b[sel], a_b[sel],
+                                                f[sel], tm.dt, taz, trg))
                 for j in jobs:
                     j.result()
         say(f"scatterers: rows {r0 + row_block}/{len(ys)} ({time.perf_counter() - t0:.0f} s)")
