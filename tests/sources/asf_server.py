@@ -95,6 +95,13 @@ def _matches(item: dict, form: dict) -> bool:
     return True
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Connections cut on purpose (and clients hanging up) are not test failures."""
+
+
 class FakeAsf:
     """CMR search + data downloads on 127.0.0.1; knobs for failures, state for assertions."""
 
@@ -114,7 +121,7 @@ class FakeAsf:
         self.forms: list[dict] = []
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = _Server(("127.0.0.1", 0), self._handler())
         self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
         self.base = f"http://{self.host}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
