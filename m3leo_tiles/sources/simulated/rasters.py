@@ -49,7 +49,7 @@ def write_truth(out: Path, scene: Scene, tiles: list[Tile], n_dates: int,
     for t in tiles:
         rs, cs = _window(scene, t)
         cls = scene.classes[rs, cs]
-        defo = np.stack([scene.deformation(k)[rs, cs] for k in range(n_dates)])
+        defo = np.stack([scene.bowl[rs, cs] * scene.los_rate * k for k in range(n_dates)])
         ifg = np.angle(np.exp(4j * np.pi * np.diff(defo, axis=0) / wavelength))
         np.savez_compressed(
             d / f"{t.id}.npz", classes=cls, height=scene.height[rs, cs], deformation=defo,

@@ -43,6 +43,7 @@ class Scene:
         return self.classes.shape
 
     def deformation(self, date_index: int) -> np.ndarray:
+        # rasters.write_truth computes the same product on tile windows (same bytes)
         return self.bowl * self.los_rate * date_index
 
     def lookup(self, x: np.ndarray, y: np.ndarray, field: np.ndarray, order: int = 1):
