@@ -86,7 +86,11 @@ def make_scene(rng: np.random.Generator, epsg: int, bounds: tuple[float, float, 
                          order=3)[:h, :w]
     height = (base_height + relief * np.clip(hills, -2.5, 2.5)).astype(np.float32)
     # lakes lie flat a little below their surroundings (no cliffs: no layover by accident)
-    regional = ndimage.gaussian_filter(height, 40)
+    # the regional level (a 400 m Gaussian) on an 8x coarser grid: 10 s less for a full burst
+    f = 8
+    coarse_h = ndimage.gaussian_filter(height[::f, ::f], 40 / f)
+    regional = ndimage.zoom(coarse_h, (h / coarse_h.shape[0], w / coarse_h.shape[1]), order=1,
+                            mode="nearest")[:h, :w]
     height[classes == 1] = regional[classes == 1] - 5.0
     height = ndimage.gaussian_filter(height, 4).astype(np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
