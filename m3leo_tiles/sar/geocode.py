@@ -15,7 +15,7 @@ import numpy as np
 from pyproj import Transformer
 
 from ..grid.geobox import GridSpec
-from .orbit import Orbit, to_seconds
+from .orbit import Orbit, horner3, to_seconds
 from .safe import C, Swath
 
 WGS84_A = 6378137.0
@@ -85,7 +85,6 @@ def _zero_doppler(tn, h, coef, xyz, t_init, tol, max_iter):
     t_out = np.empty(m)
     r_out = np.empty(m)
     nseg = h.shape[0]
-    deg = coef.shape[2]
     for q in numba.prange(m):
         t = t_init[q]
         px = py = pz = 0.0
@@ -97,14 +96,7 @@ def _zero_doppler(tn, h, coef, xyz, t_init, tol, max_iter):
             vv = np.empty(3)
             av = np.empty(3)
             for ax in range(3):
-                c = coef[i, ax]
-                s0 = c[deg - 1]
-                s1 = 0.0
-                s2 = 0.0
-                for d in range(deg - 2, -1, -1):
-                    s2 = s2 * u + 2.0 * s1
-                    s1 = s1 * u + s0
-                    s0 = s0 * u + c[d]
+                s0, s1, s2 = horner3(coef[i, ax], u)
                 pv[ax] = s0
                 vv[ax] = s1 / h[i]
                 av[ax] = s2 / (h[i] * h[i])

@@ -100,6 +100,21 @@ def _hermite_segments(t: np.ndarray, pos: np.ndarray, vel: np.ndarray):
     return coef, h
 
 
+@numba.njit(cache=True, inline="always")
+def horner3(c, u):
+    """A segment polynomial (coefficients lowest power first) and its first two derivatives
+    at u, by one Horner pass."""
+    deg = c.shape[0]
+    s0 = c[deg - 1]
+    s1 = 0.0
+    s2 = 0.0
+    for d in range(deg - 2, -1, -1):
+        s2 = s2 * u + 2.0 * s1
+        s1 = s1 * u + s0
+        s0 = s0 * u + c[d]
+    return s0, s1, s2
+
+
 @numba.njit(cache=True)
 def _eval(tn, h, coef, t):
     m = t.shape[0]
@@ -107,20 +122,12 @@ def _eval(tn, h, coef, t):
     v = np.empty((m, 3))
     acc = np.empty((m, 3))
     nseg = h.shape[0]
-    deg = coef.shape[2]
     for q in range(m):
         i = np.searchsorted(tn, t[q]) - 1
         i = min(max(i, 0), nseg - 1)
         u = (t[q] - tn[i]) / h[i]
         for ax in range(3):
-            c = coef[i, ax]
-            s0 = c[deg - 1]
-            s1 = 0.0
-            s2 = 0.0
-            for d in range(deg - 2, -1, -1):
-                s2 = s2 * u + 2.0 * s1
-                s1 = s1 * u + s0
-                s0 = s0 * u + c[d]
+            s0, s1, s2 = horner3(coef[i, ax], u)
             p[q, ax] = s0
             v[q, ax] = s1 / h[i]
             acc[q, ax] = s2 / (h[i] * h[i])
