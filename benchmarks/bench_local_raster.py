@@ -2,7 +2,8 @@
 
 Writes a synthetic Sentinel-2 archive (3 dates, 10 bands + SCL, 10/20 m COG-like GeoTIFFs)
 over a block of tiles, then times our local source producing the s2 composite for every tile
-against warping the same inputs band by band with rasterio.warp.reproject (no compositing).
+against warping the same inputs band by band with rasterio.warp.reproject (no compositing,
+which flatters the plain side).
 Then counts the HTTP requests the Earth Engine source sends per tile-period to the loopback
 server once initialised. Last line: {"name": "local_raster", "ours_tiles_s", "plain_tiles_s",
 "ratio", "ee_round_trips_per_tile"}.
@@ -31,7 +32,7 @@ from m3leo_tiles.periods import expand  # noqa: E402
 from m3leo_tiles.sources.base import TileRef, WorkUnit  # noqa: E402
 from m3leo_tiles.sources.local import LocalRasterSource  # noqa: E402
 
-N = 3  # N x N tiles
+N = 4  # N x N tiles
 
 
 def write_archive(root: Path, tiles: list[Tile]) -> Path:
@@ -112,20 +113,34 @@ def main() -> None:
         m, period = get_modality("s2"), expand("monthly", "2021-07")[0]
         refs = {t.id: TileRef(t.id, t.grid(10), t.polygon_lonlat) for t in tiles}
         src.items()
-        t0 = time.perf_counter()
-        for t in tiles:
-            (r,) = src.read(WorkUnit("s2", period.label, (t.id,)), refs, m, period)
-            assert r.status == "done", r.error
-        ours = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        plain(items, tiles)
-        plain_s = time.perf_counter() - t0
+
+        def ours_tiles(block: list[Tile]) -> float:
+            t0 = time.perf_counter()
+            for t in block:
+                (r,) = src.read(WorkUnit("s2", period.label, (t.id,)), refs, m, period)
+                assert r.status == "done", r.error
+            return time.perf_counter() - t0
+
+        def plain_tiles(block: list[Tile]) -> float:
+            t0 = time.perf_counter()
+            plain(items, block)
+            return time.perf_counter() - t0
+
+        # the first tile pays each side's one-time costs (Numba loading its compiled kernels,
+        # GDAL opening drivers); a worker pays them once per run, so the ratio is the steady
+        # state and ratio_with_startup counts them too
+        ours_first, plain_first = ours_tiles(tiles[:1]), plain_tiles(tiles[:1])
+        ours, plain_s = ours_tiles(tiles), plain_tiles(tiles)
         trips = ee_round_trips()
-        print(f"{len(tiles)} tiles x 3 dates x 11 rasters: ours {ours:.2f} s, "
-              f"plain reproject {plain_s:.2f} s")
+        print(f"{len(tiles)} tiles x 3 dates x 11 rasters: ours {ours:.2f} s "
+              f"(+{ours_first:.2f} s first tile), plain reproject {plain_s:.2f} s "
+              f"(+{plain_first:.2f} s first tile)")
         print(json.dumps({"name": "local_raster", "ours_tiles_s": round(len(tiles) / ours, 2),
                           "plain_tiles_s": round(len(tiles) / plain_s, 2),
-                          "ratio": round(plain_s / ours, 2), "ee_round_trips_per_tile": trips}))
+                          "ratio": round(plain_s / ours, 2),
+                          "ratio_with_startup": round((plain_s + plain_first)
+                                                      / (ours + ours_first), 2),
+                          "ee_round_trips_per_tile": trips}))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

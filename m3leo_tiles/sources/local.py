@@ -193,15 +193,48 @@ def _read_padded(ds, win, fill) -> np.ndarray:
     return out
 
 
-def _separable(a: np.ndarray, u: np.ndarray, v: np.ndarray, nearest: bool) -> np.ndarray:
-    if nearest:
-        return a[np.rint(v).astype(int)][:, np.rint(u).astype(int)]
-    i = np.floor(v).astype(int)
-    w = (v - i).astype(np.float32)[:, None]
-    rows = a[i] * (1 - w) + a[i + 1] * w
-    j = np.floor(u).astype(int)
-    w = (u - j).astype(np.float32)[None, :]
-    return rows[:, j] * (1 - w) + rows[:, j + 1] * w
+@numba.njit(parallel=True, cache=True)
+def _resample_separable(band, nodata, has_nodata, u, v, nearest, out):
+    """Bilinear (or nearest) resampling at separable sample positions, straight from the
+    native integers: nodata and any NaN neighbour give NaN, as a GDAL warp would skip them.
+    Where positions fall on source pixel centres (10 m S2 bands on our grid) the weights are
+    zero and this is a strided copy."""
+    h, w = v.size, u.size
+    one = np.float32(1.0)
+    half = 0.5 if nearest else 0.0
+    jj = np.empty(w, np.int64)
+    wxx = np.empty(w, np.float32)
+    for c in range(w):
+        jj[c] = int(np.floor(u[c] + half))
+        wxx[c] = 0.0 if nearest else np.float32(u[c] - jj[c])
+    on_centres = not np.any(wxx != 0)
+    for r in numba.prange(h):
+        i = int(np.floor(v[r] + half))
+        wy = np.float32(0.0) if nearest else np.float32(v[r] - i)
+        row = out[r]
+        if on_centres and wy == 0:
+            for c in range(w):
+                x = band[i, jj[c]]
+                row[c] = np.nan if has_nodata and x == nodata else np.float32(x)
+            continue
+        for c in range(w):
+            j = jj[c]
+            wx = wxx[c]
+            a = np.float32(band[i, j])
+            if has_nodata and band[i, j] == nodata:
+                a = np.float32(np.nan)
+            b = np.float32(band[i, j + 1])
+            if has_nodata and band[i, j + 1] == nodata:
+                b = np.float32(np.nan)
+            cc = np.float32(band[i + 1, j])
+            if has_nodata and band[i + 1, j] == nodata:
+                cc = np.float32(np.nan)
+            d = np.float32(band[i + 1, j + 1])
+            if has_nodata and band[i + 1, j + 1] == nodata:
+                d = np.float32(np.nan)
+            left = a * (one - wy) + cc * wy
+            right = b * (one - wy) + d * wy
+            row[c] = left * (one - wx) + right * wx
 
 
 def _boa_offset(props: dict) -> float:
@@ -243,10 +276,8 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
                         raise PermanentError(
                             f"{Path(p).name} is not on the grid of {Path(paths[0]).name}")
                     band = _read_padded(ds, win, nodata if nodata is not None else 0)
-                a = band.astype(np.float32)
-                if nodata is not None:
-                    a[band == nodata] = np.nan
-                out[i] = _separable(a, u, v, resampling == Resampling.nearest)
+                _resample_separable(band, band.dtype.type(nodata or 0), nodata is not None,
+                                    u, v, resampling == Resampling.nearest, out[i])
             return out
         with rasterio.open(paths[0]) as ref:
             b = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
@@ -277,6 +308,25 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
 
 
 @numba.njit(parallel=True, cache=True)
+def _mask_scene(bands, scl, offset, invalid_classes):
+    """Add the L2A offset; NaN where the scene class is not clear ground or the reflectance
+    is not positive."""
+    nb, n = bands.shape
+    bad = np.empty(n, np.bool_)
+    for i in numba.prange(n):
+        s = scl[i]
+        x = s != s
+        for c in invalid_classes:
+            x |= s == c
+        bad[i] = x
+    for b in range(nb):
+        row = bands[b]
+        for i in numba.prange(n):
+            v = row[i] + offset
+            row[i] = np.nan if bad[i] or not v > 0 else v
+
+
+@numba.njit(parallel=True, cache=True)
 def _nan_median(stack: np.ndarray, out: np.ndarray) -> None:
     d, n = stack.shape
     chunk = 8192
@@ -286,19 +336,30 @@ def _nan_median(stack: np.ndarray, out: np.ndarray) -> None:
             k = 0
             for j in range(d):
                 v = stack[j, i]
-                if v == v:  # not NaN: insertion sort into buf
-                    p = k
+                if v == v:  # not NaN
+                    buf[k] = v
+                    k += 1
+            if k == 0:
+                out[i] = np.nan
+            elif k == 1:
+                out[i] = buf[0]
+            elif k == 2:
+                out[i] = np.float32(0.5) * (buf[0] + buf[1])
+            elif k == 3:  # branch-free: data-dependent branches dominate otherwise
+                lo, hi = min(buf[0], buf[1]), max(buf[0], buf[1])
+                out[i] = max(lo, min(hi, buf[2]))
+            else:
+                for q in range(1, k):  # insertion sort
+                    v = buf[q]
+                    p = q
                     while p > 0 and buf[p - 1] > v:
                         buf[p] = buf[p - 1]
                         p -= 1
                     buf[p] = v
-                    k += 1
-            if k == 0:
-                out[i] = np.nan
-            elif k % 2:
-                out[i] = buf[k // 2]
-            else:
-                out[i] = 0.5 * (buf[k // 2 - 1] + buf[k // 2])
+                if k % 2:
+                    out[i] = buf[k // 2]
+                else:
+                    out[i] = np.float32(0.5) * (buf[k // 2 - 1] + buf[k // 2])
 
 
 def nan_median(stack: np.ndarray) -> np.ndarray:
@@ -394,10 +455,8 @@ class LocalRasterSource(Source):
             for b, a in zip(names, arr, strict=True):
                 out[bands.index(b)] = a
         scl = _read_onto([item.assets["SCL"]], grid, Resampling.nearest, src_nodata=0)[0]
-        invalid = np.isnan(scl) | np.isin(scl, SCL_INVALID)
-        out += _boa_offset(item.properties)
-        out[:, invalid] = np.nan
-        out[out <= 0] = np.nan
+        _mask_scene(out.reshape(len(bands), -1), scl.ravel(), np.float32(
+            _boa_offset(item.properties)), np.array(SCL_INVALID, np.float32))
         return out
 
     def _composite(self, tile: TileRef, grid: GridSpec, period: Period,
@@ -405,8 +464,9 @@ class LocalRasterSource(Source):
         items = self._select(tile, S2, period)
         if not items:
             raise NoData(f"no Sentinel-2 scene in {period.label}")
-        scenes = [self._s2_scene(it, grid, bands) for it in items]
-        stack = np.stack(scenes)
+        stack = np.empty((len(items), len(bands)) + grid.shape, np.float32)
+        for k, it in enumerate(items):
+            stack[k] = self._s2_scene(it, grid, bands)
         count = np.sum(~np.isnan(stack[:, 0]), axis=0)
         if not count.any():
             raise NoData(f"no clear Sentinel-2 pixel in {period.label}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,34 @@ def test_fast_separable_path_equals_a_gdal_bilinear_warp(tmp_path, res, offset):
         reproject(rasterio.band(ds, 1), ref, dst_transform=g.transform, dst_crs=g.crs,
                   resampling=Resampling.bilinear)
     np.testing.assert_allclose(ours, ref, rtol=2e-3)
+
+
+@pytest.mark.parametrize("dates", [1, 2, 3, 4, 7])
+def test_nan_median_equals_numpy(dates):
+    from m3leo_tiles.sources.local import nan_median
+
+    rng = np.random.default_rng(dates)
+    stack = rng.integers(1, 50, (dates, 3, 64, 64)).astype(np.float32)
+    stack[rng.random(stack.shape) < 0.3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        want = np.nanmedian(stack, axis=0)
+    np.testing.assert_array_equal(nan_median(stack), want)
+
+
+def test_nodata_neighbours_give_nan_not_a_blend(tmp_path):
+    """A 20 m pixel flagged nodata must not leak into the 10 m bilinear result as a low value."""
+    from rasterio.warp import Resampling
+
+    from m3leo_tiles.sources.local import _read_onto
+
+    t = tile_from_id("31N-0100-1200")
+    g = t.grid(10)
+    n = int((4480 + 2000) / 20)
+    data = np.full((n, n), 2000, np.uint16)
+    data[100:110, 100:110] = 0
+    path = tmp_path / "b.tif"
+    _write(path, data, t.epsg, t.bounds[0] - 1000, t.bounds[3] + 1000, 20)
+    out = _read_onto([str(path)], g, Resampling.bilinear)[0]
+    finite = out[np.isfinite(out)]
+    assert np.isnan(out).sum() > 0 and np.all(finite == 2000)
