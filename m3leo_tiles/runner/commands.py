@@ -55,6 +55,10 @@ def print_summary(summary, as_json: bool = False) -> None:
               f"one of {', '.join(sorted(SOURCES))}.")
 @click.option("--source-opt", multiple=True, metavar="SOURCE.KEY=VALUE",
               help="A source option, e.g. local.root=/data/rasters (repeatable).")
+@click.option("--ee-project", envvar="EE_PROJECT", metavar="PROJECT",
+              help="Google Cloud project registered for Earth Engine (env EE_PROJECT); "
+              "credentials come from GOOGLE_APPLICATION_CREDENTIALS or `earthengine "
+              "authenticate`.")
 @click.option("--store", required=True, help=STORE_HELP)
 @click.option("--state", help="SQLite state path (default: beside the store).")
 @click.option("--scheduler", help="Dask distributed scheduler address (tcp://host:port).")
@@ -62,8 +66,8 @@ def print_summary(summary, as_json: bool = False) -> None:
 @click.option("--tile-size", type=int, default=4480, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def fetch(region, modalities, period, tiles, limit, workers, source, source_opt, store, state,
-          scheduler, retry_failed, tile_size, progress, as_json):
+def fetch(region, modalities, period, tiles, limit, workers, source, source_opt, ee_project,
+          store, state, scheduler, retry_failed, tile_size, progress, as_json):
     """Fetch the missing (tile, modality, period) units of a region into its store.
 
     Plans what is not done yet, groups it into work units that share a source item, runs
@@ -75,9 +79,12 @@ def fetch(region, modalities, period, tiles, limit, workers, source, source_opt,
 
     if workers < 1:
         raise BadInput("--workers must be at least 1")
+    options = _source_options(source_opt)
+    if ee_project:
+        options.setdefault("earthengine", {}).setdefault("project", ee_project)
     req = FetchRequest(store=store, region=region, modalities=modalities, period=period,
                        tiles=parse_tiles_arg(tiles), limit=limit, workers=workers, source=source,
-                       source_options=_source_options(source_opt), scheduler=scheduler,
+                       source_options=options, scheduler=scheduler,
                        state=state, retry_failed=retry_failed, tile_size=tile_size,
                        progress=progress)
     summary = do_fetch(req)

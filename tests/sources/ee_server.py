@@ -2,7 +2,8 @@
 
 Serves the discovery document and algorithms list (tests/data/ee, from the earthengine-api
 wheel), and answers `POST .../image:computePixels` with NPY bytes of a structured array, one
-field per requested band, on the requested grid. `script` holds canned answers that come first:
+field per requested band, on the requested grid. `algorithms_error` makes the algorithms list
+(the call `ee.Initialize` makes) answer an error instead, as for an unregistered project. `script` holds canned answers that come first:
 ("error", code, message) or ("raw", bytes); then every band gets `fill(band, grid)`.
 """
 
@@ -26,6 +27,7 @@ class EEServer:
     def __init__(self, dtype_of=lambda band: "<u2", fill=None):
         self.requests: list[dict] = []
         self.script: list[tuple] = []
+        self.algorithms_error: tuple[int, str] | None = None  # e.g. an unregistered project
         self.dtype_of = dtype_of
         self.fill = fill or (lambda band, h, w: np.full((h, w), 1000 + hash(band) % 100))
         self.discovery = gzip.decompress((DATA / "cloud_api_discovery_document.json.gz")
@@ -49,6 +51,11 @@ class EEServer:
                 if self.path.startswith("/$discovery/rest"):
                     return self._send(200, server.discovery, "application/json")
                 if self.path.split("?")[0].endswith("/algorithms"):
+                    if server.algorithms_error:
+                        code, message = server.algorithms_error
+                        err = {"error": {"code": code, "message": message,
+                                         "status": STATUS.get(code, "UNKNOWN")}}
+                        return self._send(code, json.dumps(err).encode(), "application/json")
                     return self._send(200, server.algorithms, "application/json")
                 self._send(404, b'{"error": {"code": 404, "message": "not found", '
                                 b'"status": "NOT_FOUND"}}', "application/json")

@@ -153,3 +153,40 @@ def test_cli_without_credentials_exits_2_and_creates_nothing(tmp_path):
     assert p.returncode == 2 and "no Earth Engine credentials" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wkt"]
+
+
+UNREGISTERED = ("Project zz is not registered to use Earth Engine. Visit "
+                "https://code.earthengine.google.com/register?project=zz to register your project.")
+
+
+def test_unregistered_project_is_refused_at_check(server):
+    server.algorithms_error = (403, UNREGISTERED)
+    with pytest.raises(AuthError, match="refused project zz: Project zz is not registered"):
+        EarthEngineSource(project="zz", access_token="test", url=server.url).check()
+    assert not server.pixel_requests()
+
+
+def test_unavailable_service_at_init_is_transient(server):
+    from m3leo_tiles.errors import TransientError
+
+    server.algorithms_error = (503, "The service is currently unavailable.")
+    with pytest.raises(TransientError, match="unavailable"):
+        EarthEngineSource(project="p2", access_token="test", url=server.url).check()
+
+
+def test_cli_unregistered_project_exits_2_in_one_line_and_creates_nothing(
+        server, tmp_path, monkeypatch, capsys):
+    from m3leo_tiles.cli import main
+
+    server.algorithms_error = (403, UNREGISTERED)
+    monkeypatch.setenv("EE_ACCESS_TOKEN", "test")
+    aoi = tmp_path / "a.wkt"
+    aoi.write_text("POLYGON((2 48, 2.1 48, 2.1 48.1, 2 48.1, 2 48))")
+    with pytest.raises(SystemExit) as e:
+        main(["fetch", "--region", str(aoi), "-m", "s2", "--period", "2021",
+              "--store", str(tmp_path / "s.zarr"), "--ee-project", "zz",
+              "--source-opt", f"earthengine.url={server.url}"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "zz is not registered to use Earth Engine" in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wkt"]

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 REQUEST_CAP = 48 * 1024 * 1024  # bytes per computePixels request
 SCL_INVALID = (0, 1, 3, 8, 9, 10)
 _SIZE_ERROR = re.compile(r"Total request size \((\d+) bytes\) must be less than or equal to")
+_TRANSIENT = re.compile(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|unavailable|"
+                        r"Internal error|[Qq]uota", re.I)
 _initialised: dict[str, bool] = {}  # per process: ee.Initialize once per worker
 
 
@@ -90,28 +92,42 @@ class EarthEngineSource(Source):
 
     # ---- set-up ----------------------------------------------------------------------------
     def check(self) -> None:
-        """One clear error before any work: a project and credentials are required."""
+        """One clear error before any work: a project and credentials are required, and Earth
+        Engine must accept them (an unregistered project is refused at initialisation)."""
         if not self.project:
-            raise AuthError("Earth Engine needs a Cloud project: --source-opt "
-                            "earthengine.project=PROJECT (or EE_PROJECT)")
+            raise AuthError("Earth Engine needs a Cloud project: --ee-project PROJECT "
+                            "(or EE_PROJECT, or --source-opt earthengine.project=PROJECT)")
         if _credentials(self.credentials, self.access_token) is None:
             raise AuthError("no Earth Engine credentials: set GOOGLE_APPLICATION_CREDENTIALS "
                             "to a service-account key or run `earthengine authenticate`")
+        self._init()
 
     def _init(self) -> None:
         key = f"{self.project}|{self.url}"
         if _initialised.get(key):
             return
         import ee
+        import google.auth.exceptions
 
         creds = _credentials(self.credentials, self.access_token)
         if creds is None:
             raise AuthError("no Earth Engine credentials")
+        if _initialised:  # another project or server: start clean, so it is checked too
+            ee.Reset()
         try:
             ee.Initialize(credentials=creds, project=self.project,
                           opt_url=self.url or ee.data.HIGH_VOLUME_API_BASE_URL)
         except ee.EEException as e:
-            raise AuthError(f"Earth Engine refused to initialise: {e}") from None
+            msg = " ".join(str(e).split())
+            if _TRANSIENT.search(msg):
+                raise TransientError(f"Earth Engine unavailable: {msg}") from None
+            raise AuthError(f"Earth Engine refused project {self.project}: {msg}") from None
+        except google.auth.exceptions.GoogleAuthError as e:
+            raise AuthError(f"Earth Engine credentials refused: {e}") from None
+        except OSError as e:  # no route, DNS, connection refused
+            raise TransientError(f"cannot reach Earth Engine at "
+                                 f"{self.url or ee.data.HIGH_VOLUME_API_BASE_URL}: "
+                                 f"{type(e).__name__}") from None
         ee.data.setMaxRetries(self.client_retries)
         ee.data.setDeadline(self.deadline_ms)
         _initialised.clear()
@@ -185,8 +201,7 @@ class EarthEngineSource(Source):
                 half = len(bands) // 2
                 return {**self._pixels(image, bands[:half], grid, itemsize),
                         **self._pixels(image, bands[half:], grid, itemsize)}
-            if re.search(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|"
-                         r"unavailable|Internal error|[Qq]uota", msg):
+            if _TRANSIENT.search(msg):
                 raise TransientError(f"Earth Engine: {msg}") from None
             raise PermanentError(f"Earth Engine: {msg}") from None
         except (OSError, TimeoutError) as e:  # connection reset, socket timeout
