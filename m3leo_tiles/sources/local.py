@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numba
 import numpy as np
+import pyproj
 import rasterio
 import shapely
 from rasterio.enums import Resampling
@@ -63,11 +64,39 @@ def _norm_band(name: str) -> str:
     return f"B{m.group(1).upper()}" if m else name
 
 
+def _crs_name(crs) -> str:
+    try:
+        c = pyproj.CRS.from_user_input(crs.to_wkt())
+        return f"{c.name!r} ({c.type_name})"
+    except pyproj.exceptions.CRSError:
+        return "(unparseable)"
+
+
+def _transform_bounds(src_crs, dst_crs, bounds, name: str):
+    """transform_bounds, naming the raster when PROJ cannot relate its CRS to ours."""
+    try:
+        return transform_bounds(src_crs, dst_crs, *bounds, densify_pts=21)
+    except Exception:  # GDAL/PROJ raise private error classes here
+        raise PermanentError(f"{name}: its CRS {_crs_name(src_crs)} cannot be related to "
+                             f"{dst_crs}") from None
+
+
+def _tile_bounds_in(crs, grid: GridSpec, name: str):
+    try:
+        return transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+    except Exception:
+        raise PermanentError(f"{name}: its CRS {_crs_name(crs)} cannot be related to the "
+                             f"tile's {grid.crs}") from None
+
+
 def _raster_bbox(path: Path) -> tuple[float, float, float, float]:
-    with rasterio.open(path) as ds:
-        if ds.crs is None:
-            raise PermanentError(f"{path.name}: raster has no CRS")
-        return transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
+    try:
+        with rasterio.open(path) as ds:
+            if ds.crs is None:
+                raise PermanentError(f"{path.name}: raster has no CRS")
+            return _transform_bounds(ds.crs, "EPSG:4326", ds.bounds, path.name)
+    except rasterio.errors.RasterioError as e:
+        raise PermanentError(f"unreadable raster {path.name}: {e}") from None
 
 
 def _load_items_json(path: Path) -> list[Item]:
@@ -101,11 +130,15 @@ def _scan_directory(root: Path) -> list[Item]:
             folders.setdefault(p.parent, {})[_norm_band(p.stem).upper()
                                              if p.stem.upper() != "SCL" else "SCL"] = str(p)
         elif re.match(r"Copernicus_DSM_.*_DEM\.tif$", p.name):
-            items.append(Item(p.stem, DEM, None, _raster_bbox(p), {"elevation": str(p)}))
+            bbox = _placed(p)
+            if bbox:
+                items.append(Item(p.stem, DEM, None, bbox, {"elevation": str(p)}))
         elif re.match(r"ESA_WorldCover_.*_Map\.tif$", p.name, re.I):
             year = re.search(r"_(20\d\d)_", p.name)
             when = dt.datetime(int(year.group(1)), 1, 1, tzinfo=dt.UTC) if year else None
-            items.append(Item(p.stem, WORLDCOVER, when, _raster_bbox(p), {"map": str(p)}))
+            bbox = _placed(p)
+            if bbox:
+                items.append(Item(p.stem, WORLDCOVER, when, bbox, {"map": str(p)}))
     for folder, assets in folders.items():
         props: dict = {}
         meta = next(iter(sorted(folder.glob("*.json"))), None)
@@ -121,9 +154,20 @@ def _scan_directory(root: Path) -> list[Item]:
             if not d:
                 continue
             when = dt.datetime.strptime(d.group(1), "%Y%m%d").replace(tzinfo=dt.UTC)
-        any_band = next(iter(assets.values()))
-        items.append(Item(folder.name, S2, when, _raster_bbox(Path(any_band)), assets, props))
+        bbox = _placed(Path(next(iter(assets.values()))))
+        if bbox:
+            items.append(Item(folder.name, S2, when, bbox, assets, props))
     return items
+
+
+def _placed(path: Path) -> tuple[float, float, float, float] | None:
+    """A raster's lon/lat bbox for the index; one that cannot be placed on Earth (corrupt, no
+    CRS, a CRS PROJ cannot relate) is left out with a warning instead of failing every unit."""
+    try:
+        return _raster_bbox(path)
+    except PermanentError as e:
+        log.warning("local archive: skipping %s: %s", path, e)
+        return None
 
 
 def load_index(root: str | Path) -> list[Item]:
@@ -280,7 +324,7 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
                                     u, v, resampling == Resampling.nearest, out[i])
             return out
         with rasterio.open(paths[0]) as ref:
-            b = transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
+            b = _tile_bounds_in(crs, grid, Path(paths[0]).name)
             pad = 4 * max(abs(transform.a), abs(transform.e))
             win = from_bounds(b[0] - pad, b[1] - pad, b[2] + pad, b[3] + pad, transform)
             win = win.round_offsets(op="floor").round_lengths(op="ceil")

@@ -217,3 +217,39 @@ def test_nodata_neighbours_give_nan_not_a_blend(tmp_path):
     out = _read_onto([str(path)], g, Resampling.bilinear)[0]
     finite = out[np.isfinite(out)]
     assert np.isnan(out).sum() > 0 and np.all(finite == 2000)
+
+
+def _recrs(path: Path, crs) -> None:
+    with rasterio.open(path) as ds:
+        data, prof = ds.read(1), ds.profile
+    prof.update(crs=crs)
+    with rasterio.open(path, "w", **prof) as ds:
+        ds.write(data, 1)
+
+
+@pytest.mark.parametrize("crs, message", [
+    (None, "B5.tif: raster has no CRS"),
+    ('LOCAL_CS["site grid",UNIT["metre",1]]',
+     "B5.tif: its CRS 'site grid' (Engineering CRS) cannot be related to the tile's EPSG:32631"),
+])
+def test_raster_in_a_crs_we_cannot_use_fails_its_unit_clearly(tmp_path, crs, message):
+    tile = ref("31N-0100-1200")
+    items = synthetic_archive(tmp_path, tile.id)
+    _recrs(tmp_path / "scene0" / "B5.tif", crs)
+    r = read_one(LocalRasterSource(root=str(items)), tile, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "failed" and message in r.error
+
+
+def test_directory_scan_skips_a_raster_it_cannot_place_and_serves_the_rest(tmp_path, caplog):
+    t = tile_from_id("31N-0100-1200")
+    good, bad = tmp_path / "Copernicus_DSM_A_DEM.tif", tmp_path / "Copernicus_DSM_B_DEM.tif"
+    for p in (good, bad):
+        _write(p, np.full((700, 700), 120, np.uint16), t.epsg, t.bounds[0] - 1000,
+               t.bounds[3] + 1000, 10)
+    _recrs(bad, 'LOCAL_CS["site grid",UNIT["metre",1]]')
+    src = LocalRasterSource(root=str(tmp_path))
+    with caplog.at_level("WARNING"):
+        assert [i.id for i in src.items()] == ["Copernicus_DSM_A_DEM"]
+    assert "Copernicus_DSM_B_DEM.tif" in caplog.text and "site grid" in caplog.text
+    r = read_one(src, ref(t.id), "dem", STATIC)
+    assert r.status == "done" and np.allclose(r.data[0], 120)
