@@ -163,6 +163,8 @@ def fetch(req: FetchRequest) -> RunSummary:
         removed = store.cleanup_partials()
         if removed:
             log.info("removed %d leftover .partial files", removed)
+        for repair in store.heal():
+            log.warning("store repaired after an interrupted run: %s", repair)
         refs = refs_from_table(table, ids)
         for job in jobs:
             job.periods = job.source.periods(job.modality, job.periods, refs)

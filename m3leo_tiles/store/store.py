@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,20 @@ class TileStore:
         """Create a new store with its tile table (never over an existing one)."""
         if cls.exists(url):
             raise BadInput(f"{url} already exists")
+        if _is_local(url):
+            # built beside its final path and renamed into place, so a run killed while
+            # creating leaves no half-made store that the rerun would refuse as foreign
+            final = _local_path(url)
+            for stale in final.parent.glob(final.name + ".creating-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = final.with_name(f"{final.name}.creating-{os.getpid()}")
+            cls._build(str(tmp), region, tiles, tile_size)
+            os.rename(tmp, final)
+            return cls.open(url)
+        return cls._build(url, region, tiles, tile_size)
+
+    @classmethod
+    def _build(cls, url: str, region: str, tiles: pd.DataFrame, tile_size: int) -> TileStore:
         root = zarr.open_group(zarr_store(url), mode="w-", zarr_format=3)
         root.attrs["m3leo_tiles"] = {"format": FORMAT, "region": region, "tile_size": tile_size}
         root.attrs["Conventions"] = "CF-1.10"
@@ -152,8 +167,9 @@ class TileStore:
     def _write_tile_rows(self, tiles: pd.DataFrame, start: int) -> None:
         tg = self.root["tiles"]
         n = start + len(tiles)
+        # "tile" goes last: its length is the table's, so rows cut short by a kill stay
+        # invisible until the rerun writes them again
         cols = {
-            "tile": tiles["id"].astype(str).to_numpy(),
             "epsg": tiles["epsg"].to_numpy(np.int32),
             "x0": tiles["x0"].to_numpy(np.float64),
             "y0": tiles["y0"].to_numpy(np.float64),
@@ -164,6 +180,7 @@ class TileStore:
             else np.full(len(tiles), "", dtype=object).astype(str),
             "lon": tiles["lon"].to_numpy(np.float64),
             "lat": tiles["lat"].to_numpy(np.float64),
+            "tile": tiles["id"].astype(str).to_numpy(),
         }
         for name, values in cols.items():
             if name in tg:
@@ -179,7 +196,8 @@ class TileStore:
 
     def tile_table(self) -> pd.DataFrame:
         tg = self.root["tiles"]
-        df = pd.DataFrame({c: _strings(tg[c]) if c in ("tile", "split") else tg[c][:]
+        n = tg["tile"].shape[0]  # rows beyond it are a cut-short append (see heal)
+        df = pd.DataFrame({c: (_strings(tg[c]) if c in ("tile", "split") else tg[c][:])[:n]
                            for c in TILE_COLUMNS})
         return df.rename(columns={"tile": "id"})
 
@@ -254,18 +272,67 @@ class TileStore:
         have = self.periods(modality)
         new = [p for p in dict.fromkeys(labels) if p not in have]
         if new:
+            # labels first: a kill before the array grows is healed by growing it
             n = len(have) + len(new)
-            a = g[modality]
-            a.resize((a.shape[0], n) + a.shape[2:])
             pa = g["period"]
             pa.resize((n,))
             pa[len(have):n] = np.array(new)
+            a = g[modality]
+            a.resize((a.shape[0], n) + a.shape[2:])
             have = have + new
         return {p: i for i, p in enumerate(have)}
 
     def reopen(self) -> TileStore:
         """A fresh handle: arrays opened before a resize must not be reused."""
         return TileStore.open(self.url)
+
+    def heal(self) -> list[str]:
+        """Finish or undo metadata changes a killed run cut short (call under the run lock).
+
+        Growing the store takes several writes (tile rows, then each modality's tile axis; a
+        period label, then the array's period axis; a new modality's arrays one by one). The
+        tile column and the period labels are written before any chunk can use them, so they
+        are the truth: other arrays are brought to their lengths, a label slot that was never
+        filled is dropped, and a modality group whose creation stopped half-way (it cannot
+        hold chunks yet) is removed for the run to create again. Returns what was repaired.
+        """
+        fixed: list[str] = []
+        tg = self.root["tiles"]
+        n = tg["tile"].shape[0] if "tile" in tg else 0
+        for name in tg.array_keys():
+            if tg[name].shape[0] > n:
+                tg[name].resize((n,))
+                fixed.append(f"tiles/{name}: cut back to {n} rows")
+        self._tile_ids = None
+        for m in self.modalities():
+            g = self.root[m]
+            parts = set(g.array_keys())
+            missing = {m, "tile", "period", "band"} - parts
+            if missing:
+                if m in parts and g[m].shape[1] > 0:
+                    raise BadInput(f"store modality {m} lacks {sorted(missing)} but holds data: "
+                                   "repair it by hand")
+                del self.root[m]
+                fixed.append(f"{m}: half-created group removed")
+                continue
+            a, t, pa = g[m], g["tile"], g["period"]
+            if a.shape[0] != n:
+                a.resize((n,) + a.shape[1:])
+                fixed.append(f"{m}: tile axis set to {n}")
+            if t.shape[0] != n or (n and str(_strings(t[n - 1:n])[0]) != self.tile_ids[-1]):
+                t.resize((n,))
+                if n:
+                    t[:] = self.tile_ids
+                fixed.append(f"{m}/tile: rewritten")
+            labels = list(_strings(pa))
+            k = labels.index("") if "" in labels else len(labels)
+            if k < len(labels):
+                pa.resize((k,))
+                fixed.append(f"{m}/period: {len(labels) - k} unfilled label slots dropped")
+            if a.shape[1] != k:
+                a.resize((a.shape[0], k) + a.shape[2:])
+                fixed.append(f"{m}: period axis set to {k}")
+        return fixed
 
     def cleanup_partials(self) -> int:
         """Remove zarr's leftover `.partial` files (call only while no writer runs)."""

@@ -112,3 +112,89 @@ def test_any_fsspec_url_works_as_a_store(tmp_path):
     assert execute(store, db, [job], refs_from_table(table)).done == 2
     arr = zarr.open_array(url, path="synth/synth", mode="r")
     np.testing.assert_array_equal(arr[1, 0], syn.synth_tile(table["id"][1], "2020"))
+
+
+def _damage_then_heal(tmp_path, damage):
+    """Do a run, apply `damage` (a metadata write cut short), heal, rerun: all done, exact."""
+    table = tiles_table(3)
+    url, _ = _run(tmp_path, table, "2020")
+    store = TileStore.open(url)
+    damage(store)
+    fixed = TileStore.open(url).heal()
+    assert fixed
+    assert TileStore.open(url).heal() == []  # healing is idempotent
+    _, s = _run(tmp_path, table, "2020/2021", url=url)
+    assert s.failed == 0
+    ds = xr.open_zarr(url, group="synth", consolidated=False, mask_and_scale=False)
+    for tid in table["id"]:
+        for p in ("2020", "2021"):
+            np.testing.assert_array_equal(ds["synth"].sel(tile=tid, period=p).values,
+                                          syn.synth_tile(tid, p))
+    return fixed
+
+
+def test_heal_a_period_label_slot_never_filled(tmp_path):
+    def cut(store):  # killed between growing the label array and writing the label
+        store.root["synth"]["period"].resize((2,))
+
+    assert "unfilled label" in " ".join(_damage_then_heal(tmp_path, cut))
+
+
+def test_heal_a_period_label_written_before_the_array_grew(tmp_path):
+    def cut(store):
+        pa = store.root["synth"]["period"]
+        pa.resize((2,))
+        pa[1:2] = np.array(["2021"])
+
+    assert "period axis set to 2" in " ".join(_damage_then_heal(tmp_path, cut))
+
+
+def test_heal_a_half_created_modality_group(tmp_path, monkeypatch):
+    table = tiles_table(3)
+    url = str(tmp_path / "s.zarr")
+    store = TileStore.create(url, "t", table, 4480)
+    real = zarr.Group.create_array
+
+    def killed_at_period(self, name, **kw):  # the run dies creating the period coordinate
+        if name == "period":
+            raise KeyboardInterrupt
+        return real(self, name, **kw)
+
+    monkeypatch.setattr(zarr.Group, "create_array", killed_at_period)
+    with pytest.raises(KeyboardInterrupt):
+        store.ensure_modality(syn.SYNTH)
+    monkeypatch.undo()
+    with pytest.raises(KeyError):  # what the rerun tripped over before healing existed
+        TileStore.open(url).ensure_modality(syn.SYNTH)
+    assert TileStore.open(url).heal() == ["synth: half-created group removed"]
+    _, s = _run(tmp_path, table, "2020", url=url)
+    assert s.done == 3 and s.failed == 0
+    ds = xr.open_zarr(url, group="synth", consolidated=False, mask_and_scale=False)
+    tid = table["id"][1]
+    np.testing.assert_array_equal(ds["synth"].sel(tile=tid, period="2020").values,
+                                  syn.synth_tile(tid, "2020"))
+
+
+def test_heal_tile_rows_appended_only_in_part(tmp_path):
+    def cut(store):  # an append that wrote some columns but not the tile ids
+        for name in ("epsg", "x0"):
+            store.root["tiles"][name].resize((5,))
+        store.root["synth"]["synth"].resize((5,) + store.root["synth"]["synth"].shape[1:])
+
+    fixed = " ".join(_damage_then_heal(tmp_path, cut))
+    assert "tiles/epsg: cut back to 3" in fixed and "synth: tile axis set to 3" in fixed
+
+
+def test_create_killed_half_way_leaves_no_store(tmp_path, monkeypatch):
+    url = str(tmp_path / "s.zarr")
+
+    def boom(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TileStore, "_write_tile_rows", boom)
+    with pytest.raises(KeyboardInterrupt):
+        TileStore.create(url, "t", tiles_table(2), 4480)
+    monkeypatch.undo()
+    assert not TileStore.exists(url)
+    TileStore.create(url, "t", tiles_table(2), 4480)  # and the rerun creates it
+    assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]
