@@ -73,6 +73,20 @@ REGISTRY: dict[str, Modality] = {
                  band_units={"elevation": "m", "slope": "degree", "aspect": "degree"}),
         Modality("esawc", ("class",), "uint8", 10, "annual", "earthengine", "local", nodata=0,
                  description="ESA WorldCover class codes (v100 for 2020, v200 for 2021)"),
+        Modality("s1grd-ee", ("VV_asc", "VH_asc", "VV_des", "VH_des"), "float32", 10, "seasonal",
+                 "earthengine", "-", units="dB",
+                 description="M3LEO-style Sentinel-1 GRD composite from Earth Engine "
+                             "(COPERNICUS/S1_GRD, IW, VV+VH): median of the dB values per "
+                             "orbit pass over the period; NaN where a pass has no acquisition. "
+                             "Compare with s1grd, our own SLC-derived mean of linear power"),
+        Modality("treecover", ("tree_cover",), "uint8", 80, "annual", "earthengine", "-",
+                 units="percent", nodata=255,
+                 description="MODIS MOD44B v6.1 percent tree cover (250 m, nearest); 200 is "
+                             "water as in the product, 255 no data"),
+        Modality("ghsbuilt", ("built_surface",), "uint16", 40, "annual", "earthengine", "local",
+                 units="m2", nodata=65535,
+                 description="JRC GHS-BUILT-S R2023A built-up surface in m2 per native 100 m "
+                             "cell (epochs every 5 years, 1975-2030; nearest)"),
         Modality("s1grd", ("VV", "VH"), "float32", 10, "seasonal", "asf", "archive", units="dB",
                  description="Sentinel-1 sigma0 (ellipsoid), thermal-noise removed, mean of "
                              "linear power over the period's dates, in dB"),

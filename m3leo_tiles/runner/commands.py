@@ -189,10 +189,11 @@ def verify(store, state, repair):
 @click.command()
 def modalities():
     """List the modalities: bands, dtype, resolution, period kind and sources."""
-    click.echo(f"{'name':<8} {'res':>4} {'dtype':<8} {'periods':<9} {'source':<12} "
+    w = max(8, *(len(n) for n in REGISTRY))
+    click.echo(f"{'name':<{w}} {'res':>4} {'dtype':<8} {'periods':<9} {'source':<12} "
                f"{'offline':<9} bands")
     for m in REGISTRY.values():
-        click.echo(f"{m.name:<8} {m.res:>3}m {m.dtype:<8} {m.period_kind:<9} "
+        click.echo(f"{m.name:<{w}} {m.res:>3}m {m.dtype:<8} {m.period_kind:<9} "
                    f"{m.default_source:<12} {m.offline_source:<9} {','.join(m.bands)}")
 
 

@@ -3,12 +3,14 @@
 An archive is a STAC ItemCollection JSON (`items.json`; the simulator writes one) or a plain
 directory of rasters, indexed on the fly: Sentinel-2 L2A product folders holding `B02.tif`,
 `SCL.tif`... (the Earth Search / rio-tiler-pds layout, dated by the folder name or its STAC
-JSON), Copernicus DEM tiles (`Copernicus_DSM_*_DEM.tif`) and ESA WorldCover maps
-(`ESA_WorldCover_*_Map.tif`).
+JSON), Copernicus DEM tiles (`Copernicus_DSM_*_DEM.tif`), ESA WorldCover maps
+(`ESA_WorldCover_*_Map.tif`) and GHS-BUILT-S epoch tiles (`GHS_BUILT_S_E2020_*.tif`, any CRS:
+JRC ships Mollweide).
 
-Per tile the source reads only the window of each raster that covers the tile, then warps all
-bands of one resolution in a single GDAL call (the coordinate transformation is shared), and
-composites by date like the Earth Engine path: Sentinel-2 clouds are masked with the scene
+Per tile the source reads only the window of each raster that covers the tile. A raster in the
+tile's own UTM zone and no finer than its grid (Sentinel-2 in its zone) is resampled with the
+exact separable bilinear/nearest a GDAL warp would compute, in Numba and without a warp; any
+other is warped by GDAL, all bands of one resolution in one call. The source then composites by date like the Earth Engine path: Sentinel-2 clouds are masked with the scene
 classification (SCL), reflectances keep the L2A scale (1e-4) with the processing-baseline
 offset removed, and the period median is taken over valid observations, with their count.
 """
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 S2 = "sentinel-2-l2a"
 DEM = "cop-dem-glo-30"
 WORLDCOVER = "esa-worldcover"
+GHS_BUILT = "ghs-built-s"
 #: SCL classes that are not clear ground: no data, saturated, cloud shadow, clouds, cirrus
 SCL_INVALID = (0, 1, 3, 8, 9, 10)
 _BAND_FILE = re.compile(r"^(B0?(\d{1,2}A?)|SCL)\.tif{1,2}$", re.I)
@@ -133,6 +136,11 @@ def _scan_directory(root: Path) -> list[Item]:
             bbox = _placed(p)
             if bbox:
                 items.append(Item(p.stem, DEM, None, bbox, {"elevation": str(p)}))
+        elif m := re.match(r"GHS_BUILT_S_E(\d{4})_.*\.tif$", p.name, re.I):
+            when = dt.datetime(int(m.group(1)), 1, 1, tzinfo=dt.UTC)
+            bbox = _placed(p)
+            if bbox:
+                items.append(Item(p.stem, GHS_BUILT, when, bbox, {"built_surface": str(p)}))
         elif re.match(r"ESA_WorldCover_.*_Map\.tif$", p.name, re.I):
             year = re.search(r"_(20\d\d)_", p.name)
             when = dt.datetime(int(year.group(1)), 1, 1, tzinfo=dt.UTC) if year else None
@@ -414,6 +422,19 @@ def nan_median(stack: np.ndarray) -> np.ndarray:
     return out.reshape(stack.shape[1:])
 
 
+def warm_kernels() -> None:
+    """Compile (or load from Numba's cache) the kernels for the band types archives use, so a
+    benchmark or a fresh worker does not time the compiler."""
+    u = v = np.arange(2, dtype=np.float64) + 0.25
+    for dt_ in (np.uint8, np.uint16, np.int16, np.float32):
+        band = np.ones((4, 4), dt_)
+        _resample_separable(band, band.dtype.type(0), True, u, v, False,
+                            np.empty((2, 2), np.float32))
+    nan_median(np.ones((3, 1, 2), np.float32))
+    _mask_scene(np.ones((1, 2), np.float32), np.ones(2, np.float32), np.float32(0),
+                np.array(SCL_INVALID, np.float32))
+
+
 def slope_aspect(elev: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np.ndarray]:
     """Slope and aspect in degrees (aspect clockwise from north, downslope direction)."""
     gy, gx = np.gradient(elev.astype(np.float64), dy, dx)
@@ -425,10 +446,10 @@ def slope_aspect(elev: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np
 
 
 class LocalRasterSource(Source):
-    """s2, s2rgb, dem and esawc from GeoTIFF/COG files on disk."""
+    """s2, s2rgb, dem, esawc and ghsbuilt from GeoTIFF/COG files on disk."""
 
     name = "local"
-    modalities = ("s2", "s2rgb", "dem", "esawc")
+    modalities = ("s2", "s2rgb", "dem", "esawc", "ghsbuilt")
     version = "1"
 
     def __init__(self, root: str | None = None, **_ignored):
@@ -465,7 +486,8 @@ class LocalRasterSource(Source):
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
-        fn = {"s2": self._s2, "s2rgb": self._s2rgb, "dem": self._dem, "esawc": self._esawc}
+        fn = {"s2": self._s2, "s2rgb": self._s2rgb, "dem": self._dem, "esawc": self._esawc,
+              "ghsbuilt": self._ghsbuilt}
         if modality.name not in fn:
             raise PermanentError(f"local source does not serve {modality.name}")
         for tid in unit.tiles:
@@ -565,3 +587,18 @@ class LocalRasterSource(Source):
         if np.isnan(cls).all():
             raise NoData("WorldCover does not reach this tile")
         return np.where(np.isnan(cls), 0, cls).astype(np.uint8)[None], items
+
+    def _ghsbuilt(self, tile, grid, period):
+        """GHS-BUILT-S epoch tiles (Mollweide, 100 m) warped with nearest neighbour, so each
+        pixel keeps the m2 of its native cell, as the Earth Engine path delivers it."""
+        items = [it for it in self._select(tile, GHS_BUILT, None)
+                 if it.datetime is not None and it.datetime.year == period.start.year]
+        if not items:
+            raise NoData(f"no GHS-BUILT-S epoch {period.label} in the archive")
+        out = np.full(grid.shape, np.nan, np.float32)
+        for it in items:
+            part = _read_onto([it.assets["built_surface"]], grid, Resampling.nearest)[0]
+            out = np.where(np.isnan(out), part, out)
+        if np.isnan(out).all():
+            raise NoData("GHS-BUILT-S does not reach this tile")
+        return np.where(np.isnan(out), 65535, out).astype(np.uint16)[None], items

@@ -190,3 +190,54 @@ def test_cli_unregistered_project_exits_2_in_one_line_and_creates_nothing(
     assert e.value.code == 2 and "zz is not registered to use Earth Engine" in err
     assert len(err.strip().splitlines()) == 1
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wkt"]
+
+
+def test_s1grd_ee_composites_per_pass_with_nan_where_a_pass_has_no_scene(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    server.dtype_of = lambda band: "<u2" if band.startswith("count") else "<f4"
+
+    def fill(band, h, w):
+        if band == "count_asc":
+            return np.full((h, w), 5)
+        if band == "count_des":  # descending passes cover the western half only
+            return np.where(np.arange(w)[None, :] < w // 2, 2, 0).repeat(h, 0)
+        return np.full((h, w), -12.5 if band.startswith("VV") else -19.0)
+
+    server.fill = fill
+    (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-DJF")[0])
+    assert r.status == "done" and r.data.shape == (4, 448, 448) and r.data.dtype == np.float32
+    vv_asc, vh_asc, vv_des, vh_des = r.data
+    assert (vv_asc == -12.5).all() and (vh_asc == -19.0).all()
+    assert (vv_des[:, :224] == -12.5).all() and np.isnan(vv_des[:, 224:]).all()
+    assert np.isnan(vh_des[:, 224:]).all()
+    body = server.pixel_requests()[-1]["body"]
+    assert body["bandIds"] == ["VV_asc", "VH_asc", "VV_des", "VH_des", "count_asc", "count_des"]
+    graph = json.dumps(body["expression"])
+    for needle in ("COPERNICUS/S1_GRD", '"IW"', '"ASCENDING"', '"DESCENDING"',
+                   "transmitterReceiverPolarisation", "2019-12-01", "2020-03-01",
+                   "reduce.median"):
+        assert needle in graph, needle
+    server.fill = lambda band, h, w: np.zeros((h, w))
+    (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-MAM")[0])
+    assert r.status == "nodata" and "no Sentinel-1" in r.error
+
+
+def test_treecover_and_ghsbuilt_on_their_coarser_rungs(server):
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    server.dtype_of = lambda band: "u1" if band == "tree_cover" else "<u2"
+    server.fill = lambda band, h, w: np.full((h, w), 42)
+    (r,) = read(src, "treecover", expand("annual", "2020")[0])
+    assert r.status == "done" and r.data.shape == (1, 56, 56) and (r.data == 42).all()
+    body = server.pixel_requests()[-1]["body"]
+    assert body["grid"]["affineTransform"]["scaleX"] == 80.0
+    assert body["grid"]["affineTransform"]["translateX"] == 100 * 4480.0
+    assert "MODIS/061/MOD44B" in json.dumps(body) and "2021-01-01" in json.dumps(body)
+    (r,) = read(src, "ghsbuilt", expand("annual", "2020")[0])
+    assert r.status == "done" and r.data.shape == (1, 112, 112) and r.data.dtype == np.uint16
+    assert "JRC/GHSL/P2023A/GHS_BUILT_S/2020" in json.dumps(server.pixel_requests()[-1])
+    n = len(server.requests)
+    (r,) = read(src, "ghsbuilt", expand("annual", "2021")[0])
+    assert r.status == "nodata" and "every 5 years" in r.error and len(server.requests) == n
+    server.fill = lambda band, h, w: np.full((h, w), 255)  # a year MODIS has not produced
+    (r,) = read(src, "treecover", expand("annual", "2026")[0])
+    assert r.status == "nodata"

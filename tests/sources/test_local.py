@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pyproj
 import pytest
 import rasterio
 from rasterio.transform import from_origin
@@ -253,3 +254,32 @@ def test_directory_scan_skips_a_raster_it_cannot_place_and_serves_the_rest(tmp_p
     assert "Copernicus_DSM_B_DEM.tif" in caplog.text and "site grid" in caplog.text
     r = read_one(src, ref(t.id), "dem", STATIC)
     assert r.status == "done" and np.allclose(r.data[0], 120)
+
+
+def test_ghs_built_in_mollweide_lands_on_the_tile_grid_by_nearest(tmp_path):
+    """JRC ships GHS-BUILT-S in Mollweide (ESRI:54009) at 100 m: a real reprojection, checked
+    against the source cell that holds each target pixel centre."""
+    t = tile_from_id("31N-0100-1200")
+    moll = pyproj.Transformer.from_crs(t.epsg, "ESRI:54009", always_xy=True)
+    xs, ys = moll.transform([t.bounds[0], t.bounds[2], t.bounds[0], t.bounds[2]],
+                            [t.bounds[1], t.bounds[1], t.bounds[3], t.bounds[3]])
+    x0, y0 = np.floor(min(xs) / 100) * 100 - 500, np.ceil(max(ys) / 100) * 100 + 500
+    w, h = int((max(xs) - x0) / 100) + 10, int((y0 - min(ys)) / 100) + 10
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 10000, (h, w)).astype(np.uint16)
+    data[:5] = 65535  # nodata rows north of the tile
+    path = tmp_path / "GHS_BUILT_S_E2020_GLOBE_R2023A_54009_100_V1_0_R4_C19.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="uint16",
+                       crs="ESRI:54009", nodata=65535, transform=from_origin(x0, y0, 100, 100),
+                       tiled=True) as ds:
+        ds.write(data, 1)
+    src = LocalRasterSource(root=str(tmp_path))
+    r = read_one(src, ref(t.id), "ghsbuilt", expand("annual", "2020")[0])
+    assert r.status == "done" and r.data.shape == (1, 112, 112) and r.data.dtype == np.uint16
+    g = t.grid(40)
+    cx, cy = np.meshgrid(g.xs(), g.ys())
+    mx, my = moll.transform(cx, cy)
+    want = data[((y0 - my) // 100).astype(int), ((mx - x0) // 100).astype(int)]
+    # GDAL's approximate transformer may pick a neighbour cell within 1/8 pixel of an edge
+    assert (r.data[0] == want).mean() > 0.97
+    assert read_one(src, ref(t.id), "ghsbuilt", expand("annual", "2015")[0]).status == "nodata"

@@ -41,7 +41,9 @@ SCL_INVALID = (0, 1, 3, 8, 9, 10)
 _SIZE_ERROR = re.compile(r"Total request size \((\d+) bytes\) must be less than or equal to")
 _TRANSIENT = re.compile(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|unavailable|"
                         r"Internal error|[Qq]uota", re.I)
-_initialised: dict[str, bool] = {}  # per process: ee.Initialize once per worker
+_initialised: dict[str, bool] = {}
+#: bands requested beside a modality's own, to tell "no observation" from a value
+_EXTRA_BANDS = {"s2rgb": ("count",), "s1grd-ee": ("count_asc", "count_des")}  # per process: ee.Initialize once per worker
 
 
 def _credentials(credentials: str | None, access_token: str | None):
@@ -75,7 +77,7 @@ def _credentials(credentials: str | None, access_token: str | None):
 
 class EarthEngineSource(Source):
     name = "earthengine"
-    modalities = ("s2", "s2rgb", "dem", "esawc")
+    modalities = ("s2", "s2rgb", "dem", "esawc", "s1grd-ee", "treecover", "ghsbuilt")
     version = "1"
     retries_inside = True
 
@@ -175,6 +177,31 @@ class EarthEngineSource(Source):
             if asset is None:
                 raise NoData(f"ESA WorldCover exists for 2020 and 2021, not {year}")
             return ee.ImageCollection(asset).first().select("Map").rename("class").toUint8()
+        if modality == "s1grd-ee":
+            col = (ee.ImageCollection("COPERNICUS/S1_GRD").filterBounds(region)
+                   .filterDate(start, end).filter(ee.Filter.eq("instrumentMode", "IW"))
+                   .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
+                   .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH")))
+            parts = []
+            for orbit, tag in (("ASCENDING", "asc"), ("DESCENDING", "des")):
+                one = col.filter(ee.Filter.eq("orbitProperties_pass", orbit)).select(["VV", "VH"])
+                empty = ee.Image.constant([0, 0]).rename(["VV", "VH"]).toFloat().updateMask(0)
+                med = one.merge(ee.ImageCollection([empty])).median()
+                parts += [med.rename([f"VV_{tag}", f"VH_{tag}"]).unmask(0).toFloat(),
+                          one.select("VV").count().unmask(0).rename(f"count_{tag}").toUint16()]
+            return ee.Image.cat(parts)
+        if modality == "treecover":
+            col = (ee.ImageCollection("MODIS/061/MOD44B").filterDate(start, end)
+                   .select("Percent_Tree_Cover"))
+            empty = ee.Image.constant(0).rename("Percent_Tree_Cover").toUint8().updateMask(0)
+            return (col.merge(ee.ImageCollection([empty])).max().rename("tree_cover")
+                    .unmask(255).toUint8())
+        if modality == "ghsbuilt":
+            year = period.start.year
+            if year % 5 or not 1975 <= year <= 2030:
+                raise NoData(f"GHS-BUILT-S has epochs every 5 years 1975-2030, not {year}")
+            return (ee.Image(f"JRC/GHSL/P2023A/GHS_BUILT_S/{year}").select("built_surface")
+                    .unmask(65535).toUint16())
         raise PermanentError(f"earthengine does not serve {modality}")
 
     # ---- requests ------------------------------------------------------------------------------
@@ -224,15 +251,27 @@ class EarthEngineSource(Source):
             grid = tile.grid_at(modality.res)
             try:
                 image = self.image(modality.name, period, tile)
-                bands = list(modality.bands)
-                if modality.name == "s2rgb":
-                    bands = bands + ["count"]
+                bands = list(modality.bands) + list(_EXTRA_BANDS.get(modality.name, ()))
                 px = self._pixels(image, bands, grid, np.dtype(modality.dtype).itemsize)
             except NoData as e:
                 yield TileResult(tid, "nodata", error=str(e))
                 continue
             if modality.name in ("s2", "s2rgb") and not px["count"].any():
                 yield TileResult(tid, "nodata", error=f"no clear Sentinel-2 pixel in "
+                                 f"{period.label}")
+                continue
+            if modality.name == "s1grd-ee":
+                counts = [px.pop(f"count_{tag}") for tag in ("asc", "des")]
+                if not any(c.any() for c in counts):
+                    yield TileResult(tid, "nodata", error=f"no Sentinel-1 IW VV+VH scene in "
+                                     f"{period.label}")
+                    continue
+                for tag, c in zip(("asc", "des"), counts, strict=True):
+                    for pol in ("VV", "VH"):  # masked pixels come back as 0, not NaN
+                        px[f"{pol}_{tag}"] = np.where(c > 0, px[f"{pol}_{tag}"], np.nan)
+            if modality.nodata is not None and (
+                    px[modality.bands[0]] == modality.nodata).all():
+                yield TileResult(tid, "nodata", error=f"no {modality.name} data in "
                                  f"{period.label}")
                 continue
             data = np.stack([px[b] for b in modality.bands]).astype(modality.dtype)
