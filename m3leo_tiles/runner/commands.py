@@ -46,6 +46,9 @@ def print_summary(summary, as_json: bool = False) -> None:
               help="Modality to fetch (repeatable); see `m3leo-tiles modalities`.")
 @click.option("--period", default="", help="YYYY, YYYY-MM, YYYY-DJF|MAM|JJA|SON, A/B "
               "(dates, inclusive) or last-N-months. Static modalities need none.")
+@click.option("--cadence", type=click.Choice(["annual", "seasonal", "monthly"]),
+              help="Composite period for composite modalities (s2, s2rgb, s1grd...) instead "
+              "of each one's default (see `m3leo-tiles modalities`), e.g. monthly s2.")
 @click.option("--tiles", help="Only these tiles: comma-separated ids, a file of ids, or a grid "
               "GeoParquet.")
 @click.option("--limit", type=int, help="Only the first N tiles (in id order).")
@@ -66,8 +69,8 @@ def print_summary(summary, as_json: bool = False) -> None:
 @click.option("--tile-size", type=int, default=4480, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def fetch(region, modalities, period, tiles, limit, workers, source, source_opt, ee_project,
-          store, state, scheduler, retry_failed, tile_size, progress, as_json):
+def fetch(region, modalities, period, cadence, tiles, limit, workers, source, source_opt,
+          ee_project, store, state, scheduler, retry_failed, tile_size, progress, as_json):
     """Fetch the missing (tile, modality, period) units of a region into its store.
 
     Plans what is not done yet, groups it into work units that share a source item, runs
@@ -86,7 +89,7 @@ def fetch(region, modalities, period, tiles, limit, workers, source, source_opt,
                        tiles=parse_tiles_arg(tiles), limit=limit, workers=workers, source=source,
                        source_options=options, scheduler=scheduler,
                        state=state, retry_failed=retry_failed, tile_size=tile_size,
-                       progress=progress)
+                       progress=progress, cadence=cadence)
     summary = do_fetch(req)
     print_summary(summary, as_json)
     if summary.failed:

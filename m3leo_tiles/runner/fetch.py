@@ -72,7 +72,12 @@ class FetchRequest:
     retry_failed: bool = False
     tile_size: int = 4480
     progress: bool | None = None
+    cadence: str | None = None  # composites' period kind instead of each modality's default
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+#: period kinds of composites, which any of them can be made at (`--cadence`)
+COMPOSITE_KINDS = ("annual", "seasonal", "monthly")
 
 
 def parse_tiles_arg(value: str | None) -> list[str] | None:
@@ -108,7 +113,12 @@ def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
         m: Modality = get_modality(name)
         if m.period_kind != "static" and not req.period:
             raise BadInput(f"modality {name} needs --period (its periods are {m.period_kind})")
-        periods = expand(m.period_kind, req.period or "static")
+        kind = m.period_kind
+        if req.cadence and kind in COMPOSITE_KINDS:
+            if req.cadence not in COMPOSITE_KINDS:
+                raise BadInput(f"--cadence must be one of {', '.join(COMPOSITE_KINDS)}")
+            kind = req.cadence
+        periods = expand(kind, req.period or "static")
         src_name = req.sources.get(name) or req.source or m.default_source
         source = get_source(src_name, **req.source_options.get(src_name, {}))
         if source.modalities and name not in source.modalities:

@@ -9,6 +9,7 @@
     region = "conus"                    # or a path to an AOI file
     modalities = ["s2", "dem"]
     period = "last-3-months"            # any --period form; rolling ones move with the date
+    # cadence = "monthly"               # composites per month instead of the default
 
     [sources.local]                     # options per source name
     root = "rasters"
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 TOP_KEYS = {"store", "state", "log", "workers", "scheduler", "tile_size", "job", "sources",
             "retry_failed"}
-JOB_KEYS = {"region", "modalities", "period", "source", "tiles", "limit", "store"}
+JOB_KEYS = {"region", "modalities", "period", "source", "tiles", "limit", "store", "cadence"}
 PATH_OPTIONS = {"root", "archive", "dem", "orbits", "cache", "credentials"}
 
 
@@ -126,7 +127,8 @@ def requests_from_config(cfg: dict, progress: bool | None = None) -> list[FetchR
             scheduler=cfg.get("scheduler") or None,
             state=_resolve(base, cfg["state"]) if cfg.get("state") else None,
             retry_failed=bool(cfg.get("retry_failed", False)),
-            tile_size=int(cfg.get("tile_size", 4480)), progress=progress))
+            tile_size=int(cfg.get("tile_size", 4480)), progress=progress,
+            cadence=j.get("cadence")))
     return out
 
 

@@ -186,3 +186,21 @@ def test_fetch_creates_the_store_from_the_region_grid(tmp_path):
     ids = ",".join(grid["id"][3:5])
     p = cli(*fetch_args(url, "--tiles", ids, "--json"), check=True)
     assert json.loads(p.stdout.strip().splitlines()[-1])["done"] == 2
+
+
+def test_cadence_makes_monthly_composites_of_an_annual_modality(tmp_path):
+    import xarray as xr
+
+    from tests.runner.synthetic import synth_tile
+
+    url = make_store(tmp_path / "s.zarr", 2)
+    p = cli("fetch", "--store", url, "-m", "synth", "--period", "2020-01-01/2020-03-31",
+            "--cadence", "monthly", "--source", "synthetic", "--json", check=True)
+    assert json.loads(p.stdout.strip().splitlines()[-1])["done"] == 6
+    ds = xr.open_zarr(url, group="synth", consolidated=False, mask_and_scale=False)
+    assert list(ds["period"].values) == ["2020-01", "2020-02", "2020-03"]
+    tid = str(ds["tile"].values[1])
+    assert (ds["synth"].sel(tile=tid, period="2020-02").values == synth_tile(tid, "2020-02")).all()
+    p = cli("fetch", "--store", url, "-m", "synth", "--period", "2020", "--cadence", "weekly",
+            "--source", "synthetic")
+    assert p.returncode == 2 and "weekly" in p.stderr
