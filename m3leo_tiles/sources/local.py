@@ -1,11 +1,12 @@
 """Local raster archives (GeoTIFF/COG) warped onto the tile grid: the offline backend.
 
-An archive is a STAC ItemCollection JSON (`items.json`; the simulator writes one) or a plain
-directory of rasters, indexed on the fly: Sentinel-2 L2A product folders holding `B02.tif`,
-`SCL.tif`... (the Earth Search / rio-tiler-pds layout, dated by the folder name or its STAC
-JSON), Copernicus DEM tiles (`Copernicus_DSM_*_DEM.tif`), ESA WorldCover maps
-(`ESA_WorldCover_*_Map.tif`) and GHS-BUILT-S epoch tiles (`GHS_BUILT_S_E2020_*.tif`, any CRS:
-JRC ships Mollweide).
+An archive is STAC JSON (an ItemCollection such as `items.json`, which the simulator writes,
+or a Catalog/Collection whose relative item and child links are followed; Earth Search asset
+names like `blue` or `scl` are understood) or a plain directory of rasters, indexed on the fly:
+Sentinel-2 L2A product folders holding `B02.tif`, `SCL.tif`... (the Earth Search /
+rio-tiler-pds layout, dated by the folder name or its STAC JSON), Copernicus DEM tiles
+(`Copernicus_DSM_*_DEM.tif`), ESA WorldCover maps (`ESA_WorldCover_*_Map.tif`) and GHS-BUILT-S
+epoch tiles (`GHS_BUILT_S_E2020_*.tif`, any CRS: JRC ships Mollweide).
 
 Per tile the source reads only the window of each raster that covers the tile. A raster in the
 tile's own UTM zone and no finer than its grid (Sentinel-2 in its zone) is resampled with the
@@ -102,23 +103,57 @@ def _raster_bbox(path: Path) -> tuple[float, float, float, float]:
         raise PermanentError(f"unreadable raster {path.name}: {e}") from None
 
 
-def _load_items_json(path: Path) -> list[Item]:
+#: Earth Search / STAC common names of Sentinel-2 assets, and DEM asset keys
+_ASSET_NAMES = {"coastal": "B1", "blue": "B2", "green": "B3", "red": "B4", "rededge1": "B5",
+                "rededge2": "B6", "rededge3": "B7", "nir": "B8", "nir08": "B8A", "nir09": "B9",
+                "swir16": "B11", "swir22": "B12", "scl": "SCL"}
+
+
+def _asset_key(collection: str, key: str) -> str:
+    if collection == DEM and key.lower() in ("data", "dem", "elevation"):
+        return "elevation"
+    return _ASSET_NAMES.get(key.lower()) or _norm_band(key)
+
+
+def _stac_features(path: Path, seen: set[Path]) -> list[tuple[dict, Path]]:
+    """Features of an ItemCollection, an Item, or a Catalog/Collection followed through its
+    relative item and child links; each with the folder its relative hrefs start from."""
+    path = path.resolve()
+    if path in seen:
+        return []
+    seen.add(path)
     try:
         doc = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise BadInput(f"cannot read STAC items {path}: {e}") from None
-    feats = doc.get("features", [doc] if doc.get("type") == "Feature" else [])
+        raise BadInput(f"cannot read STAC file {path}: {e}") from None
+    kind = doc.get("type")
+    if kind == "FeatureCollection":
+        return [(f, path.parent) for f in doc.get("features", [])]
+    if kind == "Feature":
+        return [(doc, path.parent)]
+    if kind in ("Catalog", "Collection"):
+        out = []
+        for link in doc.get("links", []):
+            href = link.get("href", "")
+            if link.get("rel") in ("item", "child") and "://" not in href:
+                out += _stac_features(path.parent / href, seen)
+        return out
+    raise BadInput(f"{path} is not a STAC ItemCollection, Item, Catalog or Collection")
+
+
+def _load_items_json(path: Path) -> list[Item]:
     items = []
-    for f in feats:
+    for f, base in _stac_features(path, set()):
         props = f.get("properties", {})
         when = props.get("datetime")
-        assets = {_norm_band(k): str((path.parent / a["href"]).resolve())
+        coll = f.get("collection", "")
+        assets = {_asset_key(coll, k): str((base / a["href"]).resolve())
                   if "://" not in a["href"] else a["href"] for k, a in f.get("assets", {}).items()}
         bbox = f.get("bbox") or (shapely.geometry.shape(f["geometry"]).bounds
                                  if f.get("geometry") else None)
         if bbox is None:
             bbox = _raster_bbox(Path(next(iter(assets.values()))))
-        items.append(Item(f["id"], f.get("collection", ""),
+        items.append(Item(f["id"], coll,
                           dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
                           tuple(bbox), assets, props))
     return items
@@ -182,8 +217,9 @@ def load_index(root: str | Path) -> list[Item]:
     p = Path(root)
     if p.is_file():
         return _load_items_json(p)
-    if (p / "items.json").is_file():
-        return _load_items_json(p / "items.json")
+    for name in ("items.json", "catalog.json", "collection.json"):
+        if (p / name).is_file():
+            return _load_items_json(p / name)
     if p.is_dir():
         return _scan_directory(p)
     raise BadInput(f"local raster archive {root} not found")

@@ -283,3 +283,35 @@ def test_ghs_built_in_mollweide_lands_on_the_tile_grid_by_nearest(tmp_path):
     # GDAL's approximate transformer may pick a neighbour cell within 1/8 pixel of an edge
     assert (r.data[0] == want).mean() > 0.97
     assert read_one(src, ref(t.id), "ghsbuilt", expand("annual", "2015")[0]).status == "nodata"
+
+
+def test_stac_catalog_with_earth_search_asset_names_equals_the_folder_scan(s1data, tmp_path):
+    """A Catalog -> Collection -> Item tree (relative links, Earth Search keys `blue`, `scl`)
+    indexes the same scene as scanning its folder, and gives the identical composite."""
+    folder = s1data / S2_DIR
+    item = json.loads((folder / "S2A_29RKH_20200219_0_L2A.json").read_text())
+    names = {"blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
+             "rededge3": "B07", "nir": "B08", "nir08": "B8A", "swir16": "B11", "swir22": "B12",
+             "scl": "SCL"}
+    item["assets"] = {k: {"href": str(folder / f"{v}.tif"), "type": "image/tiff"}
+                      for k, v in names.items()}
+    (tmp_path / "items").mkdir()
+    (tmp_path / "items" / "scene.json").write_text(json.dumps(item))
+    (tmp_path / "collection.json").write_text(json.dumps(
+        {"type": "Collection", "id": "sentinel-2-l2a",
+         "links": [{"rel": "item", "href": "items/scene.json"},
+                   {"rel": "self", "href": "https://example.invalid/collection.json"}]}))
+    (tmp_path / "catalog.json").write_text(json.dumps(
+        {"type": "Catalog", "id": "mine", "links": [{"rel": "child", "href": "collection.json"},
+                                                     {"rel": "root", "href": "catalog.json"}]}))
+    tile, period = ref("29N-0050-0610"), expand("seasonal", "2020")[0]
+    from_catalog = read_one(LocalRasterSource(root=str(tmp_path)), tile, "s2", period)
+    from_folder = read_one(LocalRasterSource(root=str(folder)), tile, "s2", period)
+    assert from_catalog.status == "done" and from_catalog.items == ("S2A_29RKH_20200219_0_L2A",)
+    np.testing.assert_array_equal(from_catalog.data, from_folder.data)
+
+
+def test_a_json_that_is_not_stac_is_bad_input(tmp_path):
+    (tmp_path / "items.json").write_text('{"type": "Topology"}')
+    with pytest.raises(BadInput, match="not a STAC"):
+        LocalRasterSource(root=str(tmp_path)).check()
