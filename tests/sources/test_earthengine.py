@@ -58,6 +58,7 @@ def test_one_request_per_tile_period_on_the_exact_grid(server):
     graph = json.dumps(body["expression"])
     assert "COPERNICUS/S2_SR_HARMONIZED" in graph and "2021-06-01" in graph
     assert "2021-09-01" in graph and '"SCL"' in graph
+    assert "Image.resample" in graph and '"bilinear"' in graph
     # a second tile-period costs exactly one more request (initialised once per process)
     n = len(server.requests)
     read(src, "s2", expand("seasonal", "2021-SON")[0])
@@ -71,6 +72,7 @@ def test_dem_and_worldcover_graphs(server):
     assert r.status == "done" and r.data.dtype == np.float32
     graph = json.dumps(server.pixel_requests()[-1]["body"]["expression"])
     assert "COPERNICUS/DEM/GLO30" in graph and "Terrain.slope" in graph
+    assert "Image.resample" in graph and '"bilinear"' in graph
     (r,) = read(src, "esawc", expand("annual", "2021")[0])
     assert "ESA/WorldCover/v200" in json.dumps(server.pixel_requests()[-1]["body"])
     (r,) = read(src, "esawc", expand("annual", "2019")[0])

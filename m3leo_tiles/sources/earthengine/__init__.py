@@ -1,4 +1,5 @@
-"""Google Earth Engine: s2, s2rgb, dem, esawc straight onto the tile grids with computePixels.
+"""Google Earth Engine: s2, s2rgb, dem, esawc (and s1grd-ee, treecover, ghsbuilt) straight
+onto the tile grids with computePixels.
 
 One `ee.data.computePixels` request per (tile, modality, period): NPY format, the tile's own
 CRS code, affine transform and dimensions, so pixels land on our lattice with no re-warping and
@@ -14,6 +15,10 @@ Cloud masking (s2): the scene classification band (SCL) of the L2A product, drop
 saturated, cloud shadow, cloud medium/high probability and cirrus (classes 0, 1, 3, 8, 9, 10),
 the same rule as the local source, so both paths agree. Cloud Score+ would mask better, but it
 is a second collection to join and would make the two paths differ.
+
+Resampling matches the local path: reflectance and elevation bilinear (a nearest-neighbour
+30 m DEM would put terraces into the slope computed on the 10 m grid), class maps, tree cover
+and built-up surface nearest.
 """
 
 from __future__ import annotations
@@ -151,7 +156,9 @@ class EarthEngineSource(Source):
                 bad = scl.eq(SCL_INVALID[0])
                 for c in SCL_INVALID[1:]:
                     bad = bad.Or(scl.eq(c))
-                return img.updateMask(bad.Not())
+                # bilinear onto our grid as the local path does (20 m bands, other zones);
+                # the mask stays the nearest scene class
+                return img.resample("bilinear").updateMask(bad.Not())
 
             masked = col.map(clear)
             bands = list(S2_BANDS) if modality == "s2" else ["B4", "B3", "B2"]
@@ -168,7 +175,10 @@ class EarthEngineSource(Source):
                 count.toUint16())
         if modality == "dem":
             col = ee.ImageCollection("COPERNICUS/DEM/GLO30").filterBounds(region).select("DEM")
-            dem = col.mosaic().setDefaultProjection(col.first().projection()).rename("elevation")
+            # bilinear: a nearest-neighbour 30 m DEM on a 10 m grid has terraces, and slope
+            # computed on the tile grid would see steps instead of the terrain
+            dem = (col.mosaic().setDefaultProjection(col.first().projection())
+                   .resample("bilinear").rename("elevation"))
             return ee.Image.cat([dem, ee.Terrain.slope(dem).rename("slope"),
                                  ee.Terrain.aspect(dem).rename("aspect")]).toFloat()
         if modality == "esawc":
