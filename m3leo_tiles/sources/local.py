@@ -269,16 +269,20 @@ def _separable_plan(crs, transform, grid: GridSpec, resampling: Resampling):
     return win, u - c0, v - r0
 
 
-def _read_padded(ds, win, fill) -> np.ndarray:
-    """A window that may reach past the raster, padded with `fill` (no boundless VRT)."""
-    out = np.full((int(win.height), int(win.width)), fill, dtype=ds.dtypes[0])
-    r0, c0 = max(0, int(win.row_off)), max(0, int(win.col_off))
-    r1 = min(ds.height, int(win.row_off + win.height))
-    c1 = min(ds.width, int(win.col_off + win.width))
-    if r1 > r0 and c1 > c0:
-        out[r0 - int(win.row_off):r1 - int(win.row_off), c0 - int(win.col_off):
-            c1 - int(win.col_off)] = ds.read(1, window=((r0, r1), (c0, c1)))
-    return out
+def _read_padded(ds, win) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """A window that may reach past the raster, padded by repeating the raster's edge (as a
+    GDAL warp renormalises its kernel there), with the rows/columns [r0, r1) x [c0, c1) that
+    are really inside; None when the raster does not reach the window at all."""
+    ro, co = int(win.row_off), int(win.col_off)
+    r0, c0 = max(0, ro), max(0, co)
+    r1, c1 = min(ds.height, ro + int(win.height)), min(ds.width, co + int(win.width))
+    if r1 <= r0 or c1 <= c0:
+        return None
+    data = ds.read(1, window=((r0, r1), (c0, c1)))
+    pads = ((r0 - ro, ro + int(win.height) - r1), (c0 - co, co + int(win.width) - c1))
+    if any(pads[0]) or any(pads[1]):
+        data = np.pad(data, pads, mode="edge")
+    return data, (r0 - ro, r1 - ro, c0 - co, c1 - co)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -363,9 +367,15 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
                     if ds.crs != crs or ds.transform != transform:
                         raise PermanentError(
                             f"{Path(p).name} is not on the grid of {Path(paths[0]).name}")
-                    band = _read_padded(ds, win, nodata if nodata is not None else 0)
+                    got = _read_padded(ds, win)
+                if got is None:
+                    continue  # this raster does not reach the tile: NaN
+                band, (r0, r1, c0, c1) = got
                 _resample_separable(band, band.dtype.type(nodata or 0), nodata is not None,
                                     u, v, resampling == Resampling.nearest, out[i])
+                # beyond the raster's footprint there is no data, whatever the padding holds
+                out[i][(v < r0 - 0.5) | (v > r1 - 0.5)] = np.nan
+                out[i][:, (u < c0 - 0.5) | (u > c1 - 0.5)] = np.nan
             return out
         with rasterio.open(paths[0]) as ref:
             b = _tile_bounds_in(crs, grid, Path(paths[0]).name)
@@ -600,9 +610,13 @@ class LocalRasterSource(Source):
             elev = np.where(np.isnan(elev), part, elev)
         if np.isnan(elev[1:-1, 1:-1]).all():
             raise NoData("DEM tiles do not reach this tile")
-        if np.isnan(elev[1:-1, 1:-1]).any():
-            raise PermanentError("the DEM covers this tile only partly")
-        elev = np.where(np.isnan(elev), np.nanmean(elev), elev)
+        # pixels no DEM tile covers (GLO-30 has no tiles over open sea) stay NaN, and so do
+        # slope and aspect next to them; the one-pixel border only feeds the slope kernel,
+        # so where it is missing the tile's edge pixel stands in
+        border = np.ones(elev.shape, bool)
+        border[1:-1, 1:-1] = False
+        fill = border & np.isnan(elev)
+        elev[fill] = np.pad(elev[1:-1, 1:-1], 1, mode="edge")[fill]
         dx, dy = grid.dx, grid.dy
         if grid.epsg == 4326:  # degrees -> metres at the tile's latitude
             lat = np.radians(grid.y0)

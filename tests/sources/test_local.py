@@ -315,3 +315,27 @@ def test_a_json_that_is_not_stac_is_bad_input(tmp_path):
     (tmp_path / "items.json").write_text('{"type": "Topology"}')
     with pytest.raises(BadInput, match="not a STAC"):
         LocalRasterSource(root=str(tmp_path)).check()
+
+
+def test_dem_partly_covered_keeps_nan_where_no_dem_tile_reaches(tmp_path):
+    """A coastal tile: GLO-30 has no tile over open sea, so half the tile has no DEM."""
+    t = tile_from_id("31N-0100-1200")
+    n = 700
+    yy, xx = np.mgrid[0:n, 0:n]
+    plane = (100 + 0.1 * xx * 10).astype(np.float32)  # rises 0.1 m/m eastwards, 10 m pixels
+    west = plane[:, :250]  # 1000 m west of the tile to 1500 m into it
+    path = tmp_path / "Copernicus_DSM_W_DEM.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=west.shape[1], height=n, count=1,
+                       dtype="float32", crs=f"EPSG:{t.epsg}",
+                       transform=from_origin(t.bounds[0] - 1000, t.bounds[3] + 1000, 10, 10)
+                       ) as ds:
+        ds.write(west, 1)
+    r = read_one(LocalRasterSource(root=str(tmp_path)), ref(t.id), "dem", STATIC)
+    assert r.status == "done"
+    elev, slope, aspect = r.data
+    covered = np.isfinite(elev)
+    assert covered[:, :150].all() and not covered[:, 150:].any()
+    inside = covered & np.isfinite(slope)
+    assert inside[:, :149].all()
+    np.testing.assert_allclose(slope[inside], np.degrees(np.arctan(0.1)), atol=0.01)
+    np.testing.assert_allclose(aspect[inside], 270.0, atol=0.1)
