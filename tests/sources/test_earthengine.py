@@ -68,8 +68,14 @@ def test_one_request_per_tile_period_on_the_exact_grid(server):
 def test_dem_and_worldcover_graphs(server):
     src = EarthEngineSource(project="p", access_token="test", url=server.url)
     server.dtype_of = lambda band: "<f4" if band != "class" else "u1"
+    server.fill = lambda band, h, w: (np.where(np.arange(w)[None, :] < 100, 1.0, 0.0)
+                                      .repeat(h, 0) if band == "dem_valid"
+                                      else np.full((h, w), 250.0))
     (r,) = read(src, "dem", STATIC)
-    assert r.status == "done" and r.data.dtype == np.float32
+    assert r.status == "done" and r.data.dtype == np.float32 and r.data.shape == (3, 448, 448)
+    assert (r.data[:, :, :100] == 250).all() and np.isnan(r.data[:, :, 100:]).all()
+    assert server.pixel_requests()[-1]["body"]["bandIds"] == ["elevation", "slope", "aspect",
+                                                              "dem_valid"]
     graph = json.dumps(server.pixel_requests()[-1]["body"]["expression"])
     assert "COPERNICUS/DEM/GLO30" in graph and "Terrain.slope" in graph
     assert "Image.resample" in graph and '"bilinear"' in graph

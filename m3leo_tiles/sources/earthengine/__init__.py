@@ -48,7 +48,8 @@ _TRANSIENT = re.compile(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|una
                         r"Internal error|[Qq]uota", re.I)
 _initialised: dict[str, bool] = {}
 #: bands requested beside a modality's own, to tell "no observation" from a value
-_EXTRA_BANDS = {"s2rgb": ("count",), "s1grd-ee": ("count_asc", "count_des")}  # per process: ee.Initialize once per worker
+_EXTRA_BANDS = {"s2rgb": ("count",), "s1grd-ee": ("count_asc", "count_des"),
+                "dem": ("dem_valid",)}  # per process: ee.Initialize once per worker
 
 
 def _credentials(credentials: str | None, access_token: str | None):
@@ -179,8 +180,11 @@ class EarthEngineSource(Source):
             # computed on the tile grid would see steps instead of the terrain
             dem = (col.mosaic().setDefaultProjection(col.first().projection())
                    .resample("bilinear").rename("elevation"))
+            # masked pixels (no GLO-30 tile over open sea) arrive as 0: the mask band lets
+            # them become NaN, as on the local path
             return ee.Image.cat([dem, ee.Terrain.slope(dem).rename("slope"),
-                                 ee.Terrain.aspect(dem).rename("aspect")]).toFloat()
+                                 ee.Terrain.aspect(dem).rename("aspect"),
+                                 dem.mask().rename("dem_valid")]).toFloat()
         if modality == "esawc":
             year = period.start.year
             asset = {2020: "ESA/WorldCover/v100", 2021: "ESA/WorldCover/v200"}.get(year)
@@ -279,6 +283,13 @@ class EarthEngineSource(Source):
                 for tag, c in zip(("asc", "des"), counts, strict=True):
                     for pol in ("VV", "VH"):  # masked pixels come back as 0, not NaN
                         px[f"{pol}_{tag}"] = np.where(c > 0, px[f"{pol}_{tag}"], np.nan)
+            if modality.name == "dem":
+                valid = px.pop("dem_valid") > 0
+                if not valid.any():
+                    yield TileResult(tid, "nodata", error="no Copernicus DEM over this tile")
+                    continue
+                for b in modality.bands:
+                    px[b] = np.where(valid, px[b], np.nan)
             if modality.nodata is not None and (
                     px[modality.bands[0]] == modality.nodata).all():
                 yield TileResult(tid, "nodata", error=f"no {modality.name} data in "
