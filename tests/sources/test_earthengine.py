@@ -249,3 +249,9 @@ def test_treecover_and_ghsbuilt_on_their_coarser_rungs(server):
     server.fill = lambda band, h, w: np.full((h, w), 255)  # a year MODIS has not produced
     (r,) = read(src, "treecover", expand("annual", "2026")[0])
     assert r.status == "nodata"
+
+
+def test_refused_credentials_are_an_auth_error_at_check(server):
+    server.algorithms_error = (401, "Request had invalid authentication credentials.")
+    with pytest.raises(AuthError, match="credentials refused"):
+        EarthEngineSource(project="p3", access_token="expired", url=server.url).check()
