@@ -42,6 +42,17 @@ def test_every_layer_is_done_for_every_tile(chain):
     assert sorted(tree["tiles"].ds.tile.values) == sorted(m["tiles"])
 
 
+def test_gentle_simulated_terrain_has_no_layover_or_shadow(chain):
+    """The simulator's hills tilt the surface by under 12 deg, far below the ~37 deg incidence:
+    no pixel may be flagged (comparing pixels of one azimuth-line bin that lie apart along
+    track once flagged about 0.05% of them)."""
+    store, _, _ = chain
+    geo = open_store(store)["s1geom"].ds["s1geom"].isel(period=0)
+    inc, loc = geo.sel(band="incidence").values, geo.sel(band="local_incidence").values
+    assert 3 < np.nanmax(np.abs(loc - inc)) < 12
+    assert np.nanmax(geo.sel(band="layover_shadow").values) == 0
+
+
 def _per_class(store, small_sim, tiles):
     tree = open_store(store)
     coh = tree["s1coh"].ds["s1coh"].isel(period=0).sel(band="VV")

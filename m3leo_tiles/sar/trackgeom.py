@@ -46,6 +46,37 @@ def _segment_cummax(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
+def _layover_shadow(ls: np.ndarray, gs: np.ndarray, rs: np.ndarray, looks: np.ndarray,
+                    margin: float) -> np.ndarray:
+    """Layover/shadow bits for pixels sorted by (azimuth line, ground distance).
+
+    A pixel is compared only with pixels of its line at least `margin` nearer or farther:
+    pixels of one line bin lie up to a line's length apart along track, so two at almost the
+    same ground distance differ in height by the along-track slope, not by layover (on gentle
+    terrain that gave false flags on ~0.05% of pixels). Real layover and shadow extend over
+    slopes longer than a pixel and are still found.
+    """
+    n = len(ls)
+    key = (ls - ls.min()).astype(np.float64) * 1e8 + gs  # sorted; ground < 1e8 m
+    seg_start = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
+    start_of = np.repeat(seg_start, np.diff(np.r_[seg_start, n]))
+    cummax_r = _segment_cummax(rs, ls)
+    cummax_look = _segment_cummax(looks, ls)
+    sufmin_r = -_segment_cummax(-rs[::-1], ls[::-1])[::-1]
+    # the last pixel at least `margin` nearer, and the first at least `margin` farther
+    near = np.searchsorted(key, key - margin, side="right") - 1
+    far = np.searchsorted(key, key + margin, side="left")
+    has_near = near >= start_of
+    has_far = (far < n) & (ls[np.minimum(far, n - 1)] == ls)
+    near_c, far_c = np.clip(near, 0, n - 1), np.minimum(far, n - 1)
+    bits = np.zeros(n, np.float32)
+    active = has_near & (rs <= cummax_r[near_c])  # a nearer pixel is as far in range
+    passive = has_far & (rs >= sufmin_r[far_c])  # a farther pixel folds back onto this one
+    bits[active | passive] += 1
+    bits[has_near & (looks <= cummax_look[near_c])] += 2  # the ray grazes nearer terrain
+    return bits
+
+
 def incidence(sat: np.ndarray, xyz: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """Angle (degrees) between the target->satellite direction and a surface normal."""
     look = sat - xyz
@@ -88,20 +119,8 @@ def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None
             look = np.degrees(np.arccos(np.clip(
                 np.sum(-nadir * (xyz - sat), axis=-1) / r, -1, 1))).ravel()
             order = np.lexsort((ground, line))
-            ls, rs, gs = line[order], rng[order], look[order]
-            prev_r = np.r_[-np.inf, _segment_cummax(rs, ls)[:-1]]
-            prev_g = np.r_[-np.inf, _segment_cummax(gs, ls)[:-1]]
-            first = np.r_[True, ls[1:] != ls[:-1]]
-            prev_r[first] = -np.inf
-            prev_g[first] = -np.inf
-            # passive layover: a farther pixel comes back to this pixel's range or nearer
-            nxt_min = -_segment_cummax(-rs[::-1], ls[::-1])[::-1]
-            nxt_min = np.r_[nxt_min[1:], np.inf]
-            last = np.r_[ls[1:] != ls[:-1], True]
-            nxt_min[last] = np.inf
-            bits = np.zeros(len(order), np.float32)
-            bits[(rs <= prev_r) | (rs >= nxt_min)] += 1
-            bits[gs <= prev_g] += 2
+            bits = _layover_shadow(line[order], ground[order], rng[order], look[order],
+                                   margin=g.dx)
             mask = np.empty_like(bits)
             mask[order] = bits
             res = np.stack([inc_e, inc_l, mask.reshape(g.shape)]).astype(np.float32)

@@ -43,3 +43,17 @@ def test_layover_faces_the_radar_and_shadow_hides_behind(s1data):
     east = (np.abs(xs - (cx + 1000)) < 20) & (np.abs(ys - cy) < 100)
     assert np.nanmean(geo[1][west]) < np.nanmean(geo[0][west]) - 15
     assert np.nanmean(geo[1][east]) > np.nanmean(geo[0][east]) + 15
+
+
+def test_gentle_hills_have_no_layover_or_shadow(s1data):
+    """Slopes under 8 deg on the real IW2 geometry never reach the ~37 deg incidence: no pixel
+    may be flagged (the simulator's terrain checks the same in tests/test_chain.py)."""
+    safe = sorted((s1data / PAIR).glob("*.SAFE"))[0]
+    sw = open_swath(safe, "IW2", "VV")
+    lon, lat, h, *_ = gcp_target(sw, 4, 10)
+    tile = _tile_at(lon, lat)
+    xs, ys = np.meshgrid(tile.grid.xs(), tile.grid.ys())
+    hills = 20.0 * np.sin(2 * np.pi * ys / 900.0) + 15.0 * np.cos(2 * np.pi * xs / 1300.0)
+    geo = track_geometry(str(safe), [tile], lambda gg: h + hills)[tile.id]
+    assert np.nanmax(np.abs(geo[1] - geo[0])) > 5  # the hills do tilt the surface
+    assert np.nanmax(geo[2]) == 0
