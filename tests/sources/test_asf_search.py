@@ -143,3 +143,21 @@ def test_cli_search_against_cmr(cmr, real, tmp_path, capsys):
     assert row.secondary_url == f"{cmr.base}/data/{real[1].name}.zip"
     assert row.n_tiles == len(row.tiles) > 0
     assert all(m == "POST" for m, _, _ in cmr.requests)  # planning downloads nothing
+
+
+def test_cmr_5xx_is_retried_by_the_client_then_transient(cmr, monkeypatch):
+    """asf_search retries a 5xx page itself (3 attempts, tenacity): one 503 is absorbed, a
+    persistent one becomes a TransientError for the runner, after exactly 3 requests."""
+    import importlib
+
+    from m3leo_tiles.errors import TransientError
+
+    # `asf_search.search` is also the name of a function, so import the module by path
+    generator = importlib.import_module("asf_search.search.search_generator")
+    monkeypatch.setattr(generator.get_page.retry, "sleep", lambda s: None)
+    cmr.fail_search, cmr.fail_code = 1, 503
+    assert len(search_products(AOI, *APRIL, host=cmr.host)) == 2
+    cmr.fail_search = 10
+    with pytest.raises(TransientError, match="server error"):
+        search_products(AOI, *APRIL, host=cmr.host)
+    assert cmr.fail_search == 7
