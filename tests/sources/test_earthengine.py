@@ -255,3 +255,32 @@ def test_refused_credentials_are_an_auth_error_at_check(server):
     server.algorithms_error = (401, "Request had invalid authentication credentials.")
     with pytest.raises(AuthError, match="credentials refused"):
         EarthEngineSource(project="p3", access_token="expired", url=server.url).check()
+
+
+def test_cli_fetch_through_earth_engine_writes_the_store(server, tmp_path, monkeypatch, capsys):
+    """The whole path from the command line: check, initialise once, one request per
+    tile-period, chunks in the store, and a rerun that asks Earth Engine nothing."""
+    import xarray as xr
+
+    from m3leo_tiles.cli import main
+
+    monkeypatch.setenv("EE_ACCESS_TOKEN", "test")
+    aoi = tmp_path / "a.wkt"
+    aoi.write_text("POLYGON((2 48, 2.05 48, 2.05 48.04, 2 48.04, 2 48))")
+    store = str(tmp_path / "s.zarr")
+    args = ["fetch", "--region", str(aoi), "-m", "s2", "--period", "2021-JJA", "--store", store,
+            "--ee-project", "p4", "--source-opt", f"earthengine.url={server.url}", "--json"]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert e.value.code == 0 and out["failed"] == 0 and out["done"] >= 1
+    assert len(server.pixel_requests()) == out["done"]
+    ds = xr.open_zarr(store, group="s2", consolidated=False, mask_and_scale=False)
+    assert list(ds["period"].values) == ["2021-JJA"]
+    assert (ds["s2"].isel(tile=0, period=0).sel(band="B2").values == 1234).all()
+    assert (ds["s2"].isel(tile=0, period=0).sel(band="count").values == 7).all()
+    with pytest.raises(SystemExit):
+        main(args)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["already_done"] == \
+        out["done"]
+    assert len(server.pixel_requests()) == out["done"]  # the rerun fetched no pixels
