@@ -33,6 +33,7 @@ import pyproj
 import rasterio
 import shapely
 from rasterio.enums import Resampling
+from rasterio.transform import Affine
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import from_bounds
 
@@ -405,6 +406,50 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
     return out
 
 
+def _read_mosaic(paths: list[str], grid: GridSpec, resampling: Resampling) -> np.ndarray | None:
+    """Rasters side by side on one lattice (DEM tiles) pasted into one source array and warped
+    once, so pixels near a seam interpolate across it instead of from a renormalised edge.
+    None when they are not on one lattice (the caller then warps them one by one)."""
+    try:
+        dss = [_open(p) for p in paths]
+    except rasterio.errors.RasterioError as e:
+        raise PermanentError(f"unreadable raster: {e}") from None
+    ref = dss[0]
+    t0 = ref.transform
+    if ref.crs is None or t0.b or t0.d:
+        return None
+    sx, sy = t0.a, -t0.e
+    offsets = []
+    for ds in dss:
+        t = ds.transform
+        ox, oy = (t.c - t0.c) / sx, (t0.f - t.f) / sy
+        if ds.crs != ref.crs or t.b or t.d or not np.isclose(t.a, sx) or \
+                not np.isclose(-t.e, sy) or abs(ox - round(ox)) > 1e-6 or \
+                abs(oy - round(oy)) > 1e-6:
+            return None
+        offsets.append((round(oy), round(ox)))
+    b = _tile_bounds_in(ref.crs, grid, Path(paths[0]).name)
+    c0, c1 = int(np.floor((b[0] - t0.c) / sx)) - 4, int(np.ceil((b[2] - t0.c) / sx)) + 4
+    r0, r1 = int(np.floor((t0.f - b[3]) / sy)) - 4, int(np.ceil((t0.f - b[1]) / sy)) + 4
+    src = np.full((r1 - r0, c1 - c0), np.nan, np.float32)
+    for ds, (oy, ox) in zip(dss, offsets, strict=True):
+        # this raster's pixels [rr0, rr1) x [cc0, cc1) fall in the mosaic window
+        rr0, rr1 = max(r0 - oy, 0), min(r1 - oy, ds.height)
+        cc0, cc1 = max(c0 - ox, 0), min(c1 - ox, ds.width)
+        if rr1 <= rr0 or cc1 <= cc0:
+            continue
+        part = ds.read(1, window=((rr0, rr1), (cc0, cc1))).astype(np.float32)
+        if ds.nodata is not None:
+            part[part == ds.nodata] = np.nan
+        dst = src[rr0 + oy - r0:rr1 + oy - r0, cc0 + ox - c0:cc1 + ox - c0]
+        np.copyto(dst, part, where=np.isnan(dst))  # first raster wins where they overlap
+    out = np.full(grid.shape, np.nan, np.float32)
+    reproject(src, out, src_transform=t0 * Affine.translation(c0, r0), src_crs=ref.crs,
+              src_nodata=np.nan, dst_transform=grid.transform, dst_crs=grid.crs,
+              dst_nodata=np.nan, resampling=resampling, num_threads=2)
+    return out
+
+
 @numba.njit(parallel=True, cache=True)
 def _mask_scene(bands, scl, offset, invalid_classes):
     """Add the L2A offset; NaN where the scene class is not clear ground or the reflectance
@@ -604,10 +649,13 @@ class LocalRasterSource(Source):
         # one pixel of border so slope/aspect need no edge special case
         big = GridSpec(grid.epsg, grid.x0 - grid.dx, grid.y0 + grid.dy, grid.dx, grid.dy,
                        grid.width + 2, grid.height + 2)
-        elev = np.full(big.shape, np.nan, np.float32)
-        for it in items:
-            part = _read_onto([it.assets["elevation"]], big, Resampling.bilinear)[0]
-            elev = np.where(np.isnan(elev), part, elev)
+        paths = [it.assets["elevation"] for it in items]
+        elev = _read_mosaic(paths, big, Resampling.bilinear) if len(paths) > 1 else None
+        if elev is None:
+            elev = np.full(big.shape, np.nan, np.float32)
+            for path in paths:
+                part = _read_onto([path], big, Resampling.bilinear)[0]
+                elev = np.where(np.isnan(elev), part, elev)
         if np.isnan(elev[1:-1, 1:-1]).all():
             raise NoData("DEM tiles do not reach this tile")
         # pixels no DEM tile covers (GLO-30 has no tiles over open sea) stay NaN, and so do
