@@ -11,9 +11,11 @@ epoch tiles (`GHS_BUILT_S_E2020_*.tif`, any CRS: JRC ships Mollweide).
 Per tile the source reads only the window of each raster that covers the tile. A raster in the
 tile's own UTM zone and no finer than its grid (Sentinel-2 in its zone) is resampled with the
 exact separable bilinear/nearest a GDAL warp would compute, in Numba and without a warp; any
-other is warped by GDAL, all bands of one resolution in one call. The source then composites by date like the Earth Engine path: Sentinel-2 clouds are masked with the scene
-classification (SCL), reflectances keep the L2A scale (1e-4) with the processing-baseline
-offset removed, and the period median is taken over valid observations, with their count.
+other is warped by GDAL, all bands of one resolution in one call. The source then composites
+by date like the Earth Engine path: Sentinel-2 clouds are masked with the scene classification
+(SCL), reflectances keep the L2A scale (1e-4) with the processing-baseline offset removed,
+granules of one day are mosaicked (MGRS tiles overlap; an observation counts once), and the
+period median is taken over valid days, with their count.
 """
 
 from __future__ import annotations
@@ -621,9 +623,17 @@ class LocalRasterSource(Source):
         items = self._select(tile, S2, period)
         if not items:
             raise NoData(f"no Sentinel-2 scene in {period.label}")
-        stack = np.empty((len(items), len(bands)) + grid.shape, np.float32)
-        for k, it in enumerate(items):
-            stack[k] = self._s2_scene(it, grid, bands)
+        # one layer per day: neighbouring MGRS granules of one pass overlap by ~10 km, and an
+        # observation must count once (the first granule with a clear pixel gives it)
+        days: dict[dt.date, list[Item]] = {}
+        for it in items:
+            days.setdefault(it.datetime.date() if it.datetime else dt.date.min, []).append(it)
+        stack = np.empty((len(days), len(bands)) + grid.shape, np.float32)
+        for k, same_day in enumerate(days.values()):
+            stack[k] = self._s2_scene(same_day[0], grid, bands)
+            for it in same_day[1:]:
+                more = self._s2_scene(it, grid, bands)
+                np.copyto(stack[k], more, where=np.isnan(stack[k]))
         count = np.sum(~np.isnan(stack[:, 0]), axis=0)
         if not count.any():
             raise NoData(f"no clear Sentinel-2 pixel in {period.label}")

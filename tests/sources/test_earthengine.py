@@ -59,6 +59,10 @@ def test_one_request_per_tile_period_on_the_exact_grid(server):
     assert "COPERNICUS/S2_SR_HARMONIZED" in graph and "2021-06-01" in graph
     assert "2021-09-01" in graph and '"SCL"' in graph
     assert "Image.resample" in graph and '"bilinear"' in graph
+    # one mosaic per day (overlapping granules of a pass count once), then the median
+    for needle in ("ImageCollection.mosaic", "List.distinct", "YYYY-MM-dd",
+                   "reduce.median", "reduce.count"):
+        assert needle in graph, needle
     # a second tile-period costs exactly one more request (initialised once per process)
     n = len(server.requests)
     read(src, "s2", expand("seasonal", "2021-SON")[0])

@@ -365,3 +365,31 @@ def test_dem_tiles_side_by_side_read_as_one_raster_across_the_seam(tmp_path):
     split = read_one(LocalRasterSource(root=str(tmp_path / "split")), tile, "dem", STATIC)
     assert split.status == "done" and len(split.items) == 2
     np.testing.assert_allclose(split.data, whole.data, atol=1e-4)
+
+
+def test_granules_of_one_day_count_once(tmp_path):
+    """Neighbouring MGRS granules of one pass overlap: their common pixels are one
+    observation, so count is 2 (two days) and the median is over days, not granules."""
+    t = tile_from_id("31N-0100-1200")
+    feats = []
+    for name, day, value in (("A", 5, 1000), ("B", 5, 1010), ("C", 15, 1200)):
+        folder = tmp_path / name
+        folder.mkdir()
+        assets = {}
+        for b in S2_BANDS + ("SCL",):
+            res = 10 if b in ("B2", "B3", "B4", "B8") else 20
+            m = int((4480 + 800) / res)
+            data = np.full((m, m), 4 if b == "SCL" else value, np.uint8 if b == "SCL"
+                           else np.uint16)
+            _write(folder / f"{b}.tif", data, t.epsg, t.bounds[0] - 400, t.bounds[3] + 400, res)
+            assets[b] = {"href": f"{name}/{b}.tif"}
+        feats.append({"type": "Feature", "id": f"S2A_{name}", "collection": "sentinel-2-l2a",
+                      "bbox": list(t.polygon_lonlat.buffer(0.01).bounds), "assets": assets,
+                      "properties": {"datetime": f"2021-07-{day:02d}T10:{day:02d}:00Z"}})
+    (tmp_path / "items.json").write_text(json.dumps({"type": "FeatureCollection",
+                                                     "features": feats}))
+    r = read_one(LocalRasterSource(root=str(tmp_path / "items.json")), ref(t.id), "s2",
+                 expand("monthly", "2021-07")[0])
+    assert r.status == "done" and len(r.items) == 3
+    assert (r.data[-1] == 2).all()  # two days, not three granules
+    assert (r.data[0] == 1100).all()  # median of day 5 (granule A first) and day 15

@@ -162,13 +162,26 @@ class EarthEngineSource(Source):
                 return img.resample("bilinear").updateMask(bad.Not())
 
             masked = col.map(clear)
+
+            def day_mosaic(day):
+                # neighbouring MGRS granules of one pass overlap by ~10 km: one mosaic per
+                # day makes an observation count once, as the local path does
+                d = ee.Date(day)
+                return masked.filterDate(d, d.advance(1, "day")).mosaic().set(
+                    "system:time_start", d.millis())
+
+            days = (masked.aggregate_array("system:time_start")
+                    .map(lambda t: ee.Date(t).format("YYYY-MM-dd")).distinct())
+            daily = ee.ImageCollection.fromImages(days.map(day_mosaic))
             bands = list(S2_BANDS) if modality == "s2" else ["B4", "B3", "B2"]
-            # a fully masked stand-in keeps the bands when the period has no scene: the
-            # answer is then count == 0 everywhere (nodata), in the same single request
-            empty = ee.Image.constant([0] * len(bands)).rename(bands).toUint16().selfMask()
-            stack = masked.select(bands).merge(ee.ImageCollection([empty]))
-            med = stack.median()
-            count = masked.select("B2").count().unmask(0).rename("count")
+            # a fully masked stand-in keeps the bands when the period has no scene (a
+            # reducer over an empty collection has no bands): the answer is then count == 0
+            # everywhere (nodata), in the same single request
+            empty = ee.ImageCollection([ee.Image.constant([0] * len(bands)).rename(bands)
+                                        .toUint16().selfMask()])
+            med = daily.select(bands).merge(empty).median()
+            count = (daily.select("B2").merge(empty.select("B2")).count().unmask(0)
+                     .rename("count"))
             if modality == "s2":
                 return med.unmask(0).toUint16().addBands(count.toUint16())
             rgb = med.divide(10000).visualize(min=0, max=0.3).rename(["red", "green", "blue"])
