@@ -71,6 +71,13 @@ def _norm_band(name: str) -> str:
     return f"B{m.group(1).upper()}" if m else name
 
 
+def _unreadable(path: str, e: Exception) -> PermanentError:
+    """Name the file and GDAL's own reason (rasterio's message alone says "see previous")."""
+    cause = e.__cause__ or e.__context__
+    reason = str(cause) if cause and str(cause) else str(e)
+    return PermanentError(f"unreadable raster {Path(path).name}: {reason}")
+
+
 def _crs_name(crs) -> str:
     try:
         c = pyproj.CRS.from_user_input(crs.to_wkt())
@@ -354,6 +361,7 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
     does not cover come back as NaN.
     """
     out = np.full((len(paths),) + grid.shape, np.nan, dtype=np.float32)
+    current = paths[0]  # the file being read, for the error message
     try:
         with _Handle(_open(paths[0])) as ref:
             crs, transform = ref.crs, ref.transform
@@ -366,6 +374,7 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
             # rows then columns exactly as a bilinear/nearest warp would, with no GDAL warp
             win, u, v = plan
             for i, p in enumerate(paths):
+                current = p
                 with _Handle(_open(p)) as ds:
                     if ds.crs != crs or ds.transform != transform:
                         raise PermanentError(
@@ -390,6 +399,7 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
             wtransform = rasterio.windows.transform(win, transform)
         stack = None
         for i, p in enumerate(paths):
+            current = p
             with rasterio.open(p) as ds:
                 if ds.crs != crs or ds.transform != transform:
                     raise PermanentError(f"{Path(p).name} is not on the grid of {Path(paths[0]).name}")
@@ -400,7 +410,7 @@ def _read_onto(paths: list[str], grid: GridSpec, resampling: Resampling, dtype=n
     except rasterio.errors.WindowError:
         return out  # the raster does not reach this tile
     except rasterio.errors.RasterioError as e:
-        raise PermanentError(f"unreadable raster: {e}") from None
+        raise _unreadable(current, e) from None
     # warp the native integers (GDAL skips source nodata itself) on both cores
     reproject(stack, out, src_transform=wtransform, src_crs=crs, src_nodata=nodata,
               dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
@@ -412,10 +422,12 @@ def _read_mosaic(paths: list[str], grid: GridSpec, resampling: Resampling) -> np
     """Rasters side by side on one lattice (DEM tiles) pasted into one source array and warped
     once, so pixels near a seam interpolate across it instead of from a renormalised edge.
     None when they are not on one lattice (the caller then warps them one by one)."""
-    try:
-        dss = [_open(p) for p in paths]
-    except rasterio.errors.RasterioError as e:
-        raise PermanentError(f"unreadable raster: {e}") from None
+    dss = []
+    for p in paths:
+        try:
+            dss.append(_open(p))
+        except rasterio.errors.RasterioError as e:
+            raise _unreadable(p, e) from None
     ref = dss[0]
     t0 = ref.transform
     if ref.crs is None or t0.b or t0.d:
@@ -434,13 +446,16 @@ def _read_mosaic(paths: list[str], grid: GridSpec, resampling: Resampling) -> np
     c0, c1 = int(np.floor((b[0] - t0.c) / sx)) - 4, int(np.ceil((b[2] - t0.c) / sx)) + 4
     r0, r1 = int(np.floor((t0.f - b[3]) / sy)) - 4, int(np.ceil((t0.f - b[1]) / sy)) + 4
     src = np.full((r1 - r0, c1 - c0), np.nan, np.float32)
-    for ds, (oy, ox) in zip(dss, offsets, strict=True):
+    for p, ds, (oy, ox) in zip(paths, dss, offsets, strict=True):
         # this raster's pixels [rr0, rr1) x [cc0, cc1) fall in the mosaic window
         rr0, rr1 = max(r0 - oy, 0), min(r1 - oy, ds.height)
         cc0, cc1 = max(c0 - ox, 0), min(c1 - ox, ds.width)
         if rr1 <= rr0 or cc1 <= cc0:
             continue
-        part = ds.read(1, window=((rr0, rr1), (cc0, cc1))).astype(np.float32)
+        try:
+            part = ds.read(1, window=((rr0, rr1), (cc0, cc1))).astype(np.float32)
+        except rasterio.errors.RasterioError as e:
+            raise _unreadable(p, e) from None
         if ds.nodata is not None:
             part[part == ds.nodata] = np.nan
         dst = src[rr0 + oy - r0:rr1 + oy - r0, cc0 + ox - c0:cc1 + ox - c0]

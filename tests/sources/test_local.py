@@ -393,3 +393,14 @@ def test_granules_of_one_day_count_once(tmp_path):
     assert r.status == "done" and len(r.items) == 3
     assert (r.data[-1] == 2).all()  # two days, not three granules
     assert (r.data[0] == 1100).all()  # median of day 5 (granule A first) and day 15
+
+
+def test_truncated_tiff_fails_its_unit_naming_the_file_and_gdals_reason(tmp_path):
+    tile = ref("31N-0100-1200")
+    items = synthetic_archive(tmp_path, tile.id)
+    path = tmp_path / "scene1" / "B11.tif"
+    raw = path.read_bytes()
+    path.write_bytes(raw[: len(raw) // 5])  # header intact, the tiles the window needs gone
+    r = read_one(LocalRasterSource(root=str(items)), tile, "s2", expand("seasonal", "2021-JJA")[0])
+    assert r.status == "failed"
+    assert "unreadable raster B11.tif" in r.error and "TIFFReadEncodedTile" in r.error
