@@ -198,3 +198,27 @@ def test_create_killed_half_way_leaves_no_store(tmp_path, monkeypatch):
     assert not TileStore.exists(url)
     TileStore.create(url, "t", tiles_table(2), 4480)  # and the rerun creates it
     assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]
+
+
+def test_chunk_writes_are_fsynced_before_they_count(tmp_path, monkeypatch):
+    """The chunk file and its folder reach the disk before write_chunk returns (and so before
+    the coordinator records the unit done): a power cut cannot leave a done unit's chunk
+    half-written."""
+    import m3leo_tiles.store.store as st
+
+    table = tiles_table(2)
+    url = str(tmp_path / "s.zarr")
+    store = TileStore.create(url, "t", table, 4480)
+    store.ensure_modality(syn.SYNTH)
+    store.ensure_periods("synth", ["2020"])
+    synced: list[str] = []
+    real = os.fsync
+
+    def spy(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    st.write_chunk(url, "synth", 1, 0, syn.synth_tile(table["id"][1], "2020"))
+    chunk = tmp_path / "s.zarr" / "synth" / "synth" / "c" / "1" / "0" / "0" / "0" / "0"
+    assert str(chunk) in synced and str(chunk.parent) in synced
