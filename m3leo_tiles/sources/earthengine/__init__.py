@@ -182,11 +182,13 @@ class EarthEngineSource(Source):
             med = daily.select(bands).merge(empty).median()
             count = (daily.select("B2").merge(empty.select("B2")).count().unmask(0)
                      .rename("count"))
+            # rounded (a median of two is a half), and 0 kept for no data, as the local path
             if modality == "s2":
-                return med.unmask(0).toUint16().addBands(count.toUint16())
+                return (med.round().max(1).unmask(0).toUint16()
+                        .addBands(count.toUint16()))
             rgb = med.divide(10000).visualize(min=0, max=0.3).rename(["red", "green", "blue"])
-            return rgb.updateMask(med.mask().reduce("min")).unmask(0).toUint8().addBands(
-                count.toUint16())
+            return (rgb.max(1).updateMask(med.mask().reduce("min")).unmask(0).toUint8()
+                    .addBands(count.toUint16()))
         if modality == "dem":
             col = ee.ImageCollection("COPERNICUS/DEM/GLO30").filterBounds(region).select("DEM")
             # bilinear: a nearest-neighbour 30 m DEM on a 10 m grid has terraces, and slope
