@@ -579,12 +579,20 @@ class LocalRasterSource(Source):
         if not self.items():
             raise BadInput(f"local raster archive {self.root} holds no rasters")
 
+    def _index(self, collection: str) -> tuple[list[Item], shapely.STRtree]:
+        """An R-tree of one collection's footprints, built once per process (an archive of
+        thousands of scenes would otherwise cost a scan per tile)."""
+        trees = self.__dict__.setdefault("_trees", {})
+        if collection not in trees:
+            its = [it for it in self.items() if it.collection == collection]
+            trees[collection] = (its, shapely.STRtree([shapely.box(*it.bbox) for it in its]))
+        return trees[collection]
+
     def _select(self, tile: TileRef, collection: str, period: Period | None) -> list[Item]:
-        box = shapely.box(*tile.polygon.bounds)
+        its, tree = self._index(collection)
         out = []
-        for it in self.items():
-            if it.collection != collection or not box.intersects(shapely.box(*it.bbox)):
-                continue
+        for k in tree.query(shapely.box(*tile.polygon.bounds), predicate="intersects"):
+            it = its[int(k)]
             if period is not None and it.datetime is not None and \
                     not period.contains(it.datetime.date()):
                 continue

@@ -404,3 +404,29 @@ def test_truncated_tiff_fails_its_unit_naming_the_file_and_gdals_reason(tmp_path
     r = read_one(LocalRasterSource(root=str(items)), tile, "s2", expand("seasonal", "2021-JJA")[0])
     assert r.status == "failed"
     assert "unreadable raster B11.tif" in r.error and "TIFFReadEncodedTile" in r.error
+
+
+def test_footprint_index_selects_what_a_full_scan_selects():
+    import shapely
+
+    from m3leo_tiles.sources.local import S2, Item
+
+    rng = np.random.default_rng(5)
+    items = []
+    for k in range(1000):
+        x, y = rng.uniform(1.7, 2.8), rng.uniform(47.8, 48.9)
+        w = rng.uniform(0.01, 0.5)
+        items.append(Item(f"s{k}", S2 if k % 3 else "other",
+                          dt.datetime(2021, 1 + k % 12, 1 + k % 28, tzinfo=dt.UTC),
+                          (x, y, x + w, y + w), {}))
+    src = LocalRasterSource(root="unused")
+    src._items = items
+    period = expand("seasonal", "2021-JJA")[0]
+    for tile_id in ("31N-0100-1200", "31N-0095-1190", "31N-0110-1210"):
+        tile = ref(tile_id)
+        box = shapely.box(*tile.polygon.bounds)
+        want = sorted(it.id for it in items if it.collection == S2
+                      and box.intersects(shapely.box(*it.bbox))
+                      and period.contains(it.datetime.date()))
+        got = sorted(it.id for it in src._select(tile, S2, period))
+        assert got == want and len(want) > 3
