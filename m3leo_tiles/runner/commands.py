@@ -39,6 +39,19 @@ def print_summary(summary, as_json: bool = False) -> None:
         click.echo(f"  failed x{n}: {reason}")
 
 
+def print_plan(rows, as_json: bool = False) -> None:
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in rows]))
+        return
+    click.echo(f"{'modality':<10} {'period':<22} {'source':<12} {'units':>7} {'to fetch':>9} "
+               f"{'done':>7}")
+    for r in rows:
+        click.echo(f"{r.modality:<10} {r.period:<22} {r.source:<12} {r.work_units:>7} "
+                   f"{r.tiles_to_fetch:>9} {r.already_done:>7}")
+    click.echo(f"{sum(r.tiles_to_fetch for r in rows)} tile-periods to fetch in "
+               f"{sum(r.work_units for r in rows)} work units (dry run: nothing written)")
+
+
 @click.command()
 @click.option("--region", help="Built-in region name or AOI file (GeoJSON, WKT, GeoParquet). "
               "Needed when the store does not exist yet.")
@@ -68,9 +81,12 @@ def print_summary(summary, as_json: bool = False) -> None:
 @click.option("--retry-failed", is_flag=True, help="Also retry units that failed permanently.")
 @click.option("--tile-size", type=int, default=4480, show_default=True)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
+@click.option("--dry-run", is_flag=True, help="Only show what would be fetched, per modality "
+              "and period; writes nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def fetch(region, modalities, period, cadence, tiles, limit, workers, source, source_opt,
-          ee_project, store, state, scheduler, retry_failed, tile_size, progress, as_json):
+          ee_project, store, state, scheduler, retry_failed, tile_size, progress, dry_run,
+          as_json):
     """Fetch the missing (tile, modality, period) units of a region into its store.
 
     Plans what is not done yet, groups it into work units that share a source item, runs
@@ -89,8 +105,11 @@ def fetch(region, modalities, period, cadence, tiles, limit, workers, source, so
                        tiles=parse_tiles_arg(tiles), limit=limit, workers=workers, source=source,
                        source_options=options, scheduler=scheduler,
                        state=state, retry_failed=retry_failed, tile_size=tile_size,
-                       progress=progress, cadence=cadence)
+                       progress=progress, cadence=cadence, dry_run=dry_run)
     summary = do_fetch(req)
+    if dry_run:
+        print_plan(summary, as_json)
+        return
     print_summary(summary, as_json)
     if summary.failed:
         sys.exit(1)
@@ -101,7 +120,8 @@ def fetch(region, modalities, period, cadence, tiles, limit, workers, source, so
               help="TOML file: store, log, workers, [[job]] region/modalities/period, "
               "[sources.NAME] options.")
 @click.option("--progress/--no-progress", default=None)
-def refresh(config, progress):
+@click.option("--dry-run", is_flag=True, help="Only show what each job would fetch now.")
+def refresh(config, progress, dry_run):
     """Cron entry point: bring every store of a config up to date, incrementally.
 
     Holds a lock per store (an overlapping run exits 0 saying so), logs JSON lines, and exits
@@ -110,8 +130,12 @@ def refresh(config, progress):
     \b
     crontab:  17 3 * * *  cd /data && m3leo-tiles -q refresh --config m3leo.toml
     """
+    from .refresh import plan_refresh
     from .refresh import refresh as do_refresh
 
+    if dry_run:
+        print_plan(plan_refresh(config))
+        return
     res = do_refresh(config, progress)
     for m, s in res.summaries:
         click.echo(f"{m}: ", nl=False)

@@ -19,7 +19,7 @@ from ..periods import expand
 from ..sources import get_source
 from ..store.store import TileStore, default_state_path
 from ..store.tiles import refs_from_table, table_from_grid
-from .engine import ModalityJob, RetryPolicy, RunSummary, execute
+from .engine import ModalityJob, RetryPolicy, RunSummary, execute, plan_units
 from .state import StateDB
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ class FetchRequest:
     tile_size: int = 4480
     progress: bool | None = None
     cadence: str | None = None  # composites' period kind instead of each modality's default
+    dry_run: bool = False  # plan and report, write nothing
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -128,7 +129,35 @@ def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
     return jobs
 
 
-def fetch(req: FetchRequest) -> RunSummary:
+@dataclass
+class PlanRow:
+    modality: str
+    period: str
+    source: str
+    work_units: int
+    tiles_to_fetch: int
+    already_done: int
+
+
+def plan_only(jobs: list[ModalityJob], refs, db: StateDB | None,
+              req: FetchRequest) -> list[PlanRow]:
+    """What a fetch would do, per modality and period, without writing anything (no store,
+    no state, no credentials needed; S1 sources still search to find their pairs)."""
+    rows = []
+    for job in jobs:
+        for period in job.source.periods(job.modality, job.periods, refs):
+            if db is not None:
+                units, skipped = plan_units(job, period, refs, db, req.retry_failed, req.policy)
+            else:
+                units, skipped = job.source.plan(job.modality, period, list(refs)), 0
+            rows.append(PlanRow(job.modality.name, period.label, job.source.name, len(units),
+                                sum(len(u.tiles) for u in units), skipped))
+    if db is not None:
+        db.close()
+    return rows
+
+
+def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
     jobs = resolve_jobs(req)
     state_path = req.state or default_state_path(req.store)
     existing = TileStore.exists(req.store)
@@ -161,6 +190,8 @@ def fetch(req: FetchRequest) -> RunSummary:
         ids = ids[: req.limit]
     # a corrupt or foreign state DB is refused here, before anything is created
     db = StateDB(state_path, req.store) if Path(state_path).exists() else None
+    if req.dry_run:
+        return plan_only(jobs, refs_from_table(table, ids), db, req)
     for job in jobs:
         check = getattr(job.source, "check", None)
         if check:

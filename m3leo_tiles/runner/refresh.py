@@ -132,6 +132,14 @@ def requests_from_config(cfg: dict, progress: bool | None = None) -> list[FetchR
     return out
 
 
+def plan_refresh(config_path: str) -> list:
+    """The dry run of a refresh: what each job would fetch now (rolling periods resolved)."""
+    rows = []
+    for req in requests_from_config(load_config(config_path), False):
+        rows += fetch(FetchRequest(**{**req.__dict__, "dry_run": True}))
+    return rows
+
+
 def refresh(config_path: str, progress: bool | None = None) -> RefreshResult:
     cfg = load_config(config_path)
     reqs = requests_from_config(cfg, progress)

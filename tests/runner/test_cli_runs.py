@@ -204,3 +204,33 @@ def test_cadence_makes_monthly_composites_of_an_annual_modality(tmp_path):
     p = cli("fetch", "--store", url, "-m", "synth", "--period", "2020", "--cadence", "weekly",
             "--source", "synthetic")
     assert p.returncode == 2 and "weekly" in p.stderr
+
+
+def test_dry_run_plans_and_writes_nothing(tmp_path):
+    aoi = tmp_path / "t.wkt"
+    make_store(tmp_path / "ref.zarr", 3)  # writes t.wkt around 3 tiles
+    url = str(tmp_path / "new.zarr")
+    args = ["fetch", "--region", str(aoi), "--store", url, "-m", "synth", "--period",
+            "2020/2021-12-31", "--source", "synthetic", "--dry-run"]
+    p = cli(*args, "--json", check=True)
+    rows = json.loads(p.stdout)
+    assert [(r["period"], r["already_done"]) for r in rows] == [("2020", 0), ("2021", 0)]
+    n = rows[0]["tiles_to_fetch"]
+    assert n >= 3 and not Path(url).exists() and not Path(url + ".state.sqlite").exists()
+    cli(*args[:-1], "--period", "2020", check=True)  # fetch 2020 for real
+    rows = json.loads(cli(*args, "--json", check=True).stdout)
+    assert [(r["period"], r["tiles_to_fetch"], r["already_done"]) for r in rows] == \
+        [("2020", 0, n), ("2021", n, 0)]
+    text = cli(*args, check=True).stdout
+    assert f"{n} tile-periods to fetch" in text and "nothing written" in text
+
+
+def test_refresh_dry_run_reports_without_writing(tmp_path):
+    url = make_store(tmp_path / "s.zarr", 3)
+    cfg = write_config(tmp_path, url)
+    p = cli("refresh", "--config", str(cfg), "--dry-run", check=True)
+    assert "3 tile-periods to fetch" in p.stdout
+    assert not (tmp_path / "s.zarr.state.sqlite").exists() and not (tmp_path / "refresh.log").exists()
+    cli("refresh", "--config", str(cfg), check=True)
+    assert "0 tile-periods to fetch" in cli("refresh", "--config", str(cfg), "--dry-run",
+                                            check=True).stdout
