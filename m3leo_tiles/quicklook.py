@@ -68,8 +68,9 @@ def _draw(ax, fig, panel: dict) -> None:
         ax.imshow(np.moveaxis(rgb, 0, -1))
         ax.set_title(f"{title}\nRGB (B4 B3 B2, 0-0.3)" if m == "s2" else f"{title}\nRGB")
         return
-    b0 = data[0].astype(np.float32)
-    b0 = np.where(valid[0], b0, np.nan)
+    # the first band that holds data (s1grd-ee may have no ascending pass, say)
+    k = next((i for i in range(len(bands)) if valid[i].any()), 0)
+    b0 = np.where(valid[k], data[k].astype(np.float32), np.nan)
     units = panel["attrs"].get("units", "")
     if m == "esawc":
         codes = sorted(WORLDCOVER)
@@ -84,9 +85,13 @@ def _draw(ax, fig, panel: dict) -> None:
     elif m == "s1coh":
         im = ax.imshow(b0, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="coherence")
-    elif m == "s1grd":
+    elif m in ("s1grd", "s1grd-ee"):
         im = ax.imshow(b0, cmap="gray", vmin=-25, vmax=5)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="dB")
+    elif m == "treecover":  # 200 is water in MOD44B
+        im = ax.imshow(np.where(b0 <= 100, b0, np.nan), cmap="YlGn", vmin=0, vmax=100,
+                       interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% tree cover")
     elif m == "dem":
         im = ax.imshow(b0, cmap="terrain")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="m")
@@ -94,7 +99,7 @@ def _draw(ax, fig, panel: dict) -> None:
         lo, hi = np.nanpercentile(b0, [2, 98])
         im = ax.imshow(b0, cmap="magma", vmin=lo, vmax=hi)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=units)
-    ax.set_title(f"{title}\n{bands[0]}", fontsize=9)
+    ax.set_title(f"{title}\n{bands[k]}", fontsize=9)
 
 
 def quicklook_tile(url: str, tile: str, out: str | Path, max_panels: int = 12) -> Path:

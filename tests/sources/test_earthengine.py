@@ -288,3 +288,43 @@ def test_cli_fetch_through_earth_engine_writes_the_store(server, tmp_path, monke
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["already_done"] == \
         out["done"]
     assert len(server.pixel_requests()) == out["done"]  # the rerun fetched no pixels
+
+
+def test_optional_modalities_into_a_store_and_a_quicklook(server, tmp_path, monkeypatch, capsys):
+    """s1grd-ee with no ascending pass, treecover and ghsbuilt through `fetch`, then one
+    quicklook with a panel each (the s1grd-ee panel shows the pass that has data)."""
+    import matplotlib.image
+
+    from m3leo_tiles.cli import main
+    from m3leo_tiles.quicklook import quicklook_tile
+
+    monkeypatch.setenv("EE_ACCESS_TOKEN", "test")
+    server.dtype_of = lambda b: ("<f4" if b[:2] in ("VV", "VH") else "u1" if b == "tree_cover"
+                                 else "<u2")
+
+    def fill(band, h, w):
+        ramp = np.linspace(0, 1, w)[None, :].repeat(h, 0)
+        return {"count_asc": np.zeros((h, w)), "count_des": np.full((h, w), 3),
+                "tree_cover": np.where(ramp < 0.8, 100 * ramp, 200),
+                "built_surface": 5000 * ramp}.get(band, -20 + 10 * ramp)
+
+    server.fill = fill
+    aoi = tmp_path / "a.wkt"
+    aoi.write_text("POLYGON((2 48, 2.02 48, 2.02 48.02, 2 48.02, 2 48))")
+    store = str(tmp_path / "s.zarr")
+    for mod, period in (("s1grd-ee", "2020-JJA"), ("treecover", "2020"), ("ghsbuilt", "2020")):
+        with pytest.raises(SystemExit) as e:
+            main(["fetch", "--region", str(aoi), "-m", mod, "--period", period, "--store", store,
+                  "--ee-project", "p5", "--source-opt", f"earthengine.url={server.url}",
+                  "--json"])
+        out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert e.value.code == 0 and out["done"] >= 1 and out["failed"] == 0, (mod, out)
+    import xarray as xr
+
+    ds = xr.open_zarr(store, group="s1grd-ee", consolidated=False)
+    grd = ds["s1grd-ee"].isel(tile=0, period=0)
+    assert np.isnan(grd.sel(band="VV_asc")).all() and np.isfinite(grd.sel(band="VV_des")).all()
+    tile = str(ds["tile"].values[0])
+    png = quicklook_tile(store, tile, tmp_path / "ql.png")
+    img = matplotlib.image.imread(png)
+    assert img.shape[0] > 200 and img.shape[1] > 600 and img[..., :3].std() > 0.05
