@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import random
 import sys
 import time
@@ -29,7 +30,7 @@ from ..errors import M3leoError, NoData, TransientError
 from ..modalities import Modality
 from ..periods import Period
 from ..sources.base import Source, TileRef, WorkUnit
-from ..store.store import TileStore, write_chunk
+from ..store.store import TileStore, _is_local, write_chunk
 from .state import Outcome, StateDB, UnitState
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,35 @@ class Progress:
             self.bar.close()
 
 
+class DurableRecorder:
+    """Records outcomes in the state DB only once their chunks are on disk.
+
+    zarr's LocalStore renames a finished chunk into place, which survives kill -9 but not a
+    power cut (the rename can reach the disk before the bytes). So done outcomes wait here
+    until an `os.sync()`, at most one per `every` seconds, then are recorded: a unit the DB
+    calls done has its chunk on disk, and a unit lost with the batch is fetched again. One
+    sync per batch instead of an fsync per chunk keeps the write rate.
+    """
+
+    def __init__(self, db: StateDB, durable: bool = True, every: float = 2.0):
+        self.db, self.durable, self.every = db, durable, every
+        self.pending: list[Outcome] = []
+        self.last = time.monotonic()
+
+    def add(self, outs: list[Outcome]) -> None:
+        self.pending.extend(outs)
+        if time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            if self.durable and any(o.status == "done" for o in self.pending):
+                os.sync()
+            self.db.record(self.pending)
+            self.pending = []
+        self.last = time.monotonic()
+
+
 def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Sequence[TileRef],
             workers: int = 1, scheduler: str | None = None, retry_failed: bool = False,
             policy: RetryPolicy | None = None, progress: bool | None = None,
@@ -256,16 +286,18 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     summary.units = len(tasks)
     total = sum(len(t[1].tiles) for t in tasks)
     bar = Progress(total, "fetch", progress)
+    recorder = DurableRecorder(db, durable=_is_local(store.url))
     try:
         results = _execute_dask(tasks, scheduler) if scheduler else _execute_joblib(tasks, workers)
         for outs in results:
-            db.record(outs)
+            recorder.add(outs)
             for o in outs:
                 summary.add(o)
             if on_outcomes:
                 on_outcomes(outs)
             bar.update(len(outs), done=summary.done, nodata=summary.nodata, failed=summary.failed)
     finally:
+        recorder.flush()  # also on Ctrl-C: what finished is synced and recorded
         bar.close()
     summary.seconds = time.perf_counter() - t0
     return summary

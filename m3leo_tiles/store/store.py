@@ -16,7 +16,6 @@ it too, because zarr's fsspec store writes in place and can leave torn chunks.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -64,34 +63,10 @@ def _local_path(url: str) -> Path:
     return Path(url[len("file://"):] if url.startswith("file://") else url)
 
 
-class DurableLocalStore(LocalStore):
-    """zarr's LocalStore (write to a temporary file, rename into place) plus fsync of the file
-    and its folder before `set` returns. Rename alone survives kill -9, not a power cut: the
-    rename can reach the disk before the bytes. A unit is recorded done only after its chunk
-    is set, so after a crash a chunk is either durable or its unit is fetched again."""
-
-    async def _set(self, key: str, value, exclusive: bool = False) -> None:
-        await super()._set(key, value, exclusive=exclusive)
-        await asyncio.to_thread(_fsync_file_and_dir, self.root / key)
-
-
-def _fsync_file_and_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def zarr_store(url: str, read_only: bool = False):
-    """A zarr store object for a path or fsspec URL (local paths: atomic and durable writes)."""
+    """A zarr store object for a path or fsspec URL (local paths use the atomic LocalStore)."""
     if _is_local(url):
-        return DurableLocalStore(_local_path(url), read_only=read_only)
+        return LocalStore(_local_path(url), read_only=read_only)
     from zarr.storage import FsspecStore
 
     return FsspecStore.from_url(url, read_only=read_only)
@@ -405,6 +380,8 @@ def write_chunk(url: str, modality: str, tile_i: int, period_i: int, data: np.nd
 def delete_chunk(url: str, modality: str, tile_i: int, period_i: int) -> None:
     """Drop a chunk (e.g. one a killed run wrote but never recorded, or a corrupt one)."""
     store = zarr_store(url)
+    import asyncio
+
     asyncio.run(store.delete(f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"))
 
 

@@ -200,25 +200,25 @@ def test_create_killed_half_way_leaves_no_store(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]
 
 
-def test_chunk_writes_are_fsynced_before_they_count(tmp_path, monkeypatch):
-    """The chunk file and its folder reach the disk before write_chunk returns (and so before
-    the coordinator records the unit done): a power cut cannot leave a done unit's chunk
-    half-written."""
-    import m3leo_tiles.store.store as st
+def test_done_units_are_recorded_only_after_a_sync(tmp_path, monkeypatch):
+    """A power cut must not leave a unit the DB calls done with its chunk still in the page
+    cache: outcomes wait for an os.sync() before they are recorded (one per batch)."""
+    import m3leo_tiles.runner.engine as engine
 
-    table = tiles_table(2)
-    url = str(tmp_path / "s.zarr")
-    store = TileStore.create(url, "t", table, 4480)
-    store.ensure_modality(syn.SYNTH)
-    store.ensure_periods("synth", ["2020"])
-    synced: list[str] = []
-    real = os.fsync
+    events: list[str] = []
+    monkeypatch.setattr(engine.os, "sync", lambda: events.append("sync"))
+    real_record = StateDB.record
 
-    def spy(fd):
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
-        return real(fd)
+    def record(self, outs):
+        events.append(f"record {sum(o.status == 'done' for o in outs)}")
+        return real_record(self, outs)
 
-    monkeypatch.setattr(os, "fsync", spy)
-    st.write_chunk(url, "synth", 1, 0, syn.synth_tile(table["id"][1], "2020"))
-    chunk = tmp_path / "s.zarr" / "synth" / "synth" / "c" / "1" / "0" / "0" / "0" / "0"
-    assert str(chunk) in synced and str(chunk.parent) in synced
+    monkeypatch.setattr(StateDB, "record", record)
+    monkeypatch.setattr(engine.DurableRecorder.__init__, "__defaults__", (True, 0.0))
+    url, s = _run(tmp_path, tiles_table(4))
+    assert s.done == 4
+    recorded = [e for e in events if e.startswith("record")]
+    assert sum(int(e.split()[1]) for e in recorded) == 4
+    for i, e in enumerate(events):  # every record of done units follows a sync
+        if e.startswith("record") and int(e.split()[1]):
+            assert events[i - 1] == "sync"
