@@ -191,9 +191,14 @@ class EarthEngineSource(Source):
                     .addBands(count.toUint16()))
         if modality == "dem":
             col = ee.ImageCollection("COPERNICUS/DEM/GLO30").filterBounds(region).select("DEM")
+            # open sea has no GLO-30 tile: a fully masked stand-in keeps the band (a mosaic of
+            # nothing has none) and the answer is then dem_valid == 0, nodata; the projection
+            # is GLO-30's 1 arc-second, not taken from a first image that may not exist
+            stand_in = ee.Image.constant(0).rename("DEM").toFloat().updateMask(0)
             # bilinear: a nearest-neighbour 30 m DEM on a 10 m grid has terraces, and slope
             # computed on the tile grid would see steps instead of the terrain
-            dem = (col.mosaic().setDefaultProjection(col.first().projection())
+            dem = (col.merge(ee.ImageCollection([stand_in])).mosaic()
+                   .setDefaultProjection(ee.Projection("EPSG:4326").atScale(30))
                    .resample("bilinear").rename("elevation"))
             # masked pixels (no GLO-30 tile over open sea) arrive as 0: the mask band lets
             # them become NaN, as on the local path
@@ -214,10 +219,14 @@ class EarthEngineSource(Source):
             parts = []
             for orbit, tag in (("ASCENDING", "asc"), ("DESCENDING", "des")):
                 one = col.filter(ee.Filter.eq("orbitProperties_pass", orbit)).select(["VV", "VH"])
-                empty = ee.Image.constant([0, 0]).rename(["VV", "VH"]).toFloat().updateMask(0)
-                med = one.merge(ee.ImageCollection([empty])).median()
+                # a pass without acquisitions is common: the masked stand-in keeps the bands
+                # of both reductions (over nothing they have none) and its count is 0
+                empty = ee.ImageCollection([ee.Image.constant([0, 0]).rename(["VV", "VH"])
+                                            .toFloat().updateMask(0)])
+                med = one.merge(empty).median()
+                count = one.select("VV").merge(empty.select("VV")).count()
                 parts += [med.rename([f"VV_{tag}", f"VH_{tag}"]).unmask(0).toFloat(),
-                          one.select("VV").count().unmask(0).rename(f"count_{tag}").toUint16()]
+                          count.unmask(0).rename(f"count_{tag}").toUint16()]
             return ee.Image.cat(parts)
         if modality == "treecover":
             col = (ee.ImageCollection("MODIS/061/MOD44B").filterDate(start, end)
