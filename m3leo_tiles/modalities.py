@@ -28,6 +28,7 @@ class Modality:
     nodata: float | int | None = None
     description: str = ""
     band_units: dict[str, str] = field(default_factory=dict)
+    composite: bool = False  # a reduction over dates, which `--cadence` may re-period
 
     @property
     def fill_value(self):
@@ -63,10 +64,12 @@ REGISTRY: dict[str, Modality] = {
         Modality("s2", S2_BANDS + ("count",), "uint16", 10, "seasonal", "earthengine", "local",
                  units="1", scale=1e-4, nodata=0,
                  description="Sentinel-2 L2A surface reflectance, cloud-masked median composite; "
-                             "'count' is the number of valid observations (scale does not apply)"),
+                             "'count' is the number of valid observations (scale does not apply)",
+                 composite=True),
         Modality("s2rgb", ("red", "green", "blue"), "uint8", 10, "monthly", "earthengine", "local",
                  units="1", scale=0.3 / 255, nodata=0,
-                 description="M3LEO-compatible Sentinel-2 RGB monthly median, 0-0.3 stretched"),
+                 description="M3LEO-compatible Sentinel-2 RGB monthly median, 0-0.3 stretched",
+                 composite=True),
         Modality("dem", ("elevation", "slope", "aspect"), "float32", 10, "static", "earthengine",
                  "local", units="m", description="Copernicus GLO-30 elevation (EGM2008), slope "
                  "and aspect on the tile grid",
@@ -78,7 +81,8 @@ REGISTRY: dict[str, Modality] = {
                  description="M3LEO-style Sentinel-1 GRD composite from Earth Engine "
                              "(COPERNICUS/S1_GRD, IW, VV+VH): median of the dB values per "
                              "orbit pass over the period; NaN where a pass has no acquisition. "
-                             "Compare with s1grd, our own SLC-derived mean of linear power"),
+                             "Compare with s1grd, our own SLC-derived mean of linear power",
+                 composite=True),
         Modality("treecover", ("tree_cover",), "uint8", 80, "annual", "earthengine", "-",
                  units="percent", nodata=255,
                  description="MODIS MOD44B v6.1 percent tree cover (250 m, nearest); 200 is "
@@ -89,7 +93,7 @@ REGISTRY: dict[str, Modality] = {
                              "cell (epochs every 5 years, 1975-2030; nearest)"),
         Modality("s1grd", ("VV", "VH"), "float32", 10, "seasonal", "asf", "archive", units="dB",
                  description="Sentinel-1 sigma0 (ellipsoid), thermal-noise removed, mean of "
-                             "linear power over the period's dates, in dB"),
+                             "linear power over the period's dates, in dB", composite=True),
         Modality("s1coh", ("VV", "VH"), "float32", 40, "pair", "asf", "archive", units="1",
                  description="Sentinel-1 interferometric coherence of the pair"),
         Modality("s1geom", ("incidence", "local_incidence", "layover_shadow"), "float32", 10,

@@ -60,8 +60,9 @@ def print_plan(rows, as_json: bool = False) -> None:
 @click.option("--period", default="", help="YYYY, YYYY-MM, YYYY-DJF|MAM|JJA|SON, A/B "
               "(dates, inclusive) or last-N-months. Static modalities need none.")
 @click.option("--cadence", type=click.Choice(["annual", "seasonal", "monthly"]),
-              help="Composite period for composite modalities (s2, s2rgb, s1grd...) instead "
-              "of each one's default (see `m3leo-tiles modalities`), e.g. monthly s2.")
+              help="Composite period for the composite modalities (s2, s2rgb, s1grd, "
+              "s1grd-ee) instead of each one's default, e.g. monthly s2; other modalities "
+              "keep their own periods.")
 @click.option("--tiles", help="Only these tiles: comma-separated ids, a file of ids, or a grid "
               "GeoParquet.")
 @click.option("--limit", type=int, help="Only the first N tiles (in id order).")
@@ -220,8 +221,10 @@ def modalities():
     click.echo(f"{'name':<{w}} {'res':>4} {'dtype':<8} {'periods':<9} {'source':<12} "
                f"{'offline':<9} bands")
     for m in REGISTRY.values():
-        click.echo(f"{m.name:<{w}} {m.res:>3}m {m.dtype:<8} {m.period_kind:<9} "
+        kind = m.period_kind + ("*" if m.composite else "")
+        click.echo(f"{m.name:<{w}} {m.res:>3}m {m.dtype:<8} {kind:<9} "
                    f"{m.default_source:<12} {m.offline_source:<9} {','.join(m.bands)}")
+    click.echo("* a composite over dates: `fetch --cadence annual|seasonal|monthly` re-periods it")
 
 
 COMMANDS = [fetch, refresh, status, verify, modalities]

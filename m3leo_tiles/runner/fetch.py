@@ -115,10 +115,11 @@ def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
         if m.period_kind != "static" and not req.period:
             raise BadInput(f"modality {name} needs --period (its periods are {m.period_kind})")
         kind = m.period_kind
-        if req.cadence and kind in COMPOSITE_KINDS:
+        if req.cadence:
             if req.cadence not in COMPOSITE_KINDS:
                 raise BadInput(f"--cadence must be one of {', '.join(COMPOSITE_KINDS)}")
-            kind = req.cadence
+            if m.composite:  # products made per year or per pair keep their own periods
+                kind = req.cadence
         periods = expand(kind, req.period or "static")
         src_name = req.sources.get(name) or req.source or m.default_source
         source = get_source(src_name, **req.source_options.get(src_name, {}))

@@ -21,7 +21,7 @@ from m3leo_tiles.sources.base import Source, TileRef, TileResult, WorkUnit
 
 SYNTH = Modality("synth", tuple(f"b{i:02d}" for i in range(12)), "uint16", 10, "annual",
                  "synthetic", "synthetic", units="1", scale=1e-4, nodata=0,
-                 description="synthetic smooth test layer")
+                 description="synthetic smooth test layer", composite=True)
 register(SYNTH)
 register_source("synthetic", "tests.runner.synthetic:SyntheticSource")
 

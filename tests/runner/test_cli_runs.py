@@ -234,3 +234,13 @@ def test_refresh_dry_run_reports_without_writing(tmp_path):
     cli("refresh", "--config", str(cfg), check=True)
     assert "0 tile-periods to fetch" in cli("refresh", "--config", str(cfg), "--dry-run",
                                             check=True).stdout
+
+
+def test_cadence_leaves_products_that_are_not_composites_alone():
+    from m3leo_tiles.runner.fetch import FetchRequest, resolve_jobs
+
+    jobs = resolve_jobs(FetchRequest(store="unused.zarr", modalities=["s2", "esawc"],
+                                     period="2021", cadence="monthly"))
+    periods = {j.modality.name: [p.label for p in j.periods] for j in jobs}
+    assert periods["s2"][:2] == ["2021-01", "2021-02"] and len(periods["s2"]) == 12
+    assert periods["esawc"] == ["2021"]  # WorldCover is a yearly map, not a composite
