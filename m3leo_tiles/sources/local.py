@@ -86,21 +86,18 @@ def _crs_name(crs) -> str:
         return "(unparseable)"
 
 
-def _transform_bounds(src_crs, dst_crs, bounds, name: str):
-    """transform_bounds, naming the raster when PROJ cannot relate its CRS to ours."""
+def _transform_bounds(src_crs, dst_crs, bounds, name: str, raster_crs, other: str):
+    """transform_bounds, naming the raster (whose CRS is `raster_crs`) when PROJ cannot relate
+    it to `other`."""
     try:
         return transform_bounds(src_crs, dst_crs, *bounds, densify_pts=21)
     except Exception:  # GDAL/PROJ raise private error classes here
-        raise PermanentError(f"{name}: its CRS {_crs_name(src_crs)} cannot be related to "
-                             f"{dst_crs}") from None
+        raise PermanentError(f"{name}: its CRS {_crs_name(raster_crs)} cannot be related to "
+                             f"{other}") from None
 
 
 def _tile_bounds_in(crs, grid: GridSpec, name: str):
-    try:
-        return transform_bounds(grid.crs, crs, *grid.bounds, densify_pts=21)
-    except Exception:
-        raise PermanentError(f"{name}: its CRS {_crs_name(crs)} cannot be related to the "
-                             f"tile's {grid.crs}") from None
+    return _transform_bounds(grid.crs, crs, grid.bounds, name, crs, f"the tile's {grid.crs}")
 
 
 def _raster_bbox(path: Path) -> tuple[float, float, float, float]:
@@ -108,9 +105,10 @@ def _raster_bbox(path: Path) -> tuple[float, float, float, float]:
         with rasterio.open(path) as ds:
             if ds.crs is None:
                 raise PermanentError(f"{path.name}: raster has no CRS")
-            return _transform_bounds(ds.crs, "EPSG:4326", ds.bounds, path.name)
+            return _transform_bounds(ds.crs, "EPSG:4326", ds.bounds, path.name, ds.crs,
+                                     "EPSG:4326")
     except rasterio.errors.RasterioError as e:
-        raise PermanentError(f"unreadable raster {path.name}: {e}") from None
+        raise _unreadable(str(path), e) from None
 
 
 #: Earth Search / STAC common names of Sentinel-2 assets, and DEM asset keys
@@ -467,6 +465,17 @@ def _read_mosaic(paths: list[str], grid: GridSpec, resampling: Resampling) -> np
     return out
 
 
+def _first_valid(paths: list[str], grid: GridSpec, resampling: Resampling,
+                 src_nodata: float | None = None) -> np.ndarray:
+    """Single-band rasters warped one by one onto `grid`; where they overlap the first with
+    data wins; NaN where none reaches."""
+    out = np.full(grid.shape, np.nan, np.float32)
+    for path in paths:
+        part = _read_onto([path], grid, resampling, src_nodata=src_nodata)[0]
+        np.copyto(out, part, where=np.isnan(out))
+    return out
+
+
 @numba.njit(parallel=True, cache=True)
 def _mask_scene(bands, scl, offset, invalid_classes):
     """Add the L2A offset; NaN where the scene class is not clear ground or the reflectance
@@ -685,10 +694,7 @@ class LocalRasterSource(Source):
         paths = [it.assets["elevation"] for it in items]
         elev = _read_mosaic(paths, big, Resampling.bilinear) if len(paths) > 1 else None
         if elev is None:
-            elev = np.full(big.shape, np.nan, np.float32)
-            for path in paths:
-                part = _read_onto([path], big, Resampling.bilinear)[0]
-                elev = np.where(np.isnan(elev), part, elev)
+            elev = _first_valid(paths, big, Resampling.bilinear)
         if np.isnan(elev[1:-1, 1:-1]).all():
             raise NoData("DEM tiles do not reach this tile")
         # pixels no DEM tile covers (GLO-30 has no tiles over open sea) stay NaN, and so do
@@ -711,10 +717,8 @@ class LocalRasterSource(Source):
             self._select(tile, WORLDCOVER, None) if period.kind == "static" else [])
         if not items:
             raise NoData(f"no WorldCover map for {period.label}")
-        cls = np.full(grid.shape, np.nan, np.float32)
-        for it in items:
-            part = _read_onto([it.assets["map"]], grid, Resampling.nearest, src_nodata=0)[0]
-            cls = np.where(np.isnan(cls), part, cls)
+        cls = _first_valid([it.assets["map"] for it in items], grid, Resampling.nearest,
+                           src_nodata=0)
         if np.isnan(cls).all():
             raise NoData("WorldCover does not reach this tile")
         return np.where(np.isnan(cls), 0, cls).astype(np.uint8)[None], items
@@ -726,10 +730,8 @@ class LocalRasterSource(Source):
                  if it.datetime is not None and it.datetime.year == period.start.year]
         if not items:
             raise NoData(f"no GHS-BUILT-S epoch {period.label} in the archive")
-        out = np.full(grid.shape, np.nan, np.float32)
-        for it in items:
-            part = _read_onto([it.assets["built_surface"]], grid, Resampling.nearest)[0]
-            out = np.where(np.isnan(out), part, out)
+        out = _first_valid([it.assets["built_surface"] for it in items], grid,
+                           Resampling.nearest)
         if np.isnan(out).all():
             raise NoData("GHS-BUILT-S does not reach this tile")
         return np.where(np.isnan(out), 65535, out).astype(np.uint16)[None], items
