@@ -46,10 +46,20 @@ SCL_INVALID = (0, 1, 3, 8, 9, 10)
 _SIZE_ERROR = re.compile(r"Total request size \((\d+) bytes\) must be less than or equal to")
 _TRANSIENT = re.compile(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|unavailable|"
                         r"Internal error|[Qq]uota", re.I)
-_initialised: dict[str, bool] = {}
+_initialised: dict[str, bool] = {}  # per process: ee.Initialize once per worker
 #: bands requested beside a modality's own, to tell "no observation" from a value
 _EXTRA_BANDS = {"s2rgb": ("count",), "s1grd-ee": ("count_asc", "count_des"),
-                "dem": ("dem_valid",)}  # per process: ee.Initialize once per worker
+                "dem": ("dem_valid",)}
+
+
+def _stand_in(bands: list[str], cast: str):
+    """A one-image collection, fully masked, with `bands`: merged under a reduction or mosaic
+    so that one over no images still has its bands (Earth Engine gives it none, and renaming
+    would fail the tile); masked, it changes no value and adds 0 to a count."""
+    import ee
+
+    img = ee.Image.constant([0] * len(bands)).rename(bands)
+    return ee.ImageCollection([getattr(img, cast)().updateMask(0)])
 
 
 def _credentials(credentials: str | None, access_token: str | None):
@@ -122,9 +132,9 @@ class EarthEngineSource(Source):
             raise AuthError("no Earth Engine credentials")
         if _initialised:  # another project or server: start clean, so it is checked too
             ee.Reset()
+        url = self.url or ee.data.HIGH_VOLUME_API_BASE_URL
         try:
-            ee.Initialize(credentials=creds, project=self.project,
-                          opt_url=self.url or ee.data.HIGH_VOLUME_API_BASE_URL)
+            ee.Initialize(credentials=creds, project=self.project, opt_url=url)
         except ee.EEException as e:
             msg = " ".join(str(e).split())
             if _TRANSIENT.search(msg):
@@ -133,8 +143,7 @@ class EarthEngineSource(Source):
         except google.auth.exceptions.GoogleAuthError as e:
             raise AuthError(f"Earth Engine credentials refused: {e}") from None
         except OSError as e:  # no route, DNS, connection refused
-            raise TransientError(f"cannot reach Earth Engine at "
-                                 f"{self.url or ee.data.HIGH_VOLUME_API_BASE_URL}: "
+            raise TransientError(f"cannot reach Earth Engine at {url}: "
                                  f"{type(e).__name__}") from None
         ee.data.setMaxRetries(self.client_retries)
         ee.data.setDeadline(self.deadline_ms)
@@ -174,11 +183,9 @@ class EarthEngineSource(Source):
                     .map(lambda t: ee.Date(t).format("YYYY-MM-dd")).distinct())
             daily = ee.ImageCollection.fromImages(days.map(day_mosaic))
             bands = list(S2_BANDS) if modality == "s2" else ["B4", "B3", "B2"]
-            # a fully masked stand-in keeps the bands when the period has no scene (a
-            # reducer over an empty collection has no bands): the answer is then count == 0
-            # everywhere (nodata), in the same single request
-            empty = ee.ImageCollection([ee.Image.constant([0] * len(bands)).rename(bands)
-                                        .toUint16().selfMask()])
+            # a period with no scene then answers count == 0 everywhere (nodata), in the
+            # same single request
+            empty = _stand_in(bands, "toUint16")
             med = daily.select(bands).merge(empty).median()
             count = (daily.select("B2").merge(empty.select("B2")).count().unmask(0)
                      .rename("count"))
@@ -191,13 +198,12 @@ class EarthEngineSource(Source):
                     .addBands(count.toUint16()))
         if modality == "dem":
             col = ee.ImageCollection("COPERNICUS/DEM/GLO30").filterBounds(region).select("DEM")
-            # open sea has no GLO-30 tile: a fully masked stand-in keeps the band (a mosaic of
-            # nothing has none) and the answer is then dem_valid == 0, nodata; the projection
-            # is GLO-30's 1 arc-second, not taken from a first image that may not exist
-            stand_in = ee.Image.constant(0).rename("DEM").toFloat().updateMask(0)
+            # open sea has no GLO-30 tile: with the stand-in the answer there is
+            # dem_valid == 0, nodata; the projection is GLO-30's 1 arc-second, not taken from
+            # a first image that may not exist
             # bilinear: a nearest-neighbour 30 m DEM on a 10 m grid has terraces, and slope
             # computed on the tile grid would see steps instead of the terrain
-            dem = (col.merge(ee.ImageCollection([stand_in])).mosaic()
+            dem = (col.merge(_stand_in(["DEM"], "toFloat")).mosaic()
                    .setDefaultProjection(ee.Projection("EPSG:4326").atScale(30))
                    .resample("bilinear").rename("elevation"))
             # masked pixels (no GLO-30 tile over open sea) arrive as 0: the mask band lets
@@ -219,10 +225,8 @@ class EarthEngineSource(Source):
             parts = []
             for orbit, tag in (("ASCENDING", "asc"), ("DESCENDING", "des")):
                 one = col.filter(ee.Filter.eq("orbitProperties_pass", orbit)).select(["VV", "VH"])
-                # a pass without acquisitions is common: the masked stand-in keeps the bands
-                # of both reductions (over nothing they have none) and its count is 0
-                empty = ee.ImageCollection([ee.Image.constant([0, 0]).rename(["VV", "VH"])
-                                            .toFloat().updateMask(0)])
+                # a pass without acquisitions is common: its count is then 0
+                empty = _stand_in(["VV", "VH"], "toFloat")
                 med = one.merge(empty).median()
                 count = one.select("VV").merge(empty.select("VV")).count()
                 parts += [med.rename([f"VV_{tag}", f"VH_{tag}"]).unmask(0).toFloat(),
@@ -231,9 +235,8 @@ class EarthEngineSource(Source):
         if modality == "treecover":
             col = (ee.ImageCollection("MODIS/061/MOD44B").filterDate(start, end)
                    .select("Percent_Tree_Cover"))
-            empty = ee.Image.constant(0).rename("Percent_Tree_Cover").toUint8().updateMask(0)
-            return (col.merge(ee.ImageCollection([empty])).max().rename("tree_cover")
-                    .unmask(255).toUint8())
+            return (col.merge(_stand_in(["Percent_Tree_Cover"], "toUint8")).max()
+                    .rename("tree_cover").unmask(255).toUint8())
         if modality == "ghsbuilt":
             year = period.start.year
             if year % 5 or not 1975 <= year <= 2030:
