@@ -30,7 +30,7 @@ from ..errors import M3leoError, NoData, TransientError
 from ..modalities import Modality
 from ..periods import Period
 from ..sources.base import Source, TileRef, WorkUnit
-from ..store.store import TileStore, _is_local, write_chunk
+from ..store.store import TileStore, write_chunk
 from .state import Outcome, StateDB, UnitState
 
 log = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     summary.units = len(tasks)
     total = sum(len(t[1].tiles) for t in tasks)
     bar = Progress(total, "fetch", progress)
-    recorder = DurableRecorder(db, durable=_is_local(store.url))
+    recorder = DurableRecorder(db, durable=store.is_local)
     try:
         results = _execute_dask(tasks, scheduler) if scheduler else _execute_joblib(tasks, workers)
         for outs in results:

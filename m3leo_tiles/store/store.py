@@ -334,9 +334,14 @@ class TileStore:
                 fixed.append(f"{m}: period axis set to {k}")
         return fixed
 
+    @property
+    def is_local(self) -> bool:
+        """On this machine's filesystem (zarr's LocalStore), not behind an fsspec URL."""
+        return _is_local(self.url)
+
     def cleanup_partials(self) -> int:
         """Remove zarr's leftover `.partial` files (call only while no writer runs)."""
-        if not _is_local(self.url):
+        if not self.is_local:
             return 0
         n = 0
         for p in _local_path(self.url).rglob("*.partial"):
