@@ -1,7 +1,8 @@
 """Error kinds the CLI and the runner act on.
 
 `BadInput` becomes exit code 2 with one line; the runner retries `TransientError` with backoff,
-records `PermanentError` as failed, and records `NoData` as nodata (not a failure).
+records `PermanentError` as failed, and records `NoData` as nodata (not a failure). The
+Sentinel-1 processor's errors (`SafeError`, `PairError`, `DemError`) are `PermanentError`s.
 """
 
 from __future__ import annotations
@@ -33,3 +34,22 @@ class AuthError(PermanentError, BadInput):
 
 class NoData(M3leoError):
     """The source has nothing for this tile and period (recorded as nodata, not failure)."""
+
+
+class SarError(PermanentError, ValueError):
+    """Sentinel-1 processing cannot go on with these inputs; retrying will not help.
+
+    Also a ValueError, as these errors were before they joined this taxonomy.
+    """
+
+
+class SafeError(SarError):
+    """A SAFE product is unusable (missing file, corrupt zip, truncated TIFF, bad metadata)."""
+
+
+class PairError(SarError):
+    """Two products cannot form an interferometric pair (track, pass, bursts, dates)."""
+
+
+class DemError(SarError):
+    """The DEM does not cover a tile (or gave heights on the wrong grid)."""

@@ -195,29 +195,3 @@ def gcp_residuals(sw: Swath, bistatic: bool = True) -> dict[str, float]:
         "sample_mean": float(dp.mean()),
     }
 
-
-def radar_coords(sw: Swath, t: np.ndarray, tau: np.ndarray,
-                 burst: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fractional (line within the burst, sample) of azimuth/range times, for one burst."""
-    b = sw.bursts[burst]
-    return (t - b.t0) / sw.dt, (tau - sw.tau0) * sw.fs
-
-
-def pick_burst(sw: Swath, t: np.ndarray, tau: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per point: the burst whose valid block holds it farthest from its edges, and that margin.
-
-    In a burst overlap this splits at the middle of the overlap; margin is in lines (azimuth)
-    or samples / 8 (range, roughly the same ground distance), negative outside every burst.
-    """
-    best = np.full(t.shape, -1, np.int32)
-    margin = np.full(t.shape, -np.inf)
-    samp = (tau - sw.tau0) * sw.fs
-    for b in sw.bursts:
-        line = (t - b.t0) / sw.dt
-        m_az = np.minimum(line - b.valid_lines[0], b.valid_lines[1] - line)
-        m_rg = np.minimum(samp - b.valid_samples[0], b.valid_samples[1] - samp) / 8.0
-        m = np.minimum(m_az, m_rg)
-        upd = m > margin
-        best[upd] = b.index
-        margin[upd] = m[upd]
-    return best, margin

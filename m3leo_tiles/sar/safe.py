@@ -20,13 +20,13 @@ import xarray as xr
 from rasterio.windows import Window
 from xarray_sentinel import esa_safe, sentinel1
 
+from ..errors import SafeError
 from .orbit import Orbit, find_eof, read_eof, to_seconds
 
 C = 299_792_458.0
 
-
-class SafeError(ValueError):
-    """A SAFE product is unusable (missing file, corrupt zip, truncated TIFF, bad metadata)."""
+__all__ = ["C", "SafeError", "Swath", "Burst", "open_swath", "list_swaths", "product_attrs",
+           "product_files"]
 
 
 @dataclass

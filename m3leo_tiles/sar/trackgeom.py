@@ -18,8 +18,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import DemError
 from .geocode import geodetic_to_ecef, grid_lonlat, swath_mid_time, zero_doppler
-from .pipeline import DemError, DemFn, geocode_grid, open_product
+from .product import open_product
+from .radargrid import DemFn, geocode_grid
 from .safe import C
 
 

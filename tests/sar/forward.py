@@ -23,8 +23,8 @@ from pyproj import Transformer
 
 from m3leo_tiles.grid.geobox import GridSpec
 from m3leo_tiles.sar.geocode import geodetic_to_ecef, image_time, zero_doppler
-from m3leo_tiles.sar.pipeline import _poly_at, burst_carrier
 from m3leo_tiles.sar.safe import C
+from m3leo_tiles.sar.tops import burst_carrier, poly_at
 
 HALF = 6
 
@@ -83,8 +83,8 @@ def render(sw, xyz: np.ndarray, refl: np.ndarray, d_range: float = 0.0):
             continue
         bc = burst_carrier(sw, b.index)
         tk = sw.tau0 + samp[sel] / sw.fs
-        ka = np.array([_poly_at(v, bc.fm_t0, bc.fm_c) for v in tk])
-        fdc = np.array([_poly_at(v, bc.dc_t0, bc.dc_c) for v in tk])
+        ka = np.array([poly_at(v, bc.fm_t0, bc.fm_c) for v in tk])
+        fdc = np.array([poly_at(v, bc.dc_t0, bc.dc_c) for v in tk])
         kt = bc.ks * ka / (ka - bc.ks)
         f = kt * ((line[sel] - sw.lines_per_burst // 2) * sw.dt - (bc.eta_ref0 - fdc / ka))
         r0 = max(int(line[sel].min()) - HALF - 2, b.valid_lines[0])

@@ -33,7 +33,9 @@ from m3leo_tiles.grid.tiles import tile_from_id
 from m3leo_tiles.sar.dem import GeoTiffDem
 from m3leo_tiles.sar.geocode import gcp_residuals, grid_ecef
 from m3leo_tiles.sar.interferometry import expected_abs_coherence
-from m3leo_tiles.sar.pipeline import geocode_grid, open_product, process_pair
+from m3leo_tiles.sar.pipeline import process_pair
+from m3leo_tiles.sar.product import open_product
+from m3leo_tiles.sar.radargrid import geocode_grid
 from m3leo_tiles.sar.safe import open_swath
 from m3leo_tiles.sar.trackgeom import track_geometry
 from m3leo_tiles.sources.base import TileRef

@@ -18,8 +18,8 @@ import rasterio
 from rasterio.windows import Window
 
 from m3leo_tiles.sar.orbit import to_seconds
-from m3leo_tiles.sar.pipeline import doppler_centroid
 from m3leo_tiles.sar.safe import C, open_swath
+from m3leo_tiles.sar.tops import doppler_centroid
 
 PAIR = "hyp3-isce2/tests/data/packaging/slc"
 

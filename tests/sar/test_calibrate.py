@@ -51,7 +51,7 @@ def test_noise_is_positive_and_below_signal_level(s1data):
 
 def test_fused_window_kernel_matches_calibrate_power(s1data):
     from m3leo_tiles.sar.calibrate import lut_parts
-    from m3leo_tiles.sar.pipeline import _sigma0_box
+    from m3leo_tiles.sar.radiometry import sigma0_box
 
     sw = open_swath(s1data / SAFE, "IW1", "VV")
     rows = np.arange(3000, 3100)
@@ -60,8 +60,8 @@ def test_fused_window_kernel_matches_calibrate_power(s1data):
     dn = (300 * (rng.normal(size=(100, 400)) + 1j * rng.normal(size=(100, 400)))).astype(np.complex64)
     ref = calibrate_power(np.abs(dn.astype(np.complex128)) ** 2, sw, rows, cols, denoise=True)
     out = np.empty((100, 400))
-    _sigma0_box(dn, *lut_parts(sw, rows, cols, denoise=True), 1, out)
+    sigma0_box(dn, *lut_parts(sw, rows, cols, denoise=True), 1, out)
     assert np.allclose(out, ref, rtol=1e-5)
     out3 = np.empty((100, 398))
-    _sigma0_box(dn, *lut_parts(sw, rows, cols, denoise=True), 3, out3)
+    sigma0_box(dn, *lut_parts(sw, rows, cols, denoise=True), 3, out3)
     assert np.allclose(out3[:, 5], ref[:, 5:8].mean(axis=1), rtol=1e-5)

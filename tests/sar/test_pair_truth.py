@@ -14,7 +14,9 @@ import numpy as np
 from m3leo_tiles.grid.geobox import GridSpec
 from m3leo_tiles.sar.geocode import grid_ecef
 from m3leo_tiles.sar.interferometry import block_coherence, expected_abs_coherence
-from m3leo_tiles.sar.pipeline import geocode_grid, geocode_slc, open_product
+from m3leo_tiles.sar.product import open_product
+from m3leo_tiles.sar.radargrid import geocode_grid
+from m3leo_tiles.sar.resample import geocode_slc
 from m3leo_tiles.sar.safe import open_swath
 
 from .forward import render, scatterers

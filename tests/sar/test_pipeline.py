@@ -8,17 +8,12 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 
+from m3leo_tiles.errors import PairError, PermanentError, SafeError
 from m3leo_tiles.grid.geobox import GridSpec
 from m3leo_tiles.sar.geocode import grid_ecef
-from m3leo_tiles.sar.pipeline import (
-    PairError,
-    check_pair,
-    geocode_backscatter,
-    geocode_grid,
-    geocode_slc,
-    open_product,
-)
-from m3leo_tiles.sar.safe import SafeError
+from m3leo_tiles.sar.product import check_pair, open_product
+from m3leo_tiles.sar.radargrid import geocode_grid
+from m3leo_tiles.sar.resample import geocode_backscatter, geocode_slc
 
 from .synth import PAIR, copy_safe, gcp_target, point_target, write_sparse
 
@@ -85,8 +80,10 @@ def test_pair_checks(pair_dir, s1data):
     ref = open_product(str(pair_dir[0]), ["VV"], swaths=["IW2"])
     sec = open_product(str(pair_dir[1]), ["VV"], swaths=["IW2"])
     check_pair(ref, sec)
-    with pytest.raises(PairError):
+    with pytest.raises(PairError) as err:
         check_pair(sec, ref)  # secondary earlier
+    # the runner records it as a permanent failure of the unit, not a retry
+    assert isinstance(err.value, PermanentError) and "after the reference" in str(err.value)
     other = open_product(str(s1data / "sarsen/tests/data/"
                              "S1A_IW_SLC__1SDV_20220104T170557_20220104T170624_041314_04E951_F1F1.SAFE"),
                          ["VV"])
@@ -140,13 +137,13 @@ def test_geoid_offline(tmp_path):
 
 def test_deramp_recurrence_equals_the_carrier_formula(pair_dir):
     """The fast deramp vs pi kt (eta - eta_ref)^2 evaluated directly (s1reader's form)."""
-    from m3leo_tiles.sar.pipeline import _deramp, burst_carrier
     from m3leo_tiles.sar.safe import open_swath
+    from m3leo_tiles.sar.tops import burst_carrier, deramp
 
     sw = open_swath(pair_dir[0], "IW2", "VV")
     bc = burst_carrier(sw, 4)
     w = np.ones((700, 600), np.complex64)
-    _deramp(w, 100, 3000, *bc.args())
+    deramp(w, 100, 3000, *bc.args())
     ii, jj = np.meshgrid(np.arange(100, 800), np.arange(3000, 3600), indexing="ij")
     tau = sw.tau0 + jj / sw.fs
     ka = np.polyval(bc.fm_c[::-1], tau - bc.fm_t0)

@@ -14,7 +14,8 @@ from m3leo_tiles.grid.tiles import Tile
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import expand
 from m3leo_tiles.sar.geocode import grid_ecef
-from m3leo_tiles.sar.pipeline import geocode_grid, open_product
+from m3leo_tiles.sar.product import open_product
+from m3leo_tiles.sar.radargrid import geocode_grid
 from m3leo_tiles.sources.base import TileRef
 from m3leo_tiles.sources.s1 import S1ArchiveSource
 
@@ -152,8 +153,10 @@ def test_pair_unit_on_speckle(archive, tmp_path):
 
 
 def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
-    from m3leo_tiles.sar.pipeline import PairError, check_pair, open_product, process_grd
-    from m3leo_tiles.sar.safe import SafeError, open_swath
+    from m3leo_tiles.errors import PairError, SafeError
+    from m3leo_tiles.sar.pipeline import process_grd
+    from m3leo_tiles.sar.product import check_pair
+    from m3leo_tiles.sar.safe import open_swath
     from m3leo_tiles.sources.base import WorkUnit
 
     safes = sorted(archive.glob("S1A_IW_SLC__1SDV_2025*.SAFE"))

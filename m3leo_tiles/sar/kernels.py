@@ -1,0 +1,102 @@
+"""Resampling kernels (Numba): tabulated windowed sinc for complex SLC, bilinear for power.
+
+Complex samples are interpolated with a separable Kaiser-windowed sinc, tabulated per 1/2048
+of a pixel (8 taps in range, 6 in azimuth), from windows deramped by tops.deramp, then
+reramped with the carrier at the fractional position and multiplied by exp(+j 4 pi R / lambda)
+with that date's geometric range R: flat earth and topography removed, since the SLC phase of
+a target is -4 pi R / lambda plus its scattering phase.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .tops import carrier
+
+HALF = 4  # sinc taps either side in range (8-tap kernel)
+KAISER_BETA = 4.0
+
+
+def kernel_table(half: int = HALF, beta: float = KAISER_BETA, bins: int = 2048) -> np.ndarray:
+    """Normalised Kaiser-windowed sinc weights (bins + 1, 2 half) for fractions 0..1.
+
+    Row b holds the weights of taps floor(x) - half + 1 ... floor(x) + half for
+    x - floor(x) = b / bins; tabulating to 1/2048 px keeps the position error below 2.5e-4 px
+    (< 1e-3 rad of phase for a signal at the band edge) and turns the kernel into a lookup.
+    """
+    f = np.arange(bins + 1)[:, None] / bins
+    d = f + half - 1 - np.arange(2 * half)[None, :]
+    w = np.sinc(d) * np.i0(beta * np.sqrt(np.clip(1 - (d / half) ** 2, 0, None))) / np.i0(beta)
+    w[np.abs(d) >= half] = 0
+    return w / w.sum(axis=1, keepdims=True)
+
+
+#: range: 8 taps (IW1 range bandwidth is 0.88 of the sampling rate); azimuth: 6 taps (the
+#: deramped azimuth spectrum fills ~0.66 of the line rate; error -35 dB at 0.7, measured)
+TABLE_RG = kernel_table()
+TABLE_AZ = kernel_table(half=3, beta=3.0)
+
+
+@numba.njit(cache=True, parallel=True, fastmath=True)
+def interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,  # type: ignore[no-untyped-def]
+                   fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, table_y, table_x):
+    """Tabulated separable sinc (table_y taps in azimuth, table_x in range) of deramped windows
+    (npol, rows, cols) at points idx, reramped and flattened; the weights and the carrier +
+    4 pi R / lambda phase are shared by the polarisations."""
+    npol, nrow, ncol = wins.shape
+    ny = table_y.shape[1]
+    nx = table_x.shape[1]
+    hy = ny // 2
+    hx = nx // 2
+    bins = table_x.shape[0] - 1
+    for q in numba.prange(idx.shape[0]):
+        p = idx[q]
+        y = lines[p] - row0
+        x = samples[p] - col0
+        iy = int(math.floor(y))
+        ix = int(math.floor(x))
+        if iy - hy + 1 < 0 or ix - hx + 1 < 0 or iy + hy >= nrow or ix + hx >= ncol:
+            continue
+        by = int((y - iy) * bins + 0.5)
+        bx = int((x - ix) * bins + 0.5)
+        ph = carrier(lines[p], samples[p], lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,
+                     eta_ref0) + k4pi * rng[p]
+        c = math.cos(ph)
+        s = math.sin(ph)
+        for k in range(npol):
+            accr = 0.0
+            acci = 0.0
+            for a in range(ny):
+                rr = 0.0
+                ri = 0.0
+                row = iy - hy + 1 + a
+                for b in range(nx):
+                    v = wins[k, row, ix - hx + 1 + b]
+                    w = table_x[bx, b]
+                    rr += w * v.real
+                    ri += w * v.imag
+                wa = table_y[by, a]
+                accr += wa * rr
+                acci += wa * ri
+            out[k, p] = complex(accr * c - acci * s, accr * s + acci * c)
+
+
+@numba.njit(cache=True, parallel=True)
+def interp_bilinear(win, row0, col0, lines, samples, idx, out):  # type: ignore[no-untyped-def]
+    """out[p] = bilinear value of win at (lines[p] - row0, samples[p] - col0), p in idx."""
+    nrow, ncol = win.shape
+    for q in numba.prange(idx.shape[0]):
+        p = idx[q]
+        y = lines[p] - row0
+        x = samples[p] - col0
+        iy = int(math.floor(y))
+        ix = int(math.floor(x))
+        if iy < 0 or ix < 0 or iy + 1 >= nrow or ix + 1 >= ncol:
+            continue
+        fy = y - iy
+        fx = x - ix
+        out[p] = ((1 - fy) * ((1 - fx) * win[iy, ix] + fx * win[iy, ix + 1])
+                  + fy * ((1 - fx) * win[iy + 1, ix] + fx * win[iy + 1, ix + 1]))

@@ -1,0 +1,123 @@
+"""One IW SLC product opened for processing: its swaths and polarisations, windowed reads.
+
+The metadata comes from safe.py (xarray-sentinel); this module keeps one rasterio reader per
+measurement file open for the life of the product, so the many small windows a tile needs
+do not reopen the TIFF (or the zip) each time, and checks that two products can form a pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from ..errors import PairError, SafeError
+from .safe import Swath, list_swaths, open_swath
+
+
+@dataclass
+class Product:
+    """One SLC product: {swath: {pol: Swath}} plus open measurement readers."""
+
+    path: str
+    swaths: dict[str, dict[str, Swath]]
+    attrs: dict[str, Any]
+    _readers: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def geometry(self) -> list[Swath]:
+        """One Swath per sub-swath (the first polarisation) for geometry."""
+        return [next(iter(p.values())) for _, p in sorted(self.swaths.items())]
+
+    @property
+    def footprint(self) -> Any:
+        """lon/lat hull of the geolocation grids of all sub-swaths (shapely)."""
+        import shapely
+
+        pts = []
+        for sw in self.geometry:
+            g = sw.gcp
+            pts.append(np.c_[g.longitude.values.ravel(), g.latitude.values.ravel()])
+        return shapely.MultiPoint(np.concatenate(pts)).convex_hull
+
+    def read(self, sw: Swath, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        """complex64 samples of measurement lines [row0, row1) x samples [col0, col1)."""
+        r = self._readers.get(sw.measurement)
+        try:
+            if r is None:
+                r = rasterio.open(sw.measurement)
+                if (r.height, r.width) != (sw.n_lines, sw.n_samples):
+                    r.close()
+                    raise SafeError(f"{sw.name}: {sw.swath}/{sw.pol} measurement is "
+                                    f"{r.height}x{r.width}, annotation says "
+                                    f"{sw.n_lines}x{sw.n_samples}")
+                self._readers[sw.measurement] = r
+            return r.read(1, window=Window(col0, row0, col1 - col0, row1 - row0),
+                          out_dtype="complex64")
+        except rasterio.errors.RasterioIOError as e:
+            raise SafeError(f"{sw.name}: cannot read {sw.swath}/{sw.pol} measurement "
+                            f"(truncated or corrupt?): {e}") from None
+
+    def close(self) -> None:
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
+
+
+def open_product(path: str, polarisations: Sequence[str], orbit_dir: str | None = None,
+                 swaths: Sequence[str] | None = None) -> Product:
+    """Open the requested polarisations of every sub-swath present (SafeError if missing).
+
+    Part of the pair-level convenience API that sources call; the signature stays.
+    """
+    have = list_swaths(path)
+    if not have:
+        raise SafeError(f"{path}: no swath with annotation and measurement")
+    present = {s for s, _ in have}
+    names = sorted(present if swaths is None else {s.upper() for s in swaths})
+    missing = [s for s in names if s not in present]
+    if missing:
+        raise SafeError(f"{path}: no {', '.join(missing)} (has {', '.join(sorted(present))})")
+    out: dict[str, dict[str, Swath]] = {}
+    for s in names:
+        out[s] = {}
+        for p in polarisations:
+            if (s, p.upper()) not in have:
+                raise SafeError(f"{path}: polarisation {p} missing in {s}")
+            out[s][p.upper()] = open_swath(path, s, p, orbit_dir=orbit_dir)
+    attrs = dict(next(iter(out[names[0]].values())).attrs)
+    return Product(str(path), out, attrs)
+
+
+def check_pair(ref: Product, sec: Product) -> None:
+    """Same track, pass and polarisations; common bursts; reference strictly earlier."""
+    check_same_track(ref, sec)
+    if sec.geometry[0].t_ref <= ref.geometry[0].t_ref:
+        raise PairError("the secondary must be acquired after the reference")
+
+
+def check_same_track(a_prod: Product, b_prod: Product) -> None:
+    """Two dates one stack can hold: same track, pass, swaths, polarisations, common bursts,
+    overlapping footprints (PairError naming the first difference)."""
+    a, b = a_prod.attrs, b_prod.attrs
+    if a.get("relative_orbit_number") != b.get("relative_orbit_number"):
+        raise PairError(f"different tracks: {a.get('relative_orbit_number')} vs "
+                        f"{b.get('relative_orbit_number')}")
+    if a.get("pass") != b.get("pass"):
+        raise PairError(f"different pass directions: {a.get('pass')} vs {b.get('pass')}")
+    if sorted(a_prod.swaths) != sorted(b_prod.swaths):
+        raise PairError(f"different swaths: {sorted(a_prod.swaths)} vs {sorted(b_prod.swaths)}")
+    for s in a_prod.swaths:
+        if sorted(a_prod.swaths[s]) != sorted(b_prod.swaths[s]):
+            raise PairError(f"different polarisations in {s}")
+        ids_a = {x.burst_id for x in next(iter(a_prod.swaths[s].values())).bursts}
+        ids_b = {x.burst_id for x in next(iter(b_prod.swaths[s].values())).bursts}
+        if None not in ids_a and None not in ids_b and not ids_a & ids_b:
+            raise PairError(f"no common burst in {s}: {sorted(ids_a)} vs {sorted(ids_b)}")
+    fa, fb = a_prod.footprint, b_prod.footprint
+    if fa.intersection(fb).area < 0.05 * min(fa.area, fb.area):
+        raise PairError("the products do not overlap (footprints share < 5% of their area)")

@@ -1,0 +1,113 @@
+"""One date onto one tile grid: geocoded complex SLC and calibrated backscatter.
+
+Per (swath, burst) the tile touches, one SLC window per polarisation is read (rasterio
+window of the measurement TIFF, clipped to the burst's valid block so invalid samples never
+enter a kernel) and serves both layers: the backscatter from its detected power
+(radiometry.py), the complex layer from the deramped window (tops.py) interpolated for all
+polarisations in one pass (kernels.py). Memory is a few windows of ~0.5 Mpx; nothing holds a
+whole burst.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from .calibrate import lut_parts
+from .kernels import HALF, TABLE_AZ, TABLE_RG, interp_bilinear, interp_complex
+from .product import Product
+from .radargrid import TileGeometry
+from .radiometry import range_box, sigma0_box
+from .timing import add, stage
+from .tops import burst_carrier, deramp
+
+
+def _window(lines: np.ndarray, samples: np.ndarray, pad: int, lpb: int,
+            n_samples: int) -> tuple[int, int, int, int]:
+    r0 = max(int(math.floor(np.nanmin(lines))) - pad, 0)
+    r1 = min(int(math.ceil(np.nanmax(lines))) + pad + 1, lpb)
+    c0 = max(int(math.floor(np.nanmin(samples))) - pad, 0)
+    c1 = min(int(math.ceil(np.nanmax(samples))) + pad + 1, n_samples)
+    return r0, r1, c0, c1
+
+
+def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
+                   complex_: bool = True, power: bool = True, res: float = 10.0,
+                   kind: str = "sigma0", denoise: bool = True
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Geocoded complex samples and/or calibrated backscatter of several polarisations.
+
+    Returns ({pol: complex64 (H, W)}, {pol: float32 linear (H, W)}); NaN where not covered.
+    `res` sets the range box of the backscatter (about one output pixel of ground).
+    """
+    shape = geom.swath.shape
+    n = int(np.prod(shape))
+    pols = [p.upper() for p in pols]
+    cpx = np.full((len(pols), n), np.nan + 1j * np.nan, np.complex64) if complex_ else None
+    pw = np.full((len(pols), n), np.nan, np.float32) if power else None
+    lines = geom.line.ravel()
+    samples = geom.sample.ravel()
+    rng = geom.rng.ravel()
+    swi = geom.swath.ravel()
+    bur = geom.burst.ravel()
+    for k, s in enumerate(sorted(prod.swaths)):
+        ref_sw = prod.swaths[s][pols[0]]
+        box = range_box(ref_sw, res)
+        pad = max(HALF + 1, box + 1)
+        for bi in np.unique(bur[swi == k]):
+            idx = np.flatnonzero((swi == k) & (bur == bi))
+            if idx.size == 0:
+                continue
+            b = ref_sw.bursts[int(bi)]
+            r0, r1, c0, c1 = _window(lines[idx], samples[idx], pad, ref_sw.lines_per_burst,
+                                     ref_sw.n_samples)
+            # clip to the burst's valid block: invalid samples must not leak into kernels
+            r0, r1 = max(r0, b.valid_lines[0]), min(r1, b.valid_lines[1] + 1)
+            c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
+            if r1 - r0 < 2 * HALF or c1 - c0 < 2 * HALF:
+                continue
+            idx64 = idx.astype(np.int64)
+            wins = np.empty((len(pols), r1 - r0, c1 - c0), np.complex64)
+            for j, pol in enumerate(pols):
+                sw = prod.swaths[s][pol]
+                if pw is not None:
+                    t_bs = time.perf_counter()
+                    rows = np.arange(b.first_line + r0, b.first_line + r1)
+                    cols = np.arange(c0, c1)
+                    # LUTs first: a missing calibration fails before any pixel is read
+                    parts = lut_parts(sw, rows, cols, kind=kind, denoise=denoise)
+                    add("backscatter", time.perf_counter() - t_bs)
+                with stage("read"):
+                    wins[j] = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
+                if pw is not None:
+                    with stage("backscatter"):
+                        s0 = np.empty((r1 - r0, c1 - c0 - box + 1))
+                        sigma0_box(wins[j], *parts, box, s0)
+                        interp_bilinear(s0, float(r0), c0 + (box - 1) / 2.0, lines, samples,
+                                        idx64, pw[j])
+                if cpx is not None:
+                    with stage("resample_complex"):
+                        bc = burst_carrier(sw, int(bi))
+                        deramp(wins[j], r0, c0, *bc.args())
+            if cpx is not None:
+                with stage("resample_complex"):
+                    interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx, *bc.args(),
+                                   4 * math.pi / ref_sw.wavelength, TABLE_AZ, TABLE_RG)
+    out_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if cpx is not None else {}
+    out_p = {p: pw[j].reshape(shape) for j, p in enumerate(pols)} if pw is not None else {}
+    return out_c, out_p
+
+
+def geocode_slc(prod: Product, geom: TileGeometry, pol: str) -> np.ndarray:
+    """Deramped-sinc-reramped, flattened complex samples at every pixel (NaN: not covered)."""
+    return geocode_layers(prod, geom, [pol], complex_=True, power=False)[0][pol.upper()]
+
+
+def geocode_backscatter(prod: Product, geom: TileGeometry, pol: str, res: float,
+                        kind: str = "sigma0", denoise: bool = True) -> np.ndarray:
+    """Calibrated backscatter (linear, float32) at every pixel; NaN where not covered."""
+    return geocode_layers(prod, geom, [pol], complex_=False, power=True, res=res, kind=kind,
+                          denoise=denoise)[1][pol.upper()]
