@@ -8,7 +8,9 @@ lines and samples a tile needs, from a folder or, through GDAL's /vsizip/, from 
 
 from __future__ import annotations
 
+import io
 import os
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -146,13 +148,46 @@ def _open_fs(product: str | Path) -> tuple[fsspec.AbstractFileSystem, str, str]:
     return fsspec.filesystem("file"), os.path.abspath(product), os.path.abspath(product)
 
 
+_STOP_ORBIT = re.compile(rb"(<(?:[\w-]+:)?(relativeOrbitNumber|orbitNumber)\s+type=\"stop\"\s*>)"
+                         rb"\s*(\d+)\s*(</)")
+_START_ORBIT = re.compile(rb"<(?:[\w-]+:)?(relativeOrbitNumber|orbitNumber)\s+type=\"start\"\s*>"
+                          rb"\s*(\d+)\s*</")
+
+
+def parse_manifest(xml: bytes) -> tuple[dict, dict]:
+    """xarray-sentinel's manifest parser, also for products across the ascending node.
+
+    A product whose acquisition spans the ascending-node crossing (ascending products over
+    the equator) lists two absolute orbit numbers and two relative ones (start N, stop N + 1),
+    which xarray-sentinel refuses. Such a product belongs to the track and orbit it starts
+    in (ESA names it by its start orbit; consecutive dates of the track start at the same
+    point of the orbit), so the stop numbers are read as the start ones before parsing; the
+    real stop numbers are kept as `orbit_number_stop` / `relative_orbit_number_stop`.
+    """
+    start = {m.group(1).decode(): m.group(2) for m in _START_ORBIT.finditer(xml)}
+    stop: dict[str, int] = {}
+
+    def _as_start(m: re.Match[bytes]) -> bytes:
+        key = m.group(2).decode()
+        stop[key] = int(m.group(3))
+        return m.group(1) + start.get(key, m.group(3)) + m.group(4)
+
+    fixed = _STOP_ORBIT.sub(_as_start, xml)
+    attrs, files = esa_safe.parse_manifest_sentinel1(io.BytesIO(fixed))
+    attrs = dict(attrs)
+    attrs["orbit_number_stop"] = stop.get("orbitNumber", attrs["orbit_number"])
+    attrs["relative_orbit_number_stop"] = stop.get("relativeOrbitNumber",
+                                                   attrs["relative_orbit_number"])
+    return attrs, files
+
+
 def product_files(product: str | Path) -> tuple[dict, dict[str, str], fsspec.AbstractFileSystem,
                                                  str, str]:
     """Manifest attributes and {'IW1/VV': annotation, 'IW1/VV/calibration': ..., ...}."""
     fs, root, vsi = _open_fs(product)
     try:
         with fs.open(f"{root}/manifest.safe") as f:
-            attrs, files = esa_safe.parse_manifest_sentinel1(f)
+            attrs, files = parse_manifest(f.read())
     except FileNotFoundError:
         raise SafeError(f"{product}: no manifest.safe") from None
     except Exception as e:
