@@ -15,10 +15,12 @@ from typing import Any
 
 import numba
 import numpy as np
+from pyproj import Transformer
 
 from ..errors import DemError
 from ..grid.geobox import GridSpec
-from .geocode import grid_ecef, swath_mid_time, zero_doppler
+from .geocode import geodetic_to_ecef, grid_ecef, swath_mid_time, zero_doppler
+from .orbit import Orbit
 from .product import Product
 from .safe import C
 
@@ -66,10 +68,108 @@ def _pick_bursts(t_zd, tau, shift, tau0, fs, dt, t0s, vl0, vl1, vs0, vs1, k, use
                 sample[p] = smp
 
 
-def geocode_grid(prod: Product, xyz: np.ndarray,
-                 match: TileGeometry | None = None) -> TileGeometry:
-    """Radar coordinates of ECEF points (..., 3) in one product.
+@dataclass(frozen=True)
+class GridPoints:
+    """A grid's pixels on the Earth, for geocoding by interpolation between exact nodes.
 
+    ECEF of coarse nodes (grid rows `iy` x columns `ix`: every `step` pixels and the last)
+    at a few heights `levels` spanning the grid's heights, and every pixel's height.
+    """
+
+    height: np.ndarray  # (H, W) m above WGS84
+    iy: np.ndarray  # node rows
+    ix: np.ndarray  # node columns
+    levels: np.ndarray  # (L,) node heights
+    xyz: np.ndarray  # (L, len(iy), len(ix), 3) ECEF of nodes x levels
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height.shape  # type: ignore[return-value]
+
+
+#: node spacing (pixels) and height levels of GridPoints; tests/sar/test_radargrid.py
+#: measures the interpolation error against exact geocoding (<= 0.001 px)
+NODE_STEP = 8
+N_LEVELS = 4
+
+
+def _nodes(n: int, step: int) -> np.ndarray:
+    return np.unique(np.r_[np.arange(0, n, step), n - 1])
+
+
+def grid_points(grid: GridSpec, height: np.ndarray, step: int = NODE_STEP,
+                n_levels: int = N_LEVELS) -> GridPoints:
+    """GridPoints of a grid with ellipsoidal heights on it (lon/lat by PROJ at the nodes)."""
+    h = np.asarray(height, np.float64)
+    iy, ix = _nodes(grid.height, step), _nodes(grid.width, step)
+    xs, ys = np.meshgrid(grid.xs()[ix], grid.ys()[iy])
+    lon, lat = Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform(xs, ys)
+    lo, hi = float(np.min(h)), float(np.max(h))
+    if hi - lo < 2.0:
+        lo, hi = lo - 1.0, hi + 1.0
+    levels = np.linspace(lo, hi, n_levels)
+    xyz = np.stack([geodetic_to_ecef(np.asarray(lon), np.asarray(lat), np.full(xs.shape, v))
+                    for v in levels])
+    return GridPoints(h, iy, ix, levels, xyz)
+
+
+@numba.njit(cache=True, parallel=True)
+def _interp_nodes(tn, rn, jy, wy, jx, wx, levels, height, t_out, r_out):  # type: ignore[no-untyped-def]
+    """Bilinear between nodes per height level, then Lagrange across the levels."""
+    n_lev = levels.shape[0]
+    for i in numba.prange(height.shape[0]):
+        a = jy[i]
+        fy = wy[i]
+        wl = np.empty(n_lev)
+        for j in range(height.shape[1]):
+            b = jx[j]
+            fx = wx[j]
+            h = height[i, j]
+            for k in range(n_lev):
+                w = 1.0
+                for m in range(n_lev):
+                    if m != k:
+                        w *= (h - levels[m]) / (levels[k] - levels[m])
+                wl[k] = w
+            tt = 0.0
+            rr = 0.0
+            for k in range(n_lev):
+                t0 = tn[k, a, b] * (1 - fx) + tn[k, a, b + 1] * fx
+                t1 = tn[k, a + 1, b] * (1 - fx) + tn[k, a + 1, b + 1] * fx
+                r0 = rn[k, a, b] * (1 - fx) + rn[k, a, b + 1] * fx
+                r1 = rn[k, a + 1, b] * (1 - fx) + rn[k, a + 1, b + 1] * fx
+                tt += wl[k] * (t0 * (1 - fy) + t1 * fy)
+                rr += wl[k] * (r0 * (1 - fy) + r1 * fy)
+            t_out[i, j] = tt
+            r_out[i, j] = rr
+
+
+def _cells(nodes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    x = np.arange(n)
+    j = np.clip(np.searchsorted(nodes, x, side="right") - 1, 0, len(nodes) - 2)
+    return j.astype(np.int64), (x - nodes[j]) / (nodes[j + 1] - nodes[j])
+
+
+def zero_doppler_points(orbit: Orbit, pts: GridPoints,
+                        t_init: float) -> tuple[np.ndarray, np.ndarray]:
+    """zero_doppler of every pixel: exact at nodes x levels, interpolated in between."""
+    n_lev, ny, nx, _ = pts.xyz.shape
+    tn, rn = zero_doppler(orbit, pts.xyz.reshape(n_lev * ny, nx, 3), t_init, seed_step=0)
+    jy, wy = _cells(pts.iy, pts.shape[0])
+    jx, wx = _cells(pts.ix, pts.shape[1])
+    t = np.empty(pts.shape)
+    r = np.empty(pts.shape)
+    _interp_nodes(tn.reshape(n_lev, ny, nx), rn.reshape(n_lev, ny, nx), jy, wy, jx, wx,
+                  pts.levels, pts.height, t, r)
+    return t, r
+
+
+def geocode_grid(prod: Product, xyz: np.ndarray | GridPoints,
+                 match: TileGeometry | None = None) -> TileGeometry:
+    """Radar coordinates of ECEF points (..., 3), or of GridPoints, in one product.
+
+    ECEF points are solved one by one (float64 Newton); GridPoints exactly at their nodes and
+    interpolated in between (radar coordinates vary smoothly over a few pixels and heights).
     Without `match` the (swath, burst) with the largest margin to its valid block wins
     (lines; range margin counted as samples / 8), so overlaps are split in the middle. With
     `match` (the first date's geometry) a later date keeps that swath and takes the burst
@@ -77,7 +177,10 @@ def geocode_grid(prod: Product, xyz: np.ndarray,
     Doppler history.
     """
     geo = prod.geometry
-    t_first, r = zero_doppler(geo[0].orbit, xyz, swath_mid_time(geo[0]))
+    if isinstance(xyz, GridPoints):
+        t_first, r = zero_doppler_points(geo[0].orbit, xyz, swath_mid_time(geo[0]))
+    else:
+        t_first, r = zero_doppler(geo[0].orbit, xyz, swath_mid_time(geo[0]))
     return pick_bursts(prod, t_first, r, match)
 
 
@@ -110,14 +213,27 @@ def pick_bursts(prod: Product, t_first: np.ndarray, r: np.ndarray,
                         sample.reshape(shape), r)
 
 
-def tile_xyz(grid: GridSpec, dem: DemFn) -> np.ndarray:
-    """ECEF (H, W, 3) of a grid's pixel centres at the DEM's heights (DemError if not covered)."""
+def tile_height(grid: GridSpec, dem: DemFn) -> np.ndarray:
+    """The DEM's ellipsoidal heights on a grid (DemError if it does not cover it)."""
     h = np.asarray(dem(grid), dtype=np.float64)
     if h.shape != grid.shape:
         raise DemError(f"DEM gave {h.shape} for a {grid.shape} grid")
     if not np.isfinite(h).all():
         raise DemError("DEM does not cover the tile (NaN heights)")
-    return grid_ecef(grid, h)
+    return h
+
+
+def tile_xyz(grid: GridSpec, dem: DemFn) -> np.ndarray:
+    """ECEF (H, W, 3) of a grid's pixel centres at the DEM's heights (DemError if not covered)."""
+    return grid_ecef(grid, tile_height(grid, dem))
+
+
+def tile_points(grid: GridSpec, dem: DemFn) -> GridPoints | np.ndarray:
+    """What geocode_grid needs for a tile grid: GridPoints, or exact ECEF on small grids."""
+    h = tile_height(grid, dem)
+    if min(grid.shape) < 4 * NODE_STEP:
+        return grid_ecef(grid, h)
+    return grid_points(grid, h)
 
 
 def grid_at(tile: Any, res: float) -> GridSpec:

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import DemError, PairError, SarError
 from .interferometry import block_coherence
 from .product import Product, check_same_track, open_product
-from .radargrid import DemFn, TileGeometry, geocode_grid, grid_at, tile_xyz
+from .radargrid import DemFn, GridPoints, TileGeometry, geocode_grid, grid_at, tile_points
 from .resample import geocode_layers
 from .timing import stage
 
@@ -77,7 +77,7 @@ class TileStack:
         return float((self.times[j] - self.times[i]) / np.timedelta64(1, "s")) / 86400.0
 
 
-def _geocode_dates(products: Sequence[Product], xyz: np.ndarray
+def _geocode_dates(products: Sequence[Product], xyz: np.ndarray | GridPoints
                    ) -> tuple[list[TileGeometry], int | None]:
     """Radar coordinates of every date; the first covering date is the burst reference."""
     geoms: list[TileGeometry] = []
@@ -112,7 +112,7 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
     ref: int | None = None
     if power or (slc and same):
         with stage("dem"):
-            xyz10 = tile_xyz(g10, dem)
+            xyz10 = tile_points(g10, dem)
         with stage("geocode"):
             geoms, ref = _geocode_dates(products, xyz10)
         if ref is None:
@@ -128,7 +128,7 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
     elif slc:
         gslc = grid_at(tile, slc_res)
         with stage("dem"):
-            xyz = tile_xyz(gslc, dem)
+            xyz = tile_points(gslc, dem)
         with stage("geocode"):
             geoms_c, ref_c = _geocode_dates(products, xyz)
         if ref_c is None:

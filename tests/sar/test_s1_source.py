@@ -10,6 +10,7 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
+from m3leo_tiles.errors import PairError, PermanentError, SafeError, SarError
 from m3leo_tiles.grid.tiles import Tile
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import expand
@@ -69,9 +70,11 @@ def test_scan_pair_plan_and_failures(archive, tmp_path):
     assert [p.label for p in periods] == ["20250406_20250418"]
     units = src.plan(coh, periods[0], [tile, far])
     assert len(units) == 1 and units[0].tiles == (tile.id,) and units[0].key == periods[0].label
-    # measurement TIFFs of the hyp3 pair are 0-byte placeholders: a clear failure
-    res = list(src.read(units[0], {tile.id: tile}, coh, periods[0]))
-    assert res[0].status == "failed" and "measurement" in res[0].error
+    # measurement TIFFs of the hyp3 pair are 0-byte placeholders: a clear, permanent failure
+    # of the unit (the runner records a PermanentError as failed for each of its tiles)
+    with pytest.raises(SafeError, match="measurement") as err:
+        list(src.read(units[0], {tile.id: tile}, coh, periods[0]))
+    assert isinstance(err.value, PermanentError)
     # a DEM that does not reach the tile
     src2 = S1ArchiveSource(archive=str(archive), dem=_dem(tmp_path / "dem2.tif", far, h))
     res = list(src2.read(units[0], {tile.id: tile}, coh, periods[0]))
@@ -153,7 +156,6 @@ def test_pair_unit_on_speckle(archive, tmp_path):
 
 
 def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
-    from m3leo_tiles.errors import PairError, SafeError
     from m3leo_tiles.sar.pipeline import process_grd
     from m3leo_tiles.sar.product import check_pair
     from m3leo_tiles.sar.safe import open_swath
@@ -170,14 +172,14 @@ def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
     bad = WorkUnit("s1coh", period.label, (tile.id,), key=period.label,
                    payload={"reference": str(next(archive.glob("*.zip"))),
                             "secondary": str(safes[1])})
-    r = list(src.read(bad, {tile.id: tile}, coh, period))[0]
-    assert r.status == "failed" and "zip" in r.error
+    with pytest.raises(SafeError, match="zip"):
+        list(src.read(bad, {tile.id: tile}, coh, period))
     # different tracks
     other = WorkUnit("s1coh", period.label, (tile.id,), key=period.label,
                      payload={"reference": str(next(archive.glob("S1A_IW_SLC__1SDV_2022*.SAFE"))),
                               "secondary": str(safes[1])})
-    r = list(src.read(other, {tile.id: tile}, coh, period))[0]
-    assert r.status == "failed" and ("track" in r.error or "polarisation" in r.error)
+    with pytest.raises(SarError, match="track|polarisation"):
+        list(src.read(other, {tile.id: tile}, coh, period))
     # missing calibration: remove the IW2 VV calibration file
     cal = next((safes[0] / "annotation" / "calibration").glob("calibration-*-iw2-*-vv-*.xml"))
     cal.unlink()
