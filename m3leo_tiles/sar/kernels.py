@@ -42,10 +42,15 @@ TABLE_AZ = kernel_table(half=3, beta=3.0)
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
 def interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,  # type: ignore[no-untyped-def]
-                   fm_t0, fm_c, dc_t0, dc_c, eta_ref0, k4pi, table_y, table_x):
+                   fm_t0, fm_c, dc_t0, dc_c, eta_ref0, two_over_lambda, table_y, table_x):
     """Tabulated separable sinc (table_y taps in azimuth, table_x in range) of deramped windows
     (npol, rows, cols) at points idx, reramped and flattened; the weights and the carrier +
-    4 pi R / lambda phase are shared by the polarisations."""
+    4 pi R / lambda phase are shared by the polarisations.
+
+    4 pi R / lambda (~2e8 rad) is reduced to one cycle before cos/sin: 2 R / lambda - its
+    floor, exact in float64 to ~3e-9 cycles; libm's own reduction of such large arguments
+    cost more than the whole interpolation.
+    """
     npol, nrow, ncol = wins.shape
     ny = table_y.shape[1]
     nx = table_x.shape[1]
@@ -60,27 +65,28 @@ def interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau
         ix = int(math.floor(x))
         if iy - hy + 1 < 0 or ix - hx + 1 < 0 or iy + hy >= nrow or ix + hx >= ncol:
             continue
-        by = int((y - iy) * bins + 0.5)
-        bx = int((x - ix) * bins + 0.5)
+        wy = table_y[int((y - iy) * bins + 0.5)]
+        wx = table_x[int((x - ix) * bins + 0.5)]
+        cyc = rng[p] * two_over_lambda
+        cyc -= math.floor(cyc)
         ph = carrier(lines[p], samples[p], lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,
-                     eta_ref0) + k4pi * rng[p]
+                     eta_ref0) + 2.0 * math.pi * cyc
         c = math.cos(ph)
         s = math.sin(ph)
+        j0 = ix - hx + 1
         for k in range(npol):
             accr = 0.0
             acci = 0.0
             for a in range(ny):
+                row = wins[k, iy - hy + 1 + a]
                 rr = 0.0
                 ri = 0.0
-                row = iy - hy + 1 + a
                 for b in range(nx):
-                    v = wins[k, row, ix - hx + 1 + b]
-                    w = table_x[bx, b]
-                    rr += w * v.real
-                    ri += w * v.imag
-                wa = table_y[by, a]
-                accr += wa * rr
-                acci += wa * ri
+                    v = row[j0 + b]
+                    rr += wx[b] * v.real
+                    ri += wx[b] * v.imag
+                accr += wy[a] * rr
+                acci += wy[a] * ri
             out[k, p] = complex(accr * c - acci * s, accr * s + acci * c)
 
 

@@ -117,29 +117,38 @@ def grid_points(grid: GridSpec, height: np.ndarray, step: int = NODE_STEP,
 def _interp_nodes(tn, rn, jy, wy, jx, wx, levels, height, t_out, r_out):  # type: ignore[no-untyped-def]
     """Bilinear between nodes per height level, then Lagrange across the levels."""
     n_lev = levels.shape[0]
+    inv = np.empty(n_lev)  # 1 / prod_{m != k} (levels[k] - levels[m])
+    for k in range(n_lev):
+        d = 1.0
+        for m in range(n_lev):
+            if m != k:
+                d *= levels[k] - levels[m]
+        inv[k] = 1.0 / d
     for i in numba.prange(height.shape[0]):
         a = jy[i]
         fy = wy[i]
-        wl = np.empty(n_lev)
+        dh = np.empty(n_lev)
         for j in range(height.shape[1]):
             b = jx[j]
             fx = wx[j]
             h = height[i, j]
-            for k in range(n_lev):
-                w = 1.0
-                for m in range(n_lev):
-                    if m != k:
-                        w *= (h - levels[m]) / (levels[k] - levels[m])
-                wl[k] = w
+            for m in range(n_lev):
+                dh[m] = h - levels[m]
+            w00 = (1 - fy) * (1 - fx)
+            w01 = (1 - fy) * fx
+            w10 = fy * (1 - fx)
+            w11 = fy * fx
             tt = 0.0
             rr = 0.0
             for k in range(n_lev):
-                t0 = tn[k, a, b] * (1 - fx) + tn[k, a, b + 1] * fx
-                t1 = tn[k, a + 1, b] * (1 - fx) + tn[k, a + 1, b + 1] * fx
-                r0 = rn[k, a, b] * (1 - fx) + rn[k, a, b + 1] * fx
-                r1 = rn[k, a + 1, b] * (1 - fx) + rn[k, a + 1, b + 1] * fx
-                tt += wl[k] * (t0 * (1 - fy) + t1 * fy)
-                rr += wl[k] * (r0 * (1 - fy) + r1 * fy)
+                w = inv[k]
+                for m in range(n_lev):
+                    if m != k:
+                        w *= dh[m]
+                tt += w * (w00 * tn[k, a, b] + w01 * tn[k, a, b + 1]
+                           + w10 * tn[k, a + 1, b] + w11 * tn[k, a + 1, b + 1])
+                rr += w * (w00 * rn[k, a, b] + w01 * rn[k, a, b + 1]
+                           + w10 * rn[k, a + 1, b] + w11 * rn[k, a + 1, b + 1])
             t_out[i, j] = tt
             r_out[i, j] = rr
 

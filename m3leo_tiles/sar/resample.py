@@ -95,7 +95,7 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
             if cpx is not None:
                 with stage("resample_complex"):
                     interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx, *bc.args(),
-                                   4 * math.pi / ref_sw.wavelength, TABLE_AZ, TABLE_RG)
+                                   2.0 / ref_sw.wavelength, TABLE_AZ, TABLE_RG)
     out_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if cpx is not None else {}
     out_p = {p: pw[j].reshape(shape) for j, p in enumerate(pols)} if pw is not None else {}
     return out_c, out_p
