@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .calibrate import lut_parts
-from .kernels import HALF, TABLE_AZ, TABLE_RG, interp_bilinear, interp_complex
+from .kernels import HALF, interp_bilinear, interp_complex
 from .product import Product
 from .radargrid import TileGeometry
 from .radiometry import range_box, sigma0_box
@@ -94,8 +94,8 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
                         deramp(wins[j], r0, c0, *bc.args())
             if cpx is not None:
                 with stage("resample_complex"):
-                    interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx, *bc.args(),
-                                   2.0 / ref_sw.wavelength, TABLE_AZ, TABLE_RG)
+                    interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx, bc.args(),
+                                   ref_sw.wavelength)
     out_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if cpx is not None else {}
     out_p = {p: pw[j].reshape(shape) for j, p in enumerate(pols)} if pw is not None else {}
     return out_c, out_p
