@@ -15,7 +15,7 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from m3leo_tiles.sources.s1types import S1Product
+from m3leo_tiles.s1.products import S1Product
 
 
 def _iso(t: dt.datetime) -> str:

@@ -15,16 +15,16 @@ import pytest
 import shapely
 
 from m3leo_tiles.errors import BadInput
-from m3leo_tiles.sources.asf.archive import esa_burst_id, read_product, scan_archive
-from m3leo_tiles.sources.asf.orbits import (
+from m3leo_tiles.s1.archive import esa_burst_id, read_product, scan_archive
+from m3leo_tiles.s1.orbits import (
     OrbitWarning,
     fetch_orbit,
     find_orbit,
     parse_eof,
     read_header,
 )
-from m3leo_tiles.sources.asf.pairing import form_pairs, tiles_for_pair
-from m3leo_tiles.sources.s1types import S1Pair
+from m3leo_tiles.s1.pairing import form_pairs, tiles_for_pair
+from m3leo_tiles.s1.products import S1Pair
 from tests.conftest import S1DATA
 
 SLC = S1DATA / "hyp3-isce2/tests/data/packaging/slc"

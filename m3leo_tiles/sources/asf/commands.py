@@ -12,7 +12,7 @@ import shapely
 
 from ...errors import BadInput
 from ...periods import Period, parse_window
-from .pairing import POLICIES, common_bursts, form_pairs, pair_footprint
+from ...s1.pairing import POLICIES, common_bursts, form_pairs, pair_footprint
 
 
 def _aoi(region: str | None, aoi: str | None) -> tuple[str, shapely.Geometry]:
@@ -128,7 +128,7 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
 
 def _dummy():
     """A pair with the plan's columns, for an empty Parquet with the right schema."""
-    from ..s1types import S1Pair, S1Product
+    from ...s1.products import S1Pair, S1Product
 
     t = dt.datetime(2000, 1, 1)
     p = S1Product("", "", t, t, 0, 0, "", (), shapely.Polygon([(0, 0), (1, 0), (1, 1)]))

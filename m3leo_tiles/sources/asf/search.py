@@ -15,7 +15,7 @@ import shapely
 from requests.adapters import HTTPAdapter
 
 from ...errors import BadInput, PermanentError, TransientError
-from ..s1types import S1Product
+from ...s1.products import S1Product
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,9 @@
-"""Sentinel-1 product and pair records shared by search (ASF, archive) and the processor."""
+"""Sentinel-1 product, pair and burst references shared by search, archive, pairing and the
+processor: what a product is, wherever it lives (ASF, a local SAFE, an ASF burst product).
+
+Naming follows the Sentinel-1 Product Specification (S1-RS-MDA-52-7441): SAFE names, IW
+swaths, polarisations; burst ids follow `burst_id.BurstId`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass, field
 import shapely
 
 from ..periods import pair_label
+from .burst_id import BurstId
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,11 @@ class S1Product:
     def date(self) -> dt.date:
         return self.start.date()
 
+    @property
+    def bursts(self) -> tuple[BurstId, ...]:
+        """The burst ids as values."""
+        return tuple(BurstId.parse(b) for b in self.burst_ids)
+
 
 @dataclass(frozen=True)
 class S1Pair:
@@ -50,3 +61,30 @@ class S1Pair:
     @property
     def dt_days(self) -> int:
         return (self.secondary.date - self.reference.date).days
+
+
+@dataclass(frozen=True)
+class BurstRef:
+    """One ASF burst product: a measurement TIFF and the metadata XML of its SLC/polarisation.
+
+    ASF's burst extractor serves `https://sentinel1-burst.asf.alaska.edu/{slc}/{swath}/{pol}/
+    {index}.tiff` and `.xml`; `index` is the burst's position in the SLC's swath.
+    """
+
+    burst_id: BurstId
+    slc: str  # the SLC product the burst was cut from
+    swath: str
+    polarisation: str
+    index: int
+    start: dt.datetime  # first line of the burst (UTC)
+    tiff_url: str | None = None
+    xml_url: str | None = None
+    tiff_size: int | None = None
+    tiff_md5: str | None = None
+
+    @property
+    def name(self) -> str:
+        """ASF's burst granule name, e.g. S1_230560_IW2_20250406T022011_VV_93A7-BURST."""
+        return (f"S1_{self.burst_id.number:06d}_{self.swath}_{self.start:%Y%m%dT%H%M%S}_"
+                f"{self.polarisation}_"
+                f"{self.slc[-4:]}-BURST")

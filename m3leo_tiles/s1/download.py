@@ -26,8 +26,8 @@ from urllib.parse import urlparse
 
 import requests
 
-from ...errors import AuthError, PermanentError, TransientError
-from ..s1types import S1Product
+from ..errors import AuthError, PermanentError, TransientError
+from .products import S1Product
 
 log = logging.getLogger(__name__)
 
