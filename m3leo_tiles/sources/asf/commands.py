@@ -12,6 +12,7 @@ import shapely
 
 from ...errors import BadInput
 from ...periods import Period, parse_window
+from ...s1.archive import scan_archive
 from ...s1.pairing import POLICIES, common_bursts, form_pairs, pair_footprint
 
 
@@ -71,8 +72,9 @@ def s1() -> None:
 @s1.command("search")
 @click.option("--region", "-r", help="Built-in region name.")
 @click.option("--aoi", type=click.Path(dir_okay=False), help="AOI file (GeoJSON, GeoParquet).")
-@click.option("--period", default="last-12-months", show_default=True,
-              help="Window: 2025, 2025-MAM, 2025-04, A/B (dates inclusive).")
+@click.option("--period", default=None,
+              help="Window: 2025, 2025-MAM, 2025-04, A/B (dates inclusive). Default: the "
+              "archive's whole time span with --archive, else last-12-months.")
 @click.option("--pairs", "policy", default="sequential", show_default=True,
               help=f"Pair policy: {' | '.join(POLICIES)}.")
 @click.option("--max-dt", type=int, help="Longest temporal baseline in days.")
@@ -89,10 +91,17 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
         raise BadInput(f"unknown pair policy {policy!r}: use one of {', '.join(POLICIES)}")
     if max_dt is not None and max_dt < 1:
         raise BadInput(f"--max-dt must be at least 1 day, not {max_dt}")
-    start, end = parse_window(period)
-    name, geom = _aoi(region, aoi)
     if archive and not Path(archive).is_dir():
         raise BadInput(f"S1 archive {archive!r} is not a directory")
+    scanned = scan_archive(archive) if archive else None
+    if period is not None:
+        start, end = parse_window(period)
+    elif scanned:  # the archive's whole time span (pairs never reach outside it)
+        start = min(p.date for p in scanned)
+        end = max(p.date for p in scanned) + dt.timedelta(days=1)
+    else:
+        start, end = parse_window("last-12-months")
+    name, geom = _aoi(region, aoi)
     from . import AsfSource
 
     src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, burst=burst, host=host,
@@ -118,12 +127,30 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
         tmp.unlink(missing_ok=True)
     for path, why in src.skipped:
         click.echo(f"skipped {Path(path).name}: {why}", err=True)
+    hint = _window_hint(scanned, start, end, geom) if scanned is not None else None
+    if hint:
+        click.echo(hint, err=True)
     n_tiles = len({t for p in pairs for t in p.tiles})
     tracks = sorted({f"{p.reference.relative_orbit}{p.reference.pass_direction[:1]}"
                      for p in pairs})
     click.echo(f"{name}: {len(pairs)} pair(s) ({policy}) over {len(tracks)} track(s) "
                f"{', '.join(tracks)}; {n_tiles:,} tile(s) covered of {len(tiles):,}; "
                f"{start}..{end - dt.timedelta(days=1)} -> {out}")
+
+
+def _window_hint(products, start: dt.date, end: dt.date, aoi: shapely.Geometry) -> str | None:
+    """One line saying why nothing matched: no product in the window, or none over the AOI."""
+    if not products:
+        return None
+    span = (f"{min(p.date for p in products)}..{max(p.date for p in products)}")
+    inside = [p for p in products if start <= p.date < end]
+    if not inside:
+        return (f"hint: the archive's {len(products)} product(s) span {span}; none falls in "
+                f"{start}..{end - dt.timedelta(days=1)}: widen --period or omit it")
+    if not any(p.footprint.intersects(aoi) for p in inside):
+        return (f"hint: {len(inside)} product(s) in the window, none intersects the AOI "
+                f"(archive span {span})")
+    return None
 
 
 def _dummy():
