@@ -182,13 +182,11 @@ def find_orbit(product: S1Product, orbit_dir: str | Path | None) -> OrbitHeader 
 
 
 def scene_name(product: S1Product) -> str:
-    """An SLC-style scene name the s1-orbits service understands, for SLCs and bursts alike
-    (the service needs only mission, start and stop from it)."""
-    if re.match(r"^S1[ABCD]_IW_SLC__1S[DS][VH]_\d{8}T\d{6}_\d{8}T\d{6}_\d{6}_[0-9A-F]{6}_"
-                r"[0-9A-F]{4}$", product.name):
-        return product.name
+    """An SLC-style scene name for the s1-orbits service, built from the product's mission
+    and sensing times (all the service reads from it), so SLCs, bursts and assembled SAFEs
+    are asked for the same way."""
     return (f"{product.platform}_IW_SLC__1SDV_{product.start:%Y%m%dT%H%M%S}_"
-            f"{product.stop:%Y%m%dT%H%M%S}_{product.absolute_orbit:06d}_000000_0000")
+            f"{product.stop:%Y%m%dT%H%M%S}_{product.absolute_orbit % 10**6:06d}_000000_0000")
 
 
 @contextlib.contextmanager

@@ -224,6 +224,7 @@ def test_search_download_and_hand_over_to_processor(asf, tmp_path, monkeypatch):
     if not SLC.is_dir():
         pytest.skip("shared s1data not present")
     monkeypatch.setenv("EARTHDATA_TOKEN", TOKEN)
+    monkeypatch.setenv("M3LEO_S1_ORBITS_URL", f"{asf.base}/no-orbit-service")  # answers 404
     zdir = tmp_path / "zips"
     zdir.mkdir()
     for p in scan_archive(SLC):
