@@ -20,8 +20,10 @@ Time-indexed lists (orbit, attitude, Doppler, FM rate, antenna pattern) are kept
 from __future__ import annotations
 
 import binascii
+import contextlib
 import copy
 import datetime as dt
+import fcntl
 import hashlib
 import io
 import os
@@ -317,6 +319,66 @@ def safe_name(slc: str, run: _Run, pols: Sequence[str], swath: str, indices: Seq
             f"{parts[-3]}_{parts[-2]}_{crc:04X}")
 
 
+@contextlib.contextmanager
+def _building(out: Path, name: str):
+    """One builder of a SAFE at a time across threads and processes (flock); half-built
+    copies left by builders that died (kill -9) are removed first: none can be running."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f".{name}.SAFE.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            for tmp in out.glob(f".{name}.SAFE.*.tmp"):
+                shutil.rmtree(tmp, ignore_errors=True)
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _build(metas: dict[str, BurstXml], by_pol: dict[str, list[BurstFiles]], pols: list[str],
+           run: _Run, slc: str, swath: str, tmp: Path, dest: Path) -> None:
+    """Write the SAFE into `tmp`, then rename it to `dest` (the caller holds the lock)."""
+    try:
+        (tmp / "annotation" / "calibration").mkdir(parents=True)
+        (tmp / "measurement").mkdir()
+        files: list[tuple[str, str, str]] = []
+        footprint = ""
+        mission = slc[:3].lower()
+        for p in pols:
+            meta = metas[p]
+            product = meta.part("product", swath, p)
+            number = int(product.findtext("adsHeader/imageNumber") or 1)
+            abs_orbit = int(product.findtext("adsHeader/absoluteOrbitNumber") or 0)
+            take = int(product.findtext("adsHeader/missionDataTakeId") or 0)
+            stem = (f"{mission}-{swath.lower()}-slc-{p.lower()}-{run.start:%Y%m%dt%H%M%S}-"
+                    f"{run.stop:%Y%m%dt%H%M%S}-{abs_orbit:06d}-{take:06x}-{number:03d}")
+            for kind in KINDS:
+                cut = cut_annotation(kind, meta.part(kind, swath, p), run)
+                rel = (f"annotation/{stem}.xml" if kind == "product"
+                       else f"annotation/calibration/{kind}-{stem}.xml")
+                ET.ElementTree(cut).write(tmp / rel, encoding="UTF-8", xml_declaration=True)
+                files.append((rel, REP_IDS[kind], "text/xml"))
+                if kind == "product" and not footprint:
+                    footprint = _footprint(cut)
+            rel = f"measurement/{stem}.tiff"
+            tiffs = [b.tiff for b in by_pol[p]]
+            if len(tiffs) == 1:
+                try:  # the cache's file, shared (no second copy of ~100 MB per burst)
+                    os.link(tiffs[0], tmp / rel)
+                except OSError:
+                    shutil.copyfile(tiffs[0], tmp / rel)
+            else:
+                _stack_tiffs(tiffs, tmp / rel)
+            files.append((rel, REP_IDS["measurement"], "application/octet-stream"))
+        for prefix, uri in metas[pols[0]].namespaces.items():
+            if prefix:
+                ET.register_namespace(prefix, uri)
+        man = _manifest(metas[pols[0]].manifest, run, swath, pols, files, footprint, tmp)
+        ET.ElementTree(man).write(tmp / "manifest.safe", encoding="UTF-8", xml_declaration=True)
+        os.rename(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def assemble_safe(bursts: Sequence[BurstFiles], out_dir: str | Path) -> Path:
     """A SAFE folder in `out_dir` for consecutive bursts of one SLC swath (any polarisations).
 
@@ -345,47 +407,8 @@ def assemble_safe(bursts: Sequence[BurstFiles], out_dir: str | Path) -> Path:
     dest = out / f"{name}.SAFE"
     if (dest / "manifest.safe").is_file():
         return dest
-    tmp = out / f".{name}.SAFE.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        (tmp / "annotation" / "calibration").mkdir(parents=True)
-        (tmp / "measurement").mkdir()
-        files: list[tuple[str, str, str]] = []
-        footprint = ""
-        mission = slc[:3].lower()
-        for p in pols:
-            meta = metas[p]
-            product = meta.part("product", swath, p)
-            number = int(product.findtext("adsHeader/imageNumber") or 1)
-            abs_orbit = int(product.findtext("adsHeader/absoluteOrbitNumber") or 0)
-            take = int(product.findtext("adsHeader/missionDataTakeId") or 0)
-            stem = (f"{mission}-{swath.lower()}-slc-{p.lower()}-{run.start:%Y%m%dt%H%M%S}-"
-                    f"{run.stop:%Y%m%dt%H%M%S}-{abs_orbit:06d}-{take:06x}-{number:03d}")
-            for kind in KINDS:
-                cut = cut_annotation(kind, meta.part(kind, swath, p), run)
-                rel = (f"annotation/{stem}.xml" if kind == "product"
-                       else f"annotation/calibration/{kind}-{stem}.xml")
-                ET.ElementTree(cut).write(tmp / rel, encoding="UTF-8", xml_declaration=True)
-                files.append((rel, REP_IDS[kind], "text/xml"))
-                if kind == "product" and not footprint:
-                    footprint = _footprint(cut)
-            rel = f"measurement/{stem}.tiff"
-            tiffs = [b.tiff for b in by_pol[p]]
-            if len(tiffs) == 1:
-                shutil.copyfile(tiffs[0], tmp / rel)
-            else:
-                _stack_tiffs(tiffs, tmp / rel)
-            files.append((rel, REP_IDS["measurement"], "application/octet-stream"))
-        for prefix, uri in metas[pols[0]].namespaces.items():
-            if prefix:
-                ET.register_namespace(prefix, uri)
-        man = _manifest(metas[pols[0]].manifest, run, swath, pols, files, footprint, tmp)
-        ET.ElementTree(man).write(tmp / "manifest.safe", encoding="UTF-8", xml_declaration=True)
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if not (dest / "manifest.safe").is_file():  # not a concurrent twin: a real error
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with _building(out, name):
+        if not (dest / "manifest.safe").is_file():
+            _build(metas, by_pol, pols, run, slc, swath, out / f".{name}.SAFE.{os.getpid()}.tmp",
+                   dest)
     return dest

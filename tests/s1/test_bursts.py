@@ -89,7 +89,8 @@ def test_single_polarisation_and_idempotent(tmp_path):
     stamp = (a / "manifest.safe").stat().st_mtime_ns
     assert assemble_safe(parts, tmp_path / "safes") == a
     assert (a / "manifest.safe").stat().st_mtime_ns == stamp
-    assert [p.name for p in (tmp_path / "safes").iterdir()] == [a.name]  # no temporaries
+    left = sorted(p.name for p in (tmp_path / "safes").iterdir())
+    assert left == [f".{a.name}.lock", a.name]  # the builders' lock, no temporaries
 
 
 def test_a_torn_earlier_attempt_is_replaced(tmp_path):

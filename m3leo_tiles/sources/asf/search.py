@@ -66,6 +66,10 @@ def product_from_result(r) -> S1Product:
     if full:
         extra["burst_footprints"] = {full: fp}
         extra["subswath"] = burst.get("subswath")
+        slc = str((umm.get("InputGranules") or [""])[0]).removesuffix("-SLC")
+        extra["burst"] = {"slc": slc, "swath": str(burst.get("subswath") or ""),
+                          "index": burst.get("burstIndex"),
+                          "xml_url": (p.get("additionalUrls") or [None])[0]}
     size = p.get("bytes")
     return S1Product(
         name=str(name), platform=str(name)[:3],
