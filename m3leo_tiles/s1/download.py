@@ -368,3 +368,19 @@ def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
     os.utime(safe)
     cache.evict(keep={safe})
     return safe
+
+
+def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
+                  session: requests.Session, retry: RetryPolicy | None = None,
+                  max_workers: int = 2) -> Path:
+    """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
+    assembled from ASF burst products (search results carrying `extra["burst"]`; one per
+    polarisation, or a run of one swath)."""
+    bursts = [p for p in products if p.extra.get("burst")]
+    if products and len(bursts) == len(products):
+        return fetch_burst_safe([BurstRef.from_product(p) for p in products], cache, session,
+                                retry, max_workers)
+    if len(products) == 1 and not bursts:
+        return cache.fetch(products[0], session, retry)
+    raise PermanentError(f"one SLC product or burst products of one acquisition, not "
+                         f"{[p.name for p in products]}")

@@ -59,9 +59,9 @@ def compare(full: dict, part: dict, tiles: list[str]) -> dict[str, float]:
 @pytest.mark.slow
 def test_burst_products_process_like_the_safes(small_sim, tmp_path, monkeypatch):
     from m3leo_tiles.grid.tiles import tile_from_id
+    from m3leo_tiles.s1.search import search_products
     from m3leo_tiles.sar.dem import GeoTiffDem
     from m3leo_tiles.sar.pipeline import process_pair
-    from m3leo_tiles.sources.asf.search import search_products
     from m3leo_tiles.sources.base import TileRef
 
     m = json.loads((small_sim / "simulation.json").read_text())

@@ -3,6 +3,7 @@ the size cap, torn downloads never used; ASF burst search -> download -> SAFE.""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from m3leo_tiles.errors import PermanentError
 from m3leo_tiles.s1.download import (
     Credentials,
     DownloadCache,
     RetryPolicy,
     fetch_burst_safe,
+    fetch_product,
     make_session,
 )
 from m3leo_tiles.s1.products import BurstRef
@@ -143,7 +146,7 @@ def test_burst_search_fetch_and_assemble(asf, tmp_path):
     """Real annotation (track 108): ASF burst results become BurstRefs, their TIFF + XML land
     in the cache once however many workers ask, and one SAFE is assembled from them."""
     from m3leo_tiles.s1.archive import read_product, scan_archive
-    from m3leo_tiles.sources.asf.search import search_products
+    from m3leo_tiles.s1.search import search_products
     from tests.s1 import burstcut
     from tests.sources.asf_server import umm_item
     from tests.sources.test_asf_archive import REF, SLC
@@ -169,11 +172,13 @@ def test_burst_search_fetch_and_assemble(asf, tmp_path):
     safes: list[Path] = []
     threads = [threading.Thread(target=lambda: safes.append(
         fetch_burst_safe(refs, cache, _session(), _policy()))) for _ in range(2)]
+    threads.append(threading.Thread(target=lambda: safes.append(
+        fetch_product(prods, cache, _session(), _policy()))))  # from the search results
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(safes) == 2 and safes[0] == safes[1]
+    assert len(safes) == 3 and len(set(safes)) == 1
     assert sorted(asf.served.values()) == [1, 1, 1, 1]  # 2 TIFFs + 2 XMLs, once each
     safe = safes[0]
     p = read_product(safe)
@@ -182,3 +187,5 @@ def test_burst_search_fetch_and_assemble(asf, tmp_path):
         (meas,) = (safe / "measurement").glob(f"*-{pol.lower()}-*.tiff")
         assert meas.read_bytes() == tiffs[pol]
     assert safe.parent == cache.root and safe in cache.entries()
+    with pytest.raises(PermanentError, match="one SLC product or burst products"):
+        fetch_product(prods + [dataclasses.replace(prods[0], extra={})], cache, _session())

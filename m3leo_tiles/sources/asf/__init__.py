@@ -86,7 +86,7 @@ class AsfSource(Source):
                     (aoi is None or p.footprint.intersects(aoi))]
         if aoi is None:
             raise BadInput("an ASF search needs tiles or an AOI")
-        from .search import search_products
+        from ...s1.search import search_products
 
         return search_products(aoi, start, end, burst=self.burst, host=self.host)
 

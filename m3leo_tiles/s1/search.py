@@ -1,4 +1,5 @@
-"""ASF search with the real `asf_search` client, turned into S1Product records.
+"""ASF search (NASA CMR through the real `asf_search` client) turned into S1Product records;
+burst results carry what `BurstRef.from_product` needs (source SLC, swath, index, XML URL).
 
 asf_search talks to NASA CMR (`POST https://{host}/search/granules.umm_json`); `host` lets
 tests point it at a loopback server. Because the client always builds https URLs, a plain-
@@ -14,8 +15,8 @@ import requests
 import shapely
 from requests.adapters import HTTPAdapter
 
-from ...errors import BadInput, PermanentError, TransientError
-from ...s1.products import S1Product
+from ..errors import BadInput, PermanentError, TransientError
+from .products import S1Product
 
 log = logging.getLogger(__name__)
 
