@@ -71,9 +71,10 @@ class BurstXml:
             root = ET.fromstring(data)
         except ET.ParseError as e:
             raise BurstError(f"burst metadata XML unreadable: {e}") from None
-        self.manifest = root.find(f"manifest/{{{XFDU}}}XFDU")
-        if self.manifest is None:
+        manifest = root.find(f"manifest/{{{XFDU}}}XFDU")
+        if manifest is None:
             raise BurstError("burst metadata XML has no manifest/XFDU")
+        self.manifest: ET.Element = manifest
         self.parts: dict[tuple[str, str, str], ET.Element] = {}
         for el in root.findall("metadata/*"):
             content = el.find("content")

@@ -348,18 +348,20 @@ def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
     into the cache and assembled into a SAFE folder there, ready for the processor."""
     if not bursts:
         raise PermanentError("no bursts to fetch")
+    urls: dict[str, str] = {}
     for b in bursts:
         if not (b.tiff_url and b.xml_url):
             raise PermanentError(f"{b.name}: no TIFF/XML download URL")
+        urls[b.name] = b.tiff_url
+        urls[b.polarisation] = b.xml_url
     pinned = [cache.root / f"{b.name}.tiff" for b in bursts]
     xml_names = {b.polarisation: f"{b.slc}_{b.swath}_{b.polarisation}.xml" for b in bursts}
     pinned += [cache.root / n for n in xml_names.values()]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
-        tiffs = [ex.submit(cache.fetch_file, f"{b.name}.tiff", b.tiff_url, session,
+        tiffs = [ex.submit(cache.fetch_file, f"{b.name}.tiff", urls[b.name], session,
                            b.tiff_size, b.tiff_md5, retry, pinned) for b in bursts]
-        xmls = {pol: ex.submit(cache.fetch_file, name, next(
-            b.xml_url for b in bursts if b.polarisation == pol), session, None, None, retry,
-            pinned) for pol, name in xml_names.items()}
+        xmls = {pol: ex.submit(cache.fetch_file, name, urls[pol], session, None, None, retry,
+                               pinned) for pol, name in xml_names.items()}
         files = [BurstFiles(b.slc, b.swath, b.polarisation, b.index, t.result(),
                             xmls[b.polarisation].result()) for b, t in zip(bursts, tiffs,
                                                                           strict=True)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import shapely
 
@@ -60,7 +60,7 @@ def _season_window(season_window: object) -> tuple[dt.date, dt.date] | None:
     raise BadInput(f"bad season window {season_window!r}")
 
 
-def _in_season(day: dt.date, window: object) -> bool:
+def _in_season(day: dt.date, window: Any) -> bool:
     if window is None:
         return True
     if window[0] == "season":
