@@ -38,7 +38,7 @@ def _burst(tmp_path, swath: str, index: int, pols=("VV", "VH")) -> list[BurstFil
     return out
 
 
-@pytest.mark.parametrize("swath, index", [("IW2", 0), ("IW3", 4), ("IW1", 8)])
+@pytest.mark.parametrize("swath, index", [("IW2", 0), ("IW1", 8)])  # first, last burst
 def test_assembled_burst_reads_like_the_slc(tmp_path, swath, index):
     from m3leo_tiles.sar.calibrate import calibration_lut, noise_power
     from m3leo_tiles.sar.geocode import gcp_residuals
@@ -70,7 +70,7 @@ def test_assembled_burst_reads_like_the_slc(tmp_path, swath, index):
     g = one.gcp
     last = lpb - 1 if index == len(full.bursts) - 1 else lpb  # the SLC's last row: its end
     assert list(g.line.values) == [0, last]
-    assert gcp_residuals(one)["rms_px"] < max(0.05, 1.5 * gcp_residuals(full)["rms_px"])
+    assert gcp_residuals(one)["rms_px"] < 0.02  # the SLC's grid: 0.004 px (README)
     # the scanner sees one burst, with the SLC's id, inside the SLC's footprint
     p, slc = read_product(safe), read_product(SAFE)
     assert p.burst_ids == (f"108_{b.burst_id}_{swath}",)
