@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
 
@@ -13,33 +12,21 @@ import shapely
 from ...errors import BadInput
 from ...periods import Period, parse_window
 from ...s1.archive import scan_archive
-from ...s1.pairing import POLICIES, common_bursts, form_pairs, pair_footprint
+from ...s1.pairing import POLICIES, common_bursts, pair_footprint
 
 
 def _aoi(region: str | None, aoi: str | None) -> tuple[str, shapely.Geometry]:
     if bool(region) == bool(aoi):
         raise BadInput("give exactly one of --region or --aoi")
-    try:
-        from ...grid.regions import load_aoi
-    except ImportError:  # grid not in this tree: GeoJSON files only
-        if not aoi or not Path(aoi).is_file():
-            raise BadInput(f"AOI {region or aoi!r} not found") from None
-        try:
-            doc = json.loads(Path(aoi).read_text())
-            feats = doc.get("features") or [doc]
-            geom = shapely.union_all([shapely.geometry.shape(f.get("geometry", f)) for f in feats])
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise BadInput(f"AOI {aoi}: not GeoJSON ({e})") from None
-        return Path(aoi).stem, geom
+    from ...grid.regions import load_aoi
+
     return load_aoi(region or aoi)
 
 
 def _tiles(geom: shapely.Geometry) -> list:
-    """The region's tiles as TileRefs, when the grid builder is in this tree."""
-    try:
-        from ...grid.build import build_grid, grid_table_to_refs
-    except ImportError:
-        return []
+    """The region's tiles as TileRefs."""
+    from ...grid.build import build_grid, grid_table_to_refs
+
     return grid_table_to_refs(build_grid(geom))
 
 
@@ -108,12 +95,7 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
                     season=season)
     tiles = _tiles(geom)
     window = Period(start, end, f"{start}/{end}", "window")
-    if tiles:
-        pairs = src.find_pairs([window], tiles, aoi=geom)
-    else:  # no grid in this tree: pairs over the AOI, no tile lists
-        prods = src.products(geom, start, end)
-        pairs = [p for p in form_pairs(prods, policy, max_dt, season)
-                 if window.contains(p.reference.date) and window.contains(p.secondary.date)]
+    pairs = src.find_pairs([window], tiles, aoi=geom)
     import pandas as pd
 
     df = pd.DataFrame(plan_rows(pairs), columns=list(plan_rows([_dummy()])[0]) if not pairs
