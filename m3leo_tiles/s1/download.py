@@ -29,7 +29,7 @@ import requests
 
 from ..errors import AuthError, PermanentError, TransientError
 from .bursts import BurstFiles, assemble_safe
-from .products import BurstRef, S1Product
+from .products import BurstRef, S1Product, burst_refs
 
 log = logging.getLogger(__name__)
 
@@ -376,11 +376,11 @@ def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
                   session: requests.Session, retry: RetryPolicy | None = None,
                   max_workers: int = 2) -> Path:
     """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
-    assembled from ASF burst products (search results carrying `extra["burst"]`; one per
-    polarisation, or a run of one swath)."""
+    assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: one
+    burst with its polarisations, or a run of consecutive bursts of one swath)."""
     bursts = [p for p in products if p.extra.get("burst")]
     if products and len(bursts) == len(products):
-        return fetch_burst_safe([BurstRef.from_product(p) for p in products], cache, session,
+        return fetch_burst_safe([r for p in products for r in burst_refs(p)], cache, session,
                                 retry, max_workers)
     if len(products) == 1 and not bursts:
         return cache.fetch(products[0], session, retry)

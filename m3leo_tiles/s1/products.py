@@ -82,19 +82,21 @@ class BurstRef:
     tiff_size: int | None = None
     tiff_md5: str | None = None
 
-    @classmethod
-    def from_product(cls, p: S1Product) -> BurstRef:
-        """The burst a burst search result (`S1Product.extra["burst"]`) stands for."""
-        b = p.extra.get("burst")
-        if not b or len(p.burst_ids) != 1:
-            raise ValueError(f"{p.name}: not a burst product")
-        return cls(BurstId.parse(p.burst_ids[0]), b["slc"], b["swath"].upper(),
-                   (p.polarisations or ("VV",))[0], int(b["index"]), p.start, p.url,
-                   b.get("xml_url"), p.size, p.md5)
-
     @property
     def name(self) -> str:
         """ASF's burst granule name, e.g. S1_230560_IW2_20250406T022011_VV_93A7-BURST."""
         return (f"S1_{self.burst_id.number:06d}_{self.swath}_{self.start:%Y%m%dT%H%M%S}_"
                 f"{self.polarisation}_"
                 f"{self.slc[-4:]}-BURST")
+
+
+def burst_refs(p: S1Product) -> tuple[BurstRef, ...]:
+    """The burst files (one per polarisation) of a burst search result: `extra["burst"]` as
+    `s1.search` writes it."""
+    b = p.extra.get("burst")
+    if not b or len(p.burst_ids) != 1:
+        raise ValueError(f"{p.name}: not a burst product")
+    bid = BurstId.parse(p.burst_ids[0])
+    return tuple(BurstRef(bid, b["slc"], b["swath"].upper(), pol, int(b["index"]), p.start,
+                          f.get("url"), f.get("xml_url"), f.get("size"), f.get("md5"))
+                 for pol, f in b["files"].items())

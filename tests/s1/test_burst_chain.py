@@ -22,7 +22,7 @@ from m3leo_tiles.s1.download import (
     fetch_burst_safe,
     make_session,
 )
-from m3leo_tiles.s1.products import BurstRef
+from m3leo_tiles.s1.products import BurstRef, burst_refs
 from tests.s1 import burstcut
 from tests.sources.asf_server import FakeAsf, umm_item
 
@@ -76,11 +76,10 @@ def test_burst_products_process_like_the_safes(small_sim, tmp_path, monkeypatch)
         n = serve_bursts(asf, ref) + serve_bursts(asf, sec)
         found = search_products(aoi, dt.date(2025, 4, 1), dt.date(2025, 5, 1), burst=True,
                                 host=asf.host)
-        assert len(found) == 2 * n  # bursts x polarisations
-        groups: dict[tuple, list[BurstRef]] = {}
+        assert len(found) == n and {p.polarisations for p in found} == {("VV", "VH")}
+        groups: dict[tuple, tuple[BurstRef, ...]] = {}
         for p in found:
-            b = BurstRef.from_product(p)
-            groups.setdefault((b.start.date(), str(b.burst_id)), []).append(b)
+            groups[(p.date, p.burst_ids[0])] = burst_refs(p)
         cache = DownloadCache(tmp_path / "cache")
         session = make_session(Credentials(token=TOKEN))
         safes = {k: fetch_burst_safe(v, cache, session, RetryPolicy(sleep=lambda s: None))

@@ -24,7 +24,7 @@ from m3leo_tiles.s1.download import (
     fetch_product,
     make_session,
 )
-from m3leo_tiles.s1.products import BurstRef
+from m3leo_tiles.s1.products import burst_refs
 from tests.sources.asf_server import FakeAsf
 
 TOKEN = "edl-token-cache"
@@ -164,10 +164,14 @@ def test_burst_search_fetch_and_assemble(asf, tmp_path):
         asf.items.append(umm_item(ref, asf.base, burst=bid, index=1, pol=pol,
                                   size=len(tiffs[pol]), md5=md5))
     prods = search_products(ref.footprint, *APRIL, host=asf.host, burst=True)
-    refs = sorted((BurstRef.from_product(p) for p in prods), key=lambda b: b.polarisation)
+    assert len(prods) == 1  # ASF lists VV and VH apart: one acquisition of one burst here
+    (prod,) = prods
+    assert (prod.burst_ids, prod.polarisations, prod.platform) == ((bid,), ("VV", "VH"), "S1A")
+    refs = burst_refs(prod)
     assert [(str(b.burst_id), b.slc, b.swath, b.index, b.polarisation) for b in refs] == [
-        (bid, REF, "IW2", 1, "VH"), (bid, REF, "IW2", 1, "VV")]
-    assert {b.name for b in refs} == {p.name for p in prods}  # ASF's burst granule names
+        (bid, REF, "IW2", 1, "VV"), (bid, REF, "IW2", 1, "VH")]
+    assert refs[0].name == prod.name  # ASF's burst granule name (S1_230133_IW2_..._VV_93A7-BURST)
+    assert prod.name.startswith("S1_230133_IW2_") and prod.name.endswith("_VV_93A7-BURST")
     cache = DownloadCache(tmp_path / "cache")
     safes: list[Path] = []
     threads = [threading.Thread(target=lambda: safes.append(
