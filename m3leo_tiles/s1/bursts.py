@@ -246,7 +246,13 @@ def _stack_tiffs(paths: list[Path], dest: Path) -> None:
     """One measurement TIFF from several burst TIFFs of one swath, in order (complex int16)."""
     import rasterio
 
-    with rasterio.open(paths[0]) as r0:
+    def opened(p: Path):
+        try:
+            return rasterio.open(p)
+        except rasterio.errors.RasterioIOError as e:
+            raise BurstError(f"{p.name}: unreadable burst TIFF ({e})") from None
+
+    with opened(paths[0]) as r0:
         prof = r0.profile
         h, w = r0.height, r0.width
     prof.update(driver="GTiff", height=h * len(paths), count=1, tiled=False, compress=None)
@@ -254,7 +260,7 @@ def _stack_tiffs(paths: list[Path], dest: Path) -> None:
         prof.pop(key, None)
     with rasterio.open(dest, "w", **prof) as out:
         for i, p in enumerate(paths):
-            with rasterio.open(p) as r:
+            with opened(p) as r:
                 if (r.height, r.width) != (h, w):
                     raise BurstError(f"{p.name}: {r.height}x{r.width}, expected {h}x{w}")
                 out.write(r.read(1), 1, window=rasterio.windows.Window(0, i * h, w, h))

@@ -120,6 +120,27 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
                f"{start}..{end - dt.timedelta(days=1)} -> {out}")
 
 
+@s1.command("assemble")
+@click.argument("folder", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Where the SAFE folders go.")
+def assemble(folder, out):
+    """SAFE folders from ASF burst downloads in FOLDER (<burst granule>.tiff and
+    <SLC name>_<POL>.xml), one per run of consecutive bursts, for the SAR processor."""
+    from ...s1.burstfiles import assemble_folder
+    from ...s1.bursts import BurstError
+
+    try:
+        safes = assemble_folder(folder, out)
+    except BurstError as e:
+        raise BadInput(str(e)) from None
+    if not safes:
+        raise BadInput(f"no ASF burst TIFF (S1_<id>_<swath>_<time>_<pol>_<id>-BURST.tiff) in "
+                       f"{folder}")
+    for path in safes:
+        click.echo(path)
+
+
 def _window_hint(products, start: dt.date, end: dt.date, aoi: shapely.Geometry) -> str | None:
     """One line saying why nothing matched: no product in the window, or none over the AOI."""
     if not products:
