@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import shapely
 
-from m3leo_tiles.s1.archive import read_product
+from m3leo_tiles.s1.archive import read_product, scan_archive
 from m3leo_tiles.s1.bursts import BurstFiles, assemble_safe
 from m3leo_tiles.s1.download import (
     Credentials,
@@ -22,6 +22,7 @@ from m3leo_tiles.s1.download import (
     fetch_burst_safe,
     make_session,
 )
+from m3leo_tiles.s1.pairing import form_pairs
 from m3leo_tiles.s1.products import BurstRef, burst_refs
 from tests.s1 import burstcut
 from tests.sources.asf_server import FakeAsf, umm_item
@@ -86,6 +87,10 @@ def test_burst_products_process_like_the_safes(small_sim, tmp_path, monkeypatch)
                  for k, v in groups.items()}
         assert set(asf.served.values()) == {1}  # every TIFF and XML fetched once
     dates = sorted({d for d, _ in safes})
+    # the cache is an archive now: the scanner finds the burst SAFEs, pairing matches bursts
+    pairs = form_pairs(scan_archive(tmp_path / "cache"))
+    assert sorted((p.label, p.reference.burst_ids) for p in pairs) == sorted(
+        (f"{dates[0]:%Y%m%d}_{dates[1]:%Y%m%d}", (bid,)) for _, bid in safes if _ == dates[0])
     fps = {k: read_product(v).footprint for k, v in safes.items()}
 
     def own(d: dt.date, bid: str) -> shapely.Geometry:
