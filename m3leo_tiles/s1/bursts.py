@@ -29,6 +29,7 @@ import io
 import os
 import re
 import shutil
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -258,6 +259,14 @@ def _stack_tiffs(paths: list[Path], dest: Path) -> None:
     prof.update(driver="GTiff", height=h * len(paths), count=1, tiled=False, compress=None)
     for key in ("blockxsize", "blockysize", "photometric"):
         prof.pop(key, None)
+    with warnings.catch_warnings():  # SLC measurements are in radar geometry: no transform
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        _write_stack(paths, dest, prof, h, w, opened)
+
+
+def _write_stack(paths: list[Path], dest: Path, prof: dict, h: int, w: int, opened) -> None:
+    import rasterio
+
     with rasterio.open(dest, "w", **prof) as out:
         for i, p in enumerate(paths):
             with opened(p) as r:

@@ -355,7 +355,9 @@ def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
         urls[b.name] = b.tiff_url
         urls[b.polarisation] = b.xml_url
     pinned = [cache.root / f"{b.name}.tiff" for b in bursts]
-    xml_names = {b.polarisation: f"{b.slc}_{b.swath}_{b.polarisation}.xml" for b in bursts}
+    # one metadata XML per SLC and polarisation (ASF's and burst2safe's naming): `s1 assemble`
+    # reads the cache folder as it is
+    xml_names = {b.polarisation: f"{b.slc}_{b.polarisation}.xml" for b in bursts}
     pinned += [cache.root / n for n in xml_names.values()]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
         tiffs = [ex.submit(cache.fetch_file, f"{b.name}.tiff", urls[b.name], session,

@@ -73,7 +73,7 @@ def product_from_result(r) -> S1Product:
     size = p.get("bytes")
     if full:
         extra["burst"] = {"slc": slc, "swath": str(burst.get("subswath") or "").upper(),
-                          "index": int(burst.get("burstIndex")),
+                          "index": int(burst.get("burstIndex") or 0),
                           "files": {pols[0] if pols else "VV": {
                               "name": str(name), "url": p.get("url"),
                               "xml_url": (p.get("additionalUrls") or [None])[0],

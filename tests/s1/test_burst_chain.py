@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import shapely
 
 from m3leo_tiles.s1.archive import read_product, scan_archive
-from m3leo_tiles.s1.bursts import BurstFiles, assemble_safe
+from m3leo_tiles.s1.burstfiles import assemble_folder
 from m3leo_tiles.s1.download import (
     Credentials,
     DownloadCache,
@@ -34,6 +35,10 @@ def serve_bursts(asf: FakeAsf, safe: Path, swath: str = "IW2") -> int:
     """Every burst of a swath of `safe`, both polarisations, as ASF would serve them."""
     prod = read_product(safe)
     ids = sorted(b for b in prod.burst_ids if b.endswith(swath))
+    text = next((safe / "annotation").glob(f"*-{swath.lower()}-slc-vv-*.xml")).read_text()
+    starts = [dt.datetime.fromisoformat(t) for t in
+              re.findall(r"<burst>\s*<azimuthTime>([^<]+)</azimuthTime>", text)]
+    span = dt.timedelta(seconds=2.75)
     for pol in prod.polarisations:
         xml = burstcut.metadata_xml(safe, pol)
         for k, bid in enumerate(ids):
@@ -41,7 +46,8 @@ def serve_bursts(asf: FakeAsf, safe: Path, swath: str = "IW2") -> int:
             md5 = asf.add_file(f"{prod.name}/{swath}/{pol}/{k}.tiff",
                                data := burstcut.burst_tiff(safe, swath, pol, k))
             asf.items.append(umm_item(prod, asf.base, burst=bid, index=k, pol=pol,
-                                      size=len(data), md5=md5))
+                                      size=len(data), md5=md5, start=starts[k],
+                                      stop=starts[k] + span))
     return len(ids)
 
 
@@ -112,16 +118,9 @@ def test_burst_products_process_like_the_safes(small_sim, tmp_path, monkeypatch)
         assert worst.get("s1coh", 0) <= 1e-5 and worst.get("s1ifg", 0) <= 1e-4, worst
         assert inside, f"no tile inside burst {bid} alone"
         checked |= set(inside)
-    # both bursts as one run (stacked measurement): the SLC's swath again, every tile equal
-    runs = []
-    for d in dates:
-        for refs in (v for (dd, _), v in sorted(groups.items()) if dd == d):
-            runs += [BurstFiles(b.slc, b.swath, b.polarisation, b.index,
-                                cache.root / f"{b.name}.tiff",
-                                cache.root / f"{b.slc}_{b.swath}_{b.polarisation}.xml")
-                     for b in refs]
-    a = assemble_safe([f for f in runs if f.slc == ref.name.removesuffix(".SAFE")], tmp_path)
-    b = assemble_safe([f for f in runs if f.slc == sec.name.removesuffix(".SAFE")], tmp_path)
+    # both bursts as one run (stacked measurement), from the cache folder as `s1 assemble`
+    # reads it: the SLC's swath again, every tile equal
+    a, b = sorted(assemble_folder(tmp_path / "cache", tmp_path / "runs"))
     assert read_product(a).burst_ids == read_product(ref).burst_ids
     part = process_pair(str(a), str(b), tiles, dem)
     assert sorted(part) == sorted(full)
