@@ -24,6 +24,7 @@ import contextlib
 import copy
 import datetime as dt
 import fcntl
+import functools
 import hashlib
 import io
 import os
@@ -91,6 +92,14 @@ class BurstXml:
 
 
 def read_burst_xml(path: str | Path) -> BurstXml:
+    """The parsed metadata XML (one per SLC and polarisation, shared by all its bursts: the
+    last few parsed are kept, keyed by file identity, and never modified by callers)."""
+    st = Path(path).stat()
+    return _parsed(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(path: str, size: int, mtime_ns: int) -> BurstXml:
     return BurstXml(Path(path).read_bytes())
 
 
