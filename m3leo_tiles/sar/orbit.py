@@ -157,26 +157,13 @@ def read_eof(path: str | Path) -> Orbit:
     return Orbit.from_vectors(np.array(times), np.array(pos), np.array(vel))
 
 
-def eof_validity(path: str | Path) -> tuple[np.datetime64, np.datetime64, str]:
-    """(validity start, stop, mission e.g. 'S1A') from an EOF file name, without parsing it."""
-    name = Path(path).name
-    parts = name.split("_")
-    v = [p for p in parts if p.startswith("V2")]
-    start = np.datetime64(dt.datetime.strptime(v[0][1:], "%Y%m%dT%H%M%S"), "ns")
-    stop = np.datetime64(dt.datetime.strptime(parts[parts.index(v[0]) + 1].split(".")[0],
-                                              "%Y%m%dT%H%M%S"), "ns")
-    return start, stop, parts[0]
-
-
 def find_eof(orbit_dir: str | Path, mission: str, start: np.datetime64,
              stop: np.datetime64) -> Path | None:
-    """The best EOF in a directory covering [start, stop]: POEORB over RESORB, newest first."""
-    found = []
-    for f in sorted(Path(orbit_dir).glob("*.EOF")):
-        try:
-            a, b, m = eof_validity(f)
-        except (ValueError, IndexError):
-            continue
-        if m == mission and a <= start and stop <= b:
-            found.append(("POEORB" in f.name, f.name, f))
-    return max(found)[2] if found else None
+    """The EOF in a directory the one selection rule picks for [start, stop] (m3leo_tiles.s1.orbits)."""
+    from ..s1.orbits import find_eof as choose_in_dir
+
+    def utc(t: np.datetime64) -> dt.datetime:
+        return dt.datetime.fromisoformat(str(np.datetime64(t, "us")))
+
+    h = choose_in_dir(orbit_dir, mission, utc(start), utc(stop))
+    return Path(h.path) if h is not None else None

@@ -13,97 +13,25 @@ does not reach a tile -> TileResult(status="failed", error=...); the rest of the
 
 from __future__ import annotations
 
-import datetime as dt
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import shapely
-from xarray_sentinel import esa_safe
 
 from ..errors import BadInput, PermanentError
 from ..modalities import Modality
 from ..periods import STATIC, Period, period_from_label
+from ..s1.archive import scan_archive
+from ..s1.pairing import form_pairs
+from ..s1.products import S1Pair, S1Product
 from .base import Source, TileRef, TileResult, WorkUnit
-from .s1types import S1Pair, S1Product
 
 PAIR_MODALITIES = ("s1coh", "s1ifg")
 
 
 def _track_label(p: S1Product) -> str:
     return f"t{p.relative_orbit:03d}{p.pass_direction[:1]}"
-
-
-def _footprint(product: str) -> shapely.Geometry:
-    """The manifest's footprint polygon (lon/lat), via xarray-sentinel's SAFE helpers."""
-    from ..sar.safe import _open_fs
-
-    fs, root, _ = _open_fs(product)
-    with fs.open(f"{root}/manifest.safe") as f:
-        tree = ET.parse(f).getroot()
-    coords = [[float(v) for v in tok.split(",")]
-              for tok in esa_safe.findtext(tree, ".//gml:coordinates").split()]
-    return shapely.Polygon([(lon, lat) for lat, lon in coords])
-
-
-def scan_archive_minimal(archive: str | Path) -> list[S1Product]:
-    """Every readable IW SLC in a directory (private fallback for the ASF archive scanner)."""
-    from ..sar.safe import SafeError, product_attrs
-
-    out = []
-    for p in sorted(Path(archive).iterdir()):
-        if not (p.suffix.lower() == ".zip" or p.suffix == ".SAFE"):
-            continue
-        try:
-            a = product_attrs(p)
-            fp = _footprint(str(p))
-        except (SafeError, OSError, ValueError, KeyError):
-            continue
-        if a.get("product_type") != "SLC" or a.get("mode") != "IW":
-            continue
-        name = p.name.removesuffix(".zip").removesuffix(".SAFE")
-        out.append(S1Product(
-            name=name, platform=f"S1{a.get('number', '')}",
-            start=dt.datetime.fromisoformat(a["start_time"]),
-            stop=dt.datetime.fromisoformat(a["stop_time"]),
-            relative_orbit=int(a["relative_orbit_number"]),
-            absolute_orbit=int(a["orbit_number"]),
-            pass_direction=str(a["pass"]).upper(),
-            polarisations=tuple(a.get("transmitter_receiver_polarisations", ())),
-            footprint=fp, path=str(p)))
-    return out
-
-
-def form_pairs_minimal(products: Sequence[S1Product], policy: str = "sequential",
-                       max_dt: int | None = None) -> list[S1Pair]:
-    """Consecutive acquisitions of the same track and pass whose footprints overlap."""
-    if policy != "sequential":
-        raise BadInput(f"pair policy {policy!r} is not supported by the archive fallback")
-    groups: dict[tuple, list[S1Product]] = {}
-    for p in products:
-        groups.setdefault((p.relative_orbit, p.pass_direction), []).append(p)
-    pairs = []
-    for prods in groups.values():
-        prods = sorted(prods, key=lambda p: p.start)
-        for a, b in zip(prods, prods[1:], strict=False):
-            if b.date <= a.date or not a.footprint.intersects(b.footprint):
-                continue
-            if max_dt is not None and (b.date - a.date).days > max_dt:
-                continue
-            pairs.append(S1Pair(a, b))
-    return pairs
-
-
-def _scanner():
-    """The ASF engineer's archive scanner and pairing when present, else the fallbacks."""
-    try:
-        from .asf.archive import scan_archive
-        from .asf.pairing import form_pairs
-
-        return scan_archive, form_pairs
-    except ImportError:
-        return scan_archive_minimal, form_pairs_minimal
 
 
 class S1ArchiveSource(Source):
@@ -136,15 +64,13 @@ class S1ArchiveSource(Source):
     # --- archive --------------------------------------------------------------------------
     def products(self) -> list[S1Product]:
         if self._products is None:
-            scan, _ = _scanner()
-            self._products = list(scan(self.archive))
+            self._products = list(scan_archive(self.archive))
         return self._products
 
     def pairs(self) -> list[S1Pair]:
         if self._pairs is None:
-            _, form = _scanner()
-            self._pairs = list(form(self.products(), policy=self.pair_policy,
-                                    max_dt=self.max_dt))
+            self._pairs = list(form_pairs(self.products(), policy=self.pair_policy,
+                                          max_dt=self.max_dt))
         return self._pairs
 
     def _dem_fn(self):

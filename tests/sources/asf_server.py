@@ -15,7 +15,7 @@ import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from m3leo_tiles.sources.s1types import S1Product
+from m3leo_tiles.s1.products import S1Product
 
 
 def _iso(t: dt.datetime) -> str:
@@ -23,8 +23,22 @@ def _iso(t: dt.datetime) -> str:
 
 
 def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 0,
-             md5: str = "") -> dict:
-    """A UMM-G granule for an SLC product, or for one of its bursts."""
+             md5: str = "", index: int = 1, pol: str | None = None,
+             start: dt.datetime | None = None, stop: dt.datetime | None = None,
+             footprint=None) -> dict:
+    """A UMM-G granule for an SLC product, or for one of its bursts.
+
+    Burst granules are laid out like ASF's SENTINEL-1_BURSTS collection: the burst's own
+    times and footprint when given, `USE SERVICE API` URLs of the burst extractor
+    (`/burst/{slc}/{swath}/{pol}/{index}.tiff` and `.xml`), and the source SLC in
+    InputGranules.
+    """
+    if burst is not None:
+        import dataclasses
+
+        p = dataclasses.replace(p, start=start or p.start, stop=stop or p.stop,
+                                footprint=footprint if footprint is not None else p.footprint,
+                                polarisations=(pol or p.polarisations[0],))
     ring = list(p.footprint.exterior.coords)
     attrs = {
         "PATH_NUMBER": str(p.relative_orbit), "FRAME_NUMBER": "166",
@@ -43,13 +57,16 @@ def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 
     short = f"SENTINEL-1{p.platform[-1]}_SLC"
     if burst is not None:
         rel, bid, sw = burst.split("_")
-        name = f"S1_{bid}_{sw}_{p.start:%Y%m%dT%H%M%S}_VV_{p.name[-4:]}-BURST"
+        name = (f"S1_{int(bid):06d}_{sw}_{p.start:%Y%m%dT%H%M%S}_{p.polarisations[0]}_"
+                f"{p.name[-4:]}-BURST")
         short = "SENTINEL-1_BURSTS"
         attrs.update({"BURST_ID_FULL": burst, "BURST_ID_RELATIVE": bid,
                       "BURST_ID_ABSOLUTE": str(int(bid) * 10), "SUBSWATH_NAME": sw,
-                      "BURST_INDEX": "1", "SAMPLES_PER_BURST": "21000",
+                      "BURST_INDEX": str(index), "SAMPLES_PER_BURST": "21000",
                       "BYTE_LENGTH": str(size), "AZIMUTH_TIME": _iso(p.start),
                       "AZIMUTH_ANX_TIME": "840.0"})
+    slc_path = (f"{p.name}/{burst.split('_')[2]}/{p.polarisations[0]}/{index}"
+                if burst is not None else "")
     return {"meta": {"concept-id": f"G{abs(hash(name)) % 10**9}-ASF", "native-id": name},
             "umm": {
                 "GranuleUR": name + ("-SLC" if burst is None else ""),
@@ -66,7 +83,11 @@ def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 
                                 "ProductionDateTime": _iso(p.stop)},
                 "Platforms": [{"ShortName": "Sentinel-1" + p.platform[-1],
                                "Instruments": [{"ShortName": "C-SAR"}]}],
-                "RelatedUrls": [{"Type": "GET DATA", "URL": f"{base_url}/data/{name}.zip"}],
+                "RelatedUrls": [{"Type": "GET DATA", "URL": f"{base_url}/data/{name}.zip"}]
+                if burst is None else [
+                    {"Type": "USE SERVICE API", "URL": f"{base_url}/burst/{slc_path}.tiff"},
+                    {"Type": "USE SERVICE API", "URL": f"{base_url}/burst/{slc_path}.xml"}],
+                **({"InputGranules": [p.name + "-SLC"]} if burst is not None else {}),
             }}
 
 
@@ -119,6 +140,9 @@ class FakeAsf:
         self.redirect = False  # data URLs answer 307 to a signed URL on another host name
         self.edl: tuple[str, str] | None = None  # Earthdata Login OAuth dance, these creds
         self.forms: list[dict] = []
+        self.served: dict[str, int] = {}  # burst extractor GETs per file
+        self.slow = 0.0  # seconds the extractor takes before answering (races in tests)
+        self.trickle = 0.0  # seconds between 64 KiB blocks of a body (kill -9 mid-download)
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
         self.httpd = _Server(("127.0.0.1", 0), self._handler())
@@ -203,7 +227,17 @@ class FakeAsf:
                     if "Authorization" in self.headers or "X-Amz-Signature=ok" not in self.path:
                         return self._json(400, {"errors": ["credentials sent to the bucket"]})
                     return self._send(fake.files[name])
-                if not self.path.startswith("/data/") or name not in fake.files:
+                if self.path.startswith("/burst/"):  # the extractor: key = path after it
+                    name = self.path.split("?")[0][len("/burst/"):]
+                    with fake.lock:
+                        fake.served[name] = fake.served.get(name, 0) + 1
+                    if fake.slow:
+                        import time
+
+                        time.sleep(fake.slow)
+                elif not self.path.startswith("/data/"):
+                    return self._json(404, {"errors": ["not found"]})
+                if name not in fake.files:
                     return self._json(404, {"errors": ["not found"]})
                 auth = self.headers.get("Authorization", "")
                 if fake.edl and "asf-urs=ok" not in self.headers.get("Cookie", ""):
@@ -256,6 +290,14 @@ class FakeAsf:
                     import socket
 
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fake.trickle:
+                    import time
+
+                    for i in range(0, len(body), 1 << 16):
+                        self.wfile.write(body[i:i + (1 << 16)])
+                        self.wfile.flush()
+                        time.sleep(fake.trickle)
                     return
                 self.wfile.write(body)
 

@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import re
 import shutil
-import warnings
 import zipfile
 from pathlib import Path
 
@@ -15,16 +14,10 @@ import pytest
 import shapely
 
 from m3leo_tiles.errors import BadInput
-from m3leo_tiles.sources.asf.archive import esa_burst_id, read_product, scan_archive
-from m3leo_tiles.sources.asf.orbits import (
-    OrbitWarning,
-    fetch_orbit,
-    find_orbit,
-    parse_eof,
-    read_header,
-)
-from m3leo_tiles.sources.asf.pairing import form_pairs, tiles_for_pair
-from m3leo_tiles.sources.s1types import S1Pair
+from m3leo_tiles.s1.archive import esa_burst_id, read_product, scan_archive
+from m3leo_tiles.s1.orbits import find_orbit, parse_eof, read_header
+from m3leo_tiles.s1.pairing import form_pairs, tiles_for_pair
+from m3leo_tiles.s1.products import S1Pair
 from tests.conftest import S1DATA
 
 SLC = S1DATA / "hyp3-isce2/tests/data/packaging/slc"
@@ -219,20 +212,6 @@ def test_find_orbit_prefers_poeorb_then_newest_resorb(tmp_path):
     assert find_orbit(p, tmp_path).kind == "AUX_POEORB"
     assert find_orbit(dataclasses.replace(p, platform="S1B"), tmp_path) is None
     assert find_orbit(a, tmp_path) is None  # 2025: nothing covers it
-
-
-def test_fetch_orbit_warns_and_falls_back(tmp_path):
-    a = scan_archive(SLC)[0]
-    try:
-        import eof  # noqa: F401
-        pytest.skip("sentineleof installed: would try the network")
-    except ImportError:
-        pass
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter("always")
-        assert fetch_orbit(a, tmp_path / "orbits") is None
-    assert any(issubclass(x.category, OrbitWarning) and "annotation orbit" in str(x.message)
-               for x in w)
 
 
 # --- CLI -----------------------------------------------------------------------------------

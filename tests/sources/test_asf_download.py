@@ -11,7 +11,7 @@ import pytest
 import shapely
 
 from m3leo_tiles.errors import AuthError, TransientError
-from m3leo_tiles.sources.asf.download import (
+from m3leo_tiles.s1.download import (
     Credentials,
     DownloadCache,
     RetryPolicy,
@@ -20,7 +20,7 @@ from m3leo_tiles.sources.asf.download import (
     fetch_all,
     make_session,
 )
-from m3leo_tiles.sources.s1types import S1Product
+from m3leo_tiles.s1.products import S1Product
 from tests.sources.asf_server import FakeAsf
 
 TOKEN = "edl-token-never-logged"
@@ -216,14 +216,15 @@ def test_search_download_and_hand_over_to_processor(asf, tmp_path, monkeypatch):
     from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
     from m3leo_tiles.modalities import get_modality
     from m3leo_tiles.periods import Period
+    from m3leo_tiles.s1.archive import scan_archive
     from m3leo_tiles.sources.asf import AsfSource
-    from m3leo_tiles.sources.asf.archive import scan_archive
     from tests.sources.asf_server import umm_item
     from tests.sources.test_asf_archive import SLC, _zip_safe
 
     if not SLC.is_dir():
         pytest.skip("shared s1data not present")
     monkeypatch.setenv("EARTHDATA_TOKEN", TOKEN)
+    monkeypatch.setenv("M3LEO_S1_ORBITS_URL", f"{asf.base}/no-orbit-service")  # answers 404
     zdir = tmp_path / "zips"
     zdir.mkdir()
     for p in scan_archive(SLC):

@@ -10,9 +10,9 @@ import shapely
 from m3leo_tiles.errors import BadInput, PermanentError
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import Period
+from m3leo_tiles.s1.archive import scan_archive
+from m3leo_tiles.s1.search import search_products
 from m3leo_tiles.sources.asf import AsfSource
-from m3leo_tiles.sources.asf.archive import scan_archive
-from m3leo_tiles.sources.asf.search import search_products
 from tests.conftest import S1DATA
 from tests.sources.asf_server import FakeAsf, umm_item
 

@@ -18,9 +18,9 @@ import shapely
 from ...errors import BadInput
 from ...modalities import Modality
 from ...periods import Period, period_from_label
+from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, tiles_for_pair
+from ...s1.products import S1Pair, S1Product
 from ..base import Source, TileRef, TileResult, WorkUnit
-from ..s1types import S1Pair, S1Product
-from .pairing import POLICIES, SEASONAL_DT, form_pairs, tiles_for_pair
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class AsfSource(Source):
     def products(self, aoi: shapely.Geometry | None, start, end) -> list[S1Product]:
         """Archive products, or ASF search results for the AOI and window."""
         if self.archive:
-            from .archive import scan_archive
+            from ...s1.archive import scan_archive
 
             found = scan_archive(self.archive)
             self.skipped = list(found.skipped)
@@ -86,7 +86,7 @@ class AsfSource(Source):
                     (aoi is None or p.footprint.intersects(aoi))]
         if aoi is None:
             raise BadInput("an ASF search needs tiles or an AOI")
-        from .search import search_products
+        from ...s1.search import search_products
 
         return search_products(aoi, start, end, burst=self.burst, host=self.host)
 
@@ -156,7 +156,7 @@ class AsfSource(Source):
             return recs[0]["path"], recs[1]["path"]
         import datetime as dt
 
-        from .download import DownloadCache, fetch_all, make_session
+        from ...s1.download import DownloadCache, fetch_all, make_session
 
         prods = [S1Product(r["name"], r["platform"], dt.datetime.fromisoformat(r["start"]),
                            dt.datetime.fromisoformat(r["stop"]), 0, 0, "", (),
@@ -170,7 +170,7 @@ class AsfSource(Source):
         """Where precise/restituted orbits are (fetched and cached if a fetcher is installed)."""
         import datetime as dt
 
-        from .orbits import fetch_orbit, find_orbit
+        from ...s1.orbits import fetch_orbit, find_orbit
 
         d = self.orbits or str(Path(self.cache) / "orbits")
         for r in (unit.payload["reference"], unit.payload["secondary"]):

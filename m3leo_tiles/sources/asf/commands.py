@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 from pathlib import Path
 
@@ -12,33 +11,22 @@ import shapely
 
 from ...errors import BadInput
 from ...periods import Period, parse_window
-from .pairing import POLICIES, common_bursts, form_pairs, pair_footprint
+from ...s1.archive import scan_archive
+from ...s1.pairing import POLICIES, common_bursts, pair_footprint
 
 
 def _aoi(region: str | None, aoi: str | None) -> tuple[str, shapely.Geometry]:
     if bool(region) == bool(aoi):
         raise BadInput("give exactly one of --region or --aoi")
-    try:
-        from ...grid.regions import load_aoi
-    except ImportError:  # grid not in this tree: GeoJSON files only
-        if not aoi or not Path(aoi).is_file():
-            raise BadInput(f"AOI {region or aoi!r} not found") from None
-        try:
-            doc = json.loads(Path(aoi).read_text())
-            feats = doc.get("features") or [doc]
-            geom = shapely.union_all([shapely.geometry.shape(f.get("geometry", f)) for f in feats])
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
-            raise BadInput(f"AOI {aoi}: not GeoJSON ({e})") from None
-        return Path(aoi).stem, geom
+    from ...grid.regions import load_aoi
+
     return load_aoi(region or aoi)
 
 
 def _tiles(geom: shapely.Geometry) -> list:
-    """The region's tiles as TileRefs, when the grid builder is in this tree."""
-    try:
-        from ...grid.build import build_grid, grid_table_to_refs
-    except ImportError:
-        return []
+    """The region's tiles as TileRefs."""
+    from ...grid.build import build_grid, grid_table_to_refs
+
     return grid_table_to_refs(build_grid(geom))
 
 
@@ -71,8 +59,9 @@ def s1() -> None:
 @s1.command("search")
 @click.option("--region", "-r", help="Built-in region name.")
 @click.option("--aoi", type=click.Path(dir_okay=False), help="AOI file (GeoJSON, GeoParquet).")
-@click.option("--period", default="last-12-months", show_default=True,
-              help="Window: 2025, 2025-MAM, 2025-04, A/B (dates inclusive).")
+@click.option("--period", default=None,
+              help="Window: 2025, 2025-MAM, 2025-04, A/B (dates inclusive). Default: the "
+              "archive's whole time span with --archive, else last-12-months.")
 @click.option("--pairs", "policy", default="sequential", show_default=True,
               help=f"Pair policy: {' | '.join(POLICIES)}.")
 @click.option("--max-dt", type=int, help="Longest temporal baseline in days.")
@@ -89,22 +78,24 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
         raise BadInput(f"unknown pair policy {policy!r}: use one of {', '.join(POLICIES)}")
     if max_dt is not None and max_dt < 1:
         raise BadInput(f"--max-dt must be at least 1 day, not {max_dt}")
-    start, end = parse_window(period)
-    name, geom = _aoi(region, aoi)
     if archive and not Path(archive).is_dir():
         raise BadInput(f"S1 archive {archive!r} is not a directory")
+    scanned = scan_archive(archive) if archive else None
+    if period is not None:
+        start, end = parse_window(period)
+    elif scanned:  # the archive's whole time span (pairs never reach outside it)
+        start = min(p.date for p in scanned)
+        end = max(p.date for p in scanned) + dt.timedelta(days=1)
+    else:
+        start, end = parse_window("last-12-months")
+    name, geom = _aoi(region, aoi)
     from . import AsfSource
 
     src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, burst=burst, host=host,
                     season=season)
     tiles = _tiles(geom)
     window = Period(start, end, f"{start}/{end}", "window")
-    if tiles:
-        pairs = src.find_pairs([window], tiles, aoi=geom)
-    else:  # no grid in this tree: pairs over the AOI, no tile lists
-        prods = src.products(geom, start, end)
-        pairs = [p for p in form_pairs(prods, policy, max_dt, season)
-                 if window.contains(p.reference.date) and window.contains(p.secondary.date)]
+    pairs = src.find_pairs([window], tiles, aoi=geom)
     import pandas as pd
 
     df = pd.DataFrame(plan_rows(pairs), columns=list(plan_rows([_dummy()])[0]) if not pairs
@@ -118,6 +109,9 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
         tmp.unlink(missing_ok=True)
     for path, why in src.skipped:
         click.echo(f"skipped {Path(path).name}: {why}", err=True)
+    hint = _window_hint(scanned, start, end, geom) if scanned is not None else None
+    if hint:
+        click.echo(hint, err=True)
     n_tiles = len({t for p in pairs for t in p.tiles})
     tracks = sorted({f"{p.reference.relative_orbit}{p.reference.pass_direction[:1]}"
                      for p in pairs})
@@ -126,9 +120,45 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
                f"{start}..{end - dt.timedelta(days=1)} -> {out}")
 
 
+@s1.command("assemble")
+@click.argument("folder", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False),
+              help="Where the SAFE folders go.")
+def assemble(folder, out):
+    """SAFE folders from ASF burst downloads in FOLDER (<burst granule>.tiff and
+    <SLC name>_<POL>.xml), one per run of consecutive bursts, for the SAR processor."""
+    from ...s1.burstfiles import assemble_folder
+    from ...s1.bursts import BurstError
+
+    try:
+        safes = assemble_folder(folder, out)
+    except BurstError as e:
+        raise BadInput(str(e)) from None
+    if not safes:
+        raise BadInput(f"no ASF burst TIFF (S1_<id>_<swath>_<time>_<pol>_<id>-BURST.tiff) in "
+                       f"{folder}")
+    for path in safes:
+        click.echo(path)
+
+
+def _window_hint(products, start: dt.date, end: dt.date, aoi: shapely.Geometry) -> str | None:
+    """One line saying why nothing matched: no product in the window, or none over the AOI."""
+    if not products:
+        return None
+    span = (f"{min(p.date for p in products)}..{max(p.date for p in products)}")
+    inside = [p for p in products if start <= p.date < end]
+    if not inside:
+        return (f"hint: the archive's {len(products)} product(s) span {span}; none falls in "
+                f"{start}..{end - dt.timedelta(days=1)}: widen --period or omit it")
+    if not any(p.footprint.intersects(aoi) for p in inside):
+        return (f"hint: {len(inside)} product(s) in the window, none intersects the AOI "
+                f"(archive span {span})")
+    return None
+
+
 def _dummy():
     """A pair with the plan's columns, for an empty Parquet with the right schema."""
-    from ..s1types import S1Pair, S1Product
+    from ...s1.products import S1Pair, S1Product
 
     t = dt.datetime(2000, 1, 1)
     p = S1Product("", "", t, t, 0, 0, "", (), shapely.Polygon([(0, 0), (1, 0), (1, 1)]))

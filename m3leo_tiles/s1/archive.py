@@ -1,14 +1,16 @@
-"""Archive mode: S1 IW SLC products (.SAFE folders or .zip) on disk, read without network.
+"""The one Sentinel-1 archive scanner: IW SLC products (.SAFE folders or .zip) on disk.
 
-Metadata comes from manifest.safe and the annotation XML only, so products whose
-measurement TIFFs are absent or empty still scan (that is all search and pairing need).
+Metadata comes from manifest.safe and the annotation XML only (S1 Product Specification,
+S1-RS-MDA-52-7441, sections 3-4), so products whose measurement TIFFs are absent or empty
+still scan: that is all search and pairing need. Subfolders are scanned too (the simulator
+writes its products under `s1/`); a .SAFE folder is a product, never descended into.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
+import os
 import re
 import xml.etree.ElementTree as ET
 import zipfile
@@ -16,14 +18,18 @@ from pathlib import Path
 
 import shapely
 
-from ..s1types import S1Product
+from ..errors import BadInput
+from .burst_id import BurstId, esa_burst_id
+from .products import S1Product
 
 log = logging.getLogger(__name__)
 
-T_ORB = 12 * 24 * 3600 / 175  # nominal orbit period [s] (ESA S1 burst id definition)
-T_BEAM = 2.758273  # nominal burst cycle [s]
-T_PRE = 2.299849  # preamble before the first burst after the ascending node [s]
 _ANNOT = re.compile(r"annotation/s1[abcd]-(iw\d)-slc-(\w\w)-[^/]*\.xml$", re.I)
+UNREADABLE = (zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError, TypeError,
+              ET.ParseError)
+
+__all__ = ["ScanResult", "burst_ids_from_annotation", "esa_burst_id", "product_from_files",
+           "read_product", "scan_archive"]
 
 
 class ScanResult(list):
@@ -43,14 +49,9 @@ def _find(root: ET.Element, tag: str) -> str | None:
     return el.text if el is not None and el.text is not None else None
 
 
-def esa_burst_id(relative_orbit: int, burst_centre: dt.datetime, anx: dt.datetime) -> int:
-    """ESA's burst id: burst cycles since the track's first ascending node (S1 burst-id note)."""
-    t_orb = (relative_orbit - 1) * T_ORB + (burst_centre - anx).total_seconds()
-    return 1 + math.floor((t_orb - T_PRE) / T_BEAM)
-
-
 def burst_ids_from_annotation(xml: bytes, swath: str, relative_orbit: int,
-                              anx: dt.datetime | None) -> list[str]:
+                              anx: dt.datetime | None,
+                              end_relative_orbit: int | None = None) -> list[str]:
     """Burst ids of one swath: annotation <burstId> when present, else computed from times."""
     root = ET.fromstring(xml)
     lpb = int(_find(root, "linesPerBurst") or 0)
@@ -59,13 +60,12 @@ def burst_ids_from_annotation(xml: bytes, swath: str, relative_orbit: int,
     for b in root.iter("burst"):
         bid = b.find("burstId")
         if bid is not None and bid.text and bid.text.strip():
-            n = int(bid.text)
+            out.append(str(BurstId(relative_orbit, int(bid.text), swath)))
         elif anx is not None:
-            start = _time(b.findtext("azimuthTime"))
-            n = esa_burst_id(relative_orbit, start + dt.timedelta(seconds=lpb * ati / 2), anx)
-        else:
-            continue
-        out.append(f"{relative_orbit:03d}_{n:06d}_{swath.upper()}")
+            start = _time(b.findtext("azimuthTime") or "")
+            centre = start + dt.timedelta(seconds=lpb * ati / 2)
+            out.append(str(BurstId.from_times(centre, anx, relative_orbit, swath,
+                                              end_relative_orbit)))
     return out
 
 
@@ -76,20 +76,24 @@ def product_from_files(name: str, manifest: bytes, annotations: dict[str, bytes]
     mode, ptype = _find(root, "mode"), _find(root, "productType")
     if mode != "IW" or ptype != "SLC":
         raise ValueError(f"not an IW SLC product (mode={mode}, type={ptype})")
-    rel = int(root.find(".//{*}relativeOrbitNumber").text)
-    coords = [[float(v) for v in tok.split(",")] for tok in _find(root, "coordinates").split()]
+    rels = [int(e.text or "") for e in root.iter() if e.tag.endswith("}relativeOrbitNumber")]
+    orbits = [int(e.text or "") for e in root.iter() if e.tag.endswith("}orbitNumber")]
+    if not rels or not orbits:
+        raise ValueError("manifest has no orbit numbers")
+    coords = [[float(v) for v in tok.split(",")] for tok in (_find(root, "coordinates") or "")
+              .split()]
     anx_text = _find(root, "ascendingNodeTime")
     anx = _time(anx_text) if anx_text else None
     bursts: set[str] = set()
     for rel_path, xml in sorted(annotations.items()):
         m = _ANNOT.search(rel_path)
         if m:
-            bursts.update(burst_ids_from_annotation(xml, m.group(1), rel, anx))
+            bursts.update(burst_ids_from_annotation(xml, m.group(1), rels[0], anx, rels[-1]))
     pols = tuple(el.text for el in root.findall(".//{*}transmitterReceiverPolarisation") if el.text)
     return S1Product(
         name=name, platform=f"S1{_find(root, 'number')}",
-        start=_time(_find(root, "startTime")), stop=_time(_find(root, "stopTime")),
-        relative_orbit=rel, absolute_orbit=int(root.find(".//{*}orbitNumber").text),
+        start=_time(_find(root, "startTime") or ""), stop=_time(_find(root, "stopTime") or ""),
+        relative_orbit=rels[0], absolute_orbit=orbits[0],
         pass_direction=(_find(root, "pass") or "").upper(), polarisations=pols,
         footprint=shapely.Polygon([(lon, lat) for lat, lon in coords]), path=path,
         burst_ids=tuple(sorted(bursts)),
@@ -115,21 +119,44 @@ def read_product(path: str | Path) -> S1Product:
         return product_from_files(name, z.read(man[0]), ann, str(p))
 
 
-def scan_archive(directory: str | Path) -> ScanResult:
-    """Every readable IW SLC under `directory`; unreadable ones are logged and listed in .skipped."""
-    d = Path(directory)
-    out = ScanResult()
-    if not d.is_dir():
-        from ...errors import BadInput
+def _is_product(p: Path) -> bool:
+    return (p.suffix == ".SAFE" and p.is_dir()) or (p.suffix.lower() == ".zip" and p.is_file())
 
+
+def product_paths(directory: str | Path) -> list[Path]:
+    """Every .SAFE folder and .zip under `directory`, subfolders included, sorted by name.
+
+    A .SAFE folder is not descended into; hidden folders (download caches' `.part` files,
+    `.git`) are skipped; symlinked folders are not followed (no loops).
+    """
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(directory):
+        here = Path(dirpath)
+        keep = []
+        for d in sorted(dirnames):
+            if d.startswith("."):
+                continue
+            if d.endswith(".SAFE"):
+                found.append(here / d)
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        found.extend(here / f for f in filenames if f.lower().endswith(".zip")
+                     and not f.startswith("."))
+    return sorted(found, key=lambda q: (q.name, str(q)))
+
+
+def scan_archive(directory: str | Path) -> ScanResult:
+    """Every readable IW SLC under `directory` (recursively); the unreadable ones are logged
+    and listed in `.skipped`."""
+    d = Path(directory)
+    if not d.is_dir():
         raise BadInput(f"S1 archive {str(directory)!r} is not a directory")
-    for p in sorted(d.iterdir()):
-        if not (p.suffix.lower() == ".zip" or p.suffix == ".SAFE"):
-            continue
+    out = ScanResult()
+    for p in product_paths(d):
         try:
             out.append(read_product(p))
-        except (zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError,
-                TypeError, ET.ParseError) as e:
+        except UNREADABLE as e:
             reason = f"{type(e).__name__}: {e}"
             log.warning("skipping %s: %s", p.name, reason)
             out.skipped.append((str(p), reason))

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any, Protocol
 
 import shapely
 
-from ...errors import BadInput
-from ...periods import SEASONS
-from ..base import TileRef
-from ..s1types import S1Pair, S1Product
+from ..errors import BadInput
+from ..periods import SEASONS, parse_window
+from .products import S1Pair, S1Product
 
 POLICIES = ("sequential", "seasonal")
 SEASONAL_DT = (6, 12, 18, 24, 36, 48)
 SEQUENTIAL_MAX_DT = 12
+
+
+class TileLike(Protocol):
+    """What pairing needs of a tile (sources.base.TileRef has it)."""
+
+    id: str
+    polygon: shapely.Geometry
 
 
 def _group_key(p: S1Product) -> tuple:
@@ -49,13 +56,11 @@ def _season_window(season_window: object) -> tuple[dt.date, dt.date] | None:
     if isinstance(season_window, str):
         if season_window.upper() in SEASONS:
             return ("season", season_window.upper())  # type: ignore[return-value]
-        from ...periods import parse_window
-
         return parse_window(season_window)
     raise BadInput(f"bad season window {season_window!r}")
 
 
-def _in_season(day: dt.date, window: object) -> bool:
+def _in_season(day: dt.date, window: Any) -> bool:
     if window is None:
         return True
     if window[0] == "season":
@@ -109,7 +114,7 @@ def pair_footprint(pair: S1Pair) -> shapely.Geometry:
     return pair.reference.footprint.intersection(pair.secondary.footprint)
 
 
-def tiles_for_pair(pair: S1Pair, tiles: Sequence[TileRef]) -> tuple[str, ...]:
+def tiles_for_pair(pair: S1Pair, tiles: Sequence[TileLike]) -> tuple[str, ...]:
     """Ids of the tiles the pair fully covers (inside both products' footprints)."""
     fp = pair_footprint(pair)
     if fp.is_empty:

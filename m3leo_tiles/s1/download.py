@@ -16,6 +16,7 @@ import logging
 import netrc
 import os
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,8 +27,9 @@ from urllib.parse import urlparse
 
 import requests
 
-from ...errors import AuthError, PermanentError, TransientError
-from ..s1types import S1Product
+from ..errors import AuthError, PermanentError, TransientError
+from .bursts import BurstFiles, assemble_safe
+from .products import BurstRef, S1Product, burst_refs
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +220,16 @@ def download(url: str, dest: str | os.PathLike, session: requests.Session,
 
 
 class DownloadCache:
-    """A directory of verified products shared by runs, capped in bytes, evicting LRU."""
+    """A directory of verified downloads shared by workers and runs, capped in bytes (LRU).
+
+    Per file, one writer at a time across threads and processes (an flock on a hidden lock
+    file): a second worker asking for the same file waits and then finds it done, so nothing
+    is downloaded twice at once. Files only appear under their final name once verified
+    (`download` renames a checked `.part`), so a torn download is never used: the next
+    attempt resumes or restarts it. Files in use (`using`, or being fetched) hold a shared
+    lock and are never evicted; the cap holds for everything else. Assembled burst SAFEs
+    (folders ending .SAFE) are entries too, sized by their files.
+    """
 
     def __init__(self, root: str | os.PathLike, max_bytes: int | None = None) -> None:
         self.root = Path(root)
@@ -227,51 +238,95 @@ class DownloadCache:
         self._lock = threading.Lock()
 
     def path_for(self, product: S1Product) -> Path:
-        name = Path(urlparse(product.url or "").path).name or f"{product.name}.zip"
-        return self.root / name
+        """`<product name><suffix of its URL>`: burst URLs end in `/{index}.tiff`, so the URL's
+        own name would collide across products."""
+        url_name = Path(urlparse(product.url or "").path).name
+        suffix = Path(url_name).suffix or ".zip"
+        return self.root / (f"{product.name}{suffix}" if product.name else url_name)
+
+    def _lock_path(self, name: str) -> Path:
+        return self.root / f".{name}.lock"
 
     @contextlib.contextmanager
-    def _file_lock(self, name: str):
-        """One writer per product across processes sharing the cache."""
-        with open(self.root / f".{name}.lock", "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+    def _file_lock(self, name: str, mode: int = fcntl.LOCK_EX):
+        """One writer per file across processes sharing the cache (LOCK_SH: a reader)."""
+        with open(self._lock_path(name), "a") as fh:
+            fcntl.flock(fh, mode)
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def using(self, paths: Iterable[Path]):
+        """Hold cached files (or SAFE folders) in use: eviction leaves them alone meanwhile."""
+        with contextlib.ExitStack() as stack:
+            for p in paths:
+                stack.enter_context(self._file_lock(Path(p).name, fcntl.LOCK_SH))
+            yield
+
+    def fetch_file(self, name: str, url: str, session: requests.Session,
+                   size: int | None = None, md5: str | None = None,
+                   retry: RetryPolicy | None = None, pinned: Iterable[Path] = ()) -> Path:
+        """`root/name`, downloaded from `url` unless already there; marks it recently used."""
+        dest = self.root / name
+        with self._file_lock(dest.name):
+            path = download(url, dest, session, size, md5, retry)
+            os.utime(path)  # LRU clock
+        self.evict(keep={path, *pinned})
+        return path
 
     def fetch(self, product: S1Product, session: requests.Session,
               retry: RetryPolicy | None = None, pinned: Iterable[Path] = ()) -> Path:
         """The product's local path, downloading it if absent; marks it recently used."""
         if not product.url:
             raise PermanentError(f"{product.name}: no download URL")
-        dest = self.path_for(product)
-        with self._file_lock(dest.name):
-            path = download(product.url, dest, session, product.size, product.md5, retry)
-        os.utime(path)  # LRU clock
-        self.evict(keep={path, *pinned})
-        return path
+        return self.fetch_file(self.path_for(product).name, product.url, session, product.size,
+                               product.md5, retry, pinned)
 
     def entries(self) -> list[Path]:
-        return [p for p in self.root.iterdir()
-                if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part")]
+        return [p for p in self.root.iterdir() if not p.name.startswith(".")
+                and ((p.is_file() and not p.name.endswith(".part"))
+                     or (p.is_dir() and p.name.endswith(".SAFE")))]
+
+    @staticmethod
+    def _size(p: Path) -> int:
+        if p.is_dir():
+            return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        return p.stat().st_size
 
     def evict(self, keep: Iterable[Path] = ()) -> list[Path]:
-        """Delete least recently used products until the cache fits its cap."""
+        """Delete least recently used entries not in use until the cache fits its cap."""
         if self.max_bytes is None:
             return []
         keep = {Path(k) for k in keep}
         removed = []
         with self._lock:
-            files = sorted(self.entries(), key=lambda p: p.stat().st_mtime)
-            total = sum(p.stat().st_size for p in files)
-            for p in files:
+            entries = []
+            for p in self.entries():
+                try:
+                    entries.append((p.stat().st_mtime, p, self._size(p)))
+                except FileNotFoundError:  # another worker evicted it meanwhile
+                    continue
+            total = sum(e[2] for e in entries)
+            for _, p, size in sorted(entries, key=lambda e: e[0]):
                 if total <= self.max_bytes:
                     break
                 if p in keep:
                     continue
-                total -= p.stat().st_size
-                p.unlink(missing_ok=True)
+                with open(self._lock_path(p.name), "a") as fh:
+                    try:  # in use (being read or written) by someone: keep it
+                        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue
+                    try:
+                        if p.is_dir():
+                            shutil.rmtree(p, ignore_errors=True)
+                        else:
+                            p.unlink(missing_ok=True)
+                    finally:
+                        fcntl.flock(fh, fcntl.LOCK_UN)
+                total -= size
                 removed.append(p)
                 log.info("cache: evicted %s", p.name)
         return removed
@@ -284,3 +339,52 @@ def fetch_all(products: Sequence[S1Product], cache: DownloadCache, session: requ
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
         futs = [ex.submit(cache.fetch, p, session, retry, pinned) for p in products]
         return [f.result() for f in futs]
+
+
+def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
+                     session: requests.Session, retry: RetryPolicy | None = None,
+                     max_workers: int = 2) -> Path:
+    """ASF burst products (one burst or a run of one SLC swath, any polarisations) downloaded
+    into the cache and assembled into a SAFE folder there, ready for the processor."""
+    if not bursts:
+        raise PermanentError("no bursts to fetch")
+    urls: dict[str, str] = {}
+    for b in bursts:
+        if not (b.tiff_url and b.xml_url):
+            raise PermanentError(f"{b.name}: no TIFF/XML download URL")
+        urls[b.name] = b.tiff_url
+        urls[b.polarisation] = b.xml_url
+    pinned = [cache.root / f"{b.name}.tiff" for b in bursts]
+    # one metadata XML per SLC and polarisation (ASF's and burst2safe's naming): `s1 assemble`
+    # reads the cache folder as it is
+    xml_names = {b.polarisation: f"{b.slc}_{b.polarisation}.xml" for b in bursts}
+    pinned += [cache.root / n for n in xml_names.values()]
+    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
+        tiffs = [ex.submit(cache.fetch_file, f"{b.name}.tiff", urls[b.name], session,
+                           b.tiff_size, b.tiff_md5, retry, pinned) for b in bursts]
+        xmls = {pol: ex.submit(cache.fetch_file, name, urls[pol], session, None, None, retry,
+                               pinned) for pol, name in xml_names.items()}
+        files = [BurstFiles(b.slc, b.swath, b.polarisation, b.index, t.result(),
+                            xmls[b.polarisation].result()) for b, t in zip(bursts, tiffs,
+                                                                          strict=True)]
+    with cache.using(pinned):
+        safe = assemble_safe(files, cache.root)
+    os.utime(safe)
+    cache.evict(keep={safe})
+    return safe
+
+
+def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
+                  session: requests.Session, retry: RetryPolicy | None = None,
+                  max_workers: int = 2) -> Path:
+    """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
+    assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: one
+    burst with its polarisations, or a run of consecutive bursts of one swath)."""
+    bursts = [p for p in products if p.extra.get("burst")]
+    if products and len(bursts) == len(products):
+        return fetch_burst_safe([r for p in products for r in burst_refs(p)], cache, session,
+                                retry, max_workers)
+    if len(products) == 1 and not bursts:
+        return cache.fetch(products[0], session, retry)
+    raise PermanentError(f"one SLC product or burst products of one acquisition, not "
+                         f"{[p.name for p in products]}")

@@ -1,4 +1,6 @@
-"""ASF search with the real `asf_search` client, turned into S1Product records.
+"""ASF search (NASA CMR through the real `asf_search` client) turned into S1Product records;
+burst results (one per burst acquisition, polarisations merged) carry what `burst_refs` needs:
+the source SLC, swath, burst index and, per polarisation, the TIFF and XML URLs.
 
 asf_search talks to NASA CMR (`POST https://{host}/search/granules.umm_json`); `host` lets
 tests point it at a loopback server. Because the client always builds https URLs, a plain-
@@ -7,6 +9,7 @@ http host is reached through an adapter that rewrites the scheme for that host o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 
@@ -14,8 +17,8 @@ import requests
 import shapely
 from requests.adapters import HTTPAdapter
 
-from ...errors import BadInput, PermanentError, TransientError
-from ..s1types import S1Product
+from ..errors import BadInput, PermanentError, TransientError
+from .products import S1Product
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +69,18 @@ def product_from_result(r) -> S1Product:
     if full:
         extra["burst_footprints"] = {full: fp}
         extra["subswath"] = burst.get("subswath")
+    slc = str((umm.get("InputGranules") or [""])[0]).removesuffix("-SLC")
     size = p.get("bytes")
+    if full:
+        extra["burst"] = {"slc": slc, "swath": str(burst.get("subswath") or "").upper(),
+                          "index": int(burst.get("burstIndex") or 0),
+                          "files": {pols[0] if pols else "VV": {
+                              "name": str(name), "url": p.get("url"),
+                              "xml_url": (p.get("additionalUrls") or [None])[0],
+                              "size": int(float(size)) if size is not None else None,
+                              "md5": p.get("md5sum")}}}
     return S1Product(
-        name=str(name), platform=str(name)[:3],
+        name=str(name), platform=(slc or str(name))[:3],
         start=_date(p["startTime"]), stop=_date(p["stopTime"]),
         relative_orbit=int(p["pathNumber"]), absolute_orbit=int(p.get("orbit") or 0),
         pass_direction=str(p.get("flightDirection") or "").upper(), polarisations=pols,
@@ -117,5 +129,31 @@ def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: 
     lo = dt.datetime.combine(start, dt.time())
     hi = dt.datetime.combine(end, dt.time())
     out = [p for p in out if lo <= p.start < hi]
+    if burst:
+        out = merge_polarisations(out)
     out.sort(key=lambda p: (p.start, p.name))
     return out
+
+
+def merge_polarisations(products: list[S1Product]) -> list[S1Product]:
+    """ASF lists a burst once per polarisation; one acquisition of a burst is one product
+    (VV first), its files per polarisation in `extra["burst"]["files"]`, so pairing and the
+    processor see VV+VH together as they do for SLC products."""
+    groups: dict[tuple, list[S1Product]] = {}
+    rest = []
+    for p in products:
+        b = p.extra.get("burst")
+        if b:
+            groups.setdefault((b["slc"], p.burst_ids[0], p.start), []).append(p)
+        else:
+            rest.append(p)
+    for parts in groups.values():
+        parts.sort(key=lambda q: (q.polarisations[:1] != ("VV",), q.polarisations))
+        first = parts[0]
+        files: dict[str, dict] = {}
+        for q in parts:
+            files.update(q.extra["burst"]["files"])
+        burst = dict(first.extra["burst"], files=files)
+        rest.append(dataclasses.replace(
+            first, polarisations=tuple(files), extra=dict(first.extra, burst=burst)))
+    return rest

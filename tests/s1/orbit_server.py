@@ -1,0 +1,114 @@
+"""A loopback stand-in for ASF's s1-orbits service and its public bucket (tests only).
+
+The real service (https://s1-orbits.asf.alaska.edu, github.com/ASFHyP3/sentinel1-orbits)
+answers `GET /scene/{scene}` with a redirect to the chosen EOF in the `s1-orbits` bucket
+(`/AUX_POEORB/<name>.EOF` or `/AUX_RESORB/...`), 400 for a name that is not an S1 scene and
+404 when no orbit covers it; the bucket also answers S3 ListObjectsV2
+(`GET /?list-type=2&prefix=...`). The choice here is the service's own: POEORB covering the
+scene +-60 s first, else the newest RESORB; knobs make it misbehave on purpose.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from xml.sax.saxutils import escape
+
+from m3leo_tiles.s1.orbits import header_from_name
+
+_SCENE = re.compile(r"^(S1[ABCD])_..?_...._...._(\d{8}T\d{6})_(\d{8}T\d{6})_\d{6}_\w{6}_\w{4}$")
+
+
+class FakeOrbits:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}  # bucket key -> body
+        self.requests: list[str] = []
+        self.wrong = False  # redirect to any file of the mission, covering or not
+        self.fail = 0  # next N scene requests answer 503
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeOrbits:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def put(self, name: str, body: bytes) -> str:
+        h = header_from_name(name)
+        assert h is not None, name
+        key = f"{h.kind}/{name}"
+        self.objects[key] = body
+        return key
+
+    def choose(self, mission: str, start: dt.datetime, stop: dt.datetime) -> str | None:
+        pad = dt.timedelta(seconds=60)
+        heads = [(k, header_from_name(k)) for k in self.objects]
+        heads = [(k, h) for k, h in heads if h and h.mission == mission]
+        if self.wrong:
+            return heads[0][0] if heads else None
+        for kind in ("AUX_POEORB", "AUX_RESORB"):
+            ok = [(h.created, k) for k, h in heads
+                  if h.kind == kind and h.start <= start - pad and stop + pad <= h.stop]
+            if ok:
+                return max(ok)[1]
+        return None
+
+    def _handler(self):
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def _send(self, code: int, body: bytes, ctype: str, extra: dict | None = None):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (extra or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                fake.requests.append(self.path)
+                url = urllib.parse.urlparse(self.path)
+                if url.path.startswith("/scene/"):
+                    if fake.fail > 0:
+                        fake.fail -= 1
+                        return self._send(503, b'{"message": "busy"}', "application/json")
+                    m = _SCENE.match(url.path[len("/scene/"):])
+                    if not m:
+                        return self._send(400, b'{"detail": "invalid scene"}', "application/json")
+                    t0, t1 = (dt.datetime.strptime(x, "%Y%m%dT%H%M%S") for x in m.group(2, 3))
+                    key = fake.choose(m.group(1), t0, t1)
+                    if key is None:
+                        return self._send(404, b'{"detail": "no orbit"}', "application/json")
+                    return self._send(302, b"", "text/plain", {"Location": f"{fake.url}/{key}"})
+                q = urllib.parse.parse_qs(url.query)
+                if url.path == "/" and q.get("list-type") == ["2"]:
+                    prefix = q.get("prefix", [""])[0]
+                    keys = sorted(k for k in fake.objects if k.startswith(prefix))
+                    items = "".join(f"<Contents><Key>{escape(k)}</Key><Size>"
+                                    f"{len(fake.objects[k])}</Size></Contents>" for k in keys)
+                    body = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns='
+                            '"http://s3.amazonaws.com/doc/2006-03-01/"><Name>s1-orbits</Name>'
+                            f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(keys)}</KeyCount>"
+                            f"<IsTruncated>false</IsTruncated>{items}</ListBucketResult>")
+                    return self._send(200, body.encode(), "application/xml")
+                key = url.path.lstrip("/")
+                if key in fake.objects:
+                    return self._send(200, fake.objects[key], "binary/octet-stream")
+                return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>",
+                                  "application/xml")
+
+        return H

@@ -1,0 +1,88 @@
+"""The one archive scanner (subfolders) and `s1 search --archive` defaults (issue 16 item 2)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from m3leo_tiles.s1 import BurstId
+from m3leo_tiles.s1.archive import product_paths, scan_archive
+from tests.sources.test_asf_archive import REF, SEC, SLC, _main, _zip_safe
+
+pytestmark = pytest.mark.skipif(not SLC.is_dir(), reason="shared s1data not present")
+
+
+@pytest.fixture
+def nested(tmp_path) -> Path:
+    """REF zipped two levels down, SEC as a SAFE folder one level down, junk around them."""
+    root = tmp_path / "archive"
+    (root / "2025" / "04").mkdir(parents=True)
+    (root / "s1").mkdir()
+    _zip_safe(SLC / f"{REF}.SAFE", root / "2025" / "04")
+    shutil.copytree(SLC / f"{SEC}.SAFE", root / "s1" / f"{SEC}.SAFE",
+                    ignore=shutil.ignore_patterns("measurement", "preview", "support"))
+    (root / ".cache").mkdir()
+    _zip_safe(SLC / f"{REF}.SAFE", root / ".cache")  # hidden: a download cache, not scanned
+    (root / "s1" / "notes.txt").write_text("not a product")
+    return root
+
+
+@pytest.fixture
+def aoi(tmp_path) -> Path:
+    p = tmp_path / "aoi.geojson"
+    p.write_text('{"type":"Polygon","coordinates":[[[-128.2,52.0],[-127.9,52.0],[-127.9,52.2],'
+                 '[-128.2,52.2],[-128.2,52.0]]]}')
+    return p
+
+
+def test_scan_descends_subfolders_not_into_safes(nested):
+    paths = product_paths(nested)
+    assert [p.relative_to(nested).as_posix() for p in paths] == [
+        f"2025/04/{REF}.zip", f"s1/{SEC}.SAFE"]
+    prods = scan_archive(nested)
+    assert [p.name for p in prods] == [REF, SEC] and prods.skipped == []
+    assert prods[0].burst_ids == prods[1].burst_ids and len(prods[0].burst_ids) == 27
+    assert BurstId.parse("108_230132_IW2") in prods[0].bursts
+
+
+def test_search_without_period_spans_the_archive(nested, aoi, tmp_path, capsys):
+    out = tmp_path / "pairs.parquet"
+    code, text = _main(["s1", "search", "--aoi", str(aoi), "--archive", str(nested),
+                        "--out", str(out)], capsys)
+    assert code == 0, text
+    assert "1 pair(s)" in text and "2025-04-06..2025-04-18" in text and "hint" not in text
+    df = pd.read_parquet(out)
+    assert list(df.label) == ["20250406_20250418"]
+    assert df.iloc[0].reference_path.endswith(f"2025/04/{REF}.zip")
+    assert df.iloc[0].secondary_path.endswith(f"s1/{SEC}.SAFE")
+
+
+def test_search_window_excluding_everything_hints(nested, aoi, tmp_path, capsys):
+    out = tmp_path / "pairs.parquet"
+    code, text = _main(["s1", "search", "--aoi", str(aoi), "--archive", str(nested),
+                        "--period", "2024", "--out", str(out)], capsys)
+    assert code == 0, text
+    assert "0 pair(s)" in text
+    hints = [ln for ln in text.splitlines() if ln.startswith("hint:")]
+    assert hints == ["hint: the archive's 2 product(s) span 2025-04-06..2025-04-18; none falls "
+                     "in 2024-01-01..2024-12-31: widen --period or omit it"]
+    assert pd.read_parquet(out).empty
+
+
+def test_search_aoi_outside_every_product_hints(nested, tmp_path, capsys):
+    far = tmp_path / "far.geojson"
+    far.write_text('{"type":"Polygon","coordinates":[[[10,10],[10.1,10],[10.1,10.1],[10,10]]]}')
+    code, text = _main(["s1", "search", "--aoi", str(far), "--archive", str(nested),
+                        "--out", str(tmp_path / "p.parquet")], capsys)
+    assert code == 0, text
+    assert "hint: 2 product(s) in the window, none intersects the AOI" in text
+
+
+def test_empty_archive_keeps_the_rolling_default(tmp_path, aoi, capsys):
+    (tmp_path / "empty").mkdir()
+    code, text = _main(["s1", "search", "--aoi", str(aoi), "--archive", str(tmp_path / "empty"),
+                        "--out", str(tmp_path / "p.parquet")], capsys)
+    assert code == 0 and "0 pair(s)" in text and "hint" not in text, text
