@@ -164,17 +164,21 @@ def plan_work(jobs: Sequence[ModalityJob], refs: Sequence[TileRef], db: StateDB 
         source = group[0].source
         version = source_version(source)
         requests = []
+        everything = list(refs)  # one shared list where nothing is done yet (region scale)
         for job in group:
             for period in job.periods:
                 if db is None:
-                    todo = set(ids)
+                    todo = ids
                 else:
                     states = db.states(job.modality.name, period.label)
-                    todo = set(pending_tiles(states, ids, period, retry_failed, policy, version))
+                    todo = pending_tiles(states, ids, period, retry_failed, policy, version)
                 plan.skipped[(job.modality.name, period.label)] += len(ids) - len(todo)
-                if todo:
+                if len(todo) == len(ids):
+                    requests.append(PlanRequest(job.modality, period, everything))
+                elif todo:
+                    keep = set(todo)
                     requests.append(PlanRequest(job.modality, period,
-                                                [r for r in refs if r.id in todo]))
+                                                [r for r in refs if r.id in keep]))
         if requests:
             plan.units.extend((source, u) for u in source.plan_all(requests))
     return plan

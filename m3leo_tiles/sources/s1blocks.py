@@ -121,18 +121,19 @@ class _Catalogue:
             self.by_key[int(k)].append(i)
         self.tree = shapely.STRtree(geoms)
         self.index = {p.name: i for i, p in enumerate(self.products)}
+        self.records = [ProductRecord.of(p) for p in self.products]
         self.dates = [p.date for p in self.products]
         self.tracks = [track_label(p.relative_orbit, p.pass_direction) for p in self.products]
 
-    def keys_touching(self, polys: Sequence[shapely.Geometry]) -> list[list[int]]:
-        """Per polygon, the footprint keys intersecting it."""
-        out: list[list[int]] = [[] for _ in polys]
+    def keys_touching(self, polys: Sequence[shapely.Geometry]) -> tuple[np.ndarray, np.ndarray]:
+        """Per polygon, the footprint keys intersecting it, as CSR (offsets, keys): a region
+        has millions of (tile, footprint) pairs, which Python lists would not hold cheaply."""
         if not self.geoms or not len(polys):
-            return out
-        ti, ki = self.tree.query(list(polys), predicate="intersects")
-        for t, k in zip(ti.tolist(), ki.tolist(), strict=True):
-            out[t].append(k)
-        return out
+            return np.zeros(len(polys) + 1, np.int64), np.zeros(0, np.int64)
+        ti, ki = self.tree.query(np.asarray(polys, dtype=object), predicate="intersects")
+        order = np.lexsort((ki, ti))
+        offsets = np.searchsorted(ti[order], np.arange(len(polys) + 1))
+        return offsets, ki[order]
 
 
 def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
@@ -143,19 +144,29 @@ def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
     want: dict[tuple[str, str], set[str]] = {}
     periods: dict[tuple[str, str], Period] = {}
     refs: dict[str, TileRef] = {}
+    shared: dict[int, set[str]] = {}  # requests sharing one tile list share one set
     for r in requests:
         if r.modality.name not in S1_LAYERS:
             raise BadInput(f"{r.modality.name} is not a Sentinel-1 layer")
         key = (r.modality.name, r.period.label)
-        want.setdefault(key, set()).update(t.id for t in r.tiles)
+        ids_ = shared.get(id(r.tiles))
+        if ids_ is None:
+            ids_ = shared[id(r.tiles)] = {t.id for t in r.tiles}
+            for t in r.tiles:
+                refs.setdefault(t.id, t)
+        want[key] = want[key] | ids_ if key in want else ids_
         periods[key] = r.period
-        for t in r.tiles:
-            refs.setdefault(t.id, t)
     if not refs or not products:
         return []
     cat = _Catalogue(products)
     ids = sorted(refs)
-    tile_keys = dict(zip(ids, cat.keys_touching([refs[t].polygon for t in ids]), strict=True))
+    offsets, flat = cat.keys_touching([refs[t].polygon for t in ids])
+    row = {t: k for k, t in enumerate(ids)}
+
+    def tile_keys(t: str) -> list[int]:
+        k = row[t]
+        return flat[offsets[k]:offsets[k + 1]].tolist()
+
     grd_periods = sorted((periods[k] for k in want if k[0] == "s1grd"), key=lambda p: p.start)
     labels = sorted({k[1] for k in want if k[0] in PAIR_LAYERS})
     tracks = sorted({k[1] for k in want if k[0] == "s1geom"})
@@ -177,11 +188,12 @@ def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
 
 def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, labels, pairs_by_label,
                  tracks, cover_cache) -> list[WorkUnit]:
-    keys = sorted({k for t in tiles for k in tile_keys[t]})
+    per_tile = {t: tile_keys(t) for t in tiles}
+    keys = sorted({k for t in tiles for k in per_tile[t]})
     if not keys:
         return []
     kset = set(keys)
-    touching = {t: sorted(i for k in tile_keys[t] for i in cat.by_key[k]) for t in tiles}
+    touching = {t: sorted(i for k in per_tile[t] for i in cat.by_key[k]) for t in tiles}
     buckets: dict[str, dict] = {}
 
     def bucket(name: str) -> dict:
@@ -272,7 +284,7 @@ def _unit(bkey: tuple, name: str, b: dict, cat: _Catalogue,
     local = {g: k for k, g in enumerate(used)}
     tiles = sorted({t for tg in b["targets"] for t in tg.tiles})
     work = S1Work(
-        products=tuple(ProductRecord.of(cat.products[i]) for i in used),
+        products=tuple(cat.records[i] for i in used),
         cover={t: tuple(local[i] for i in touching[t] if i in local) for t in tiles},
         grd=tuple((lb, tuple(local[i] for i in ps)) for lb, ps in b["grd"]),
         pairs=tuple(PairWork(lb, tr, tuple((local[i], local[j]) for i, j in prs), ts)

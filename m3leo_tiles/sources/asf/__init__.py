@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import shapely
 
 from ...errors import BadInput
@@ -25,7 +26,7 @@ from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit
 from ..s1blocks import BLOCK, S1_LAYERS, ProductRecord, plan_blocks, track_label
 from ..s1types import S1Pair, S1Product
 from ..s1work import ProcessorOptions, read_unit
-from .pairing import POLICIES, SEASONAL_DT, form_pairs, tiles_for_pair
+from .pairing import POLICIES, SEASONAL_DT, form_pairs, pair_footprint, tiles_for_pair
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class AsfSource(Source):
         self.block = int(block)
         self.options = ProcessorOptions(dem, dem_datum, float(slc_res), backscatter)
         self._pairs: list[S1Pair] | None = None
+        self._pairs_memo: tuple | None = None
         self._found: dict[tuple, list[S1Product]] = {}  # (aoi wkb, start, end) -> products
         self._window: tuple[dt.date, dt.date] | None = None  # the dated layers' search window
         self.skipped: list[tuple[str, str]] = []
@@ -115,14 +117,25 @@ class AsfSource(Source):
         return start, end
 
     def find_pairs(self, request: Sequence[Period], tiles: Sequence[TileRef],
-                   aoi: shapely.Geometry | None = None) -> list[S1Pair]:
-        """Pairs inside the request whose common footprint fully covers at least one tile."""
+                   aoi: shapely.Geometry | None = None, exact: bool = True) -> list[S1Pair]:
+        """Pairs inside the request whose common footprint fully covers at least one tile.
+
+        `exact=False` (planning a region) keeps a pair when a tile centre lies in its common
+        footprint and leaves `S1Pair.tiles` empty: the block planner decides the tiles.
+        """
         if not request:
             return []
+        memo = (tuple((r.start, r.end) for r in request), id(tiles), len(tiles), exact,
+                None if aoi is None else shapely.to_wkb(aoi))
+        if self._pairs is not None and self._pairs_memo == memo:
+            return self._pairs
         start, end = self._pair_window(request)
         seasonal = self.pair_policy == "seasonal"
         prods = self.products(aoi if aoi is not None else self._aoi(tiles), start, end)
         out = []
+        polys = np.array([t.polygon for t in tiles], dtype=object)
+        tree = shapely.STRtree(polys) if tiles else None  # once, not per pair
+        centres = shapely.get_coordinates(shapely.centroid(polys)) if tiles else None
         for pair in form_pairs(prods, self.pair_policy, self.max_dt, self.season):
             mid = pair.reference.date + (pair.secondary.date - pair.reference.date) / 2
             inside = any(r.contains(mid) if seasonal else
@@ -130,11 +143,20 @@ class AsfSource(Source):
                          for r in request)
             if not inside:
                 continue
-            covered = tiles_for_pair(pair, tiles) if tiles else ()
-            if tiles and not covered:
-                continue
+            covered: tuple[str, ...] = ()
+            if tree is not None:
+                fp = pair_footprint(pair)
+                if exact:
+                    hits = np.sort(tree.query(fp, predicate="covers"))
+                    covered = tuple(tiles[i].id for i in hits.tolist())
+                    if not covered:
+                        continue
+                else:
+                    near = tree.query(fp)
+                    if not shapely.contains_xy(fp, centres[near, 0], centres[near, 1]).any():
+                        continue
             out.append(S1Pair(pair.reference, pair.secondary, covered))
-        self._pairs = out
+        self._pairs, self._pairs_memo = out, memo
         return out
 
     def _remember(self, start: dt.date, end: dt.date) -> None:
@@ -160,7 +182,7 @@ class AsfSource(Source):
             return list(request)
         if request:
             self._remember(*self._pair_window(request))
-        labels = sorted({p.label for p in self.find_pairs(request, tiles)})
+        labels = sorted({p.label for p in self.find_pairs(request, tiles, exact=False)})
         return [period_from_label(lb) for lb in labels]
 
     def plan(self, modality: Modality, period: Period, tiles: Sequence[TileRef]) -> list[WorkUnit]:
@@ -172,15 +194,18 @@ class AsfSource(Source):
             return []
         dated = [r.period for r in requests if r.period.kind != "static"]
         if dated:
-            start = min(p.start for p in dated) - dt.timedelta(days=1)
-            end = max(p.end for p in dated) + dt.timedelta(days=1)
+            start, end = min(p.start for p in dated), max(p.end for p in dated)
+            w = self._window  # the run's window from periods(): one search serves every layer
+            if w is not None and w[0] <= start and end <= w[1]:
+                start, end = w
         else:
             start, end = self._geom_window()
-        tiles = list({t.id: t for r in requests for t in r.tiles}.values())
+        lists = {id(r.tiles): r.tiles for r in requests}  # requests often share one list
+        tiles = list({t.id: t for ts in lists.values() for t in ts}.values())
         aoi = self._aoi(tiles)
         if self._pairs is None and any(r.modality.name in PAIR_MODALITIES for r in requests):
             self.find_pairs([r.period for r in requests if r.modality.name in PAIR_MODALITIES],
-                            tiles, aoi)
+                            tiles, aoi, exact=False)
         prods = {p.name: p for p in self.products(aoi, start, end)}
         for q in self._pairs or []:  # pair dates may lie outside (seasonal policy)
             prods.setdefault(q.reference.name, q.reference)
