@@ -135,6 +135,8 @@ def catalogue(aoi: shapely.Geometry, start: dt.date, end: dt.date
                 by_frame: dict[int, list] = {}
                 for n, sw, t0, fp in found:
                     t = anx + dt.timedelta(seconds=t0)
+                    if not start <= t.date() < end:
+                        continue
                     name = f"S1_{n:06d}_{sw}_{t:%Y%m%dT%H%M%S}_VV_{platform[-1]}000-BURST"
                     b = S1Product(name, platform, t, t + dt.timedelta(seconds=T_BEAM + 0.3), rel,
                                   _absolute(platform, rel, anx), direction, ("VV", "VH"), fp,
