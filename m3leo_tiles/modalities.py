@@ -91,9 +91,15 @@ REGISTRY: dict[str, Modality] = {
                  units="m2", nodata=65535,
                  description="JRC GHS-BUILT-S R2023A built-up surface in m2 per native 100 m "
                              "cell (epochs every 5 years, 1975-2030; nearest)"),
-        Modality("s1grd", ("VV", "VH"), "float32", 10, "seasonal", "asf", "archive", units="dB",
-                 description="Sentinel-1 sigma0 (ellipsoid), thermal-noise removed, mean of "
-                             "linear power over the period's dates, in dB", composite=True),
+        Modality("s1grd", ("VV_asc", "VH_asc", "VV_des", "VH_des", "count_asc", "count_des"),
+                 "float32", 10, "seasonal", "asf", "archive", units="dB",
+                 description="Sentinel-1 backscatter per orbit pass (sigma0 on the ellipsoid "
+                             "by default), thermal-noise removed: mean of linear power over "
+                             "the period's acquisitions of the pass (its tracks pooled), in "
+                             "dB; count_* is the number of valid acquisitions per pixel; NaN "
+                             "where a pass has none", composite=True,
+                 band_units={"VV_asc": "dB", "VH_asc": "dB", "VV_des": "dB", "VH_des": "dB",
+                             "count_asc": "1", "count_des": "1"}),
         Modality("s1coh", ("VV", "VH"), "float32", 40, "pair", "asf", "archive", units="1",
                  description="Sentinel-1 interferometric coherence of the pair"),
         Modality("s1geom", ("incidence", "local_incidence", "layover_shadow"), "float32", 10,

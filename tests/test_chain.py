@@ -57,7 +57,7 @@ def _per_class(store, small_sim, tiles):
     tree = open_store(store)
     coh = tree["s1coh"].ds["s1coh"].isel(period=0).sel(band="VV")
     ifg = tree["s1ifg"].ds["s1ifg"].isel(period=0).sel(band="VV")
-    grd = tree["s1grd"].ds["s1grd"].isel(period=0).sel(band="VV")
+    grd = tree["s1grd"].ds["s1grd"].isel(period=0).sel(band="VV_asc")
     out = {k: {"coh": [], "dphi": [], "s0": []} for k in range(1, 6)}
     for t in tiles:
         truth = np.load(small_sim / "truth" / f"{t}.npz")

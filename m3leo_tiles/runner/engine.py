@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import M3leoError, NoData, TransientError
 from ..modalities import Modality
 from ..periods import Period
-from ..sources.base import Source, TileRef, WorkUnit
+from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
 from ..store.store import TileStore, write_chunk
 from .state import Outcome, StateDB, UnitState
 
@@ -113,12 +113,75 @@ def pending_tiles(states: dict[str, UnitState], tiles: Sequence[str], period: Pe
 
 def plan_units(job: ModalityJob, period: Period, refs: Sequence[TileRef], db: StateDB,
                retry_failed: bool, policy: RetryPolicy) -> tuple[list[WorkUnit], int]:
+    """One (modality, period) planned alone (benchmarks and single-layer callers)."""
     states = db.states(job.modality.name, period.label)
     ids = [r.id for r in refs]
     version = source_version(job.source)
     todo = set(pending_tiles(states, ids, period, retry_failed, policy, version))
     units = job.source.plan(job.modality, period, [r for r in refs if r.id in todo])
     return units, len(ids) - len(todo)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What a worker needs to write one (modality, period): its definition and period slot."""
+
+    modality: Modality
+    period: Period
+    period_index: int
+
+
+@dataclass
+class Plan:
+    """The units of a run, each with its source, and how many tiles were already done."""
+
+    units: list[tuple[Source, WorkUnit]]
+    skipped: Counter  # (modality, period) -> tiles already done
+
+    def per_target(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(modality, period) -> (units touching it, tiles to fetch)."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for _, u in self.units:
+            for t in u.targets:
+                n, k = out.get((t.modality, t.period), (0, 0))
+                out[(t.modality, t.period)] = (n + 1, k + len(t.tiles))
+        return out
+
+
+def plan_work(jobs: Sequence[ModalityJob], refs: Sequence[TileRef], db: StateDB | None,
+              retry_failed: bool, policy: RetryPolicy) -> Plan:
+    """Every job's missing (tile, modality, period) handed to its source at once.
+
+    Jobs that share a source object are planned together (`Source.plan_all`), so a source
+    can serve several layers from one unit; without a state DB everything is missing.
+    """
+    ids = [r.id for r in refs]
+    groups: dict[int, list[ModalityJob]] = {}
+    for job in jobs:
+        groups.setdefault(id(job.source), []).append(job)
+    plan = Plan([], Counter())
+    for group in groups.values():
+        source = group[0].source
+        version = source_version(source)
+        requests = []
+        everything = list(refs)  # one shared list where nothing is done yet (region scale)
+        for job in group:
+            for period in job.periods:
+                if db is None:
+                    todo = ids
+                else:
+                    states = db.states(job.modality.name, period.label)
+                    todo = pending_tiles(states, ids, period, retry_failed, policy, version)
+                plan.skipped[(job.modality.name, period.label)] += len(ids) - len(todo)
+                if len(todo) == len(ids):
+                    requests.append(PlanRequest(job.modality, period, everything))
+                elif todo:
+                    keep = set(todo)
+                    requests.append(PlanRequest(job.modality, period,
+                                                [r for r in refs if r.id in keep]))
+        if requests:
+            plan.units.extend((source, u) for u in source.plan_all(requests))
+    return plan
 
 
 def source_version(source: Source) -> str:
@@ -129,15 +192,28 @@ def source_version(source: Source) -> str:
 # the worker side
 def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality: Modality,
              period: Period, store_url: str, tile_index: dict[str, int], period_index: int,
-             policy: RetryPolicy) -> list[Outcome]:
-    """Read a unit from its source and write its chunks; never raises."""
+             policy: RetryPolicy,
+             more: Mapping[tuple[str, str], TargetSpec] | None = None) -> list[Outcome]:
+    """Read a unit from its source and write its chunks; never raises.
+
+    `more` describes the unit's further targets (`WorkUnit.more`); each TileResult names its
+    target, and each (target, tile) gets exactly one outcome.
+    """
     version = source_version(source)
     rng = random.Random(hash((unit.modality, unit.period, unit.tiles)))
-    shape = (len(modality.bands),) + refs[unit.tiles[0]].grid_at(modality.res).shape
+    specs = {(modality.name, period.label): TargetSpec(modality, period, period_index)}
+    specs.update(more or {})
+    wanted = {(t.modality, t.period): set(t.tiles) for t in unit.targets}
+    first = refs[unit.all_tiles[0]]
+    shapes = {k: (len(s.modality.bands),) + first.grid_at(s.modality.res).shape
+              for k, s in specs.items()}
 
-    def outcome(tile: str, status: str, **kw) -> Outcome:
-        return Outcome(modality.name, period.label, tile, status, source=source.name,
-                       version=version, **kw)
+    def outcome(key: tuple[str, str], tile: str, status: str, **kw) -> Outcome:
+        return Outcome(key[0], key[1], tile, status, source=source.name, version=version, **kw)
+
+    def every(status: str, **kw) -> list[Outcome]:
+        return [outcome((t.modality, t.period), tile, status, **kw)
+                for t in unit.targets for tile in t.tiles]
 
     last: Exception | None = None
     # a source whose client already retries with backoff (EE) gets no in-run retries on top:
@@ -145,35 +221,40 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
     tries = 1 if getattr(source, "retries_inside", False) else policy.tries_per_run
     for attempt in range(tries):
         try:
-            got: dict[str, Outcome] = {}
+            got: dict[tuple[str, str, str], Outcome] = {}
             for r in source.read(unit, refs, modality, period):
-                if r.tile not in refs:
+                key = (r.modality or unit.modality, r.period or unit.period)
+                if r.tile not in wanted.get(key, ()):
                     continue
+                spec = specs[key]
                 if r.status == "done":
                     data = np.asarray(r.data)
-                    if data.shape != shape:
-                        got[r.tile] = outcome(r.tile, "failed", error=f"source returned shape "
-                                              f"{data.shape}, expected {shape}")
+                    if data.shape != shapes[key]:
+                        got[key + (r.tile,)] = outcome(
+                            key, r.tile, "failed", error=f"source returned shape {data.shape}, "
+                            f"expected {shapes[key]}")
                         continue
-                    write_chunk(store_url, modality.name, tile_index[r.tile], period_index, data)
-                    got[r.tile] = outcome(r.tile, "done", items=tuple(r.items))
+                    write_chunk(store_url, spec.modality.name, tile_index[r.tile],
+                                spec.period_index, data)
+                    got[key + (r.tile,)] = outcome(key, r.tile, "done", items=tuple(r.items))
                 else:
-                    got[r.tile] = outcome(r.tile, r.status, items=tuple(r.items), error=r.error,
-                                          transient=r.transient)
-            return [got.get(t) or outcome(t, "failed", error="source returned no result")
-                    for t in unit.tiles]
+                    got[key + (r.tile,)] = outcome(key, r.tile, r.status, items=tuple(r.items),
+                                                   error=r.error, transient=r.transient)
+            return [got.get((t.modality, t.period, tile)) or
+                    outcome((t.modality, t.period), tile, "failed",
+                            error="source returned no result")
+                    for t in unit.targets for tile in t.tiles]
         except NoData as e:
-            return [outcome(t, "nodata", error=str(e) or None) for t in unit.tiles]
+            return every("nodata", error=str(e) or None)
         except TransientError as e:
             last = e
             if attempt + 1 < tries:
                 time.sleep(policy.delay(attempt, rng))
         except M3leoError as e:
-            return [outcome(t, "failed", error=f"{type(e).__name__}: {e}") for t in unit.tiles]
+            return every("failed", error=f"{type(e).__name__}: {e}")
         except Exception as e:  # noqa: BLE001 - a bug in one unit must not stop the run
-            return [outcome(t, "failed", error=f"{type(e).__name__}: {e}") for t in unit.tiles]
-    return [outcome(t, "failed", error=f"TransientError: {last}", transient=True)
-            for t in unit.tiles]
+            return every("failed", error=f"{type(e).__name__}: {e}")
+    return every("failed", error=f"TransientError: {last}", transient=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,18 +354,28 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     missing = [r.id for r in refs if r.id not in tile_index]
     if missing:
         raise M3leoError(f"{len(missing)} tiles are not in the store's tile table, e.g. {missing[0]}")
-    tasks: list[Task] = []
+    specs: dict[tuple[str, str], TargetSpec] = {}
     for job in jobs:
         pidx = {p: i for i, p in enumerate(store.periods(job.modality.name))}
         for period in job.periods:
-            units, skipped = plan_units(job, period, refs, db, retry_failed, policy)
-            summary.skipped += skipped
-            for u in units:
-                sub = {t: ref_by_id[t] for t in u.tiles}
-                tasks.append((job.source, u, sub, job.modality, period, store.url,
-                              {t: tile_index[t] for t in u.tiles}, pidx[period.label], policy))
+            specs[(job.modality.name, period.label)] = TargetSpec(job.modality, period,
+                                                                  pidx[period.label])
+    plan = plan_work(jobs, refs, db, retry_failed, policy)
+    summary.skipped += sum(plan.skipped.values())
+    tasks: list[Task] = []
+    for source, u in plan.units:
+        keys = [(t.modality, t.period) for t in u.targets]
+        unknown = [k for k in keys if k not in specs]
+        if unknown:
+            raise M3leoError(f"source {source.name!r} planned {unknown[0]}, which the run did "
+                             "not ask for")
+        main = specs[keys[0]]
+        tiles = u.all_tiles
+        tasks.append((source, u, {t: ref_by_id[t] for t in tiles}, main.modality, main.period,
+                      store.url, {t: tile_index[t] for t in tiles}, main.period_index, policy,
+                      {k: specs[k] for k in keys[1:]}))
     summary.units = len(tasks)
-    total = sum(len(t[1].tiles) for t in tasks)
+    total = sum(len(t.tiles) for _, u in plan.units for t in u.targets)
     bar = Progress(total, "fetch", progress)
     recorder = DurableRecorder(db, durable=store.is_local)
     try:

@@ -16,10 +16,10 @@ from pathlib import Path
 from ..errors import BadInput, M3leoError
 from ..modalities import Modality, get_modality
 from ..periods import expand
-from ..sources import get_source
+from ..sources import Source, get_source
 from ..store.store import TileStore, default_state_path
 from ..store.tiles import refs_from_table, table_from_grid
-from .engine import ModalityJob, RetryPolicy, RunSummary, execute, plan_units
+from .engine import ModalityJob, RetryPolicy, RunSummary, execute, plan_work
 from .state import StateDB
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,9 @@ def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
     if not req.modalities:
         raise BadInput("no modality given (see `m3leo-tiles modalities`)")
     jobs = []
+    # one instance per source name: a source serving several requested layers (S1) plans
+    # them together and computes them in the same units
+    instances: dict[str, Source] = {}
     for name in req.modalities:
         m: Modality = get_modality(name)
         if m.period_kind != "static" and not req.period:
@@ -122,7 +125,9 @@ def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
                 kind = req.cadence
         periods = expand(kind, req.period or "static")
         src_name = req.sources.get(name) or req.source or m.default_source
-        source = get_source(src_name, **req.source_options.get(src_name, {}))
+        source = instances.get(src_name) or get_source(src_name,
+                                                       **req.source_options.get(src_name, {}))
+        instances[src_name] = source
         if source.modalities and name not in source.modalities:
             raise BadInput(f"source {src_name!r} does not serve modality {name!r} "
                            f"(it serves {', '.join(source.modalities)})")
@@ -144,15 +149,16 @@ def plan_only(jobs: list[ModalityJob], refs, db: StateDB | None,
               req: FetchRequest) -> list[PlanRow]:
     """What a fetch would do, per modality and period, without writing anything (no store,
     no state, no credentials needed; S1 sources still search to find their pairs)."""
+    for job in jobs:
+        job.periods = job.source.periods(job.modality, job.periods, refs)
+    plan = plan_work(jobs, refs, db, req.retry_failed, req.policy)
+    per = plan.per_target()
     rows = []
     for job in jobs:
-        for period in job.source.periods(job.modality, job.periods, refs):
-            if db is not None:
-                units, skipped = plan_units(job, period, refs, db, req.retry_failed, req.policy)
-            else:
-                units, skipped = job.source.plan(job.modality, period, list(refs)), 0
-            rows.append(PlanRow(job.modality.name, period.label, job.source.name, len(units),
-                                sum(len(u.tiles) for u in units), skipped))
+        for period in job.periods:
+            key = (job.modality.name, period.label)
+            n, k = per.get(key, (0, 0))
+            rows.append(PlanRow(key[0], key[1], job.source.name, n, k, plan.skipped[key]))
     if db is not None:
         db.close()
     return rows

@@ -140,6 +140,17 @@ def plan_refresh(config_path: str) -> list:
     return rows
 
 
+#: layers that one S1 unit computes together (from one resampling), so a job runs them at once
+S1_TOGETHER = ("s1grd", "s1coh", "s1ifg", "s1geom")
+
+
+def _batches(modalities: list[str]) -> list[list[str]]:
+    """Each modality alone, except the S1 layers of a job, which go in one fetch."""
+    s1 = [m for m in modalities if m in S1_TOGETHER]
+    out = [[m] for m in modalities if m not in S1_TOGETHER]
+    return out + ([s1] if s1 else [])
+
+
 def refresh(config_path: str, progress: bool | None = None) -> RefreshResult:
     cfg = load_config(config_path)
     reqs = requests_from_config(cfg, progress)
@@ -147,8 +158,9 @@ def refresh(config_path: str, progress: bool | None = None) -> RefreshResult:
     result = RefreshResult()
     jlog("start", config=str(Path(config_path).resolve()), jobs=len(reqs))
     for req in reqs:
-        for m in req.modalities:  # one modality at a time keeps the log readable
-            sub = FetchRequest(**{**req.__dict__, "modalities": [m]})
+        for mods in _batches(req.modalities):  # one at a time keeps the log readable
+            m = ",".join(mods)
+            sub = FetchRequest(**{**req.__dict__, "modalities": mods})
             try:
                 s = fetch(sub)
             except Locked as e:

@@ -37,8 +37,24 @@ class TileRef:
 
 
 @dataclass(frozen=True)
+class Target:
+    """One (modality, period) a unit writes, and the tiles it writes it for."""
+
+    modality: str
+    period: str
+    tiles: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WorkUnit:
-    """Tiles of one modality and period that one source item serves; picklable."""
+    """Tiles of one modality and period that one source item serves; picklable.
+
+    A unit that computes several layers from the same inputs (an S1 block: backscatter,
+    coherence and interferogram of every pair from one resampling) lists the further
+    (modality, period, tiles) it writes in `more`; the engine records each separately. Every
+    chunk a unit writes belongs to that unit alone (no two units share a (tile, modality,
+    period)), which is what keeps kill -9 and parallel workers safe.
+    """
 
     modality: str
     period: str
@@ -46,6 +62,17 @@ class WorkUnit:
     key: str = ""
     items: tuple[str, ...] = ()
     payload: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    more: tuple[Target, ...] = ()
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        """Every (modality, period, tiles) this unit writes, its own first."""
+        return (Target(self.modality, self.period, self.tiles),) + self.more
+
+    @property
+    def all_tiles(self) -> tuple[str, ...]:
+        """The union of the targets' tiles, in first-seen order."""
+        return tuple(dict.fromkeys(t for g in self.targets for t in g.tiles))
 
 
 @dataclass
@@ -58,6 +85,17 @@ class TileResult:
     items: tuple[str, ...] = ()
     error: str | None = None
     transient: bool = False
+    modality: str = ""  # which target this answers; "" = the unit's own (modality, period)
+    period: str = ""
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """Tiles still to do for one (modality, period) of one source."""
+
+    modality: Modality
+    period: Period
+    tiles: Sequence[TileRef]
 
 
 class Source(ABC):
@@ -75,10 +113,20 @@ class Source(ABC):
         """Group tiles into work units; the default is one unit per tile."""
         return [WorkUnit(modality.name, period.label, (t.id,)) for t in tiles]
 
+    def plan_all(self, requests: Sequence[PlanRequest]) -> list[WorkUnit]:
+        """Units for every (modality, period) a run asks of this source at once.
+
+        The default plans each request alone; a source whose inputs serve several layers
+        (Sentinel-1) overrides it to put them in one unit. A (tile, modality, period) must
+        land in exactly one unit.
+        """
+        return [u for r in requests for u in self.plan(r.modality, r.period, r.tiles)]
+
     @abstractmethod
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
-        """Yield one TileResult per tile of the unit (arrays on tile.grid_at(modality.res))."""
+        """Yield one TileResult per tile of the unit (arrays on tile.grid_at(modality.res));
+        for a unit with several targets, one per (target, tile), naming its target."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and caches."""

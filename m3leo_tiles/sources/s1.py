@@ -1,14 +1,14 @@
-"""Sentinel-1 from a local SAFE archive: s1grd, s1coh and s1ifg computed by m3leo_tiles.sar.
+"""Sentinel-1 from a local SAFE archive: s1grd, s1coh, s1ifg, s1geom computed by m3leo_tiles.sar.
 
 The archive is a directory of IW SLC products (`.SAFE` folders or `.zip`). Pair modalities
 get their periods from the archive: each interferometric pair found (sequential by default:
-consecutive acquisitions of one track) becomes a period labelled `YYYYMMDD_YYYYMMDD`, and
-one work unit per pair holds every requested tile the pair's footprints cover. `s1grd`
-(seasonal) composites the mean linear sigma0 of all products of the period, per tile.
+consecutive acquisitions of one track) becomes a period labelled `YYYYMMDD_YYYYMMDD`.
+Planning and reading are shared with the ASF source: bounded block units (s1blocks.py), each
+computing every requested S1 layer from the same resampling (s1work.py); `s1grd` is per pass.
 
-Failures are per unit and explicit: pairs from different tracks/polarisations/bursts, products
-that do not overlap, a missing calibration file, a corrupt zip or truncated TIFF, a DEM that
-does not reach a tile -> TileResult(status="failed", error=...); the rest of the run goes on.
+Failures are per tile and layer and explicit: pairs from different tracks/polarisations/bursts,
+products that do not overlap, a missing calibration file, a corrupt zip or truncated TIFF, a
+DEM that does not reach a tile -> TileResult(status="failed", error=...); the run goes on.
 """
 
 from __future__ import annotations
@@ -16,50 +16,46 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import shapely
 
-from ..errors import BadInput, PermanentError
+from ..errors import BadInput
 from ..modalities import Modality
 from ..periods import STATIC, Period, period_from_label
 from ..s1.archive import scan_archive
 from ..s1.pairing import form_pairs
 from ..s1.products import S1Pair, S1Product
-from .base import Source, TileRef, TileResult, WorkUnit
+from .base import PlanRequest, Source, TileRef, TileResult, WorkUnit
+from .s1blocks import BLOCK, S1_LAYERS, plan_blocks, track_label
+from .s1work import ProcessorOptions, read_unit
 
 PAIR_MODALITIES = ("s1coh", "s1ifg")
 
 
 def _track_label(p: S1Product) -> str:
-    return f"t{p.relative_orbit:03d}{p.pass_direction[:1]}"
+    return track_label(p.relative_orbit, p.pass_direction)
 
 
 class S1ArchiveSource(Source):
-    """s1grd / s1coh / s1ifg from local IW SLC products, processed on the tile grids."""
+    """Every S1 layer from local IW SLC products, processed on the tile grids in block units."""
 
     name = "archive"
-    modalities = ("s1grd", "s1coh", "s1ifg", "s1geom")
+    modalities = S1_LAYERS
     version = "sar-1"  # bump when the processor's numbers change (the runner re-does stale)
 
     def __init__(self, archive: str, dem: str | None = None, dem_datum: str = "ellipsoid",
                  orbits: str | None = None, pairs: str = "sequential", max_dt: int | None = None,
-                 slc_res: float = 10.0, backscatter: str = "sigma0", **_: object) -> None:
+                 slc_res: float = 10.0, backscatter: str = "sigma0", block: int = BLOCK,
+                 **_: object) -> None:
         if not archive or not Path(archive).is_dir():
             raise BadInput(f"S1 archive {archive!r} is not a directory")
         self.archive = str(archive)
-        self.dem_path = dem
-        self.dem_datum = dem_datum
         self.orbits = orbits
         self.pair_policy = pairs
         self.max_dt = max_dt
-        self.slc_res = float(slc_res)
-        if backscatter not in ("sigma0", "gamma0", "beta0"):
-            raise BadInput(f"backscatter must be sigma0, gamma0 or beta0, not {backscatter!r}")
-        self.backscatter = backscatter
+        self.block = int(block)
+        self.options = ProcessorOptions(dem, dem_datum, float(slc_res), backscatter)
         self._products: list[S1Product] | None = None
         self._pairs: list[S1Pair] | None = None
-        self._cache: tuple[tuple, dict] | None = None  # last pair's results (coh + ifg)
-        self._dem = None
 
     # --- archive --------------------------------------------------------------------------
     def products(self) -> list[S1Product]:
@@ -73,18 +69,9 @@ class S1ArchiveSource(Source):
                                           max_dt=self.max_dt))
         return self._pairs
 
-    def _dem_fn(self):
-        if self._dem is None:
-            if not self.dem_path:
-                raise BadInput("the S1 archive source needs dem=<GeoTIFF>")
-            from ..sar.dem import GeoTiffDem
-
-            self._dem = GeoTiffDem(self.dem_path, self.dem_datum)
-        return self._dem
-
     @staticmethod
     def _covers(tile: TileRef, fps: Sequence[shapely.Geometry]) -> bool:
-        return all(fp.intersects(tile.polygon) for fp in fps)
+        return all(fp.covers(tile.polygon) for fp in fps)
 
     # --- Source interface -----------------------------------------------------------------
     def periods(self, modality: Modality, request: Sequence[Period],
@@ -112,123 +99,21 @@ class S1ArchiveSource(Source):
         return [out[k] for k in sorted(out)]
 
     def plan(self, modality: Modality, period: Period, tiles: Sequence[TileRef]) -> list[WorkUnit]:
-        if modality.name in PAIR_MODALITIES:
-            units = []
-            for pair in self.pairs():
-                if pair.label != period.label:
-                    continue
-                fps = (pair.reference.footprint, pair.secondary.footprint)
-                sel = tuple(t.id for t in tiles if self._covers(t, fps))
-                if sel:
-                    units.append(WorkUnit(
-                        modality.name, period.label, sel, key=pair.label,
-                        items=(pair.reference.name, pair.secondary.name),
-                        payload={"reference": pair.reference.path,
-                                 "secondary": pair.secondary.path}))
-            return units
-        if modality.name == "s1geom":
-            prods = [p for p in self.products() if _track_label(p) == period.label][:1]
-        else:
-            prods = [p for p in self.products() if period.contains(p.date)]
-        sel = tuple(t.id for t in tiles if any(p.footprint.intersects(t.polygon) for p in prods))
-        if not sel:
-            return []
-        return [WorkUnit(modality.name, period.label, sel, key=period.label,
-                         items=tuple(p.name for p in prods),
-                         payload={"products": [p.path for p in prods]})]
+        return self.plan_all([PlanRequest(modality, period, tiles)])
+
+    def plan_all(self, requests: Sequence[PlanRequest]) -> list[WorkUnit]:
+        """Block units holding every requested S1 layer (see s1blocks.py)."""
+        return plan_blocks(requests, self.products(), self.pairs(), self.block)
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
-        refs = [tiles[t] for t in unit.tiles]
-        pols = tuple(modality.bands)
-        try:
-            if modality.name in PAIR_MODALITIES:
-                results, errors = self._pair(unit, refs)
-                key = {"s1coh": "s1coh", "s1ifg": "s1ifg"}[modality.name]
-                for t in unit.tiles:
-                    if t in errors:
-                        yield TileResult(t, "failed", error=errors[t], items=unit.items)
-                    elif t in results and np.isfinite(results[t][key]).any():
-                        yield TileResult(t, "done", data=results[t][key].astype(modality.dtype),
-                                         items=unit.items)
-                    else:
-                        yield TileResult(t, "nodata", items=unit.items)
-                return
-            if modality.name == "s1geom":
-                yield from self._geom(unit, refs, modality)
-                return
-            yield from self._grd(unit, refs, modality, pols)
-        except (BadInput, PermanentError):
-            raise
-        except Exception as e:  # a clear, per-unit error; the run goes on
-            msg = f"{type(e).__name__}: {e}"
-            for t in unit.tiles:
-                yield TileResult(t, "failed", error=msg, items=unit.items)
-
-    def _pair(self, unit: WorkUnit, refs: list[TileRef]):
-        from ..sar.pipeline import process_pair
-
-        key = (unit.payload["reference"], unit.payload["secondary"], unit.tiles)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        errors: dict[str, str] = {}
-        from ..modalities import get_modality
-
-        res = process_pair(unit.payload["reference"], unit.payload["secondary"], refs,
-                           self._dem_fn(), polarisations=get_modality("s1coh").bands,
-                           coh_res=get_modality("s1coh").res, ifg_res=get_modality("s1ifg").res,
-                           slc_res=self.slc_res, orbit_dir=self.orbits, errors=errors,
-                           backscatter=self.backscatter, layers=("s1coh", "s1ifg"))
-        self._cache = (key, (res, errors))
-        return res, errors
-
-    def _geom(self, unit: WorkUnit, refs: list[TileRef], modality: Modality
-              ) -> Iterator[TileResult]:
-        from ..sar.trackgeom import track_geometry
-
-        res = track_geometry(unit.payload["products"][0], refs, self._dem_fn(),
-                             orbit_dir=self.orbits)
-        for t in unit.tiles:
-            g = res.get(t)
-            if g is not None and np.isfinite(g[0]).any():
-                yield TileResult(t, "done", data=g.astype(modality.dtype), items=unit.items)
-            else:
-                yield TileResult(t, "nodata", items=unit.items)
-
-    def _grd(self, unit: WorkUnit, refs: list[TileRef], modality: Modality,
-             pols: tuple[str, ...]) -> Iterator[TileResult]:
-        from ..sar.pipeline import process_grd
-
-        acc: dict[str, np.ndarray] = {}
-        cnt: dict[str, np.ndarray] = {}
-        errors: dict[str, str] = {}
-        for path in unit.payload["products"]:
-            res = process_grd(path, refs, self._dem_fn(), polarisations=pols,
-                              orbit_dir=self.orbits, kind=self.backscatter, errors=errors)
-            for tid, db in res.items():
-                lin = np.power(10.0, db.astype(np.float64) / 10)
-                ok = np.isfinite(lin)
-                acc.setdefault(tid, np.zeros(lin.shape))
-                cnt.setdefault(tid, np.zeros(lin.shape))
-                acc[tid][ok] += lin[ok]
-                cnt[tid][ok] += 1
-        for t in unit.tiles:
-            if t in errors and t not in acc:
-                yield TileResult(t, "failed", error=errors[t], items=unit.items)
-            elif t in acc and (cnt[t] > 0).any():
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    mean = acc[t] / cnt[t]
-                    db = np.where(cnt[t] > 0, 10 * np.log10(np.maximum(mean, 1e-10)), np.nan)
-                yield TileResult(t, "done", data=db.astype(modality.dtype), items=unit.items)
-            else:
-                yield TileResult(t, "nodata", items=unit.items)
+        work = unit.payload["s1"]
+        paths = [p.path for p in work.products]
+        yield from read_unit(unit, tiles, paths, self.options.processing(self.orbits))
 
     def __getstate__(self) -> dict:
-        """Workers get the options and the scanned archive, not cached arrays or handles."""
+        """Workers get the options; each unit carries the products it reads."""
         d = dict(self.__dict__)
-        d["_cache"] = None
-        d["_dem"] = None
+        d["_products"] = None
+        d["_pairs"] = None
         return d
-
-    def close(self) -> None:
-        self._cache = None

@@ -17,7 +17,7 @@ from m3leo_tiles.errors import PermanentError, TransientError
 from m3leo_tiles.modalities import Modality, register
 from m3leo_tiles.periods import Period
 from m3leo_tiles.sources import register_source
-from m3leo_tiles.sources.base import Source, TileRef, TileResult, WorkUnit
+from m3leo_tiles.sources.base import Source, Target, TileRef, TileResult, WorkUnit
 
 SYNTH = Modality("synth", tuple(f"b{i:02d}" for i in range(12)), "uint16", 10, "annual",
                  "synthetic", "synthetic", units="1", scale=1e-4, nodata=0,
@@ -103,3 +103,53 @@ class ArraySource(Source):
         stack = np.load(self.path, mmap_mode="r")
         for t in unit.tiles:
             yield TileResult(t, "done", np.array(stack[self.index[t]]))
+
+
+SYNTH40 = Modality("synth40", ("a", "b", "c"), "float32", 40, "annual", "joint", "joint",
+                   description="synthetic 40 m layer computed with synth in one unit")
+register(SYNTH40)
+
+
+class JointSource(SyntheticSource):
+    """Plans synth and synth40 of a period into the same units (like an S1 block unit), and
+    counts its reads per tile in `counter_dir` (one read must serve both layers)."""
+
+    name = "joint"
+    modalities = ("synth", "synth40")
+
+    def plan_all(self, requests):
+        by_period: dict[str, list] = {}
+        for r in requests:
+            by_period.setdefault(r.period.label, []).append(r)
+        units = []
+        for label, reqs in sorted(by_period.items()):
+            ids = sorted({t.id for r in reqs for t in r.tiles})
+            for i in range(0, len(ids), self.group):
+                group = set(ids[i:i + self.group])
+                targets = [Target(r.modality.name, label,
+                                  tuple(t.id for t in r.tiles if t.id in group)) for r in reqs]
+                targets = [t for t in targets if t.tiles]
+                first, *rest = targets
+                units.append(WorkUnit(first.modality, first.period, first.tiles, key=f"j{i}",
+                                      more=tuple(rest)))
+        return units
+
+    def read(self, unit, tiles, modality, period):
+        for tg in unit.targets:
+            if not set(tg.tiles) <= set(unit.all_tiles):
+                raise AssertionError("a target tile outside the unit")
+        for t in unit.all_tiles:
+            if self.counter_dir:
+                self._bump(t)
+            if self.fail.get(t) == "permanent":
+                raise PermanentError(f"synthetic permanent failure for {t}")
+            for tg in unit.targets:
+                if t not in tg.tiles:
+                    continue
+                m = SYNTH if tg.modality == "synth" else SYNTH40
+                n = tiles[t].grid_at(m.res).width
+                data = synth_tile(t, tg.period, len(m.bands), n).astype(m.dtype)
+                if t in self.nodata and m is SYNTH40:
+                    yield TileResult(t, "nodata", modality=tg.modality, period=tg.period)
+                else:
+                    yield TileResult(t, "done", data, modality=tg.modality, period=tg.period)

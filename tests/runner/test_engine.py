@@ -100,3 +100,54 @@ def test_dask_cluster_gives_the_joblib_result(tmp_path):
         s, _ = run(b, table, syn.SyntheticSource(), scheduler=cluster.scheduler_address)
     assert s.done == 4
     assert chunk_digests(a) == chunk_digests(b)
+
+
+def _joint_run(url: str, table, source, workers=1, scheduler=None):
+    store = TileStore.open(url) if TileStore.exists(url) else TileStore.create(url, "t", table, 4480)
+    db = StateDB(url + ".state.sqlite")
+    periods = expand("annual", "2020")
+    jobs = [ModalityJob(syn.SYNTH, source, periods), ModalityJob(syn.SYNTH40, source, periods)]
+    s = execute(store, db, jobs, refs_from_table(table), workers=workers, scheduler=scheduler,
+                policy=FAST)
+    states = {m: db.states(m, "2020") for m in ("synth", "synth40")}
+    db.close()
+    return s, states
+
+
+def test_one_unit_writes_several_layers_and_each_is_recorded(tmp_path):
+    table = tiles_table(6)
+    ids = list(table["id"])
+    src = syn.JointSource(group=3, counter_dir=str(tmp_path), nodata=[ids[4]])
+    url = str(tmp_path / "s.zarr")
+    s, states = _joint_run(url, table, src, workers=2)
+    assert (s.units, s.done, s.nodata, s.failed) == (2, 11, 1, 0)
+    # each tile was read once for both layers
+    assert sorted(int((tmp_path / t).read_text()) for t in ids) == [1] * 6
+    assert {t: st.status for t, st in states["synth"].items()} == dict.fromkeys(ids, "done")
+    assert states["synth40"][ids[4]].status == "nodata"
+    # the 40 m layer's chunks hold what the source computed for it
+    arr = TileStore.open(url).root["synth40"]["synth40"]
+    got = arr[ids.index(ids[1]), 0]
+    assert got.shape == (3, 112, 112)
+    assert (got == syn.synth_tile(ids[1], "2020", 3, 112).astype("float32")).all()
+    # a rerun plans nothing; forgetting one layer of one tile re-plans only that target
+    s, _ = _joint_run(url, table, src)
+    assert (s.units, s.skipped) == (0, 12)  # nodata of a settled period is final too
+    db = StateDB(url + ".state.sqlite")
+    db.conn.execute("DELETE FROM units WHERE modality='synth' AND tile=?", (ids[0],))
+    db.conn.commit()
+    db.close()
+    s, _ = _joint_run(url, table, src)
+    assert (s.units, s.done) == (1, 1)
+    assert int((tmp_path / ids[0]).read_text()) == 2
+
+
+def test_a_failing_joint_unit_fails_every_target_it_holds(tmp_path):
+    table = tiles_table(4)
+    ids = sorted(table["id"])  # the order JointSource groups them in
+    src = syn.JointSource(group=2, fail={ids[3]: "permanent"})
+    s, states = _joint_run(str(tmp_path / "s.zarr"), table, src)
+    assert (s.done, s.failed) == (4, 4)
+    for m in ("synth", "synth40"):
+        assert {states[m][t].status for t in ids[2:]} == {"failed"}
+        assert "permanent failure" in states[m][ids[2]].error

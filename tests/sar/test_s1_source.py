@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 from pyproj import Transformer
 
-from m3leo_tiles.errors import PairError, PermanentError, SafeError, SarError
+from m3leo_tiles.errors import PairError, SafeError
 from m3leo_tiles.grid.tiles import Tile
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import expand
@@ -69,12 +71,11 @@ def test_scan_pair_plan_and_failures(archive, tmp_path):
     periods = src.periods(coh, expand("pair", "2025"), [tile, far])
     assert [p.label for p in periods] == ["20250406_20250418"]
     units = src.plan(coh, periods[0], [tile, far])
-    assert len(units) == 1 and units[0].tiles == (tile.id,) and units[0].key == periods[0].label
-    # measurement TIFFs of the hyp3 pair are 0-byte placeholders: a clear, permanent failure
-    # of the unit (the runner records a PermanentError as failed for each of its tiles)
-    with pytest.raises(SafeError, match="measurement") as err:
-        list(src.read(units[0], {tile.id: tile}, coh, periods[0]))
-    assert isinstance(err.value, PermanentError)
+    assert len(units) == 1 and units[0].tiles == (tile.id,)
+    assert [pw.label for pw in units[0].payload["s1"].pairs] == [periods[0].label]
+    # measurement TIFFs of the hyp3 pair are 0-byte placeholders: a clear failure
+    res = list(src.read(units[0], {tile.id: tile}, coh, periods[0]))
+    assert res[0].status == "failed" and "measurement" in res[0].error
     # a DEM that does not reach the tile
     src2 = S1ArchiveSource(archive=str(archive), dem=_dem(tmp_path / "dem2.tif", far, h))
     res = list(src2.read(units[0], {tile.id: tile}, coh, periods[0]))
@@ -131,8 +132,10 @@ def test_pair_unit_on_speckle(archive, tmp_path):
     gu = src.plan(grd, gp, [tile])
     assert len(gu) == 1 and len(gu[0].items) == 2
     r = list(src.read(gu[0], {tile.id: tile}, grd, gp))[0]
-    assert r.status == "done" and r.data.shape == (2, 448, 448)
+    assert r.status == "done" and r.data.shape == (6, 448, 448)
     assert np.nanmean(r.data[0]) > np.nanmean(r.data[1]) + 5  # VV 60 DN vs VH 20 DN
+    # both dates are ascending: two valid acquisitions where the tile is imaged, no descending
+    assert np.nanmax(r.data[4]) == 2 and (r.data[5] == 0).all() and np.isnan(r.data[2]).all()
     # the same through the runner into a store: fetch s1coh + s1ifg for the pair
     import pickle
 
@@ -160,6 +163,7 @@ def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
     from m3leo_tiles.sar.product import check_pair
     from m3leo_tiles.sar.safe import open_swath
     from m3leo_tiles.sources.base import WorkUnit
+    from m3leo_tiles.sources.s1blocks import PairWork, ProductRecord, S1Work
 
     safes = sorted(archive.glob("S1A_IW_SLC__1SDV_2025*.SAFE"))
     sw = open_swath(safes[0], "IW2", "VV")
@@ -168,18 +172,21 @@ def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
     src = S1ArchiveSource(archive=str(archive), dem=_dem(tmp_path / "dem.tif", tile, h))
     coh = get_modality("s1coh")
     period = src.periods(coh, expand("pair", "2025"), [tile])[0]
+    def pair_unit(ref, sec) -> WorkUnit:
+        recs = tuple(ProductRecord(Path(p).name, "t108A", dt.date(2025, 4, 6), "S1A", "", "",
+                                   path=str(p)) for p in (ref, sec))
+        work = S1Work(recs, {tile.id: (0, 1)}, (),
+                      (PairWork(period.label, "t108A", ((0, 1),), (tile.id,)),), ())
+        return WorkUnit("s1coh", period.label, (tile.id,), payload={"s1": work})
+
     # a corrupt zip in a unit: failed, with the reason
-    bad = WorkUnit("s1coh", period.label, (tile.id,), key=period.label,
-                   payload={"reference": str(next(archive.glob("*.zip"))),
-                            "secondary": str(safes[1])})
-    with pytest.raises(SafeError, match="zip"):
-        list(src.read(bad, {tile.id: tile}, coh, period))
+    bad = pair_unit(next(archive.glob("*.zip")), safes[1])
+    r = list(src.read(bad, {tile.id: tile}, coh, period))[0]
+    assert r.status == "failed" and "zip" in r.error
     # different tracks
-    other = WorkUnit("s1coh", period.label, (tile.id,), key=period.label,
-                     payload={"reference": str(next(archive.glob("S1A_IW_SLC__1SDV_2022*.SAFE"))),
-                              "secondary": str(safes[1])})
-    with pytest.raises(SarError, match="track|polarisation"):
-        list(src.read(other, {tile.id: tile}, coh, period))
+    other = pair_unit(next(archive.glob("S1A_IW_SLC__1SDV_2022*.SAFE")), safes[1])
+    r = list(src.read(other, {tile.id: tile}, coh, period))[0]
+    assert r.status == "failed" and ("track" in r.error or "polarisation" in r.error)
     # missing calibration: remove the IW2 VV calibration file
     cal = next((safes[0] / "annotation" / "calibration").glob("calibration-*-iw2-*-vv-*.xml"))
     cal.unlink()

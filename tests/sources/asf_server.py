@@ -57,8 +57,9 @@ def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 
     short = f"SENTINEL-1{p.platform[-1]}_SLC"
     if burst is not None:
         rel, bid, sw = burst.split("_")
-        name = (f"S1_{int(bid):06d}_{sw}_{p.start:%Y%m%dT%H%M%S}_{p.polarisations[0]}_"
-                f"{p.name[-4:]}-BURST")
+        name = p.name if p.name.endswith("-BURST") else \
+            (f"S1_{int(bid):06d}_{sw}_{p.start:%Y%m%dT%H%M%S}_{p.polarisations[0]}_"
+             f"{p.name[-4:]}-BURST")
         short = "SENTINEL-1_BURSTS"
         attrs.update({"BURST_ID_FULL": burst, "BURST_ID_RELATIVE": bid,
                       "BURST_ID_ABSOLUTE": str(int(bid) * 10), "SUBSWATH_NAME": sw,
@@ -89,6 +90,14 @@ def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 
                     {"Type": "USE SERVICE API", "URL": f"{base_url}/burst/{slc_path}.xml"}],
                 **({"InputGranules": [p.name + "-SLC"]} if burst is not None else {}),
             }}
+
+
+def _parse(text: str) -> dt.datetime | None:
+    """A CMR temporal bound as a naive UTC datetime ('' -> None)."""
+    if not text:
+        return None
+    d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return d.astimezone(dt.UTC).replace(tzinfo=None) if d.tzinfo else d
 
 
 def _matches(item: dict, form: dict) -> bool:
@@ -143,6 +152,9 @@ class FakeAsf:
         self.served: dict[str, int] = {}  # burst extractor GETs per file
         self.slow = 0.0  # seconds the extractor takes before answering (races in tests)
         self.trickle = 0.0  # seconds between 64 KiB blocks of a body (kill -9 mid-download)
+        self.lazy: list[tuple[str, S1Product, bool]] = []  # (collection, product, is a burst)
+        self._lazy_tree = None
+        self._queries: dict[str, list[int]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
         self.httpd = _Server(("127.0.0.1", 0), self._handler())
@@ -157,6 +169,56 @@ class FakeAsf:
     def __exit__(self, *a: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    def add_catalogue(self, products, burst: bool) -> None:
+        """Serve many granules (a region's season) lazily: indexed once, their UMM-G built only
+        for the pages a client asks for, each query's matches computed once for all pages."""
+        import shapely
+
+        for p in products:
+            short = "SENTINEL-1_BURSTS" if burst else f"SENTINEL-1{p.platform[-1]}_SLC"
+            self.lazy.append((short, p, burst))
+        self._lazy_tree = shapely.STRtree([p.footprint for _, p, _ in self.lazy])
+        self._queries.clear()
+
+    def _lazy_matches(self, form: dict) -> list[int]:
+        import shapely
+
+        key = json.dumps(sorted((k, v) for k, v in form.items() if k not in ("page_size",)))
+        with self.lock:
+            hit = self._queries.get(key)
+        if hit is not None:
+            return hit
+        shapes = []
+        for poly in form.get("polygon", []):
+            v = [float(x) for x in poly.split(",")]
+            shapes.append(shapely.Polygon(list(zip(v[::2], v[1::2], strict=True))))
+        for box in form.get("bounding_box", []):
+            shapes.append(shapely.box(*[float(x) for x in box.split(",")]))
+        idx = set(range(len(self.lazy)))
+        for aoi in shapes:
+            idx &= set(self._lazy_tree.query(aoi, predicate="intersects").tolist())
+        shorts = set(form.get("shortName", []))
+        windows = []
+        for t in form.get("temporal", []):
+            a, b = (t.split(",") + ["", ""])[:2]
+            windows.append((_parse(a), _parse(b)))
+        out = []
+        for i in sorted(idx, key=lambda i: (self.lazy[i][1].start, self.lazy[i][1].name)):
+            short, p, _ = self.lazy[i]
+            if shorts and short not in shorts:
+                continue
+            if any(a and p.stop < a or b and p.start > b for a, b in windows):
+                continue
+            out.append(i)
+        with self.lock:
+            self._queries[key] = out
+        return out
+
+    def _lazy_item(self, i: int) -> dict:
+        _, p, burst = self.lazy[i]
+        return umm_item(p, self.base, burst=p.burst_ids[0] if burst else None, size=2**30,
+                        md5="0" * 32)
 
     def add_file(self, name: str, data: bytes) -> str:
         self.files[name] = data
@@ -202,13 +264,18 @@ class FakeAsf:
                 items = [i for i in fake.items if (not shorts or
                          i["umm"]["CollectionReference"]["ShortName"] in shorts)
                          and _matches(i, form)]
+                lazy = fake._lazy_matches(form) if fake.lazy else []
+                total = len(items) + len(lazy)
                 after = int(self.headers.get("CMR-Search-After") or 0)
                 page = items[after:after + fake.page_size]
+                rest = fake.page_size - len(page)
+                first = max(0, after - len(items))
+                page += [fake._lazy_item(i) for i in lazy[first:first + rest]]
                 nxt = after + len(page)
-                hdr = {"CMR-Hits": str(len(items))}
-                if nxt < len(items):
+                hdr = {"CMR-Hits": str(total)}
+                if nxt < total:
                     hdr["CMR-Search-After"] = str(nxt)
-                self._json(200, {"hits": len(items), "took": 1, "items": page}, hdr)
+                self._json(200, {"hits": total, "took": 1, "items": page}, hdr)
 
             def do_GET(self) -> None:
                 fake.requests.append(("GET", self.path, dict(self.headers)))
@@ -302,3 +369,30 @@ class FakeAsf:
                 self.wfile.write(body)
 
         return H
+
+
+def serve_catalogue(region: str, start: str, end: str) -> None:
+    """Serve a region's burst catalogue (tests/sources/burst_catalogue.py) until stdin closes;
+    prints one JSON line first: host, bursts, frames (benchmarks run it as a subprocess so
+    the catalogue's memory is not the planner's)."""
+    import sys
+
+    from m3leo_tiles.grid.regions import load_aoi
+    from tests.sources.burst_catalogue import catalogue
+
+    _, aoi = load_aoi(region)
+    bursts, frames = catalogue(aoi, dt.date.fromisoformat(start), dt.date.fromisoformat(end))
+    with FakeAsf() as fake:
+        fake.page_size = 2000  # CMR's largest page
+        fake.add_catalogue(frames, burst=False)
+        fake.add_catalogue(bursts, burst=True)
+        acq = {(b.relative_orbit, b.pass_direction, b.date) for b in bursts}
+        print(json.dumps({"host": fake.host, "bursts": len(bursts), "frames": len(frames),
+                          "acquisitions": len(acq)}), flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_catalogue(*sys.argv[1:4])

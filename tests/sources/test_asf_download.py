@@ -172,21 +172,20 @@ def test_cache_lru_eviction_and_concurrency(asf, tmp_path):
     assert sorted(p.name for p in cache.entries()) == ["P1.zip", "P3.zip"]
 
 
-def test_asf_source_downloads_pair_into_cache(asf, tmp_path, monkeypatch):
-    from m3leo_tiles.sources.asf import AsfSource, product_record
-    from m3leo_tiles.sources.base import WorkUnit
+def test_asf_source_downloads_unit_products_into_cache(asf, tmp_path, monkeypatch):
+    from m3leo_tiles.sources.asf import AsfSource
+    from m3leo_tiles.sources.s1blocks import ProductRecord
 
     monkeypatch.setenv("EARTHDATA_TOKEN", TOKEN)
     a, b = _product(asf, "REF", _data(2000, 7)), _product(asf, "SEC", _data(3000, 8))
     src = AsfSource(cache=str(tmp_path / "cache"))
-    unit = WorkUnit("s1coh", "20250406_20250418", ("t",), payload={
-        "reference": product_record(a), "secondary": product_record(b)})
-    ref, sec = src.local_paths(unit)
+    records = [ProductRecord.of(a), ProductRecord.of(b)]
+    ref, sec = src.local_paths(records)
     assert open(ref, "rb").read() == _data(2000, 7) and sec.endswith("SEC.zip")
     monkeypatch.setenv("EARTHDATA_TOKEN", "bad")
     (tmp_path / "cache" / "SEC.zip").unlink()
     with pytest.raises(AuthError):
-        src.local_paths(unit)
+        src.local_paths(records)
 
 
 def test_redirect_to_signed_url_drops_credentials_and_resumes(asf, tmp_path):

@@ -98,12 +98,16 @@ def test_asf_source_periods_and_plan(cmr, real):
     periods = src.periods(mod, req, tiles)
     assert [p.label for p in periods] == ["20250406_20250418"]
     units = src.plan(mod, periods[0], tiles)
-    assert len(units) == 1
-    u = units[0]
-    assert u.key == "20250406_20250418" and u.items == (real[0].name, real[1].name)
-    assert set(u.tiles) == {t.id for t in tiles}  # this small AOI lies inside both frames
-    assert u.payload["reference"]["url"].endswith(f"{real[0].name}.zip")
-    assert u.payload["reference"]["md5"] == "0" * 32
+    # blocks of <= 8 x 8 neighbouring tiles, every tile in exactly one
+    assert all(len(u.tiles) <= 64 for u in units)
+    ids = [t for u in units for t in u.tiles]
+    assert sorted(ids) == sorted(t.id for t in tiles)  # the AOI lies inside both frames
+    for u in units:
+        assert u.items == (real[0].name, real[1].name)
+        (pw,) = u.payload["s1"].pairs
+        assert pw.label == "20250406_20250418" and pw.track == "t108A"
+        ref = u.payload["s1"].products[pw.products[0][0]]
+        assert ref.url.endswith(f"{real[0].name}.zip") and ref.md5 == "0" * 32
 
 
 def test_asf_source_burst_units(cmr, real):
@@ -112,9 +116,14 @@ def test_asf_source_burst_units(cmr, real):
     mod = get_modality("s1coh")
     periods = src.periods(mod, [Period(APRIL[0], APRIL[1], "2025-04", "monthly")], tiles)
     units = src.plan(mod, periods[0], tiles)
-    # one unit per burst pair that fully covers a tile; keys carry the burst id
-    assert units and all(u.key.startswith("20250406_20250418-108_") for u in units)
-    assert len({u.key for u in units}) == len(units)
+    # burst products pair burst by burst; a block unit holds every burst pair it needs, and
+    # a tile across a burst boundary is covered by the union of two burst pairs
+    assert units and all(len(u.tiles) <= 64 for u in units)
+    for u in units:
+        work = u.payload["s1"]
+        assert work.pairs and all(pw.products for pw in work.pairs)
+        assert all(p.name.endswith("-BURST") for p in work.products)
+    assert {t for u in units for t in u.tiles} <= {t.id for t in tiles}
 
 
 def test_asf_source_bad_options(tmp_path):

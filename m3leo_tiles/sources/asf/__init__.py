@@ -1,58 +1,60 @@
-"""Sentinel-1 IW SLC pairs from ASF (or a local archive), processed by m3leo_tiles.sar.
+"""Sentinel-1 from ASF (or a local archive): every S1 layer, processed by m3leo_tiles.sar.
 
-`AsfSource` turns a request into interferometric pairs (periods labelled YYYYMMDD_YYYYMMDD),
-one work unit per pair holding every requested tile the pair fully covers, and at read time
-downloads both products into a shared cache before handing them to the archive source's
-SAR processor. With `archive=DIR` nothing touches the network.
+`AsfSource` searches CMR through `asf_search` for the run's whole window, pairs the products
+(periods of s1coh/s1ifg are pair labels YYYYMMDD_YYYYMMDD), and plans the same bounded block
+units as the archive source (sources/s1blocks.py). At read time a unit's products are
+downloaded into a shared, verified cache and handed to the same unit processor
+(sources/s1work.py): the two sources differ only in how products are found and made local.
+With `archive=DIR` nothing touches the network.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import shapely
 
 from ...errors import BadInput
 from ...modalities import Modality
-from ...periods import Period, period_from_label
-from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, tiles_for_pair
+from ...periods import STATIC, Period, period_from_label
+from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, pair_footprint, tiles_for_pair
 from ...s1.products import S1Pair, S1Product
-from ..base import Source, TileRef, TileResult, WorkUnit
+from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit
+from ..s1blocks import BLOCK, S1_LAYERS, ProductRecord, plan_blocks, track_label
+from ..s1work import ProcessorOptions, read_unit
 
 log = logging.getLogger(__name__)
 
 PAIR_MODALITIES = ("s1coh", "s1ifg")
+#: the search window of s1geom when the run asks for no dated S1 layer: one full repeat cycle
+GEOM_DAYS = 24
 
 
-def product_record(p: S1Product) -> dict:
-    """What a worker needs to fetch a product (picklable, no geometry)."""
-    return {"name": p.name, "url": p.url, "path": p.path, "size": p.size, "md5": p.md5,
-            "platform": p.platform, "start": p.start.isoformat(), "stop": p.stop.isoformat()}
-
-
-def unit_key(pair: S1Pair) -> str:
-    """The pair label, plus the burst for burst pairs (several bursts share one date pair)."""
-    common = sorted(set(pair.reference.burst_ids) & set(pair.secondary.burst_ids))
-    if len(pair.reference.burst_ids) == 1 and common:
-        return f"{pair.label}-{common[0]}"
-    return pair.label
+def _as_product(r: ProductRecord) -> S1Product:
+    """Enough of an S1Product for the download cache and the orbit finder."""
+    return S1Product(r.name, r.platform, dt.datetime.fromisoformat(r.start),
+                     dt.datetime.fromisoformat(r.stop), 0, 0, r.pass_direction, (),
+                     shapely.Point(0, 0), path=r.path, url=r.url, size=r.size, md5=r.md5)
 
 
 class AsfSource(Source):
-    """s1coh / s1ifg from ASF IW SLC (or burst) pairs, or from a local SAFE archive."""
+    """Every S1 layer from ASF IW SLC (or burst) products, or from a local SAFE archive."""
 
     name = "asf"
-    modalities = PAIR_MODALITIES
+    modalities = S1_LAYERS
     version = "asf-1"
 
     def __init__(self, cache: str | None = None, archive: str | None = None,
                  pairs: str = "sequential", max_dt: int | None = None, burst: bool = False,
                  host: str | None = None, orbits: str | None = None, season: str | None = None,
                  cache_gb: float | None = None, max_downloads: int = 2,
-                 dem: str | None = None, **processor_options: object) -> None:
+                 dem: str | None = None, dem_datum: str = "ellipsoid", slc_res: float = 10.0,
+                 backscatter: str = "sigma0", block: int = BLOCK, **_: object) -> None:
         if pairs not in POLICIES:
             raise BadInput(f"unknown pair policy {pairs!r}: use one of {', '.join(POLICIES)}")
         if archive is not None and not Path(archive).is_dir():
@@ -68,46 +70,72 @@ class AsfSource(Source):
         self.season = season
         self.cache_bytes = int(float(cache_gb) * 2**30) if cache_gb else None
         self.max_downloads = int(max_downloads)
-        self.dem = dem
-        self.processor_options = dict(processor_options)
+        self.block = int(block)
+        self.options = ProcessorOptions(dem, dem_datum, float(slc_res), backscatter)
         self._pairs: list[S1Pair] | None = None
-        self._procs: dict[str, Source] = {}  # processors by directory (keep their pair cache)
+        self._pairs_memo: tuple | None = None
+        self._found: dict[tuple, list[S1Product]] = {}  # (aoi wkb, start, end) -> products
+        self._window: tuple[dt.date, dt.date] | None = None  # the dated layers' search window
         self.skipped: list[tuple[str, str]] = []
 
     # --- search and pairing -----------------------------------------------------------
     def products(self, aoi: shapely.Geometry | None, start, end) -> list[S1Product]:
-        """Archive products, or ASF search results for the AOI and window."""
+        """Archive products, or ASF search results for the AOI and window (cached per run)."""
+        key = (None if aoi is None else shapely.to_wkb(aoi), start, end)
+        if key in self._found:
+            return self._found[key]
         if self.archive:
             from ...s1.archive import scan_archive
 
             found = scan_archive(self.archive)
             self.skipped = list(found.skipped)
-            return [p for p in found if start <= p.date < end and
-                    (aoi is None or p.footprint.intersects(aoi))]
-        if aoi is None:
-            raise BadInput("an ASF search needs tiles or an AOI")
-        from ...s1.search import search_products
+            out = [p for p in found if start <= p.date < end and
+                   (aoi is None or p.footprint.intersects(aoi))]
+        else:
+            if aoi is None:
+                raise BadInput("an ASF search needs tiles or an AOI")
+            from ...s1.search import search_products
 
-        return search_products(aoi, start, end, burst=self.burst, host=self.host)
+            out = search_products(aoi, start, end, burst=self.burst, host=self.host)
+        self._found[key] = out
+        return out
 
-    def find_pairs(self, request: Sequence[Period], tiles: Sequence[TileRef],
-                   aoi: shapely.Geometry | None = None) -> list[S1Pair]:
-        """Pairs inside the request whose common footprint fully covers at least one tile."""
-        if not request:
-            return []
+    @staticmethod
+    def _aoi(tiles: Sequence[TileRef]) -> shapely.Geometry | None:
+        """The tiles' union, or their hull when there are many (search area enough)."""
+        if not tiles:
+            return None
+        polys = [t.polygon for t in tiles]
+        return shapely.union_all(polys) if len(polys) <= 2000 else \
+            shapely.MultiPolygon(polys).convex_hull
+
+    def _pair_window(self, request: Sequence[Period]) -> tuple[dt.date, dt.date]:
         start, end = min(r.start for r in request), max(r.end for r in request)
-        seasonal = self.pair_policy == "seasonal"
-        if seasonal:  # GSSIC: the mid-date is in the period, the dates may lie outside
-            import datetime as dt
-
+        if self.pair_policy == "seasonal":  # GSSIC: mid-date in the period, dates may lie out
             half = dt.timedelta(days=max(SEASONAL_DT) // 2)
             start, end = start - half, end + half
-        if aoi is None and tiles:  # many tiles: their hull is search area enough
-            polys = [t.polygon for t in tiles]
-            aoi = shapely.union_all(polys) if len(polys) <= 2000 else \
-                shapely.MultiPolygon(polys).convex_hull
-        prods = self.products(aoi, start, end)
+        return start, end
+
+    def find_pairs(self, request: Sequence[Period], tiles: Sequence[TileRef],
+                   aoi: shapely.Geometry | None = None, exact: bool = True) -> list[S1Pair]:
+        """Pairs inside the request whose common footprint fully covers at least one tile.
+
+        `exact=False` (planning a region) keeps a pair when a tile centre lies in its common
+        footprint and leaves `S1Pair.tiles` empty: the block planner decides the tiles.
+        """
+        if not request:
+            return []
+        memo = (tuple((r.start, r.end) for r in request), id(tiles), len(tiles), exact,
+                None if aoi is None else shapely.to_wkb(aoi))
+        if self._pairs is not None and self._pairs_memo == memo:
+            return self._pairs
+        start, end = self._pair_window(request)
+        seasonal = self.pair_policy == "seasonal"
+        prods = self.products(aoi if aoi is not None else self._aoi(tiles), start, end)
         out = []
+        polys = np.array([t.polygon for t in tiles], dtype=object)
+        tree = shapely.STRtree(polys) if tiles else None  # once, not per pair
+        centres = shapely.get_coordinates(shapely.centroid(polys)) if tiles else None
         for pair in form_pairs(prods, self.pair_policy, self.max_dt, self.season):
             mid = pair.reference.date + (pair.secondary.date - pair.reference.date) / 2
             inside = any(r.contains(mid) if seasonal else
@@ -115,102 +143,112 @@ class AsfSource(Source):
                          for r in request)
             if not inside:
                 continue
-            covered = tiles_for_pair(pair, tiles) if tiles else ()
-            if tiles and not covered:
-                continue
+            covered: tuple[str, ...] = ()
+            if tree is not None:
+                fp = pair_footprint(pair)
+                if exact:
+                    hits = np.sort(tree.query(fp, predicate="covers"))
+                    covered = tuple(tiles[i].id for i in hits.tolist())
+                    if not covered:
+                        continue
+                else:
+                    near = tree.query(fp)
+                    if not shapely.contains_xy(fp, centres[near, 0], centres[near, 1]).any():
+                        continue
             out.append(S1Pair(pair.reference, pair.secondary, covered))
-        self._pairs = out
+        self._pairs, self._pairs_memo = out, memo
         return out
+
+    def _remember(self, start: dt.date, end: dt.date) -> None:
+        w = self._window
+        self._window = (start, end) if w is None else (min(w[0], start), max(w[1], end))
+
+    def _geom_window(self) -> tuple[dt.date, dt.date]:
+        if self._window is not None:
+            return self._window
+        end = dt.date.today()
+        return end - dt.timedelta(days=GEOM_DAYS), end
 
     # --- Source interface -------------------------------------------------------------
     def periods(self, modality: Modality, request: Sequence[Period],
                 tiles: Sequence[TileRef]) -> list[Period]:
+        if modality.name == "s1geom":  # one static layer per track over the tiles
+            prods = self.products(self._aoi(tiles), *self._geom_window())
+            labels = sorted({track_label(p.relative_orbit, p.pass_direction) for p in prods})
+            return [Period(STATIC.start, STATIC.end, lb, "static") for lb in labels]
         if modality.name not in PAIR_MODALITIES:
+            if request:
+                self._remember(min(r.start for r in request), max(r.end for r in request))
             return list(request)
-        labels = sorted({p.label for p in self.find_pairs(request, tiles)})
+        if request:
+            self._remember(*self._pair_window(request))
+        labels = sorted({p.label for p in self.find_pairs(request, tiles, exact=False)})
         return [period_from_label(lb) for lb in labels]
 
     def plan(self, modality: Modality, period: Period, tiles: Sequence[TileRef]) -> list[WorkUnit]:
-        if self._pairs is None:
-            self.find_pairs([period], tiles)
-        wanted = {t.id for t in tiles}
-        units = []
-        for pair in self._pairs or []:
-            if pair.label != period.label:
-                continue
-            sel = tuple(t for t in (pair.tiles or tiles_for_pair(pair, tiles)) if t in wanted)
-            if not sel:
-                continue
-            units.append(WorkUnit(
-                modality.name, period.label, sel, key=unit_key(pair),
-                items=(pair.reference.name, pair.secondary.name),
-                payload={"reference": product_record(pair.reference),
-                         "secondary": product_record(pair.secondary), "tiles": list(sel)}))
-        return units
+        return self.plan_all([PlanRequest(modality, period, tiles)])
+
+    def plan_all(self, requests: Sequence[PlanRequest]) -> list[WorkUnit]:
+        """One search over the run's window, then the shared block planner."""
+        if not requests:
+            return []
+        dated = [r.period for r in requests if r.period.kind != "static"]
+        if dated:
+            start, end = min(p.start for p in dated), max(p.end for p in dated)
+            w = self._window  # the run's window from periods(): one search serves every layer
+            if w is not None and w[0] <= start and end <= w[1]:
+                start, end = w
+        else:
+            start, end = self._geom_window()
+        lists = {id(r.tiles): r.tiles for r in requests}  # requests often share one list
+        tiles = list({t.id: t for ts in lists.values() for t in ts}.values())
+        aoi = self._aoi(tiles)
+        if self._pairs is None and any(r.modality.name in PAIR_MODALITIES for r in requests):
+            self.find_pairs([r.period for r in requests if r.modality.name in PAIR_MODALITIES],
+                            tiles, aoi, exact=False)
+        prods = {p.name: p for p in self.products(aoi, start, end)}
+        for q in self._pairs or []:  # pair dates may lie outside (seasonal policy)
+            prods.setdefault(q.reference.name, q.reference)
+            prods.setdefault(q.secondary.name, q.secondary)
+        ordered = sorted(prods.values(), key=lambda p: (p.start, p.name))
+        return plan_blocks(requests, ordered, self._pairs or [], self.block)
 
     # --- downloads and processing -----------------------------------------------------
-    def local_paths(self, unit: WorkUnit) -> tuple[str, str]:
-        """Both products on disk: archive paths as they are, else fetched into the cache."""
-        recs = [unit.payload["reference"], unit.payload["secondary"]]
-        if all(r.get("path") and Path(r["path"]).exists() for r in recs):
-            return recs[0]["path"], recs[1]["path"]
-        import datetime as dt
-
+    def local_paths(self, records: Sequence[ProductRecord]) -> list[str]:
+        """The products on disk: archive paths as they are, else fetched into the cache."""
+        if all(r.path and Path(r.path).exists() for r in records):
+            return [str(r.path) for r in records]
         from ...s1.download import DownloadCache, fetch_all, make_session
 
-        prods = [S1Product(r["name"], r["platform"], dt.datetime.fromisoformat(r["start"]),
-                           dt.datetime.fromisoformat(r["stop"]), 0, 0, "", (),
-                           shapely.Point(0, 0), url=r["url"], size=r["size"], md5=r["md5"])
-                 for r in recs]
         cache = DownloadCache(self.cache, self.cache_bytes)
-        paths = fetch_all(prods, cache, make_session(), max_workers=self.max_downloads)
-        return str(paths[0]), str(paths[1])
+        paths = fetch_all([_as_product(r) for r in records], cache, make_session(),
+                          max_workers=self.max_downloads)
+        return [str(p) for p in paths]
 
-    def _orbit_dir(self, unit: WorkUnit) -> str | None:
+    def _orbit_dir(self, records: Sequence[ProductRecord]) -> str | None:
         """Where precise/restituted orbits are (fetched and cached if a fetcher is installed)."""
-        import datetime as dt
-
         from ...s1.orbits import fetch_orbit, find_orbit
 
         d = self.orbits or str(Path(self.cache) / "orbits")
-        for r in (unit.payload["reference"], unit.payload["secondary"]):
-            p = S1Product(r["name"], r["platform"], dt.datetime.fromisoformat(r["start"]),
-                          dt.datetime.fromisoformat(r["stop"]), 0, 0, "", (), shapely.Point(0, 0))
+        for r in records:
+            p = _as_product(r)
             if find_orbit(p, d) is None and not self.archive:
                 fetch_orbit(p, d)
         return d if Path(d).is_dir() else None
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
-        try:
-            from ..s1 import S1ArchiveSource
-        except ImportError as e:
-            for t in unit.tiles:
-                yield TileResult(t, "failed", items=unit.items,
-                                 error=f"S1 processor unavailable ({e}); products were not fetched")
-            return
-        ref, sec = self.local_paths(unit)  # AuthError / TransientError go to the runner
-        orbit_dir = self._orbit_dir(unit)
-        key = f"{Path(ref).parent}|{orbit_dir}"
-        proc = self._procs.get(key)
-        if proc is None:  # one per directory: s1coh and s1ifg of a pair share one processing
-            proc = self._procs[key] = S1ArchiveSource(
-                archive=str(Path(ref).parent), dem=self.dem, orbits=orbit_dir,
-                pairs=self.pair_policy, max_dt=self.max_dt, **self.processor_options)
-        local = WorkUnit(unit.modality, unit.period, unit.tiles, key=unit.key, items=unit.items,
-                         payload={"reference": ref, "secondary": sec})
-        yield from proc.read(local, tiles, modality, period)
+        records = unit.payload["s1"].products
+        paths = self.local_paths(records)  # AuthError / TransientError go to the runner
+        proc = self.options.processing(self._orbit_dir(records))
+        yield from read_unit(unit, tiles, paths, proc)
 
     def __getstate__(self) -> dict:
-        """Workers get options and found pairs, not processors holding arrays."""
+        """Workers get options; each unit carries the products it reads."""
         d = dict(self.__dict__)
-        d["_procs"] = {}
+        d["_pairs"] = None
+        d["_found"] = {}
         return d
-
-    def close(self) -> None:
-        for proc in self._procs.values():
-            proc.close()
-        self._procs = {}
 
 
 __all__ = ["AsfSource", "form_pairs", "tiles_for_pair"]

@@ -1,0 +1,143 @@
+"""Sentinel-1 at region scale: plan conus 2020-JJA for every S1 layer, then run real units.
+
+1. A loopback CMR (tests/sources/asf_server.py, in a subprocess) serves the IW burst
+   catalogue of conus for June-August 2020 built from ESA's burst-id rule and the real
+   track geometry (tests/sources/burst_catalogue.py: S1A + S1B, 6-day repeat), and the SLC
+   frames those bursts make up. The planner (`fetch`'s own path: grid, source periods, pair
+   search, `plan_work`) plans s1grd + s1coh + s1ifg + s1geom through the ASF source, which
+   searches the frames with asf_search (searching the ~100k bursts one by one costs the
+   client about 4 ms each) and cuts the region into bounded block units.
+2. `m3leo-tiles simulate` writes a 4-date stack; its units (one per tile here, every S1 layer
+   each) run through the engine with 2 joblib workers; each unit's processing time and its
+   worker's peak RSS are logged, so busy time / (workers x wall) is measured, not guessed.
+
+Last line: {"name": "s1_region", "bursts", "acquisitions", "units", "max_tiles_per_unit",
+"plan_s", "plan_peak_gb", "worker_peak_gb", "workers_busy_ratio", ...}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from m3leo_tiles.sources.s1 import S1ArchiveSource  # noqa: E402
+
+LAYERS = ["s1grd", "s1coh", "s1ifg", "s1geom"]
+
+
+class TimedArchive(S1ArchiveSource):
+    """The archive source, logging each unit's processing seconds and its worker's peak RSS."""
+
+    name = "archive"
+
+    def __init__(self, log: str, **options) -> None:
+        super().__init__(**options)
+        self.log = log
+
+    def read(self, unit, tiles, modality, period):
+        t0 = time.perf_counter()
+        results = list(super().read(unit, tiles, modality, period))  # one tile: small
+        with open(self.log, "a") as f:
+            f.write(json.dumps({"unit": unit.key, "s": time.perf_counter() - t0,
+                                "rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                                / 2**20}) + "\n")
+        yield from results
+
+
+def _gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def plan_conus(tmp: Path) -> dict:
+    from m3leo_tiles.runner.engine import RetryPolicy, plan_work
+    from m3leo_tiles.runner.fetch import FetchRequest, grid_table, resolve_jobs
+    from m3leo_tiles.store.tiles import refs_from_table
+
+    server = subprocess.Popen([sys.executable, "-m", "tests.sources.asf_server", "conus",
+                               "2020-06-01", "2020-09-01"], cwd=ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        info = json.loads(server.stdout.readline())
+        t0 = time.perf_counter()
+        req = FetchRequest(store=str(tmp / "conus.zarr"), region="conus", modalities=LAYERS,
+                           period="2020-JJA", source="asf",
+                           source_options={"asf": {"host": info["host"],
+                                                   "cache": str(tmp / "cache")}})
+        jobs = resolve_jobs(req)
+        _, table = grid_table("conus", 4480)
+        refs = refs_from_table(table, list(table["id"]))
+        t1 = time.perf_counter()
+        for job in jobs:  # the searches and the pairing happen here
+            job.periods = job.source.periods(job.modality, job.periods, refs)
+        t2 = time.perf_counter()
+        plan = plan_work(jobs, refs, None, False, RetryPolicy())
+        t3 = time.perf_counter()
+        plan_s = t3 - t0
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+    units = [u for _, u in plan.units]
+    sizes = [len(u.all_tiles) for u in units]
+    planned = {(p.track, p.date) for u in units for p in u.payload["s1"].products}
+    return {"bursts": info["bursts"], "frames": info["frames"],
+            "acquisitions": info["acquisitions"], "acquisitions_planned": len(planned),
+            "tiles": len(refs), "units": len(units), "max_tiles_per_unit": max(sizes),
+            "mean_tiles_per_unit": round(sum(sizes) / len(sizes), 1),
+            "targets": sum(len(u.targets) for u in units),
+            "pair_periods": len(next(j for j in jobs if j.modality.name == "s1coh").periods),
+            "grid_s": round(t1 - t0, 1), "search_pair_s": round(t2 - t1, 1),
+            "blocks_s": round(t3 - t2, 1), "plan_s": round(plan_s, 1),
+            "plan_peak_gb": round(_gb(), 2)}
+
+
+def run_stack(tmp: Path, dates: int = 4) -> dict:
+    from m3leo_tiles.runner.fetch import FetchRequest, fetch
+    from m3leo_tiles.sources import register_source
+
+    sim = tmp / "sim"
+    subprocess.run([sys.executable, "-m", "m3leo_tiles", "simulate", "--size", "small",
+                    "--dates", str(dates), "--out", str(sim)], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+    log = tmp / "units.jsonl"
+    register_source("timed", "__main__:TimedArchive")
+    s = fetch(FetchRequest(store=str(tmp / "sim.zarr"), region=str(sim / "aoi.geojson"),
+                           modalities=LAYERS, period="2025-MAM", source="timed",
+                           source_options={"timed": {"archive": str(sim / "s1"),
+                                                     "dem": str(sim / "rasters" / "dem.tif"),
+                                                     "block": 1, "log": str(log)}},
+                           workers=2, progress=False))
+    rows = [json.loads(x) for x in log.read_text().splitlines()]
+    busy = sum(r["s"] for r in rows)
+    return {"dates": dates, "sim_units": s.units, "sim_done": s.done, "sim_failed": s.failed,
+            "sim_wall_s": round(s.seconds, 1), "busy_s": round(busy, 1),
+            "worker_peak_gb": round(max(r["rss_gb"] for r in rows), 2),
+            "workers_busy_ratio": round(busy / (2 * s.seconds), 3)}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench_s1_region_") as d:
+        tmp = Path(d)
+        plan = plan_conus(tmp)
+        print(json.dumps({"stage": "plan", **plan}), flush=True)
+        run = run_stack(tmp)
+    out = {"name": "s1_region", "bursts": plan["bursts"], "acquisitions": plan["acquisitions"],
+           "units": plan["units"], "max_tiles_per_unit": plan["max_tiles_per_unit"],
+           "plan_s": plan["plan_s"], "plan_peak_gb": plan["plan_peak_gb"],
+           "worker_peak_gb": run["worker_peak_gb"],
+           "workers_busy_ratio": run["workers_busy_ratio"]}
+    print(json.dumps({"stage": "detail", **plan, **run}), flush=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Bounded Sentinel-1 work units: a block of neighbouring tiles x the acquisitions covering it.
+
+DESIGN.md principle 3 (work units that share a source, no chunk shared by two workers) at
+region scale (issue 12): a region-period is cut into blocks of at most `block` x `block`
+tiles of one UTM lattice (blocks by zone, col // block, row // block), and each block gets
+one unit per time bucket holding every S1 layer the run asks for there:
+
+- `s1grd` of a period P: every product of P touching a tile (all passes: their bands share
+  one chunk per tile-period, so they must be in the same unit);
+- `s1coh`/`s1ifg` of a pair label: the product pairs of that label (from the source's
+  pairing policy), per track, and the tiles each track covers fully (a tile seen by two
+  tracks with the same label takes the first track in sorted order: one chunk, one pair);
+- `s1geom` of a track: the products of that track touching a tile.
+
+A pair goes to the bucket of the `s1grd` period holding its reference date (its backscatter
+then comes from the same resampling), else to a bucket of its own; `s1geom` joins the
+block's first bucket. Tiles per unit and the inputs a unit reads are bounded by the block,
+whatever the region size or number of dates. Geometry is tested once per footprint (a burst
+id, or a product) rather than once per date: the burst-id rule (ESA S1-TN-MDA-52-7445) fixes
+a burst's footprint on every repeat pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+from ..errors import BadInput
+from ..periods import Period
+from ..s1.products import S1Pair, S1Product
+from .base import PlanRequest, Target, TileRef, WorkUnit
+
+BLOCK = 8  # tiles per block side: 64 tiles per unit
+MAX_TILES = 128
+S1_LAYERS = ("s1grd", "s1coh", "s1ifg", "s1geom")
+PAIR_LAYERS = ("s1coh", "s1ifg")
+
+
+def track_label(relative_orbit: int, pass_direction: str) -> str:
+    """`t108A`: the static period label of a track's geometry."""
+    return f"t{relative_orbit:03d}{pass_direction[:1].upper()}"
+
+
+def block_of(tile_id: str, size: int = BLOCK) -> tuple:
+    """The block of a tile id `17N-0089-0745[-sNNNN]`; other ids are blocks of their own."""
+    parts = tile_id.split("-")
+    try:
+        col, row = int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        return ("", tile_id)
+    return (parts[0], *parts[3:], col // size, row // size)
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """One product as a worker needs it: where it is or comes from (picklable, no geometry)."""
+
+    name: str
+    track: str
+    date: dt.date
+    platform: str
+    start: str
+    stop: str
+    path: str | None = None
+    url: str | None = None
+    size: int | None = None
+    md5: str | None = None
+
+    @property
+    def pass_direction(self) -> str:
+        return "ASCENDING" if self.track.endswith("A") else "DESCENDING"
+
+    @classmethod
+    def of(cls, p: S1Product) -> ProductRecord:
+        return cls(p.name, track_label(p.relative_orbit, p.pass_direction), p.date, p.platform,
+                   p.start.isoformat(), p.stop.isoformat(), p.path, p.url, p.size, p.md5)
+
+
+@dataclass(frozen=True)
+class PairWork:
+    """The product pairs of one label on one track, and the tiles they serve in this unit."""
+
+    label: str
+    track: str
+    products: tuple[tuple[int, int], ...]  # (reference, secondary) indices into S1Work.products
+    tiles: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class S1Work:
+    """A block unit's inputs: its products, which touch which tile, and what each layer uses."""
+
+    products: tuple[ProductRecord, ...]
+    cover: Mapping[str, tuple[int, ...]]  # tile -> indices of the products touching it
+    grd: tuple[tuple[str, tuple[int, ...]], ...]  # s1grd period -> products dated in it
+    pairs: tuple[PairWork, ...]
+    geom: tuple[tuple[str, tuple[int, ...]], ...]  # track label -> its products, oldest first
+
+
+class _Catalogue:
+    """Products grouped by footprint (one per burst id, else one per product), indexed once."""
+
+    def __init__(self, products: Sequence[S1Product]) -> None:
+        self.products = list(products)
+        keys: dict[str, int] = {}
+        geoms: list[shapely.Geometry] = []
+        self.key_of = np.empty(len(self.products), np.int64)
+        for i, p in enumerate(self.products):
+            k = p.burst_ids[0] if len(p.burst_ids) == 1 else p.name
+            if k not in keys:
+                keys[k] = len(geoms)
+                geoms.append(p.footprint)
+            self.key_of[i] = keys[k]
+        self.geoms = geoms
+        self.by_key: list[list[int]] = [[] for _ in geoms]
+        for i, k in enumerate(self.key_of):
+            self.by_key[int(k)].append(i)
+        self.tree = shapely.STRtree(geoms)
+        self.index = {p.name: i for i, p in enumerate(self.products)}
+        self.records = [ProductRecord.of(p) for p in self.products]
+        self.dates = [p.date for p in self.products]
+        self.tracks = [track_label(p.relative_orbit, p.pass_direction) for p in self.products]
+
+    def keys_touching(self, polys: Sequence[shapely.Geometry]) -> tuple[np.ndarray, np.ndarray]:
+        """Per polygon, the footprint keys intersecting it, as CSR (offsets, keys): a region
+        has millions of (tile, footprint) pairs, which Python lists would not hold cheaply."""
+        if not self.geoms or not len(polys):
+            return np.zeros(len(polys) + 1, np.int64), np.zeros(0, np.int64)
+        ti, ki = self.tree.query(np.asarray(polys, dtype=object), predicate="intersects")
+        order = np.lexsort((ki, ti))
+        offsets = np.searchsorted(ti[order], np.arange(len(polys) + 1))
+        return offsets, ki[order]
+
+
+def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
+                pairs: Sequence[S1Pair], block: int = BLOCK) -> list[WorkUnit]:
+    """Units for every requested S1 layer: one per (block, time bucket), see the module doc."""
+    if block < 1 or block * block > MAX_TILES:
+        raise BadInput(f"S1 block must be 1-{int(MAX_TILES ** 0.5)} tiles a side, not {block}")
+    want: dict[tuple[str, str], set[str]] = {}
+    periods: dict[tuple[str, str], Period] = {}
+    refs: dict[str, TileRef] = {}
+    shared: dict[int, set[str]] = {}  # requests sharing one tile list share one set
+    for r in requests:
+        if r.modality.name not in S1_LAYERS:
+            raise BadInput(f"{r.modality.name} is not a Sentinel-1 layer")
+        key = (r.modality.name, r.period.label)
+        ids_ = shared.get(id(r.tiles))
+        if ids_ is None:
+            ids_ = shared[id(r.tiles)] = {t.id for t in r.tiles}
+            for t in r.tiles:
+                refs.setdefault(t.id, t)
+        want[key] = want[key] | ids_ if key in want else ids_
+        periods[key] = r.period
+    if not refs or not products:
+        return []
+    cat = _Catalogue(products)
+    ids = sorted(refs)
+    offsets, flat = cat.keys_touching([refs[t].polygon for t in ids])
+    row = {t: k for k, t in enumerate(ids)}
+
+    def tile_keys(t: str) -> list[int]:
+        k = row[t]
+        return flat[offsets[k]:offsets[k + 1]].tolist()
+
+    grd_periods = sorted((periods[k] for k in want if k[0] == "s1grd"), key=lambda p: p.start)
+    labels = sorted({k[1] for k in want if k[0] in PAIR_LAYERS})
+    tracks = sorted({k[1] for k in want if k[0] == "s1geom"})
+    pairs_by_label: dict[str, list[tuple[int, int]]] = {}
+    for q in pairs:
+        i, j = cat.index.get(q.reference.name), cat.index.get(q.secondary.name)
+        if i is not None and j is not None and q.label in labels:
+            pairs_by_label.setdefault(q.label, []).append((i, j))
+    blocks: dict[tuple, list[str]] = {}
+    for t in ids:
+        blocks.setdefault(block_of(t, block), []).append(t)
+    cover_cache: dict[frozenset, shapely.Geometry] = {}
+    units = []
+    for bkey in sorted(blocks, key=str):
+        units.extend(_block_units(bkey, blocks[bkey], refs, tile_keys, cat, want, grd_periods,
+                                  labels, pairs_by_label, tracks, cover_cache))
+    return units
+
+
+def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, labels, pairs_by_label,
+                 tracks, cover_cache) -> list[WorkUnit]:
+    per_tile = {t: tile_keys(t) for t in tiles}
+    keys = sorted({k for t in tiles for k in per_tile[t]})
+    if not keys:
+        return []
+    kset = set(keys)
+    touching = {t: sorted(i for k in per_tile[t] for i in cat.by_key[k]) for t in tiles}
+    buckets: dict[str, dict] = {}
+
+    def bucket(name: str) -> dict:
+        return buckets.setdefault(name, {"targets": [], "grd": [], "pairs": [], "geom": []})
+
+    # backscatter: every product dated in the period and touching the tile
+    for per in grd_periods:
+        asked = want[("s1grd", per.label)]
+        prods = sorted({i for k in keys for i in cat.by_key[k] if per.contains(cat.dates[i])})
+        if not prods:
+            continue
+        pset = set(prods)
+        sel = tuple(t for t in tiles if t in asked and pset.intersection(touching[t]))
+        if sel:
+            b = bucket(f"grd:{per.label}")
+            b["targets"].append(Target("s1grd", per.label, sel))
+            b["grd"].append((per.label, prods))
+    # pairs: per label, per track, the tiles the product pairs cover fully
+    for label in labels:
+        asked = {m: want.get((m, label), set()) for m in PAIR_LAYERS}
+        if not (asked["s1coh"] or asked["s1ifg"]):
+            continue
+        by_track: dict[str, list[tuple[int, int]]] = {}
+        for i, j in pairs_by_label.get(label, []):
+            if int(cat.key_of[i]) in kset and int(cat.key_of[j]) in kset:
+                by_track.setdefault(cat.tracks[i], []).append((i, j))
+        if not by_track:
+            continue
+        taken: set[str] = set()
+        works = []
+        polys = [refs[t].polygon for t in tiles]
+        for track in sorted(by_track):
+            region = _pair_region(cat, by_track[track], cover_cache)
+            inside = shapely.covers(region, polys)
+            mine = tuple(t for t, ok in zip(tiles, inside.tolist(), strict=True)
+                         if ok and t not in taken and (t in asked["s1coh"] or t in asked["s1ifg"]))
+            if mine:
+                taken.update(mine)
+                works.append((label, track, by_track[track], mine))
+        if not works:
+            continue
+        ref_date = cat.dates[works[0][2][0][0]]
+        home = next((f"grd:{p.label}" for p in grd_periods if p.contains(ref_date)),
+                    f"pair:{label}")
+        b = bucket(home)
+        b["pairs"].extend(works)
+        for m in PAIR_LAYERS:
+            sel = tuple(t for t in tiles if t in taken and t in asked[m])
+            if sel:
+                b["targets"].append(Target(m, label, sel))
+    # geometry: the block's first bucket, or one of its own
+    for track in tracks:
+        asked = want[("s1geom", track)]
+        prods = sorted((i for k in keys for i in cat.by_key[k] if cat.tracks[i] == track),
+                       key=lambda i: (cat.dates[i], cat.products[i].name))
+        if not prods:
+            continue
+        pset = set(prods)
+        sel = tuple(t for t in tiles if t in asked and pset.intersection(touching[t]))
+        if sel:
+            b = buckets[min(buckets)] if buckets else bucket(f"geom:{track}")
+            b["targets"].append(Target("s1geom", track, sel))
+            b["geom"].append((track, prods))
+    return [_unit(bkey, name, b, cat, touching) for name, b in sorted(buckets.items())
+            if b["targets"]]
+
+
+def _pair_region(cat: _Catalogue, prs: list[tuple[int, int]], cache: dict) -> shapely.Geometry:
+    """Where both dates of some product pair image the ground (cached per footprint pair set:
+    burst pairs of one track repeat the same footprints every date)."""
+    fkey = frozenset((int(cat.key_of[i]), int(cat.key_of[j])) for i, j in prs)
+    region = cache.get(fkey)
+    if region is None:
+        parts = [cat.geoms[a] if a == b else cat.geoms[a].intersection(cat.geoms[b])
+                 for a, b in sorted(fkey)]
+        region = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+        shapely.prepare(region)
+        cache[fkey] = region
+    return region
+
+
+def _unit(bkey: tuple, name: str, b: dict, cat: _Catalogue,
+          touching: dict[str, list[int]]) -> WorkUnit:
+    """Re-index the bucket's products locally and wrap it as a WorkUnit."""
+    used = sorted({i for _, ps in b["grd"] for i in ps} |
+                  {i for _, _, prs, _ in b["pairs"] for pr in prs for i in pr} |
+                  {i for _, ps in b["geom"] for i in ps})
+    local = {g: k for k, g in enumerate(used)}
+    tiles = sorted({t for tg in b["targets"] for t in tg.tiles})
+    work = S1Work(
+        products=tuple(cat.records[i] for i in used),
+        cover={t: tuple(local[i] for i in touching[t] if i in local) for t in tiles},
+        grd=tuple((lb, tuple(local[i] for i in ps)) for lb, ps in b["grd"]),
+        pairs=tuple(PairWork(lb, tr, tuple((local[i], local[j]) for i, j in prs), ts)
+                    for lb, tr, prs, ts in b["pairs"]),
+        geom=tuple((tr, tuple(local[i] for i in ps)) for tr, ps in b["geom"]))
+    first, *rest = b["targets"]
+    return WorkUnit(first.modality, first.period, first.tiles,
+                    key="-".join(str(x) for x in bkey) + f":{name}",
+                    items=tuple(p.name for p in work.products), payload={"s1": work},
+                    more=tuple(rest))
