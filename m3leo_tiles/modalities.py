@@ -106,6 +106,16 @@ REGISTRY: dict[str, Modality] = {
         Modality("s1ifg", ("VV",), "float32", 40, "pair", "asf", "archive", units="rad",
                  description="Sentinel-1 wrapped interferometric phase, flat-earth and "
                              "topography removed"),
+        # s1cohs: seasonal coherence as GSSIC, from our own pairs (m3leo_tiles/sar/seasonal.py)
+        Modality("s1cohs", tuple(f"{p}_{d}" for p in ("VV", "VH") for d in (6, 12, 18, 24, 36, 48))
+                 + tuple(f"{q}_{p}" for p in ("VV", "VH") for q in ("rho", "tau", "rmse")),
+                 "float32", 40, "seasonal", "asf", "archive", units="1",
+                 description="Sentinel-1 seasonal coherence (GSSIC-style): median coherence of "
+                             "the pairs whose mid-date is in the season, per temporal baseline "
+                             "(days, NaN where the season has none), and the per-pixel decay fit "
+                             "gamma(t) = (1 - rho) exp(-t / tau) + rho",
+                 band_units={**{f"{q}_{p}": "1" for p in ("VV", "VH") for q in ("rho", "rmse")},
+                             "tau_VV": "day", "tau_VH": "day"}),
     ]
 }
 
