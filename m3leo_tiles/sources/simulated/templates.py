@@ -61,7 +61,7 @@ class Track:
             guess = self.orbit + 175 * days // 12
             rel = (guess - ORBIT_OFFSET[plat]) % 175 + 1
             orbit = guess + (self.relative_orbit - rel) % 175
-        dtid = self.datatake + 0x2D27 * k
+        dtid = self.datatake + 0x2D27 * days // 12  # one datatake id per date
         crc = hashlib.sha256(f"{d}{orbit}".encode()).hexdigest()[:4].upper()
         t_start, t_stop = self.name[25:32], self.name[41:48]
         name = (f"S1{plat}_IW_SLC__1SDV_{d:%Y%m%d}{t_start}_{d:%Y%m%d}{t_stop}_{orbit:06d}_"
