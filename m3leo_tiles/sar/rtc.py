@@ -16,7 +16,8 @@ cell), each located by its centroid's zero-Doppler time and slant range, and the
 accumulated on a radar grid of `bin_scale` map pixels per bin (bilinear splatting, so every
 facet spreads its area over the four nearest bin nodes, whose weights integrate to one bin),
 then read back at each map pixel's own radar position (bilinear). A_beta is the bin's
-slant-range extent times its along-track ground extent (1 / |grad t|). The grid is first
+slant-range extent times its along-track ground extent (the beam's ground speed is one over
+the horizontal gradient of the zero-Doppler time). The grid is first
 extended by a few pixels (edge heights continued flat) so that bins at the tile edge are
 complete. Local layover (slant range not increasing with ground range away from the track)
 and local shadow (the look vector grazes or is behind the facet) are flagged; cast shadow and
@@ -28,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from .geocode import zero_doppler
 
 LAYOVER, SHADOW = 1, 2
 
@@ -92,12 +95,15 @@ def _gather(grid: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def rtc_area(xyz: np.ndarray, sat: np.ndarray, azimuth_time: np.ndarray,
-             bin_scale: float = 2.0, pad: int | None = None) -> RtcArea:
+             bin_scale: float = 2.0, pad: int | None = None,
+             up: np.ndarray | None = None) -> RtcArea:
     """Area normalisation for gamma0-RTC on a map grid.
 
     xyz: (H, W, 3) Cartesian (ECEF) position of every pixel centre, with terrain heights;
     sat: (H, W, 3) sensor position at each pixel's zero-Doppler time (same frame);
-    azimuth_time: (H, W) zero-Doppler time in seconds (any origin).
+    azimuth_time: (H, W) zero-Doppler time in seconds (any origin);
+    up: the local vertical (3,), by default the geocentric direction of the tile's centre
+    (right for ECEF input; give it for any other Cartesian frame).
     Radar bins are `bin_scale` map pixels wide in slant range and in azimuth. Returns
     RtcArea (same H, W); gamma0_RTC = beta0 / ratio.
     """
@@ -114,13 +120,30 @@ def rtc_area(xyz: np.ndarray, sat: np.ndarray, azimuth_time: np.ndarray,
     S = _extend(sat, pad)
     T = _extend(t, pad)
     R = np.linalg.norm(S - P, axis=-1)
-    px = float(np.median(np.linalg.norm(np.diff(xyz, axis=1), axis=-1)))  # map pixel (m)
-    # radar bins: `bin_scale` map pixels of slant range and of azimuth time (median steepest
-    # change per pixel); a bin's along-track ground extent is then bin_scale * px
+    # the beam's along-track ground speed v: the horizontal gradient of T is 1 / v. The grid
+    # steps are projected on the horizontal plane (terrain slopes must not stretch them)
+    # and the 2 x 2 system (T differences along rows and columns) solved per pixel
+    u = np.asarray(up, np.float64) if up is not None else xyz[h // 2, w // 2]
+    u = u / np.linalg.norm(u)
+    d_c = np.gradient(P, axis=1)
+    d_r = np.gradient(P, axis=0)
+    h_c = d_c - (d_c @ u)[..., None] * u
+    h_r = d_r - (d_r @ u)[..., None] * u
+    e1 = h_c.reshape(-1, 3).mean(axis=0)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(u, e1)
+    m11, m12, m21, m22 = h_c @ e1, h_c @ e2, h_r @ e1, h_r @ e2
+    t_c, t_r = np.gradient(T, axis=1), np.gradient(T, axis=0)
+    det = m11 * m22 - m12 * m21
+    g1 = (t_c * m22 - t_r * m12) / det
+    g2 = (m11 * t_r - m21 * t_c) / det
+    slowness = float(np.median(np.hypot(g1, g2)))  # seconds per horizontal metre
+    px = float(np.median(np.linalg.norm(h_c, axis=-1)))  # horizontal map pixel (m)
+    # radar bins: `bin_scale` map pixels of slant range (median steepest change) and of
+    # azimuth (bin_scale * px metres along track)
     gr_c, gr_r = np.gradient(R, axis=(1, 0))
-    gt_c, gt_r = np.gradient(T, axis=(1, 0))
     dr = bin_scale * float(np.median(np.hypot(gr_c, gr_r)))  # slant metres per bin
-    dt = bin_scale * float(np.median(np.hypot(gt_c, gt_r)))  # seconds per bin
+    dt = bin_scale * px * slowness  # seconds per bin
     a_beta = dr * bin_scale * px  # slant-range extent x along-track ground extent (m^2)
 
     # facets: two triangles per cell of pixel centres, normals towards the sensor side
@@ -163,11 +186,9 @@ def rtc_area(xyz: np.ndarray, sat: np.ndarray, azimuth_time: np.ndarray,
     cos_psi = np.sum(nrm * look, axis=-1)
     inc = np.degrees(np.arccos(np.clip(cos_psi, -1, 1)))
     # local layover: slant range not growing as one walks over the surface away from the
-    # track. "Away" is horizontal (normal to the tile's mean facet normal u); the surface step
-    # whose horizontal part is that direction is a combination a d_c + b d_r of the grid's
-    # central differences, and changes the slant range by a rr_c + b rr_r
-    u = nsum.reshape(-1, 3).sum(axis=0)
-    u /= np.linalg.norm(u)
+    # track. "Away" is horizontal (normal to `u`, the vertical); the surface step whose
+    # horizontal part is that direction is a combination a d_c + b d_r of the grid's central
+    # differences, and changes the slant range by a rr_c + b rr_r
     d_c = P[pad:pad + h, pad + 1:pad + w + 1] - P[pad:pad + h, pad - 1:pad + w - 1]
     d_r = P[pad + 1:pad + h + 1, pad:pad + w] - P[pad - 1:pad + h - 1, pad:pad + w]
     rr_c = R[pad:pad + h, pad + 1:pad + w + 1] - R[pad:pad + h, pad - 1:pad + w - 1]
@@ -194,8 +215,6 @@ def rtc_area(xyz: np.ndarray, sat: np.ndarray, azimuth_time: np.ndarray,
 def tile_rtc(orbit, xyz: np.ndarray, t_init: float, bin_scale: float = 2.0) -> RtcArea:
     """`rtc_area` for a tile grid from a `sar.orbit.Orbit`: solves each pixel's zero-Doppler
     time (`sar.geocode.zero_doppler`) and takes the sensor position there."""
-    from .geocode import zero_doppler
-
     t, _ = zero_doppler(orbit, xyz, t_init)
     sat, _, _ = orbit.interpolate(t)
     return rtc_area(xyz, sat, t, bin_scale)

@@ -31,7 +31,7 @@ def rtc_truth() -> dict:
     amp = 100.0
     X, Y, xyz, sat, t = map_grid(amp)
     beta0 = forward_beta0(amp)
-    area = rtc_area(xyz, sat, t)
+    area = rtc_area(xyz, sat, t, up=np.array([0.0, 0.0, 1.0]))
     g = area.gamma0(beta0)
     cot = flat_ratio(xyz, sat, np.broadcast_to(np.array([0.0, 0.0, 1.0]), xyz.shape))
     sigma0 = beta0 * np.sin(np.arctan(1 / cot))

@@ -19,6 +19,7 @@ XS, ZS, V = -600e3, 700e3, 7000.0  # sensor x, height; along-track ground speed 
 PX, N, SUB = 10.0, 192, 4  # map pixel, pixels per side, sub-points per pixel side
 DR, DY = 2.33, 14.0  # radar cell: slant range (m), azimuth (m)
 GAMMA0 = {0: 10 ** (-0.8), 1: 10 ** (-1.4)}  # two classes: -8 and -14 dB
+UP = np.array([0.0, 0.0, 1.0])  # the local frame's vertical
 
 
 def height(x, y, amp, period=1280.0):
@@ -91,7 +92,7 @@ def test_gamma0_rtc_flattens_slopes_that_sigma0_does_not():
     amp = 100.0  # slopes up to 26 degrees, look angle ~40: no layover, no shadow
     X, Y, xyz, sat, t = map_grid(amp)
     beta0 = forward_beta0(amp)
-    area = rtc_area(xyz, sat, t)
+    area = rtc_area(xyz, sat, t, up=UP)
     g_rtc = area.gamma0(beta0)
     up = np.broadcast_to(np.array([0.0, 0.0, 1.0]), xyz.shape)
     cot = flat_ratio(xyz, sat, up)
@@ -120,7 +121,7 @@ def test_gamma0_rtc_flattens_slopes_that_sigma0_does_not():
 def test_layover_and_shadow_are_flagged():
     amp = 400.0  # slopes up to 63 degrees: facing > 41 lays over, away > 49 is in shadow
     X, Y, xyz, sat, t = map_grid(amp)
-    area = rtc_area(xyz, sat, t)
+    area = rtc_area(xyz, sat, t, up=UP)
     s = slope_deg(X, Y, amp)
     inc = np.degrees(np.arctan((X - XS) / ZS))  # flat incidence, ~40.6 degrees
     inner = np.zeros_like(s, bool)
@@ -140,4 +141,53 @@ def test_layover_and_shadow_are_flagged():
 def test_bad_shapes_are_refused():
     _, _, xyz, sat, t = map_grid(0.0)
     with pytest.raises(ValueError, match="must be"):
-        rtc_area(xyz[:, :-1], sat, t)
+        rtc_area(xyz[:, :-1], sat, t, up=UP)
+
+
+def _template_orbit():
+    """The ESA orbit of the simulator's ascending template (track 108), as a sar Orbit."""
+    import gzip
+    import xml.etree.ElementTree as ET
+    from importlib import resources
+
+    from m3leo_tiles.sar.orbit import Orbit
+    from m3leo_tiles.sources.simulated import geometry as geo
+
+    data = resources.files("m3leo_tiles.sources.simulated") / "data" / "annotation-iw2-vv.xml.gz"
+    tm = geo.read_timing(ET.fromstring(gzip.decompress(data.read_bytes())))
+    times = np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t in tm.orbit_times])
+    return Orbit.from_vectors(times, tm.orbit_pos, tm.orbit_vel)
+
+
+@pytest.mark.parametrize("tilt", [(0.0, 0.0), (0.25, 0.05), (-0.25, -0.05)])
+def test_tile_rtc_on_planes_in_real_orbit_geometry(tilt):
+    """A plane seen from S1's orbit: A_gamma / A_beta = cot(local incidence) everywhere."""
+    from m3leo_tiles.grid.tiles import tile_from_id
+    from m3leo_tiles.sar.geocode import grid_ecef, grid_lonlat, zero_doppler
+    from m3leo_tiles.sar.rtc import tile_rtc
+
+    orbit = _template_orbit()
+    grid = tile_from_id("09N-0119-1280").grid(10)  # inside the template's IW2 swath
+    a, b = tilt  # dh/dx (east), dh/dy (north)
+    xs, ys = np.meshgrid(grid.xs(), grid.ys())
+    h = 200.0 + a * (xs - xs.mean()) + b * (ys - ys.mean())
+    xyz = grid_ecef(grid, h)
+    area = tile_rtc(orbit, xyz, float(orbit.t.mean()))
+    # independent truth: the plane's normal (-a, -b, 1) in ENU, the look vector to the
+    # zero-Doppler sensor position
+    lon, lat = (np.deg2rad(v) for v in grid_lonlat(grid))
+    east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], -1)
+    north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], -1)
+    up = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
+    n = -a * east - b * north + up
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    t, _ = zero_doppler(orbit, xyz, float(orbit.t.mean()))
+    look = orbit.interpolate(t)[0] - xyz
+    look /= np.linalg.norm(look, axis=-1, keepdims=True)
+    c = np.sum(n * look, axis=-1)
+    cot = c / np.sqrt(1 - c**2)
+    err = area.ratio[4:-4, 4:-4] / cot[4:-4, 4:-4] - 1
+    assert np.abs(np.median(err)) < 0.01 and np.percentile(np.abs(err), 99) < 0.03
+    assert (area.flags == 0).all()
+    psi = np.degrees(np.arccos(c))
+    assert np.abs(area.local_incidence - psi).max() < 0.5
