@@ -126,3 +126,81 @@ def cohs_stack_truth(sim: Path, max_tiles: int = 4) -> dict:
     return {"cohs_truth_ok": bool(ok and n_pairs >= 20), "cohs_pairs": n_pairs,
             "cohs_season": label, "cohs_n_eff": round(n_eff, 1), "cohs_by_class": report,
             "cohs_seconds": round(time.perf_counter() - t_start, 1)}
+
+
+def simulate_relief(out: Path, seed: int = 0) -> Path:
+    from m3leo_tiles.sources.simulated import simulate
+
+    simulate(out, size="small", seed=seed, radiometry="terrain", relief=200.0, force=True)
+    return out
+
+
+def rtc_sim_truth(sim: Path) -> dict:
+    """gamma0-RTC end to end on a simulated SAFE product with terrain radiometry
+    (`simulate --radiometry terrain --relief 200`: every class has gamma0 = sigma0_class /
+    cos(theta_ellipsoid) on every slope): beta0 from the processor (`process_grd`, kind
+    beta0), the area normalisation from `tile_rtc`; per class, pixels facing the radar
+    (local incidence > 8 degrees below the ellipsoid's) and facing away (> 8 above), away
+    from layover/shadow and class edges. sigma0 = beta0 sin(theta_e) differs between the
+    two; gamma0-RTC cos(theta_e) must give the class sigma0 on both within 1 dB."""
+    from m3leo_tiles.grid.tiles import tile_from_id
+    from m3leo_tiles.sar.dem import GeoTiffDem
+    from m3leo_tiles.sar.geocode import grid_ecef, swath_mid_time
+    from m3leo_tiles.sar.pipeline import open_product, process_grd
+    from m3leo_tiles.sar.rtc import tile_rtc
+    from m3leo_tiles.sar.trackgeom import track_geometry
+    from m3leo_tiles.sources.base import TileRef
+
+    m = json.loads((sim / "simulation.json").read_text())
+    safe = str(sim / m["products"][0])
+    tiles = [TileRef(t, tile_from_id(t).grid(10), tile_from_id(t).polygon_lonlat)
+             for t in m["tiles"]]
+    dem = GeoTiffDem(str(sim / "rasters" / "dem.tif"))
+    beta = process_grd(safe, tiles, dem, polarisations=("VV",), kind="beta0")
+    geom = track_geometry(safe, tiles, dem)
+    prod = open_product(safe, ["VV"])
+    sw = prod.geometry[0]
+    acc: dict = {}
+    try:
+        for t in tiles:
+            if t.id not in beta:
+                continue
+            area = tile_rtc(sw.orbit, grid_ecef(t.grid, dem(t.grid)), swath_mid_time(sw))
+            b0 = 10 ** (beta[t.id][0].astype(np.float64) / 10)
+            inc_e, inc_l, mask = geom[t.id]
+            g0 = area.gamma0(b0) * np.cos(np.radians(inc_e))
+            s0 = b0 * np.sin(np.radians(inc_e))
+            cls = np.load(sim / "truth" / f"{t.id}.npz")["classes"]
+            bad = ndimage.binary_dilation((mask > 0) | (area.flags > 0), iterations=2)
+            for k in (2, 3, 4, 5):
+                inner = ndimage.binary_erosion(cls == k, iterations=3) & ~bad
+                for side, sel in (("facing", inc_l < inc_e - 8), ("away", inc_l > inc_e + 8)):
+                    ok = inner & sel & np.isfinite(g0) & np.isfinite(s0)
+                    a = acc.setdefault((k, side), [[], []])
+                    a[0].append(s0[ok])
+                    a[1].append(g0[ok])
+    finally:
+        prod.close()
+    classes = {int(k): v for k, v in m["classes"].items()}
+    report, ok_all, worst_sig = {}, True, np.inf
+    for k in (2, 3, 4, 5):
+        row = {}
+        for side in ("facing", "away"):
+            s0 = np.concatenate(acc[(k, side)][0])
+            g0 = np.concatenate(acc[(k, side)][1])
+            if s0.size < 200:
+                continue
+            row[side] = [round(10 * float(np.log10(s0.mean())), 2),
+                         round(10 * float(np.log10(g0.mean())), 2), int(s0.size)]
+        if len(row) == 2:
+            truth = classes[k]["sigma0_vv_db"]
+            d_sig = row["facing"][0] - row["away"][0]
+            d_rtc = abs(row["facing"][1] - row["away"][1])
+            good = d_rtc < 1.0 and all(abs(row[s][1] - truth) < 1.0 for s in row)
+            worst_sig = min(worst_sig, d_sig)
+            ok_all &= good
+            row.update(truth_db=truth, sigma0_diff_db=round(d_sig, 2), ok=good)
+        report[classes[k]["name"]] = row
+    return {"rtc_sim_ok": bool(ok_all and worst_sig > 3.0 and len(report) == 4
+                               and all("ok" in r for r in report.values())),
+            "rtc_sim_sigma0_diff_min_db": round(float(worst_sig), 2), "rtc_sim_by_class": report}

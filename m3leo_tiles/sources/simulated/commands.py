@@ -23,9 +23,15 @@ import click
 @click.option("--decay", type=click.Choice(["ar1", "rho"]), default="ar1", show_default=True,
               help="Temporal coherence: ar1 gamma(t) = gamma12^(t/12); rho adds a long-term "
               "coherence per class: gamma(t) = (1-rho) exp(-t/tau) + rho (same gamma12).")
+@click.option("--radiometry", type=click.Choice(["flat", "terrain"]), default="flat",
+              show_default=True, help="flat: class sigma0 on every slope; terrain: class "
+              "gamma0 (sigma0 / cos theta) on every slope, as gamma0-RTC should recover.")
+@click.option("--relief", type=float, default=60.0, show_default=True,
+              help="Amplitude of the hills in metres (0-500).")
 @click.option("--force", is_flag=True, help="Overwrite an existing simulation.")
 @click.option("-v", "--verbose", is_flag=True, help="Progress on stderr.")
-def simulate(size, out_dir, seed, n_dates, spacing, passage, decay, force, verbose):
+def simulate(size, out_dir, seed, n_dates, spacing, passage, decay, radiometry, relief,
+             force, verbose):
     """Simulate Sentinel-1 IW SLC products (real SAFE layout) over a known scene.
 
     Also writes the scene's ground truth per tile, Sentinel-2 L2A-like COGs, a DEM and a
@@ -35,7 +41,7 @@ def simulate(size, out_dir, seed, n_dates, spacing, passage, decay, force, verbo
     from . import simulate as run
 
     m = run(out_dir, size=size, seed=seed, n_dates=n_dates, force=force, spacing=int(spacing),
-            passage=passage, decay=decay,
+            passage=passage, decay=decay, radiometry=radiometry, relief=relief,
             progress=(lambda msg: click.echo(msg, err=True)) if verbose else None)
     click.echo(f"simulated {len(m['products'])} products, {len(m['tiles'])} tiles, "
                f"{m['lines']} x {m['samples']} samples per swath in {m['seconds']} s -> {out_dir}")

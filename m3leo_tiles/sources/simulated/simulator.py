@@ -9,8 +9,13 @@ platform on the same track) with its orbit displaced by a perpendicular baseline
 signal.py), each with the reflectivity of its land-cover class, complex Gaussian speckle
 correlated between dates by the class's temporal decay, the phase of its own range in each
 date's orbit (topography and baseline) plus a deformation bowl, and thermal noise drawn from
-the noise LUT. Radiometric terrain effects are not simulated: scatterer density follows the
-ellipsoid, so calibrated sigma0 equals the class value everywhere.
+the noise LUT. Radiometry: by default ("flat") every scatterer returns its class sigma0 per
+unit horizontal area, so calibrated sigma0 equals the class value on flat ground and only
+the foreshortening of scatterer density shows on slopes. With `radiometry="terrain"` each
+scatterer returns sigma0 (N . l) / (u . l) per unit horizontal area (N = (-dh/dx, -dh/dy, 1)
+the facet's area vector per horizontal area, u the vertical, l the unit look vector): the
+land cover then has gamma0 = sigma0 / cos(theta_ellipsoid) on every slope, which is what
+gamma0-RTC (Small 2011) recovers.
 
 Temporal decay (scene.decay_params): the speckle of a scatterer at date k is
     s_k = sqrt(rho) c + sqrt(1 - rho) a_k,   a_k = g a_(k-1) + sqrt(1 - g^2) n_k,
@@ -111,12 +116,14 @@ class SimulationManifest(dict):
 # --------------------------------------------------------------------------------------------
 def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: int = 2,
              force: bool = False, progress=None, spacing: int = 12, passage: str = "asc",
-             decay: str = "ar1") -> SimulationManifest:
+             decay: str = "ar1", radiometry: str = "flat",
+             relief: float = 60.0) -> SimulationManifest:
     """Write `n_dates` SAFE products, ground truth, S2/DEM/WorldCover rasters and an AOI.
 
     `spacing` 12 (one platform) or 6 days (two); `passage` "asc" or "des" picks the real
     geometry (templates.py); `decay` "ar1" (rho = 0) or "rho" (class long-term coherence,
-    scene.decay_params) sets the temporal coherence model.
+    scene.decay_params) sets the temporal coherence model; `radiometry` "flat" or "terrain"
+    (see above) and `relief` (m, the hills' amplitude) shape the terrain signal.
     """
     if size not in SIZES:
         raise BadInput(f"unknown size {size!r}: small, tile or burst")
@@ -128,6 +135,10 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
         raise BadInput(f"unknown pass {passage!r}: asc or des")
     if decay not in ("ar1", "rho"):
         raise BadInput(f"unknown decay model {decay!r}: ar1 or rho")
+    if radiometry not in ("flat", "terrain"):
+        raise BadInput(f"unknown radiometry {radiometry!r}: flat or terrain")
+    if not 0 <= relief <= 500:
+        raise BadInput(f"--relief must be between 0 and 500 m, not {relief}")
     track = TRACKS[passage]
     out = Path(out_dir)
     if (out / "simulation.json").exists() and not force:
@@ -164,7 +175,9 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     cx, cy = to_utm.transform(corners[:, 0], corners[:, 1])
     margin = 600.0
     scene = make_scene(rng, epsg, (min(cx) - margin, min(cy) - margin, max(cx) + margin,
-                                   max(cy) + margin))
+                                   max(cy) + margin), relief=relief)
+    slopes = (np.gradient(scene.height.astype(np.float64), scene.res)
+              if radiometry == "terrain" else None)
     say(f"scene {scene.shape[1]} x {scene.shape[0]} px in EPSG:{epsg}")
 
     # ---- dates and their orbits ---------------------------------------------------------------
@@ -245,6 +258,8 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
             gamma = coh_lut[cls] if spacing == 12 and decay == "ar1" else step_lut[cls]
             lt = rho_lut[cls]
             rho = rho_fn(x, y)
+            tf = (_terrain_factor(scene, slopes, x, y, pts, orbit0.position(t_ref))
+                  if radiometry == "terrain" else None)
             state: dict[str, np.ndarray] = {}
             for k, (g, _) in enumerate(dates):
                 tk, rk = geo.zero_doppler(g.orbit, pts, t_mid) if k else geo.zero_doppler(
@@ -267,6 +282,8 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
                             1 - lt) * speck
                     amp_lut = np.interp(samp, cal[p][1], cal_row[p])
                     var = 10 ** (sig_lut[p][cls] / 10) * amp_lut**2 / (rho * e_h)
+                    if tf is not None:
+                        var = var * tf
                     amp = speck * np.sqrt(var) * phase
                     jobs = []
                     for bi in range(nb):  # bursts are separate rows: splat them in parallel
@@ -316,7 +333,7 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
         "pairs": [[products[k], products[k + 1]] for k in range(n_dates - 1)],
         "tiles": [t.id for t in tiles], "epsg": epsg, "truth": truth, **rasters,
         "pass": track.passage, "relative_orbit": track.relative_orbit,
-        "spacing_days": spacing, "decay": decay,
+        "spacing_days": spacing, "decay": decay, "radiometry": radiometry, "relief_m": relief,
         "baselines_m": [round(BASELINE_M * baseline_factor(k), 3) for k in range(n_dates)],
         "classes": {str(k): {"name": v[0], "worldcover": v[1], "sigma0_vv_db": v[2],
                              "sigma0_vh_db": v[3], "coherence_12d": v[4],
@@ -331,6 +348,26 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     }
     (out / "simulation.json").write_text(json.dumps(manifest, indent=1))
     return SimulationManifest(manifest)
+
+
+def _terrain_factor(scene: Scene, slopes: tuple[np.ndarray, np.ndarray], x: np.ndarray,
+                    y: np.ndarray, pts: np.ndarray, sat: np.ndarray) -> np.ndarray:
+    """(N . l) / (u . l) per scatterer, clipped at 0 (facets facing away return nothing).
+
+    Slopes from the scene's heights (UTM x/y taken as east/north: the grid convergence of a
+    few tenths of a degree is below this model's purpose)."""
+    gy, gx = slopes
+    hx = scene.lookup(x, y, gx, 1)
+    hy = -scene.lookup(x, y, gy, 1)  # rows run south
+    lon, lat = Transformer.from_crs(scene.epsg, 4326, always_xy=True).transform(x, y)
+    lo, la = np.radians(lon), np.radians(lat)
+    east = np.stack([-np.sin(lo), np.cos(lo), np.zeros_like(lo)], -1)
+    north = np.stack([-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)], -1)
+    up = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], -1)
+    look = sat - pts
+    look /= np.linalg.norm(look, axis=-1, keepdims=True)
+    n = up - hx[:, None] * east - hy[:, None] * north
+    return np.maximum(np.sum(n * look, -1), 0.0) / np.sum(up * look, -1)
 
 
 def _nearest_row(lines: np.ndarray, line: np.ndarray) -> np.ndarray:
