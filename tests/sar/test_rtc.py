@@ -191,3 +191,13 @@ def test_tile_rtc_on_planes_in_real_orbit_geometry(tilt):
     assert (area.flags == 0).all()
     psi = np.degrees(np.arccos(c))
     assert np.abs(area.local_incidence - psi).max() < 0.5
+
+
+@pytest.mark.slow
+def test_rtc_end_to_end_on_a_simulated_product_with_relief(tmp_path):
+    """Simulator with terrain radiometry -> processor beta0 -> tile_rtc (about 3 minutes)."""
+    from tests.sar.seastruth import rtc_sim_truth, simulate_relief
+
+    r = rtc_sim_truth(simulate_relief(tmp_path / "relief"))
+    assert r["rtc_sim_ok"], r["rtc_sim_by_class"]
+    assert r["rtc_sim_sigma0_diff_min_db"] > 3.0

@@ -58,7 +58,8 @@ def test_decay_model_keeps_the_12_day_coherence_and_holds_in_expectation():
 
 def test_bad_stack_arguments(tmp_path):
     for kw, msg in (({"n_dates": 17}, "between 2 and 16"), ({"spacing": 7}, "6 or 12"),
-                    ({"passage": "up"}, "asc or des"), ({"decay": "linear"}, "ar1 or rho")):
+                    ({"passage": "up"}, "asc or des"), ({"decay": "linear"}, "ar1 or rho"),
+                    ({"radiometry": "rtc"}, "flat or terrain"), ({"relief": 900}, "0 and 500")):
         with pytest.raises(BadInput, match=msg):
             simulate(tmp_path / "x", **kw)
     assert not (tmp_path / "x").exists()
