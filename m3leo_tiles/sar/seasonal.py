@@ -15,8 +15,9 @@ parallel over pixels). Optionally (`looks`) the medians are first corrected for 
 coherence's bias (Touzi et al. 1999: E|g^| for N looks, inverted by table), which the decay
 parameters otherwise absorb: a bias floor of ~0.886/sqrt(N) reads as long-term coherence.
 
-API, tile by tile: `SeasonalCoherence(shape)`; `.add(date1, date2, coh)` with `coh` the
-(2, H, W) VV/VH coherence of the pair; `.labels()`; `.finalize(label)` -> float32
+API, tile by tile: `SeasonalCoherence(shape)`; `.add(date1, date2, coh)` (or
+`.add_label("20200604_20200616", coh)`) with `coh` the (2, H, W) VV/VH coherence of the
+pair; `.labels()`; `.finalize(label)` -> float32
 (len(COHS_BANDS), H, W) in `COHS_BANDS` order (the `s1cohs` modality's bands).
 """
 
@@ -204,6 +205,13 @@ class SeasonalCoherence:
         label = season_of(mid_date(a, b)).label
         self._pairs.setdefault(label, {}).setdefault(days, []).append(arr)
         return True
+
+    def add_label(self, pair_label: str, coh: np.ndarray, key: str = "") -> bool:
+        """`add` for an `s1coh` pair label such as `20200604_20200616`."""
+        p = period_from_label(pair_label)
+        if p.kind != "pair":
+            raise ValueError(f"{pair_label!r} is not a pair label")
+        return self.add(p.start, p.end - dt.timedelta(days=1), coh, key)
 
     def labels(self) -> list[str]:
         """Seasons with at least one pair, sorted."""

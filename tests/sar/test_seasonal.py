@@ -63,7 +63,9 @@ def test_seasons_baselines_and_medians():
     assert not acc.add(D(2019, 11, 28), D(2019, 12, 10), one)  # the same pair again
     assert acc.add(D(2019, 11, 28), D(2019, 12, 10), one * 0.2, key="t37")  # another track
     assert not acc.add(D(2020, 1, 1), D(2020, 1, 31), one)  # 30 days: no GSSIC baseline
-    assert acc.add(D(2020, 1, 1), D(2020, 1, 13), one * 0.8)
+    assert acc.add_label("20200101_20200113", one * 0.8)
+    with pytest.raises(ValueError, match="not a pair label"):
+        acc.add_label("2020-JJA", one)
     vh_missing = np.full((3, 4), 0.3, np.float32)
     assert acc.add(D(2020, 1, 1), D(2020, 1, 25), vh_missing)  # VV only
     assert acc.labels() == ["2020-DJF"] and acc.counts("2020-DJF") == {12: 3, 24: 1}
