@@ -80,7 +80,7 @@ def test_descending_six_day_stack(tmp_path):
     for p in m["products"]:
         ds = xarray_sentinel.open_sentinel1_dataset(tmp_path / "des" / p, group="IW1/VV")
         assert ds.attrs["relative_orbit_number"] == 168
-        assert ds.attrs["orbit_state"].lower() == "descending"
+        assert ds.attrs["pass"] == "DESCENDING"
         assert gcp_residuals(open_swath(tmp_path / "des" / p, "IW1", "VV"))["rms_px"] < 0.1
     tr = np.load(tmp_path / "des" / m["truth"][0])
     assert set(np.unique(tr["rho"])) <= {0.0, np.float32(0.1), np.float32(0.15),
