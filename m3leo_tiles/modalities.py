@@ -112,6 +112,28 @@ REGISTRY: dict[str, Modality] = {
         Modality("s1ifg", ("VV",), "float32", 40, "pair", "asf", "archive", units="rad",
                  description="Sentinel-1 wrapped interferometric phase, flat-earth and "
                              "topography removed"),
+        # s1cohs: seasonal coherence as GSSIC, from our own pairs (m3leo_tiles/sar/seasonal.py)
+        Modality("s1cohs", tuple(f"{p}_{d}" for p in ("VV", "VH") for d in (6, 12, 18, 24, 36, 48))
+                 + tuple(f"{q}_{p}" for p in ("VV", "VH") for q in ("rho", "tau", "rmse")),
+                 "float32", 40, "seasonal", "asf", "archive", units="1",
+                 description="Sentinel-1 seasonal coherence (GSSIC-style): median coherence of "
+                             "the pairs whose mid-date is in the season, per temporal baseline "
+                             "(days, NaN where the season has none), and the per-pixel decay fit "
+                             "gamma(t) = (1 - rho) exp(-t / tau) + rho",
+                 band_units={**{f"{q}_{p}": "1" for p in ("VV", "VH") for q in ("rho", "rmse")},
+                             "tau_VV": "day", "tau_VH": "day"}),
+        # gssic: GSSIC V2019 from Earth Engine (m3leo_tiles/sources/earthengine/gssic.py)
+        Modality("gssic", tuple(f"VV_{d}" for d in (6, 12, 18, 24, 36, 48))
+                 + ("AMP_VV", "AMP_VH", "rho_VV", "tau_VV", "rmse_VV", "inc_asc",
+                    "layover_shadow_asc", "inc_des", "layover_shadow_des"),
+                 "float32", 40, "seasonal", "earthengine", "-", units="1",
+                 description="GSSIC (Kellndorfer et al. 2022), Dec 2019 - Nov 2020 only, ~90 m "
+                             "resampled (nearest): median VV coherence per baseline (days), "
+                             "RTC gamma0 VV/VH (dB), decay rho/tau (days)/rmse, local incidence "
+                             "(degrees) and layover/shadow codes (1 none, 5 layover, 17 shadow, "
+                             "21 both) per pass; NaN where GSSIC has no data",
+                 band_units={"AMP_VV": "dB", "AMP_VH": "dB", "tau_VV": "day",
+                             "inc_asc": "degree", "inc_des": "degree"}),
     ]
 }
 

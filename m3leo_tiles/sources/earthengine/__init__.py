@@ -1,4 +1,4 @@
-"""Google Earth Engine: s2, s2rgb, dem, esawc (and s1grd-ee, treecover, ghsbuilt) straight
+"""Google Earth Engine: s2, s2rgb, dem, esawc (and s1grd-ee, treecover, ghsbuilt, gssic) straight
 onto the tile grids with computePixels.
 
 One `ee.data.computePixels` request per (tile, modality, period): NPY format, the tile's own
@@ -38,6 +38,7 @@ from ...grid.geobox import GridSpec
 from ...modalities import S2_BANDS, Modality
 from ...periods import Period
 from ..base import Source, TileRef, TileResult, WorkUnit
+from . import gssic
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _credentials(credentials: str | None, access_token: str | None):
 
 class EarthEngineSource(Source):
     name = "earthengine"
-    modalities = ("s2", "s2rgb", "dem", "esawc", "s1grd-ee", "treecover", "ghsbuilt")
+    modalities = ("s2", "s2rgb", "dem", "esawc", "s1grd-ee", "treecover", "ghsbuilt", "gssic")
     version = "1"
     retries_inside = True
 
@@ -243,6 +244,8 @@ class EarthEngineSource(Source):
                 raise NoData(f"GHS-BUILT-S has epochs every 5 years 1975-2030, not {year}")
             return (ee.Image(f"JRC/GHSL/P2023A/GHS_BUILT_S/{year}").select("built_surface")
                     .unmask(65535).toUint16())
+        if modality == "gssic":
+            return gssic.image(region, period)
         raise PermanentError(f"earthengine does not serve {modality}")
 
     # ---- requests ------------------------------------------------------------------------------
@@ -310,6 +313,12 @@ class EarthEngineSource(Source):
                 for tag, c in zip(("asc", "des"), counts, strict=True):
                     for pol in ("VV", "VH"):  # masked pixels come back as 0, not NaN
                         px[f"{pol}_{tag}"] = np.where(c > 0, px[f"{pol}_{tag}"], np.nan)
+            if modality.name == "gssic":
+                done = gssic.finish(px)
+                if done is None:
+                    yield TileResult(tid, "nodata", error=f"no GSSIC data in {period.label}")
+                    continue
+                px = done
             if modality.name == "dem":
                 valid = px.pop("dem_valid") > 0
                 if not valid.any():

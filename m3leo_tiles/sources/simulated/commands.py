@@ -14,10 +14,24 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Equal seeds give byte-identical files.")
 @click.option("--dates", "n_dates", type=int, default=2, show_default=True,
-              help="Acquisitions, 12 days apart (2-8).")
+              help="Acquisitions, --spacing days apart (2-16).")
+@click.option("--spacing", type=click.Choice(["6", "12"]), default="12", show_default=True,
+              help="Days between dates: 12 (one platform) or 6 (two, alternating).")
+@click.option("--pass", "passage", type=click.Choice(["asc", "des"]), default="asc",
+              show_default=True, help="Geometry: asc (S1A track 108 IW2) or des (S1B track "
+              "168 IW1), both from real ESA annotations.")
+@click.option("--decay", type=click.Choice(["ar1", "rho"]), default="ar1", show_default=True,
+              help="Temporal coherence: ar1 gamma(t) = gamma12^(t/12); rho adds a long-term "
+              "coherence per class: gamma(t) = (1-rho) exp(-t/tau) + rho (same gamma12).")
+@click.option("--radiometry", type=click.Choice(["flat", "terrain"]), default="flat",
+              show_default=True, help="flat: class sigma0 on every slope; terrain: class "
+              "gamma0 (sigma0 / cos theta) on every slope, as gamma0-RTC should recover.")
+@click.option("--relief", type=float, default=60.0, show_default=True,
+              help="Amplitude of the hills in metres (0-500).")
 @click.option("--force", is_flag=True, help="Overwrite an existing simulation.")
 @click.option("-v", "--verbose", is_flag=True, help="Progress on stderr.")
-def simulate(size, out_dir, seed, n_dates, force, verbose):
+def simulate(size, out_dir, seed, n_dates, spacing, passage, decay, radiometry, relief,
+             force, verbose):
     """Simulate Sentinel-1 IW SLC products (real SAFE layout) over a known scene.
 
     Also writes the scene's ground truth per tile, Sentinel-2 L2A-like COGs, a DEM and a
@@ -26,7 +40,8 @@ def simulate(size, out_dir, seed, n_dates, force, verbose):
     """
     from . import simulate as run
 
-    m = run(out_dir, size=size, seed=seed, n_dates=n_dates, force=force,
+    m = run(out_dir, size=size, seed=seed, n_dates=n_dates, force=force, spacing=int(spacing),
+            passage=passage, decay=decay, radiometry=radiometry, relief=relief,
             progress=(lambda msg: click.echo(msg, err=True)) if verbose else None)
     click.echo(f"simulated {len(m['products'])} products, {len(m['tiles'])} tiles, "
                f"{m['lines']} x {m['samples']} samples per swath in {m['seconds']} s -> {out_dir}")

@@ -26,6 +26,57 @@ CLASSES = {
         (900, 1000, 1100, 1150, 1250, 1300, 1350, 1400, 1600, 1450)),
 }
 
+#: long-term coherence rho per class for the "rho" decay model (0 in the default "ar1" chain)
+DECAY_RHO = {1: 0.0, 2: 0.1, 3: 0.15, 4: 0.3, 5: 0.7}
+BASELINES = (6, 12, 18, 24, 36, 48)
+
+
+def decay_params(model: str) -> dict[int, tuple[float, float]]:
+    """Class -> (rho, tau in days) of gamma(t) = (1 - rho) exp(-t / tau) + rho.
+
+    tau is chosen so that gamma(12) is the class's 12-day coherence in both models: "ar1" has
+    rho = 0 and tau = -12 / ln(gamma12); "rho" has the class's DECAY_RHO. tau = 0 (water,
+    gamma12 = rho) means gamma(t) = rho for every t > 0.
+    """
+    out = {}
+    for k, v in CLASSES.items():
+        rho = DECAY_RHO[k] if model == "rho" else 0.0
+        base = (v[4] - rho) / (1 - rho)  # exp(-12 / tau)
+        out[k] = (rho, float(-12.0 / np.log(base)) if base > 0 else 0.0)
+    return out
+
+
+def decay_coherence(rho: float, tau: float, days: float) -> float:
+    """gamma(days) of the decay model; gamma(0) = 1."""
+    if days == 0:
+        return 1.0
+    return rho + (1 - rho) * (float(np.exp(-days / tau)) if tau > 0 else 0.0)
+
+
+def decay_speckle(rng: np.random.Generator, days, rho: np.ndarray, tau: np.ndarray
+                  ) -> np.ndarray:
+    """Unit circular-Gaussian speckle at `days` (increasing) with the simulator's construction
+    (simulator.py): s_k = sqrt(rho) c + sqrt(1 - rho) a_k, a_k an AR(1) chain with coefficient
+    exp(-(t_k - t_(k-1)) / tau), so E[s_j s_k*] = (1 - rho) exp(-|t_k - t_j| / tau) + rho.
+    `rho`, `tau` are arrays of one shape (tau 0: no short-term correlation). complex64
+    (len(days), *shape)."""
+    rho = np.asarray(rho, np.float64)
+    tau = np.asarray(tau, np.float64)
+
+    def cn():
+        w = rng.standard_normal((2, *rho.shape))
+        return (w[0] + 1j * w[1]) / np.sqrt(2)
+
+    c = cn()
+    out = np.empty((len(days), *rho.shape), np.complex64)
+    a = cn()
+    for k, t in enumerate(days):
+        if k:
+            g = np.where(tau > 0, np.exp(-(t - days[k - 1]) / np.where(tau > 0, tau, 1.0)), 0.0)
+            a = g * a + np.sqrt(1 - g**2) * cn()
+        out[k] = np.sqrt(rho) * c + np.sqrt(1 - rho) * a
+    return out
+
 
 @dataclass
 class Scene:
@@ -42,7 +93,8 @@ class Scene:
     def shape(self) -> tuple[int, int]:
         return self.classes.shape
 
-    def deformation(self, date_index: int) -> np.ndarray:
+    def deformation(self, date_index: float) -> np.ndarray:
+        """LOS range change at `date_index` x 12 days (fractional for 6-day spacing)."""
         # rasters.write_truth computes the same product on tile windows (same bytes)
         return self.bowl * self.los_rate * date_index
 

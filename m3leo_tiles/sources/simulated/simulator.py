@@ -1,33 +1,43 @@
 """Simulated Sentinel-1 IW SLC stacks in real SAFE layout, with the scene they image.
 
-Geometry is ESA's: the IW2 annotation of a real track-108 product (timing, orbit, Doppler and
-FM-rate polynomials, steering rate, calibration and noise LUTs). Each date k is that product
-shifted by 12 k days (S1's repeat cycle, so the Earth-fixed orbit repeats) with its orbit
-displaced by a perpendicular baseline. The signal is a sum of point scatterers on a jittered
-ground lattice (see signal.py), each with the reflectivity of its land-cover class, complex
-Gaussian speckle correlated between dates with the class coherence, the phase of its own
-range in each date's orbit (topography and baseline) plus a deformation bowl, and thermal
-noise drawn from the noise LUT. Radiometric terrain effects are not simulated: scatterer
-density follows the ellipsoid, so calibrated sigma0 equals the class value everywhere.
+Geometry is ESA's: one swath of a real product per pass (templates.py: S1A track 108 IW2
+ascending, S1B track 168 IW1 descending; timing, orbit, Doppler and FM-rate polynomials,
+steering rate, calibration and noise LUTs). Each date k is that product shifted by
+`spacing` k days (12: S1's repeat cycle, so the Earth-fixed orbit repeats; 6: the sibling
+platform on the same track) with its orbit displaced by a perpendicular baseline inside a
++-45 m tube. The signal is a sum of point scatterers on a jittered ground lattice (see
+signal.py), each with the reflectivity of its land-cover class, complex Gaussian speckle
+correlated between dates by the class's temporal decay, the phase of its own range in each
+date's orbit (topography and baseline) plus a deformation bowl, and thermal noise drawn from
+the noise LUT. Radiometry: by default ("flat") every scatterer returns its class sigma0 per
+unit horizontal area, so calibrated sigma0 equals the class value on flat ground and only
+the foreshortening of scatterer density shows on slopes. With `radiometry="terrain"` each
+scatterer returns sigma0 (N . l) / (u . l) per unit horizontal area (N = (-dh/dx, -dh/dy, 1)
+the facet's area vector per horizontal area, u the vertical, l the unit look vector): the
+land cover then has gamma0 = sigma0 / cos(theta_ellipsoid) on every slope, which is what
+gamma0-RTC (Small 2011) recovers.
+
+Temporal decay (scene.decay_params): the speckle of a scatterer at date k is
+    s_k = sqrt(rho) c + sqrt(1 - rho) a_k,   a_k = g a_(k-1) + sqrt(1 - g^2) n_k,
+with c, n_k independent unit circular Gaussians and g = exp(-spacing / tau). Then
+E[s_j s_k*] = rho + (1 - rho) g^|k - j| = (1 - rho) exp(-t / tau) + rho for t = |k - j|
+spacing days: the decay model of GSSIC (Kellndorfer et al. 2022) holds exactly in
+expectation. The default "ar1" model has rho = 0 and tau = -12 / ln(gamma12).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import hashlib
 import json
 import os
-import re
+import shutil
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 from pyproj import Transformer
 from scipy.interpolate import LinearNDInterpolator
@@ -35,53 +45,23 @@ from scipy.interpolate import LinearNDInterpolator
 from ...errors import BadInput
 from ...grid.tiles import Tile, utm_epsg
 from . import geometry as geo
-from .scene import CLASSES, Scene, make_scene
+from .safe_writer import DateGeom, write_safe
+from .scene import BASELINES, CLASSES, Scene, decay_coherence, decay_params, make_scene
 from .signal import HALF, energy, kernel_table, splat
+from .templates import TRACKS
 
-REF_NAME = "S1A_IW_SLC__1SDV_20250406T022008_20250406T022035_058630_07421F_93A7"
-REF_DATE = dt.date(2025, 4, 6)
-REF_ORBIT = 58630
-REF_DATATAKE = 0x07421F
-FILE_STEM = "s1a-iw2-slc-{pol}-20250406t022010-20250406t022035-058630-07421f-{n}"
-POL_INDEX = {"vv": "005", "vh": "002"}
 #: (bursts, samples, lattice spacing x/y in metres)
 SIZES = {"small": (2, 2400, 4.0, 12.0), "tile": (3, 5200, 4.0, 12.0),
          "burst": (1, None, 5.0, 14.0)}
 BASELINE_M = 45.0  # perpendicular baseline per date step
+MAX_DATES = 16
 
 
-def _template(name: str) -> str:
-    data = resources.files("m3leo_tiles.sources.simulated") / "data" / f"{name}.gz"
-    return gzip.decompress(data.read_bytes()).decode()
-
-
-@dataclass
-class DateGeom:
-    index: int
-    date: dt.date
-    name: str
-    orbit: geo.OrbitFit
-    orbit_pos: np.ndarray
-    orbit_vel: np.ndarray
-
-
-def _product_name(k: int) -> tuple[str, dict[str, str]]:
-    d = REF_DATE + dt.timedelta(days=12 * k)
-    orbit = REF_ORBIT + 175 * k
-    dtid = REF_DATATAKE + 0x2D27 * k
-    crc = hashlib.sha256(f"{d}{orbit}".encode()).hexdigest()[:4].upper()
-    name = (f"S1A_IW_SLC__1SDV_{d:%Y%m%d}T022008_{d:%Y%m%d}T022035_{orbit:06d}_{dtid:06X}_"
-            f"{crc}" if k else REF_NAME)
-    subs = {"2025-04-06": f"{d:%Y-%m-%d}", "20250406": f"{d:%Y%m%d}",
-            "058630": f"{orbit:06d}", "07421f": f"{dtid:06x}", "07421F": f"{dtid:06X}",
-            ">58630<": f">{orbit}<"}
-    return name, subs
-
-
-def _apply(text: str, subs: dict[str, str]) -> str:
-    for a, b in subs.items():
-        text = text.replace(a, b)
-    return text
+def baseline_factor(k: int) -> float:
+    """Date k's orbit offset in units of BASELINE_M: 0, 1, then bounded (cos of a golden-angle
+    sequence), so a long stack stays inside a +-45 m tube as S1's (50 m RMS) does, instead of
+    drifting to baselines whose geometric decorrelation would bias the temporal decay."""
+    return float(k) if k < 2 else float(np.cos(2.39996323 * k))
 
 
 def _baseline_orbit(timing: geo.Timing, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +80,7 @@ def _baseline_orbit(timing: geo.Timing, k: int) -> tuple[np.ndarray, np.ndarray]
     cross = np.cross(v, radial)  # horizontal, across track
     cross /= np.linalg.norm(cross, axis=1, keepdims=True)
     # mostly across-track, tilted so the baseline is close to perpendicular to the look
-    d = BASELINE_M * k * (0.8 * cross + 0.6 * radial)
+    d = BASELINE_M * baseline_factor(k) * (0.8 * cross + 0.6 * radial)
     fit = geo.OrbitFit.fit(timing.orbit_times, d)
     t = np.array([fit.seconds(x) for x in timing.orbit_times])
     return pos + d, vel + fit.velocity(t)
@@ -110,10 +90,14 @@ class SimulationManifest(dict):
     """`DIR/simulation.json` as returned by `simulate` (a dict, so `m["products"]` works too).
 
     Keys (paths relative to DIR): format "m3leo-tiles-simulation/1", size, seed, dates
-    (ISO days, 12 apart), products (SAFE folders), pairs (consecutive dates), tiles (ids),
+    (ISO days, `spacing_days` apart), products (SAFE folders), pairs (consecutive dates),
+    tiles (ids), pass (ASCENDING | DESCENDING), relative_orbit, spacing_days, decay
+    ("ar1" | "rho"), baselines_m (per date),
     epsg, truth (one npz per tile, see rasters.py), rasters (STAC ItemCollection
     rasters/items.json), dem, aoi (aoi.geojson), classes (code -> name, WorldCover code,
-    sigma0 VV/VH dB, 12-day coherence), wavelength, baseline_m_per_date, los_rate_m_per_12d,
+    sigma0 VV/VH dB, 12-day coherence, and the decay truth: rho, tau_days and
+    coherence_by_baseline {days: gamma(days)}), wavelength, baseline_m_per_date,
+    los_rate_m_per_12d,
     bursts (indices in the real product), lines, samples, dem_datum, seconds.
     """
 
@@ -131,12 +115,31 @@ class SimulationManifest(dict):
 
 # --------------------------------------------------------------------------------------------
 def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: int = 2,
-             force: bool = False, progress=None) -> SimulationManifest:
-    """Write `n_dates` SAFE products, ground truth, S2/DEM/WorldCover rasters and an AOI."""
+             force: bool = False, progress=None, spacing: int = 12, passage: str = "asc",
+             decay: str = "ar1", radiometry: str = "flat",
+             relief: float = 60.0) -> SimulationManifest:
+    """Write `n_dates` SAFE products, ground truth, S2/DEM/WorldCover rasters and an AOI.
+
+    `spacing` 12 (one platform) or 6 days (two); `passage` "asc" or "des" picks the real
+    geometry (templates.py); `decay` "ar1" (rho = 0) or "rho" (class long-term coherence,
+    scene.decay_params) sets the temporal coherence model; `radiometry` "flat" or "terrain"
+    (see above) and `relief` (m, the hills' amplitude) shape the terrain signal.
+    """
     if size not in SIZES:
         raise BadInput(f"unknown size {size!r}: small, tile or burst")
-    if not 2 <= n_dates <= 8:
-        raise BadInput("--dates must be between 2 and 8")
+    if not 2 <= n_dates <= MAX_DATES:
+        raise BadInput(f"--dates must be between 2 and {MAX_DATES}")
+    if spacing not in (6, 12):
+        raise BadInput(f"--spacing must be 6 or 12 days, not {spacing}")
+    if passage not in TRACKS:
+        raise BadInput(f"unknown pass {passage!r}: asc or des")
+    if decay not in ("ar1", "rho"):
+        raise BadInput(f"unknown decay model {decay!r}: ar1 or rho")
+    if radiometry not in ("flat", "terrain"):
+        raise BadInput(f"unknown radiometry {radiometry!r}: flat or terrain")
+    if not 0 <= relief <= 500:
+        raise BadInput(f"--relief must be between 0 and 500 m, not {relief}")
+    track = TRACKS[passage]
     out = Path(out_dir)
     if (out / "simulation.json").exists() and not force:
         raise BadInput(f"{out} already holds a simulation (use --force to overwrite)")
@@ -144,7 +147,8 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     say = progress or (lambda msg: None)
     rng = np.random.default_rng(seed)
     nb, ns, gx, gy = SIZES[size]
-    ann = {p: ET.fromstring(_template(f"annotation-iw2-{p}.xml")) for p in ("vv", "vh")}
+    ann = {p: ET.fromstring(track.read(f"annotation-{track.swath}-{p}.xml"))
+           for p in ("vv", "vh")}
     tm = geo.read_timing(ann["vv"])
     lpb = tm.lines_per_burst
     first_burst = 2 if size != "burst" else 4
@@ -171,17 +175,19 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     cx, cy = to_utm.transform(corners[:, 0], corners[:, 1])
     margin = 600.0
     scene = make_scene(rng, epsg, (min(cx) - margin, min(cy) - margin, max(cx) + margin,
-                                   max(cy) + margin))
+                                   max(cy) + margin), relief=relief)
+    slopes = (np.gradient(scene.height.astype(np.float64), scene.res)
+              if radiometry == "terrain" else None)
     say(f"scene {scene.shape[1]} x {scene.shape[0]} px in EPSG:{epsg}")
 
     # ---- dates and their orbits ---------------------------------------------------------------
     dates = []
     for k in range(n_dates):
-        name, subs = _product_name(k)
+        name, subs, day = track.product(k, spacing)
         pos, vel = _baseline_orbit(tm, k)
         orbit = geo.OrbitFit.fit(tm.orbit_times, pos)  # times as the reference: repeat orbit
-        dates.append((DateGeom(k, REF_DATE + dt.timedelta(days=12 * k), name, orbit, pos, vel),
-                      subs))
+        dates.append((DateGeom(k, day, name, orbit, pos, vel), subs))
+    steps = [k if spacing == 12 else k * spacing / 12 for k in range(n_dates)]  # in 12 days
     orbit0 = dates[0][0].orbit
     burst_t = np.array([orbit0.seconds(tm.first_line[b]) for b in bursts])
     t_mid = float(burst_t.mean() + lpb * tm.dt / 2)
@@ -194,109 +200,146 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     trg = kernel_table(tm.range_bw / tm.fs, tm.range_window)
     e_h = energy(tm.azimuth_bw * tm.dt, tm.azimuth_window) * energy(tm.range_bw / tm.fs,
                                                                      tm.range_window)
-    cal = {p: _lut(ET.fromstring(_template(f"calibration-iw2-{p}.xml")),
+    cal = {p: _lut(ET.fromstring(track.read(f"calibration-{track.swath}-{p}.xml")),
                    "calibrationVectorList/calibrationVector", "sigmaNought") for p in ("vv", "vh")}
-    images = {(k, p): np.zeros((nl, ns), np.complex64) for k in range(n_dates) for p in ("vv", "vh")}
-    sig_lut = {p: scene.table(2 if p == "vv" else 3) for p in ("vv", "vh")}
-    coh_lut = scene.table(4)
-    rho_fn = _density(scene, to_ll, orbit0, tm, t_mid, gx, gy)
-    kt_fn = _tops_doppler(tm, orbit0, bursts, burst_t)
-    cal_row = {p: cal[p][2][_nearest_row(cal[p][0], np.array([line0 + nl // 2]))[0]]
-               for p in ("vv", "vh")}
-    footprint = shapely.Polygon(np.c_[cx, cy]).buffer(400.0)
-    shapely.prepare(footprint)
-    parts = max(1, (os.cpu_count() or 1) // nb)  # splat jobs per burst
-    block = -(-lpb // parts)
-    pool = ThreadPoolExecutor(max_workers=nb * parts)
-    defo = [scene.deformation(k) for k in range(n_dates)]  # once, not per row block
-    t0 = time.perf_counter()
-    row_block = max(1, 1_500_000 // len(xs))
-    for r0 in range(0, len(ys), row_block):
-        yy, xx = np.meshgrid(ys[r0:r0 + row_block], xs, indexing="ij")
-        x = (xx + rng.uniform(-gx / 2, gx / 2, xx.shape)).ravel()
-        y = (yy + rng.uniform(-gy / 2, gy / 2, yy.shape)).ravel()
-        near = shapely.contains_xy(footprint, x, y)  # cheap cut before the geometry
-        x, y = x[near], y[near]
-        if not len(x):
-            continue
-        n = len(x)
-        noise = {p: rng.standard_normal((n_dates, n, 2), dtype=np.float32) for p in ("vv", "vh")}
-        h = scene.lookup(x, y, scene.height, 1)
-        lon, lat = to_ll.transform(x, y)
-        pts = geo.geodetic_to_ecef(lon, lat, h)
-        t_ref, _ = geo.zero_doppler(orbit0, pts, t_mid)
-        keep = (t_ref > burst_t[0] - 8 * tm.dt) & (t_ref < burst_t[-1] + (lpb + 8) * tm.dt)
-        if not keep.any():
-            continue
-        x, y, pts, t_ref = x[keep], y[keep], pts[keep], t_ref[keep]
-        noise = {p: v[:, keep] for p, v in noise.items()}
-        cls = scene.lookup(x, y, scene.classes, 0).astype(np.int64)
-        gamma = coh_lut[cls]
-        rho = rho_fn(x, y)
-        state: dict[str, np.ndarray] = {}
-        for k, (g, _) in enumerate(dates):
-            tk, rk = geo.zero_doppler(g.orbit, pts, t_mid) if k else geo.zero_doppler(
-                orbit0, pts, t_mid)
-            rk = rk + scene.lookup(x, y, defo[k], 1)
-            samp = (2 * rk / geo.C - tm.tau0) * tm.fs
-            inside = (samp > -8) & (samp < ns + 8)
-            phase = np.exp(-4j * np.pi * rk / tm.wavelength)
-            for p in ("vv", "vh"):
-                # speckle: an AR(1) chain over dates, so consecutive dates correlate by gamma
-                w = noise[p]
-                new = (w[k, :, 0] + 1j * w[k, :, 1]) / np.sqrt(2)
-                state[p] = new if k == 0 else gamma * state[p] + np.sqrt(1 - gamma**2) * new
-                amp_lut = np.interp(samp, cal[p][1], cal_row[p])
-                var = 10 ** (sig_lut[p][cls] / 10) * amp_lut**2 / (rho * e_h)
-                amp = state[p] * np.sqrt(var) * phase
-                jobs = []
-                for bi in range(nb):  # bursts are separate rows: splat them in parallel
-                    tb = burst_t[bi]
-                    inb = inside & (tk >= tb - 4 * tm.dt) & (tk < tb + (lpb + 4) * tm.dt)
-                    if not inb.any():
-                        continue
-                    lpos = (tk[inb] - tb) / tm.dt
-                    f = kt_fn(bi, tk[inb], samp[inb])
-                    s_b, a_b = samp[inb], amp[inb].astype(np.complex128)
-                    # and line blocks of a burst too (disjoint rows, each pixel sums its
-                    # scatterers in the same order: bytes do not depend on the split)
-                    for a0 in range(0, lpb, block):
-                        a1 = min(lpb, a0 + block)
-                        sel = (lpos > a0 - HALF - 1) & (lpos < a1 + HALF + 1)
-                        sub = images[(k, p)][bi * lpb + a0:bi * lpb + a1]
-                        jobs.append(pool.submit(splat, sub, lpos[sel] - a0, s_b[sel], a_b[sel],
-                                                f[sel], tm.dt, taz, trg))
-                for j in jobs:
-                    j.result()
-        say(f"scatterers: rows {r0 + row_block}/{len(ys)} ({time.perf_counter() - t0:.0f} s)")
-    pool.shutdown()
-
-    # ---- thermal noise, quantisation, SAFE products ----------------------------------------
     out.mkdir(parents=True, exist_ok=True)
-    s1dir = out / "s1"
-    s1dir.mkdir(exist_ok=True)
-    products = []
-    for k, (g, subs) in enumerate(dates):
-        safe = s1dir / f"{g.name}.SAFE"
-        _write_safe(safe, g, subs, ann, tm, bursts, nl, ns, line0, images, k, rng, corners)
-        products.append(str(safe.relative_to(out)))
-    images.clear()
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=out))  # long stacks: images on disk
+    images: dict = {}
+    try:
+        images = {(k, p): (np.zeros((nl, ns), np.complex64) if n_dates <= 4 else
+                           np.lib.format.open_memmap(work / f"{k}{p}.npy", "w+", np.complex64,
+                                                     (nl, ns)))
+                  for k in range(n_dates) for p in ("vv", "vh")}
+        sig_lut = {p: scene.table(2 if p == "vv" else 3) for p in ("vv", "vh")}
+        coh_lut = scene.table(4)
+        params = decay_params(decay)
+        rho_lut = np.zeros(len(coh_lut))
+        step_lut = np.zeros(len(coh_lut))  # exp(-spacing / tau): the AR(1) coefficient per date
+        for c, (r_c, tau_c) in params.items():
+            rho_lut[c] = r_c
+            step_lut[c] = np.exp(-spacing / tau_c) if tau_c > 0 else 0.0
+        rho_fn = _density(scene, to_ll, orbit0, tm, t_mid, gx, gy)
+        kt_fn = _tops_doppler(tm, orbit0, bursts, burst_t)
+        cal_row = {p: cal[p][2][_nearest_row(cal[p][0], np.array([line0 + nl // 2]))[0]]
+                   for p in ("vv", "vh")}
+        footprint = shapely.Polygon(np.c_[cx, cy]).buffer(400.0)
+        shapely.prepare(footprint)
+        parts = max(1, (os.cpu_count() or 1) // nb)  # splat jobs per burst
+        block = -(-lpb // parts)
+        pool = ThreadPoolExecutor(max_workers=nb * parts)
+        defo = [scene.deformation(s) for s in steps]  # once, not per row block
+        t0 = time.perf_counter()
+        row_block = max(1, 1_500_000 // len(xs))
+        for r0 in range(0, len(ys), row_block):
+            yy, xx = np.meshgrid(ys[r0:r0 + row_block], xs, indexing="ij")
+            x = (xx + rng.uniform(-gx / 2, gx / 2, xx.shape)).ravel()
+            y = (yy + rng.uniform(-gy / 2, gy / 2, yy.shape)).ravel()
+            near = shapely.contains_xy(footprint, x, y)  # cheap cut before the geometry
+            x, y = x[near], y[near]
+            if not len(x):
+                continue
+            n = len(x)
+            noise = {p: rng.standard_normal((n_dates, n, 2), dtype=np.float32) for p in ("vv", "vh")}
+            if decay == "rho":  # the part of the speckle every date shares
+                noise.update({f"c{p}": rng.standard_normal((1, n, 2), dtype=np.float32)
+                              for p in ("vv", "vh")})
+            h = scene.lookup(x, y, scene.height, 1)
+            lon, lat = to_ll.transform(x, y)
+            pts = geo.geodetic_to_ecef(lon, lat, h)
+            t_ref, _ = geo.zero_doppler(orbit0, pts, t_mid)
+            keep = (t_ref > burst_t[0] - 8 * tm.dt) & (t_ref < burst_t[-1] + (lpb + 8) * tm.dt)
+            if not keep.any():
+                continue
+            x, y, pts, t_ref = x[keep], y[keep], pts[keep], t_ref[keep]
+            noise = {p: v[:, keep] for p, v in noise.items()}
+            cls = scene.lookup(x, y, scene.classes, 0).astype(np.int64)
+            # 12-day spacing of the AR(1) chain: exactly the class coherence (the default pair's
+            # bytes); otherwise exp(-spacing / tau), with the shared part weighted by rho
+            gamma = coh_lut[cls] if spacing == 12 and decay == "ar1" else step_lut[cls]
+            lt = rho_lut[cls]
+            rho = rho_fn(x, y)
+            tf = (_terrain_factor(scene, slopes, x, y, pts, orbit0.position(t_ref))
+                  if radiometry == "terrain" else None)
+            state: dict[str, np.ndarray] = {}
+            for k, (g, _) in enumerate(dates):
+                tk, rk = geo.zero_doppler(g.orbit, pts, t_mid) if k else geo.zero_doppler(
+                    orbit0, pts, t_mid)
+                rk = rk + scene.lookup(x, y, defo[k], 1)
+                samp = (2 * rk / geo.C - tm.tau0) * tm.fs
+                inside = (samp > -8) & (samp < ns + 8)
+                phase = np.exp(-4j * np.pi * rk / tm.wavelength)
+                for p in ("vv", "vh"):
+                    # speckle: an AR(1) chain over dates, so dates dt apart correlate by
+                    # exp(-dt / tau); with a long-term part sqrt(rho) c shared by all dates, by
+                    # (1 - rho) exp(-dt / tau) + rho (both unit-variance circular Gaussian)
+                    w = noise[p]
+                    new = (w[k, :, 0] + 1j * w[k, :, 1]) / np.sqrt(2)
+                    state[p] = new if k == 0 else gamma * state[p] + np.sqrt(1 - gamma**2) * new
+                    speck = state[p]
+                    if decay == "rho":
+                        c = noise[f"c{p}"][0]
+                        speck = np.sqrt(lt) * (c[:, 0] + 1j * c[:, 1]) / np.sqrt(2) + np.sqrt(
+                            1 - lt) * speck
+                    amp_lut = np.interp(samp, cal[p][1], cal_row[p])
+                    var = 10 ** (sig_lut[p][cls] / 10) * amp_lut**2 / (rho * e_h)
+                    if tf is not None:
+                        var = var * tf
+                    amp = speck * np.sqrt(var) * phase
+                    jobs = []
+                    for bi in range(nb):  # bursts are separate rows: splat them in parallel
+                        tb = burst_t[bi]
+                        inb = inside & (tk >= tb - 4 * tm.dt) & (tk < tb + (lpb + 4) * tm.dt)
+                        if not inb.any():
+                            continue
+                        lpos = (tk[inb] - tb) / tm.dt
+                        f = kt_fn(bi, tk[inb], samp[inb])
+                        s_b, a_b = samp[inb], amp[inb].astype(np.complex128)
+                        # and line blocks of a burst too (disjoint rows, each pixel sums its
+                        # scatterers in the same order: bytes do not depend on the split)
+                        for a0 in range(0, lpb, block):
+                            a1 = min(lpb, a0 + block)
+                            sel = (lpos > a0 - HALF - 1) & (lpos < a1 + HALF + 1)
+                            sub = images[(k, p)][bi * lpb + a0:bi * lpb + a1]
+                            jobs.append(pool.submit(splat, sub, lpos[sel] - a0, s_b[sel], a_b[sel],
+                                                    f[sel], tm.dt, taz, trg))
+                    for j in jobs:
+                        j.result()
+            say(f"scatterers: rows {r0 + row_block}/{len(ys)} ({time.perf_counter() - t0:.0f} s)")
+        pool.shutdown()
+
+        # ---- thermal noise, quantisation, SAFE products ----------------------------------------
+        s1dir = out / "s1"
+        s1dir.mkdir(exist_ok=True)
+        products = []
+        for k, (g, subs) in enumerate(dates):
+            safe = s1dir / f"{g.name}.SAFE"
+            write_safe(safe, track, g, subs, tm, bursts, nl, ns, line0, images, k, rng, corners)
+            products.append(str(safe.relative_to(out)))
+    finally:
+        images.clear()
+        shutil.rmtree(work, ignore_errors=True)
 
     # ---- tiles fully inside the simulated swath, truth, rasters ---------------------------
     from .rasters import write_rasters, write_truth
 
     tiles = _covered_tiles(scene, corners, to_utm, zone)
-    truth = write_truth(out, scene, tiles, n_dates, tm.wavelength)
+    truth = write_truth(out, scene, tiles, steps, tm.wavelength, params)
     # the full-burst size feeds the processor benchmark: its 90 km swath gets the DEM and the
     # truth, not the Sentinel-2/WorldCover stack (gigabytes nobody reads there)
-    rasters = write_rasters(out, scene, tiles, rng, REF_DATE, optical=size != "burst")
+    rasters = write_rasters(out, scene, tiles, rng, track.date, optical=size != "burst")
     manifest = {
         "format": "m3leo-tiles-simulation/1", "size": size, "seed": seed,
         "dates": [str(g.date) for g, _ in dates], "products": products,
         "pairs": [[products[k], products[k + 1]] for k in range(n_dates - 1)],
         "tiles": [t.id for t in tiles], "epsg": epsg, "truth": truth, **rasters,
+        "pass": track.passage, "relative_orbit": track.relative_orbit,
+        "spacing_days": spacing, "decay": decay, "radiometry": radiometry, "relief_m": relief,
+        "baselines_m": [round(BASELINE_M * baseline_factor(k), 3) for k in range(n_dates)],
         "classes": {str(k): {"name": v[0], "worldcover": v[1], "sigma0_vv_db": v[2],
-                             "sigma0_vh_db": v[3], "coherence_12d": v[4]}
+                             "sigma0_vh_db": v[3], "coherence_12d": v[4],
+                             "rho": params[k][0], "tau_days": params[k][1],
+                             "coherence_by_baseline": {
+                                 str(d): decay_coherence(*params[k], d) for d in BASELINES}}
                     for k, v in CLASSES.items()},
         "wavelength": tm.wavelength, "baseline_m_per_date": BASELINE_M,
         "los_rate_m_per_12d": scene.los_rate, "bursts": bursts, "lines": nl, "samples": ns,
@@ -305,6 +348,26 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     }
     (out / "simulation.json").write_text(json.dumps(manifest, indent=1))
     return SimulationManifest(manifest)
+
+
+def _terrain_factor(scene: Scene, slopes: tuple[np.ndarray, np.ndarray], x: np.ndarray,
+                    y: np.ndarray, pts: np.ndarray, sat: np.ndarray) -> np.ndarray:
+    """(N . l) / (u . l) per scatterer, clipped at 0 (facets facing away return nothing).
+
+    Slopes from the scene's heights (UTM x/y taken as east/north: the grid convergence of a
+    few tenths of a degree is below this model's purpose)."""
+    gy, gx = slopes
+    hx = scene.lookup(x, y, gx, 1)
+    hy = -scene.lookup(x, y, gy, 1)  # rows run south
+    lon, lat = Transformer.from_crs(scene.epsg, 4326, always_xy=True).transform(x, y)
+    lo, la = np.radians(lon), np.radians(lat)
+    east = np.stack([-np.sin(lo), np.cos(lo), np.zeros_like(lo)], -1)
+    north = np.stack([-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)], -1)
+    up = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], -1)
+    look = sat - pts
+    look /= np.linalg.norm(look, axis=-1, keepdims=True)
+    n = up - hx[:, None] * east - hy[:, None] * north
+    return np.maximum(np.sum(n * look, -1), 0.0) / np.sum(up * look, -1)
 
 
 def _nearest_row(lines: np.ndarray, line: np.ndarray) -> np.ndarray:
@@ -389,152 +452,3 @@ def _covered_tiles(scene: Scene, corners: np.ndarray, to_utm, zone: int) -> list
     return sorted(out, key=lambda t: t.id)
 
 
-# --------------------------------------------------------------------------------------------
-def _write_safe(safe: Path, g: DateGeom, subs, ann, tm, bursts, nl, ns, line0, images, k,
-                rng, corners) -> None:
-    (safe / "annotation" / "calibration").mkdir(parents=True, exist_ok=True)
-    (safe / "measurement").mkdir(exist_ok=True)
-    last_line_time = tm.first_line[bursts[-1]] + dt.timedelta(
-        seconds=(tm.lines_per_burst - 1) * tm.dt)
-    for p in ("vv", "vh"):
-        stem = _apply(FILE_STEM.format(pol=p, n=POL_INDEX[p]), subs)
-        root = ET.fromstring(_template(f"annotation-iw2-{p}.xml"))
-        _crop_annotation(root, bursts, nl, ns, line0, g, last_line_time)
-        text = _apply(ET.tostring(root, encoding="unicode"), subs)
-        (safe / "annotation" / f"{stem}.xml").write_text(
-            '<?xml version="1.0" encoding="UTF-8"?>\n' + text)
-        for kind in ("calibration", "noise"):
-            root = ET.fromstring(_template(f"{kind}-iw2-{p}.xml"))
-            _crop_lut(root, kind, bursts, nl, ns, line0)
-            (safe / "annotation" / "calibration" / f"{kind}-{stem}.xml").write_text(
-                '<?xml version="1.0" encoding="UTF-8"?>\n'
-                + _apply(ET.tostring(root, encoding="unicode"), subs))
-        nr, na = _noise_power(root, nl, ns, line0)
-        img = images[(k, p)]
-        noise = rng.standard_normal((nl, ns, 2)).astype(np.float32)
-        scale = np.sqrt(np.outer(na, np.ones(ns)) * nr / 2).astype(np.float32)
-        re_ = np.rint(img.real + noise[..., 0] * scale)
-        im_ = np.rint(img.imag + noise[..., 1] * scale)
-        data = (np.clip(re_, -32768, 32767) + 1j * np.clip(im_, -32768, 32767)).astype(
-            np.complex64)
-        with rasterio.open(safe / "measurement" / f"{stem}.tiff", "w", driver="GTiff",
-                           width=ns, height=nl, count=1, dtype="complex_int16",
-                           blockysize=1, tiled=False) as ds:
-            ds.write(data, 1)
-    man = _apply(_template("manifest.safe"), subs)
-    man = _manifest_only_iw2(man)
-    coords = " ".join(f"{lat:.6f},{lon:.6f}" for lon, lat in corners)
-    man = re.sub(r"<gml:coordinates>[^<]*</gml:coordinates>",
-                 f"<gml:coordinates>{coords}</gml:coordinates>", man)
-    (safe / "manifest.safe").write_text(man)
-
-
-def _crop_annotation(root, bursts, nl, ns, line0, g: DateGeom, last_line_time) -> None:
-    ii = root.find("imageAnnotation/imageInformation")
-    ii.find("numberOfLines").text = str(nl)
-    ii.find("numberOfSamples").text = str(ns)
-    first = root.findtext(f"swathTiming/burstList/burst[{bursts[0] + 1}]/azimuthTime")
-    ii.find("productFirstLineUtcTime").text = first
-    ii.find("productLastLineUtcTime").text = last_line_time.isoformat()
-    st = root.find("swathTiming")
-    st.find("samplesPerBurst").text = str(ns)
-    bl = st.find("burstList")
-    for i, b in enumerate(list(bl)):
-        if i not in bursts:
-            bl.remove(b)
-        else:
-            for tag in ("firstValidSample", "lastValidSample"):
-                v = np.array(b.findtext(tag).split(), int)
-                v = np.where(v >= 0, np.minimum(v, ns - 1), v)
-                b.find(tag).text = " ".join(map(str, v))
-    bl.set("count", str(len(bursts)))
-    for o, pos, vel in zip(root.findall("generalAnnotation/orbitList/orbit"), g.orbit_pos,
-                           g.orbit_vel, strict=True):
-        for c, v, w in zip("xyz", pos, vel, strict=True):
-            o.find(f"position/{c}").text = f"{v:.6f}"  # mm-rounding would cost 0.15 rad
-            o.find(f"velocity/{c}").text = f"{w:.9f}"
-    gl = root.find("geolocationGrid/geolocationGridPointList")
-    pts = list(gl)
-    for p in pts:
-        line = int(p.findtext("line"))
-        if line < line0 or line > line0 + nl:
-            gl.remove(p)
-        else:
-            p.find("line").text = str(line - line0)
-    gl.set("count", str(len(list(gl))))
-    if g.index:
-        _regeolocate(root, g)
-
-
-def _regeolocate(root, g: DateGeom) -> None:
-    """Grid points of a displaced orbit: same (time, range), new ground point (Newton)."""
-    pts = root.findall("geolocationGrid/geolocationGridPointList/geolocationGridPoint")
-    for p in pts:
-        t = g.orbit.seconds(geo.parse_time(p.findtext("azimuthTime")))
-        r = float(p.findtext("slantRangeTime")) * geo.C / 2
-        lon, lat, h = (float(p.findtext(k)) for k in ("longitude", "latitude", "height"))
-        s = g.orbit.position(np.array([t]))[0]
-        v = g.orbit.velocity(np.array([t]))[0]
-        for _ in range(6):
-            f0 = _rd(lon, lat, h, s, v, r)
-            j = np.empty((2, 2))
-            for i, (dlon, dlat) in enumerate(((1e-6, 0), (0, 1e-6))):
-                j[:, i] = (_rd(lon + dlon, lat + dlat, h, s, v, r) - f0) / 1e-6
-            d = np.linalg.solve(j, -f0)
-            lon, lat = lon + d[0], lat + d[1]
-        p.find("longitude").text = f"{lon:.15e}"
-        p.find("latitude").text = f"{lat:.15e}"
-
-
-def _rd(lon, lat, h, s, v, r) -> np.ndarray:
-    p = geo.geodetic_to_ecef(np.array(lon), np.array(lat), np.array(h))
-    d = p - s
-    return np.array([d @ v / np.linalg.norm(v), np.linalg.norm(d) - r])
-
-
-def _crop_lut(root, kind: str, bursts, nl, ns, line0) -> None:
-    path = "calibrationVectorList" if kind == "calibration" else "noiseRangeVectorList"
-    vl = root.find(path)
-    vecs = list(vl)
-    lines = np.array([int(v.findtext("line")) for v in vecs])
-    keep = (lines >= line0 - 2000) & (lines <= line0 + nl + 2000)
-    for v, kp, line in zip(vecs, keep, lines, strict=True):
-        if not kp:
-            vl.remove(v)
-        else:
-            v.find("line").text = str(line - line0)
-    vl.set("count", str(int(keep.sum())))
-    if kind == "noise":
-        for v in root.findall("noiseAzimuthVectorList/noiseAzimuthVector"):
-            ls = np.array(v.findtext("line").split(), int) - line0
-            vals = np.array(v.findtext("noiseAzimuthLut").split(), float)
-            k = (ls >= -200) & (ls <= nl + 200)
-            v.find("line").text = " ".join(map(str, ls[k]))
-            v.find("line").set("count", str(int(k.sum())))
-            v.find("noiseAzimuthLut").text = " ".join(f"{x:.6e}" for x in vals[k])
-            v.find("noiseAzimuthLut").set("count", str(int(k.sum())))
-            v.find("firstAzimuthLine").text = "0"
-            v.find("lastAzimuthLine").text = str(nl - 1)
-            v.find("lastRangeSample").text = str(ns - 1)
-
-
-def _noise_power(root, nl, ns, line0) -> tuple[np.ndarray, np.ndarray]:
-    """Noise power per sample (range LUT of the nearest vector) and per line (azimuth LUT)."""
-    vecs = root.findall("noiseRangeVectorList/noiseRangeVector")
-    mid = nl // 2
-    v = min(vecs, key=lambda e: abs(int(e.findtext("line")) - mid))
-    nr = np.interp(np.arange(ns), np.array(v.findtext("pixel").split(), float),
-                   np.array(v.findtext("noiseRangeLut").split(), float))
-    az = root.find("noiseAzimuthVectorList/noiseAzimuthVector")
-    na = np.interp(np.arange(nl), np.array(az.findtext("line").split(), float),
-                   np.array(az.findtext("noiseAzimuthLut").split(), float))
-    return nr, na
-
-
-def _manifest_only_iw2(man: str) -> str:
-    """Drop the other swaths' and the RFI files from the manifest (we write IW2 only)."""
-    man = re.sub(r"\s*<dataObject ID=\"[^\"]*(?:iw1|iw3|rfi)[^\"]*\".*?</dataObject>", "", man,
-                 flags=re.S | re.I)
-    man = re.sub(r"\s*<dataObjectPointer dataObjectID=\"[^\"]*(?:iw1|iw3|rfi)[^\"]*\"/>", "", man,
-                 flags=re.I)
-    return man
