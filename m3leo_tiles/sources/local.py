@@ -600,7 +600,10 @@ class LocalRasterSource(Source):
     def _select(self, tile: TileRef, collection: str, period: Period | None) -> list[Item]:
         its, tree = self._index(collection)
         out = []
-        for k in tree.query(shapely.box(*tile.polygon.bounds), predicate="intersects"):
+        # one box per part: a tile cut at the antimeridian has one on each side
+        boxes = shapely.box(*shapely.bounds(shapely.get_parts(tile.polygon)).T)
+        hits = np.unique(tree.query(boxes, predicate="intersects")[1])
+        for k in hits:
             it = its[int(k)]
             if period is not None and it.datetime is not None and \
                     not period.contains(it.datetime.date()):

@@ -105,7 +105,7 @@ class AsfSource(Source):
         if aoi is None and tiles:  # many tiles: their hull is search area enough
             polys = [t.polygon for t in tiles]
             aoi = shapely.union_all(polys) if len(polys) <= 2000 else \
-                shapely.MultiPolygon(polys).convex_hull
+                shapely.MultiPolygon(list(shapely.get_parts(polys))).convex_hull
         prods = self.products(aoi, start, end)
         out = []
         for pair in form_pairs(prods, self.pair_policy, self.max_dt, self.season):

@@ -91,6 +91,19 @@ def _credentials(credentials: str | None, access_token: str | None):
     return None
 
 
+def _region(tile: TileRef):
+    """The tile's lon/lat bounding rectangle for filterBounds; a tile cut at the antimeridian
+    (RFC 7946) gets one rectangle per side, not one spanning the globe."""
+    import ee
+    import shapely
+
+    parts = shapely.get_parts(tile.polygon)
+    if len(parts) == 1:
+        return ee.Geometry.Rectangle(list(tile.polygon.bounds), "EPSG:4326", False)
+    rings = [[list(shapely.box(*p.bounds).exterior.coords)] for p in parts]
+    return ee.Geometry.MultiPolygon(rings, "EPSG:4326", False)
+
+
 class EarthEngineSource(Source):
     name = "earthengine"
     modalities = ("s2", "s2rgb", "dem", "esawc", "s1grd-ee", "treecover", "ghsbuilt")
@@ -155,7 +168,7 @@ class EarthEngineSource(Source):
         """The ee.Image whose pixels a tile of `modality` in `period` gets."""
         import ee
 
-        region = ee.Geometry.Rectangle(list(tile.polygon.bounds), "EPSG:4326", False)
+        region = _region(tile)
         start, end = period.start.isoformat(), period.end.isoformat()
         if modality in ("s2", "s2rgb"):
             col = (ee.ImageCollection("COPERNICUS/S2_SR_HARMONIZED")
