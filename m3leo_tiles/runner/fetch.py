@@ -17,7 +17,7 @@ from ..errors import BadInput, M3leoError
 from ..modalities import Modality, get_modality
 from ..periods import expand
 from ..sources import get_source
-from ..store.store import TileStore, default_state_path
+from ..store.store import TileStore, check_writable_url, default_state_path
 from ..store.tiles import refs_from_table, table_from_grid
 from .engine import ModalityJob, RetryPolicy, RunSummary, execute, plan_units
 from .state import StateDB
@@ -159,6 +159,8 @@ def plan_only(jobs: list[ModalityJob], refs, db: StateDB | None,
 
 
 def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
+    if not req.dry_run:
+        check_writable_url(req.store)
     jobs = resolve_jobs(req)
     state_path = req.state or default_state_path(req.store)
     existing = TileStore.exists(req.store)
