@@ -135,6 +135,8 @@ class TileStore:
         """Open an existing store of ours; anything else is a clear BadInput."""
         if _is_local(url) and not _local_path(url).exists():
             raise BadInput(f"no store at {url}")
+        if mode != "r":
+            check_writable_url(url)
         try:
             root = zarr.open_group(zarr_store(url, read_only=(mode == "r")), mode=mode,
                                    zarr_format=3)
