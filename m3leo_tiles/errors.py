@@ -32,6 +32,18 @@ class AuthError(PermanentError, BadInput):
     """Missing or refused credentials; raised before any work starts where possible."""
 
 
+class StorageFull(M3leoError):
+    """The store's or the state's filesystem is full (ENOSPC, EDQUOT): the run stops, nothing
+    is recorded done that is not on disk, and a rerun after freeing space finishes the job."""
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """An OSError that means no space (or quota) is left, not a bad unit."""
+    import errno
+
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class NoData(M3leoError):
     """The source has nothing for this tile and period (recorded as nodata, not failure)."""
 

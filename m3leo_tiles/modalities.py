@@ -148,3 +148,13 @@ def get_modality(name: str) -> Modality:
 def register(m: Modality) -> None:
     """Add a modality (used by tests' synthetic source and by plug-ins)."""
     REGISTRY[m.name] = m
+
+
+# ESA CCI Biomass above-ground biomass (issue 14): a regression target (Mg/ha) with its error
+register(Modality(
+    "agb", ("agb", "agb_sd"), "uint16", 40, "annual", "earthengine", "local",
+    units="Mg/ha", nodata=65535, band_units={"agb": "Mg/ha", "agb_sd": "Mg/ha"},
+    description="ESA CCI Biomass above-ground biomass (oven-dry woody mass of living trees) "
+                "and its per-pixel standard deviation, whole Mg/ha (scale 1) from the 100 m "
+                "product by nearest neighbour; epochs 2007, 2010, 2015-2022 (v6); 0 is no "
+                "biomass (non-forest, water), 65535 no product"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import shapely
 
 from .store.store import TileStore, _strings, zarr_store
 
@@ -156,11 +157,12 @@ def overview_map(url: str, out: str | Path, state_path: str | None = None) -> Pa
     cmap = plt.get_cmap("YlGn")
     top = max(done.values(), default=1)
     for r in refs:
-        x, y = r.polygon.exterior.xy
-        ax.fill(x, y, color=cmap(0.15 + 0.85 * done.get(r.id, 0) / top), ec="k", lw=0.4)
+        for part in shapely.get_parts(r.polygon):  # antimeridian tiles come in two parts
+            x, y = part.exterior.xy
+            ax.fill(x, y, color=cmap(0.15 + 0.85 * done.get(r.id, 0) / top), ec="k", lw=0.4)
     if len(refs) <= 60:
         for r in refs:
-            c = r.polygon.centroid
+            c = max(shapely.get_parts(r.polygon), key=lambda p: p.area).centroid
             ax.text(c.x, c.y, r.id, fontsize=5, ha="center", va="center")
     sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top))
     fig.colorbar(sm, ax=ax, label="units done (modality x period)")

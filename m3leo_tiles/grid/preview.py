@@ -20,8 +20,15 @@ def preview_grid(gdf, aoi, out: str | Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(9, 7))
     colours = [SPLIT_COLOURS.get(s, "#999999") for s in gdf["split"]]
     if len(gdf) <= 20000:
-        verts = [np.asarray(g.exterior.coords) for g in gdf.geometry]
-        ax.add_collection(PolyCollection(verts, facecolors=colours, edgecolors="k",
+        import shapely
+
+        # tiles cut at the antimeridian are MultiPolygons: one patch per part
+        verts, fc = [], []
+        for g, colour in zip(gdf.geometry, colours, strict=True):
+            for part in shapely.get_parts(g):
+                verts.append(np.asarray(part.exterior.coords))
+                fc.append(colour)
+        ax.add_collection(PolyCollection(verts, facecolors=fc, edgecolors="k",
                                          linewidths=0.2 if len(gdf) < 2000 else 0.0, alpha=0.8))
     else:
         import shapely

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import shapely
 
 from ..errors import BadInput
+from .tiles import lonlat_centres
 
 #: per-region default stripe angles (degrees), following M3LEO's split files
 DEFAULT_ANGLES = {"conus": 9.0, "europe": 9.0, "middleeast": 15.0, "pakin": 15.0, "china": 15.0,
@@ -55,8 +55,9 @@ def band_splits(geometry, angle: float = 9.0, bands: int = DEFAULT_BANDS,
     n = len(geometry)
     if n == 0:
         return np.array([], dtype=object)
-    c = shapely.centroid(np.asarray(geometry))
-    x, y = shapely.get_x(c), shapely.get_y(c)
+    x, y = lonlat_centres(np.asarray(geometry))
+    if x.max() - x.min() > 180.0:  # across the antimeridian: stripes continue over it
+        x = np.where(x < 0, x + 360.0, x)
 
     def norm(v: np.ndarray) -> np.ndarray:
         span = v.max() - v.min()

@@ -1,5 +1,9 @@
 """The tile system: UTM zone + column + row of a lattice anchored at the zone's false origin.
 
+Lon/lat footprints follow RFC 7946 section 3.1.9: a tile that straddles the antimeridian is
+cut there into a MultiPolygon with every longitude in [-180, 180], so it stays valid when a GIS
+reprojects it (EPSG:3857, 6933...). Ids and pixel grids live in UTM and never change.
+
 Anchoring every zone's lattice at its own false origin (easting 0, northing 0 in the north,
 the 10,000 km false northing in the south) makes a tile's id a pure function of where it is:
 the same square gets the same id whichever region or AOI produced it, and the id parses back
@@ -127,8 +131,8 @@ def tile_polygons_lonlat(
 ) -> np.ndarray:
     """Vectorised lon/lat polygons of many tiles of one zone (one pyproj call for all).
 
-    Longitudes are kept continuous around the zone's central meridian, so a tile straddling
-    the antimeridian gets longitudes beyond 180 rather than a polygon wrapping the globe.
+    Longitudes are first kept continuous around the zone's central meridian (no polygon
+    wrapping the globe), then the few tiles that straddle the antimeridian are cut there.
     """
     t = np.linspace(0.0, 1.0, per_edge + 1)[:-1]
     # ring: bottom (W->E), right (S->N), top (E->W), left (N->S); counter-clockwise
@@ -144,13 +148,55 @@ def tile_polygons_lonlat(
     lon = cm + (lon - cm + 180.0) % 360.0 - 180.0
     coords = np.stack([lon, lat], axis=-1)
     coords = np.concatenate([coords, coords[:, :1]], axis=1)
-    return shapely.polygons(coords)
+    return cut_antimeridian(shapely.polygons(coords))
+
+
+def cut_antimeridian(geoms: np.ndarray) -> np.ndarray:
+    """RFC 7946 s3.1.9: geometries with longitudes beyond +-180 cut at the antimeridian.
+
+    Each piece is shifted by 360 degrees into [-180, 180]; a geometry in two pieces becomes a
+    MultiPolygon whose parts meet at +180 and -180. Geometries already inside are returned
+    as they are (the same objects), so only straddling tiles pay for the cut.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    b = shapely.bounds(geoms)
+    out = geoms.copy()
+    for i in np.nonzero((b[:, 0] < -180.0) | (b[:, 2] > 180.0))[0]:
+        parts = []
+        for shift in (360.0, 0.0, -360.0):
+            window = shapely.box(-180.0 - shift, -90.0, 180.0 - shift, 90.0)
+            piece = shapely.intersection(geoms[i], window)
+            for p in shapely.get_parts(piece):
+                if isinstance(p, shapely.Polygon) and p.area > 0:
+                    parts.append(shapely.transform(p, lambda c, s=shift: c + (s, 0.0)))
+        cut = parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+        out[i] = shapely.orient_polygons(cut)
+    return out
+
+
+def lonlat_centres(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lon, lat) of each footprint's centroid, right for footprints cut at the antimeridian
+    (their plain centroid would fall half a world away): parts west of 0 are moved by +360
+    before the centroid, which is then wrapped back into [-180, 180)."""
+    geoms = np.asarray(geoms, dtype=object)
+    c = shapely.centroid(geoms)
+    lon, lat = shapely.get_x(c).copy(), shapely.get_y(c).copy()
+    b = shapely.bounds(geoms)
+    for i in np.nonzero((b[:, 2] - b[:, 0]) > 180.0)[0]:
+        g = shapely.transform(geoms[i], lambda xy: np.column_stack(
+            [np.where(xy[:, 0] < 0, xy[:, 0] + 360.0, xy[:, 0]), xy[:, 1]]))
+        cc = shapely.centroid(g)
+        lon[i] = (cc.x + 180.0) % 360.0 - 180.0
+        lat[i] = cc.y
+    return lon, lat
 
 
 __all__ = [
     "DEFAULT_TILE_SIZE",
     "RESOLUTIONS",
     "Tile",
+    "cut_antimeridian",
+    "lonlat_centres",
     "tile_from_id",
     "tile_polygons_lonlat",
     "utm_epsg",

@@ -20,13 +20,14 @@ import os
 import random
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import M3leoError, NoData, TransientError
+from ..errors import M3leoError, NoData, StorageFull, TransientError, is_disk_full
 from ..modalities import Modality
 from ..periods import Period
 from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
@@ -252,6 +253,14 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
                 time.sleep(policy.delay(attempt, rng))
         except M3leoError as e:
             return every("failed", error=f"{type(e).__name__}: {e}")
+        except OSError as e:
+            if is_disk_full(e):  # not the unit's fault: what was written stays done
+                full = f"no space left on device ({e.filename or store_url})"
+                return [got.get((t.modality, t.period, tile)) or
+                        outcome((t.modality, t.period), tile, "failed", error=full,
+                                transient=True, disk_full=True)
+                        for t in unit.targets for tile in t.tiles]
+            return every("failed", error=f"{type(e).__name__}: {e}")
         except Exception as e:  # noqa: BLE001 - a bug in one unit must not stop the run
             return every("failed", error=f"{type(e).__name__}: {e}")
     return every("failed", error=f"TransientError: {last}", transient=True)
@@ -378,17 +387,30 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     total = sum(len(t.tiles) for _, u in plan.units for t in u.targets)
     bar = Progress(total, "fetch", progress)
     recorder = DurableRecorder(db, durable=store.is_local)
+    full: str | None = None
+    results = _execute_dask(tasks, scheduler) if scheduler else _execute_joblib(tasks, workers)
     try:
-        results = _execute_dask(tasks, scheduler) if scheduler else _execute_joblib(tasks, workers)
         for outs in results:
+            if any(o.disk_full for o in outs):
+                # the disk is full: keep what was written, leave the rest missing, stop
+                full = next(o.error for o in outs if o.disk_full)
+                outs = [o for o in outs if not o.disk_full]
             recorder.add(outs)
             for o in outs:
                 summary.add(o)
             if on_outcomes:
                 on_outcomes(outs)
             bar.update(len(outs), done=summary.done, nodata=summary.nodata, failed=summary.failed)
+            if full:
+                break
     finally:
+        with warnings.catch_warnings():  # joblib says it cancelled them: that is the point
+            warnings.simplefilter("ignore", UserWarning)
+            results.close()  # stops the workers' remaining units after a break
         recorder.flush()  # also on Ctrl-C: what finished is synced and recorded
         bar.close()
     summary.seconds = time.perf_counter() - t0
+    if full:
+        raise StorageFull(f"{full}: the run stopped after {summary.done} units done; free "
+                          "space and rerun (units not written were not recorded)")
     return summary

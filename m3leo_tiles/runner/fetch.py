@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BadInput, M3leoError
+from ..errors import BadInput, M3leoError, StorageFull, is_disk_full
 from ..modalities import Modality, get_modality
 from ..periods import expand
 from ..sources import Source, get_source
-from ..store.store import TileStore, default_state_path
+from ..store.store import TileStore, check_writable_url, default_state_path
 from ..store.tiles import refs_from_table, table_from_grid
 from .engine import ModalityJob, RetryPolicy, RunSummary, execute, plan_work
 from .state import StateDB
@@ -165,6 +165,8 @@ def plan_only(jobs: list[ModalityJob], refs, db: StateDB | None,
 
 
 def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
+    if not req.dry_run:
+        check_writable_url(req.store)
     jobs = resolve_jobs(req)
     state_path = req.state or default_state_path(req.store)
     existing = TileStore.exists(req.store)
@@ -203,6 +205,21 @@ def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
         check = getattr(job.source, "check", None)
         if check:
             check()  # e.g. credentials: one clear error before any work
+    try:
+        return _locked_run(req, jobs, store if existing else None, table, ids, state_path, db,
+                           None if existing else name)
+    except OSError as e:  # store metadata or the lock file on a full disk
+        if is_disk_full(e):
+            raise StorageFull(f"no space left on device ({e.filename or req.store}): free "
+                              "space and rerun (an interrupted change is healed then)") from None
+        raise
+
+
+def _locked_run(req: FetchRequest, jobs: list[ModalityJob], store: TileStore | None, table,
+                ids: list[str], state_path: str, db: StateDB | None,
+                name: str | None) -> RunSummary:
+    """Create or heal the store, then execute, all under the run lock."""
+    existing = store is not None
     with RunLock(state_path + ".lock"):
         if not existing:
             store = TileStore.create(req.store, name, table, req.tile_size)

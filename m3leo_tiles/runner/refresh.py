@@ -19,6 +19,7 @@ Relative paths are taken relative to the config file. Unknown keys are refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -26,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BadInput
+from ..errors import BadInput, StorageFull
 from .engine import RunSummary
 from .fetch import FetchRequest, Locked, fetch
 
@@ -169,6 +170,10 @@ def refresh(config_path: str, progress: bool | None = None) -> RefreshResult:
                 return result
             except BadInput as e:
                 jlog("error", store=req.store, modality=m, message=str(e))
+                raise
+            except StorageFull as e:
+                with contextlib.suppress(OSError):  # the log may sit on the full disk too
+                    jlog("error", store=req.store, modality=m, message=str(e))
                 raise
             result.summaries.append((m, s))
             jlog("done", store=req.store, modality=m, period=req.period, **s.as_dict())

@@ -8,12 +8,14 @@ leave a chunk it never recorded): this database is the truth. One row per
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..errors import BadInput
+from ..errors import BadInput, StorageFull
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -62,6 +64,24 @@ class Outcome:
     transient: bool = False
     source: str = ""
     version: str = ""
+    disk_full: bool = False  # never recorded: the run stops and the unit stays missing
+
+
+def _full(e: sqlite3.OperationalError, path: str) -> None:
+    """SQLITE_FULL as the run's clear error (the transaction was rolled back); also the
+    "disk I/O error" SQLite gives when it cannot even create its WAL files on a full disk."""
+    msg = str(e).lower()
+    if "disk i/o error" in msg:
+        try:
+            nearly_full = shutil.disk_usage(Path(path).resolve().parent).free < 1 << 20
+        except OSError:
+            nearly_full = False
+        if not nearly_full:
+            return
+    elif "full" not in msg:
+        return
+    raise StorageFull(f"no space left for the state database {path}: free space and "
+                      "rerun (nothing was recorded that is not on disk)") from None
 
 
 class StateDB:
@@ -82,6 +102,8 @@ class StateDB:
                 raise BadInput(f"{path} is not an m3leo-tiles state database")
             self.conn.execute("SELECT count(*) FROM units").fetchone()
         except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):
+                _full(e, path)
             raise BadInput(f"state database {path} is corrupt or unreadable: {e}") from None
 
     def _meta(self, key: str) -> str | None:
@@ -135,6 +157,13 @@ class StateDB:
         ]
         if not rows:
             return
+        try:
+            self._record(rows)
+        except sqlite3.OperationalError as e:
+            _full(e, self.path)
+            raise
+
+    def _record(self, rows: list[tuple]) -> None:
         with self.conn:
             self.conn.execute("BEGIN")
             self.conn.executemany(
@@ -155,10 +184,18 @@ class StateDB:
                     for p, t in keys)
 
     def start_run(self, command: str) -> int:
-        cur = self.conn.execute("INSERT INTO runs (started, command) VALUES (?, ?)",
-                                (time.time(), command))
+        try:
+            cur = self.conn.execute("INSERT INTO runs (started, command) VALUES (?, ?)",
+                                    (time.time(), command))
+        except sqlite3.OperationalError as e:
+            _full(e, self.path)
+            raise
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, summary: dict) -> None:
-        self.conn.execute("UPDATE runs SET finished=?, summary=? WHERE id=?",
-                          (time.time(), json.dumps(summary), run_id))
+        try:
+            self.conn.execute("UPDATE runs SET finished=?, summary=? WHERE id=?",
+                              (time.time(), json.dumps(summary), run_id))
+        except sqlite3.OperationalError as e:
+            _full(e, self.path)
+            raise

@@ -6,7 +6,8 @@ names like `blue` or `scl` are understood) or a plain directory of rasters, inde
 Sentinel-2 L2A product folders holding `B02.tif`, `SCL.tif`... (the Earth Search /
 rio-tiler-pds layout, dated by the folder name or its STAC JSON), Copernicus DEM tiles
 (`Copernicus_DSM_*_DEM.tif`), ESA WorldCover maps (`ESA_WorldCover_*_Map.tif`) and GHS-BUILT-S
-epoch tiles (`GHS_BUILT_S_E2020_*.tif`, any CRS: JRC ships Mollweide).
+epoch tiles (`GHS_BUILT_S_E2020_*.tif`, any CRS: JRC ships Mollweide) and ESA CCI Biomass AGB
+tiles or NetCDF files (`*_ESACCI-BIOMASS-L4-AGB-MERGED-100m-2020-fv4.0.tif`, see `cciagb`).
 
 Per tile the source reads only the window of each raster that covers the tile. A raster in the
 tile's own UTM zone and no finer than its grid (Sentinel-2 in its zone) is resampled with the
@@ -44,6 +45,7 @@ from ..grid.geobox import GridSpec
 from ..modalities import S2_BANDS, Modality
 from ..periods import Period
 from .base import Source, TileRef, TileResult, WorkUnit
+from .cciagb import CCI_AGB, encode, find_products, source_nodata
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,11 @@ def _scan_directory(root: Path) -> list[Item]:
             bbox = _placed(p)
             if bbox:
                 items.append(Item(p.stem, WORLDCOVER, when, bbox, {"map": str(p)}))
+    for item_id, year, assets in find_products(root):
+        bbox = _placed(Path(assets["agb"]))
+        if bbox:
+            items.append(Item(item_id, CCI_AGB, dt.datetime(year, 1, 1, tzinfo=dt.UTC), bbox,
+                              assets))
     for folder, assets in folders.items():
         props: dict = {}
         meta = next(iter(sorted(folder.glob("*.json"))), None)
@@ -563,10 +570,10 @@ def slope_aspect(elev: np.ndarray, dx: float, dy: float) -> tuple[np.ndarray, np
 
 
 class LocalRasterSource(Source):
-    """s2, s2rgb, dem, esawc and ghsbuilt from GeoTIFF/COG files on disk."""
+    """s2, s2rgb, dem, esawc, ghsbuilt and agb from GeoTIFF/COG (and CCI NetCDF) files."""
 
     name = "local"
-    modalities = ("s2", "s2rgb", "dem", "esawc", "ghsbuilt")
+    modalities = ("s2", "s2rgb", "dem", "esawc", "ghsbuilt", "agb")
     version = "1"
 
     def __init__(self, root: str | None = None, **_ignored):
@@ -600,7 +607,10 @@ class LocalRasterSource(Source):
     def _select(self, tile: TileRef, collection: str, period: Period | None) -> list[Item]:
         its, tree = self._index(collection)
         out = []
-        for k in tree.query(shapely.box(*tile.polygon.bounds), predicate="intersects"):
+        # one box per part: a tile cut at the antimeridian has one on each side
+        boxes = shapely.box(*shapely.bounds(shapely.get_parts(tile.polygon)).T)
+        hits = np.unique(tree.query(boxes, predicate="intersects")[1])
+        for k in hits:
             it = its[int(k)]
             if period is not None and it.datetime is not None and \
                     not period.contains(it.datetime.date()):
@@ -612,7 +622,7 @@ class LocalRasterSource(Source):
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
         fn = {"s2": self._s2, "s2rgb": self._s2rgb, "dem": self._dem, "esawc": self._esawc,
-              "ghsbuilt": self._ghsbuilt}
+              "ghsbuilt": self._ghsbuilt, "agb": self._agb}
         if modality.name not in fn:
             raise PermanentError(f"local source does not serve {modality.name}")
         for tid in unit.tiles:
@@ -735,3 +745,19 @@ class LocalRasterSource(Source):
         if np.isnan(out).all():
             raise NoData("GHS-BUILT-S does not reach this tile")
         return np.where(np.isnan(out), 65535, out).astype(np.uint16)[None], items
+
+    def _agb(self, tile, grid, period):
+        """ESA CCI AGB and its SD (EPSG:4326, ~100 m) by nearest neighbour, each pixel the
+        whole Mg/ha of its native cell, as the Earth Engine path delivers them."""
+        items = [it for it in self._select(tile, CCI_AGB, None)
+                 if it.datetime is not None and it.datetime.year == period.start.year]
+        if not items:
+            raise NoData(f"no ESA CCI AGB map for {period.label} in the archive")
+        bands = []
+        for b in ("agb", "agb_sd"):
+            paths = [it.assets[b] for it in items]
+            bands.append(_first_valid(paths, grid, Resampling.nearest,
+                                      src_nodata=source_nodata(paths[0])))
+        if np.isnan(bands[0]).all():
+            raise NoData("ESA CCI AGB does not reach this tile")
+        return np.stack([encode(b) for b in bands]), items

@@ -11,7 +11,10 @@ Who may do what: metadata (create, resize, attributes) belongs to the coordinato
 between batches, re-opening arrays first; workers only write whole chunks of arrays the
 coordinator has already sized. Local paths go through zarr's `LocalStore`, which writes each
 chunk to a `.partial` file and renames it (atomic under kill -9); `file://` URLs are mapped to
-it too, because zarr's fsspec store writes in place and can leave torn chunks.
+it too, because zarr's fsspec store writes in place and can leave torn chunks. Object stores
+(S3, GCS, Azure) are written through fsspec: a PUT stores the whole object or nothing, so they
+are crash-safe too. Every other fsspec protocol (sftp, smb, ftp, webdav, chained URLs...)
+writes in place and is refused for writing (`check_writable_url`).
 """
 
 from __future__ import annotations
@@ -63,8 +66,27 @@ def _local_path(url: str) -> Path:
     return Path(url[len("file://"):] if url.startswith("file://") else url)
 
 
+#: fsspec protocols of object stores: a PUT replaces the whole object or nothing, so a writer
+#: killed mid-chunk leaves the old object (or none), never a torn one
+OBJECT_STORE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
+
+
+def check_writable_url(url: str) -> None:
+    """Refuse store URLs whose writes are not atomic (one line, BadInput: exit 2)."""
+    if _is_local(url):
+        return
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in OBJECT_STORE_PROTOCOLS:
+        return
+    raise BadInput(f"store {url}: {scheme}:// is not crash-safe for writing (zarr's fsspec store "
+                   "writes chunks in place there, a killed run could leave torn chunks); use a "
+                   "local or mounted path, or an object store (s3://, gs://, az://)")
+
+
 def zarr_store(url: str, read_only: bool = False):
     """A zarr store object for a path or fsspec URL (local paths use the atomic LocalStore)."""
+    if not read_only:
+        check_writable_url(url)
     if _is_local(url):
         return LocalStore(_local_path(url), read_only=read_only)
     from zarr.storage import FsspecStore
@@ -113,6 +135,8 @@ class TileStore:
         """Open an existing store of ours; anything else is a clear BadInput."""
         if _is_local(url) and not _local_path(url).exists():
             raise BadInput(f"no store at {url}")
+        if mode != "r":
+            check_writable_url(url)
         try:
             root = zarr.open_group(zarr_store(url, read_only=(mode == "r")), mode=mode,
                                    zarr_format=3)
@@ -384,10 +408,15 @@ def write_chunk(url: str, modality: str, tile_i: int, period_i: int, data: np.nd
 
 def delete_chunk(url: str, modality: str, tile_i: int, period_i: int) -> None:
     """Drop a chunk (e.g. one a killed run wrote but never recorded, or a corrupt one)."""
-    store = zarr_store(url)
-    import asyncio
+    run_async(zarr_store(url).delete(f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"))
 
-    asyncio.run(store.delete(f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"))
+
+def run_async(coro):
+    """Run a zarr store coroutine on zarr's own event loop: an fsspec store (s3fs) is bound
+    to that loop, and `asyncio.run` in a fresh one fails on it."""
+    from zarr.core.sync import sync
+
+    return sync(coro)
 
 
 def open_store(url: str):

@@ -9,7 +9,7 @@ import pandas as pd
 import shapely
 
 from ..grid.geobox import GridSpec
-from ..grid.tiles import DEFAULT_TILE_SIZE, tile_polygons_lonlat
+from ..grid.tiles import DEFAULT_TILE_SIZE, lonlat_centres, tile_polygons_lonlat
 from ..sources.base import TileRef
 
 BASE_PX = 448  # a 4480 m tile at 10 m; adopted lon/lat tiles are 448 x 448 too
@@ -22,7 +22,7 @@ def table_from_grid(gdf) -> pd.DataFrame:
     epsg = gdf["epsg"].to_numpy(np.int64)
     lonlat = epsg == 4326
     px = np.where(lonlat, BASE_PX, (gdf["xmax"] - gdf["xmin"]).to_numpy() / 10.0)
-    c = shapely.centroid(np.asarray(gdf.geometry.values))
+    lon, lat = lonlat_centres(np.asarray(gdf.geometry.values))
     return pd.DataFrame({
         "id": gdf["id"].astype(str).to_numpy(),
         "epsg": epsg,
@@ -32,8 +32,8 @@ def table_from_grid(gdf) -> pd.DataFrame:
         "dy": (gdf["ymax"] - gdf["ymin"]).to_numpy(np.float64) / px,
         "size": np.where(lonlat, DEFAULT_TILE_SIZE, size),
         "split": gdf["split"].astype(str).to_numpy() if "split" in gdf else "",
-        "lon": shapely.get_x(c),
-        "lat": shapely.get_y(c),
+        "lon": lon,
+        "lat": lat,
     })
 
 

@@ -3,13 +3,12 @@ the state does not call done is an orphan a killed run left behind (harmless, ne
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 import zarr
 
 from ..runner.state import StateDB
-from .store import TileStore, delete_chunk, zarr_store
+from .store import TileStore, check_writable_url, delete_chunk, run_async, zarr_store
 
 
 @dataclass
@@ -29,6 +28,8 @@ async def _keys(store, prefix: str) -> list[str]:
 
 
 def verify(url: str, state_path: str, repair: bool = False, progress=None) -> VerifyReport:
+    if repair:
+        check_writable_url(url)
     store = TileStore.open(url, mode="r")
     db = StateDB(state_path, create=False)
     rep = VerifyReport()
@@ -38,7 +39,7 @@ def verify(url: str, state_path: str, repair: bool = False, progress=None) -> Ve
         arr = zarr.open_array(zs, path=f"{m}/{m}", mode="r")
         pindex = {p: i for i, p in enumerate(store.periods(m))}
         done = db.done_units(m)
-        present = {k for k in asyncio.run(_keys(zs, f"{m}/{m}/c/"))}
+        present = set(run_async(_keys(zs, f"{m}/{m}/c/")))
         expected = set()
         for period, tile in done:
             ti, pi = tindex.get(tile), pindex.get(period)
@@ -67,6 +68,6 @@ def verify(url: str, state_path: str, repair: bool = False, progress=None) -> Ve
         for m, keys in bad.items():
             db.mark_failed(m, keys, "verify: chunk corrupt or missing; refetch")
         for _m, key in rep.orphans:
-            asyncio.run(zarr_store(url).delete(key))
+            run_async(zarr_store(url).delete(key))
     db.close()
     return rep

@@ -5,6 +5,8 @@ wheel), and answers `POST .../image:computePixels` with NPY bytes of a structure
 field per requested band, on the requested grid. `algorithms_error` makes the algorithms list
 (the call `ee.Initialize` makes) answer an error instead, as for an unregistered project. `script` holds canned answers that come first:
 ("error", code, message) or ("raw", bytes); then every band gets `fill(band, grid)`.
+`POST /token` is an OAuth token endpoint for service-account keys whose `token_uri` points
+here: it answers `minted_token`. Every request records its Authorization header.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class EEServer:
         self.requests: list[dict] = []
         self.script: list[tuple] = []
         self.algorithms_error: tuple[int, str] | None = None  # e.g. an unregistered project
+        self.minted_token = "ya29.loopback-minted-token"
         self.dtype_of = dtype_of
         self.fill = fill or (lambda band, h, w: np.full((h, w), 1000 + hash(band) % 100))
         self.discovery = gzip.decompress((DATA / "cloud_api_discovery_document.json.gz")
@@ -47,7 +50,8 @@ class EEServer:
                 self.wfile.write(body)
 
             def do_GET(self):
-                server.requests.append({"method": "GET", "path": self.path})
+                server.requests.append({"method": "GET", "path": self.path,
+                                        "auth": self.headers.get("Authorization")})
                 if self.path.startswith("/$discovery/rest"):
                     return self._send(200, server.discovery, "application/json")
                 if self.path.split("?")[0].endswith("/algorithms"):
@@ -62,8 +66,16 @@ class EEServer:
 
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(n) or b"{}")
-                server.requests.append({"method": "POST", "path": self.path, "body": body})
+                raw = self.rfile.read(n) or b"{}"
+                if self.path.split("?")[0] == "/token":  # a service-account JWT grant
+                    server.requests.append({"method": "POST", "path": self.path, "body": raw,
+                                            "auth": None})
+                    tok = {"access_token": server.minted_token, "expires_in": 3600,
+                           "token_type": "Bearer"}
+                    return self._send(200, json.dumps(tok).encode(), "application/json")
+                body = json.loads(raw)
+                server.requests.append({"method": "POST", "path": self.path, "body": body,
+                                        "auth": self.headers.get("Authorization")})
                 if not self.path.split("?")[0].endswith("/image:computePixels"):
                     return self._send(404, b"{}", "application/json")
                 if server.script:

@@ -333,3 +333,32 @@ def test_optional_modalities_into_a_store_and_a_quicklook(server, tmp_path, monk
     png = quicklook_tile(store, tile, tmp_path / "ql.png")
     img = matplotlib.image.imread(png)
     assert img.shape[0] > 200 and img.shape[1] > 600 and img[..., :3].std() > 0.05
+
+
+def test_a_tile_cut_at_the_antimeridian_filters_on_both_sides(server):
+    """An RFC 7946 MultiPolygon footprint gives two small rectangles, not the whole globe."""
+    tile = tile_from_id("01S-0039-1832")  # straddles 180 near Fiji
+    ref = TileRef(tile.id, tile.grid(10), tile.polygon_lonlat)
+    assert ref.polygon.geom_type == "MultiPolygon"
+    src = EarthEngineSource(project="p", access_token="test", url=server.url)
+    m = get_modality("dem")
+    (r,) = src.read(WorkUnit(m.name, "static", (tile.id,)), {tile.id: ref}, m, STATIC)
+    assert r.status == "done"
+    graph = json.dumps(server.pixel_requests()[-1]["body"]["expression"])
+    assert "GeometryConstructors.MultiPolygon" in graph
+    body = server.pixel_requests()[-1]["body"]["expression"]
+    lons: list[float] = []
+
+    def walk(v) -> None:  # every [lon, lat] constant of the graph (and its value table)
+        if isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            if len(v) == 2 and all(isinstance(x, float) for x in v) and -17 < v[1] < -15:
+                lons.append(v[0])
+            for x in v:
+                walk(x)
+
+    walk(body)
+    assert lons and min(lons) == -180.0 and max(lons) == 180.0
+    assert all(abs(abs(v) - 180.0) < 0.1 for v in lons)  # no rectangle spans the globe

@@ -103,15 +103,25 @@ def test_partial_files_are_cleaned(tmp_path):
     assert os.listdir(junk.parent) == ["0"]
 
 
-def test_any_fsspec_url_works_as_a_store(tmp_path):
+def test_fsspec_urls_read_any_but_write_only_where_atomic(tmp_path):
+    """memory:// (like sftp://) writes in place: refused for writing; any URL reads."""
+    import fsspec
+
     table = tiles_table(2)
     url = f"memory://m3leo-test-{os.getpid()}/s.zarr"
-    store = TileStore.create(url, "t", table, 4480)
+    with pytest.raises(BadInput, match="not crash-safe"):
+        TileStore.create(url, "t", table, 4480)
+    local = str(tmp_path / "s.zarr")
+    store = TileStore.create(local, "t", table, 4480)
     db = StateDB(str(tmp_path / "state.sqlite"))
     job = ModalityJob(syn.SYNTH, syn.SyntheticSource(), expand("annual", "2020"))
     assert execute(store, db, [job], refs_from_table(table)).done == 2
+    fsspec.filesystem("memory").put(local, url[len("memory://"):], recursive=True)
+    assert TileStore.open(url, mode="r").info.region == "t"
     arr = zarr.open_array(url, path="synth/synth", mode="r")
     np.testing.assert_array_equal(arr[1, 0], syn.synth_tile(table["id"][1], "2020"))
+    with pytest.raises(BadInput, match="not crash-safe"):
+        TileStore.open(url)  # r+
 
 
 def _damage_then_heal(tmp_path, damage):

@@ -107,7 +107,7 @@ class AsfSource(Source):
             return None
         polys = [t.polygon for t in tiles]
         return shapely.union_all(polys) if len(polys) <= 2000 else \
-            shapely.MultiPolygon(polys).convex_hull
+            shapely.MultiPolygon(list(shapely.get_parts(polys))).convex_hull
 
     def _pair_window(self, request: Sequence[Period]) -> tuple[dt.date, dt.date]:
         start, end = min(r.start for r in request), max(r.end for r in request)

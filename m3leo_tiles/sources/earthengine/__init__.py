@@ -1,5 +1,5 @@
-"""Google Earth Engine: s2, s2rgb, dem, esawc (and s1grd-ee, treecover, ghsbuilt, gssic) straight
-onto the tile grids with computePixels.
+"""Google Earth Engine: s2, s2rgb, dem, esawc (and s1grd-ee, treecover, ghsbuilt, gssic,
+agb) straight onto the tile grids with computePixels.
 
 One `ee.data.computePixels` request per (tile, modality, period): NPY format, the tile's own
 CRS code, affine transform and dimensions, so pixels land on our lattice with no re-warping and
@@ -17,8 +17,8 @@ the same rule as the local source, so both paths agree. Cloud Score+ would mask 
 is a second collection to join and would make the two paths differ.
 
 Resampling matches the local path: reflectance and elevation bilinear (a nearest-neighbour
-30 m DEM would put terraces into the slope computed on the 10 m grid), class maps, tree cover
-and built-up surface nearest.
+30 m DEM would put terraces into the slope computed on the 10 m grid), class maps, tree cover,
+built-up surface and biomass (agb) nearest.
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ _TRANSIENT = re.compile(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|una
 _initialised: dict[str, bool] = {}  # per process: ee.Initialize once per worker
 #: bands requested beside a modality's own, to tell "no observation" from a value
 _EXTRA_BANDS = {"s2rgb": ("count",), "s1grd-ee": ("count_asc", "count_des"),
-                "dem": ("dem_valid",)}
+                "dem": ("dem_valid",), "agb": ("agb_epoch",)}
+#: ESA CCI Biomass AGB in the community catalogue (gee-community-catalog.org/projects/cci_agb):
+#: one image per epoch, band AGB and SD in Mg/ha, ingested with 0 as no data
+CCI_AGB_ASSET = "projects/sat-io/open-datasets/ESA/ESA_CCI_AGB"
 
 
 def _stand_in(bands: list[str], cast: str):
@@ -92,9 +95,35 @@ def _credentials(credentials: str | None, access_token: str | None):
     return None
 
 
+def _cci_agb(start: str, end: str):
+    """The year's CCI AGB epoch as agb, agb_sd (uint16 Mg/ha) and agb_epoch (how many epoch
+    images the year has: 0 means no epoch, told apart from a tile of zeros). The collection
+    masks 0 Mg/ha as no data; unmasked back to 0 it matches the product files."""
+    import ee
+
+    col = (ee.ImageCollection(CCI_AGB_ASSET).filterDate(start, end)
+           .select(["AGB", "SD"], ["agb", "agb_sd"]))
+    img = col.merge(_stand_in(["agb", "agb_sd"], "toUint16")).mosaic().unmask(0).toUint16()
+    return img.addBands(ee.Image.constant(col.size()).rename("agb_epoch").toUint16())
+
+
+def _region(tile: TileRef):
+    """The tile's lon/lat bounding rectangle for filterBounds; a tile cut at the antimeridian
+    (RFC 7946) gets one rectangle per side, not one spanning the globe."""
+    import ee
+    import shapely
+
+    parts = shapely.get_parts(tile.polygon)
+    if len(parts) == 1:
+        return ee.Geometry.Rectangle(list(tile.polygon.bounds), "EPSG:4326", False)
+    rings = [[list(shapely.box(*p.bounds).exterior.coords)] for p in parts]
+    return ee.Geometry.MultiPolygon(rings, "EPSG:4326", False)
+
+
 class EarthEngineSource(Source):
     name = "earthengine"
-    modalities = ("s2", "s2rgb", "dem", "esawc", "s1grd-ee", "treecover", "ghsbuilt", "gssic")
+    modalities = ("s2", "s2rgb", "dem", "esawc", "s1grd-ee", "treecover", "ghsbuilt", "gssic",
+                  "agb")
     version = "1"
     retries_inside = True
 
@@ -156,7 +185,7 @@ class EarthEngineSource(Source):
         """The ee.Image whose pixels a tile of `modality` in `period` gets."""
         import ee
 
-        region = ee.Geometry.Rectangle(list(tile.polygon.bounds), "EPSG:4326", False)
+        region = _region(tile)
         start, end = period.start.isoformat(), period.end.isoformat()
         if modality in ("s2", "s2rgb"):
             col = (ee.ImageCollection("COPERNICUS/S2_SR_HARMONIZED")
@@ -246,6 +275,8 @@ class EarthEngineSource(Source):
                     .unmask(65535).toUint16())
         if modality == "gssic":
             return gssic.image(region, period)
+        if modality == "agb":
+            return _cci_agb(start, end)
         raise PermanentError(f"earthengine does not serve {modality}")
 
     # ---- requests ------------------------------------------------------------------------------
@@ -319,6 +350,9 @@ class EarthEngineSource(Source):
                     yield TileResult(tid, "nodata", error=f"no GSSIC data in {period.label}")
                     continue
                 px = done
+            if modality.name == "agb" and not px.pop("agb_epoch").any():
+                yield TileResult(tid, "nodata", error=f"no ESA CCI AGB epoch in {period.label}")
+                continue
             if modality.name == "dem":
                 valid = px.pop("dem_valid") > 0
                 if not valid.any():

@@ -1,0 +1,108 @@
+"""A run on a filesystem that fills up: a clear error, nothing recorded done that is not on
+disk, and a rerun after space is freed that completes with the same bytes.
+
+The store and its state database live on a small tmpfs mounted for the test (root only;
+skipped with the reason where mounting is not allowed).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from m3leo_tiles.runner.state import StateDB
+from tests.runner.test_cli_runs import cli, fetch_args, make_store
+from tests.runner.test_engine import chunk_digests
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=9m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if p.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {p.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _resize(mnt: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(mnt)], check=True)
+
+
+def _check_done_are_on_disk(url: str, ref: str) -> int:
+    """Every unit the state calls done has its chunk, and it is the reference's chunk."""
+    db = StateDB(url + ".state.sqlite", create=False)
+    done = db.done_units("synth")
+    db.close()
+    have, want = chunk_digests(url), chunk_digests(ref)
+    ids = list(zarr.open_group(url, mode="r")["tiles"]["tile"][:])
+    for _period, tile in done:
+        key = f"{ids.index(tile)}/0/0/0/0"
+        assert have.get(key) == want[key], f"{tile} recorded done but its chunk is not on disk"
+    return len(done)
+
+
+def _one_clear_error(p: subprocess.CompletedProcess) -> None:
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "no space left" in errors[0], p.stderr
+    assert "free space and rerun" in errors[0]
+
+
+@pytest.mark.slow  # about 30 s: eight CLI runs
+@pytest.mark.timeout(180)
+def test_disk_fills_mid_run_then_rerun_completes_identically(small_disk, tmp_path):
+    ref = make_store(tmp_path / "ref.zarr")  # region t.wkt beside it
+    aoi = str(tmp_path / "t.wkt")
+    cli(*fetch_args(ref), check=True)
+    n = len(chunk_digests(ref))
+    assert n == 8
+    # 9 MiB hold about four of the eight 2 MB chunks: the disk fills mid-run
+    url = str(small_disk / "s.zarr")
+    make_store(small_disk / "s.zarr")
+    (small_disk / "t.wkt").unlink()
+    p = cli(*fetch_args(url, "--workers", "2", "--json", "--region", aoi))
+    _one_clear_error(p)
+    done = _check_done_are_on_disk(url, ref)
+    assert 0 < done < n
+    status = cli("status", "--store", url, "--json", check=True)
+    import json
+
+    row = json.loads(status.stdout)["rows"][0]
+    assert (row["done"], row["failed"], row["missing"]) == (done, 0, n - done)
+    assert cli("verify", "--store", url).returncode == 0  # what is done decodes
+
+    # a disk already full before the run starts: refused just as clearly, nothing recorded
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as f:  # unbuffered: no flush to fail at close
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+    p = cli(*fetch_args(url, "--json"))
+    _one_clear_error(p)
+
+    # space freed: the rerun does only what is missing, and the store equals the reference
+    filler.unlink()
+    assert _check_done_are_on_disk(url, ref) == done  # (SQLite itself needs room to read)
+    _resize(small_disk, "64m")
+    p = cli(*fetch_args(url, "--json"), check=True)
+    assert json.loads(p.stdout.strip().splitlines()[-1])["done"] == n - done
+    assert chunk_digests(url) == chunk_digests(ref)
+    assert _check_done_are_on_disk(url, ref) == n
+    assert not list(Path(url).rglob("*.partial"))
+    v = cli("verify", "--store", url, check=True)
+    assert f"checked {n} chunks: 0 corrupt" in v.stdout
+    a = zarr.open_group(url, mode="r")["synth"]["synth"][:]
+    b = zarr.open_group(ref, mode="r")["synth"]["synth"][:]
+    np.testing.assert_array_equal(a, b)
