@@ -1,0 +1,120 @@
+"""The Lightning DataModule: datasets per split, store-kept statistics, batch normalisation.
+
+As TorchGeo's datamodules, normalisation runs on whole batches after they reach the device
+(`on_after_batch_transfer`), not per sample in the workers. Workers start with the `spawn`
+(or `forkserver`) context and open the stores themselves (zarr-python #2812: a fork taken while
+zarr's I/O thread holds a lock can deadlock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..errors import BadInput
+from .dataset import TileDataset
+from .spec import DataSpec
+from .stats import layer_stats
+
+
+class Normalize(nn.Module):
+    """(x - mean) / std per channel, then NaN -> 0 (the mean) with a `valid` mask of pixels
+    where every channel had data; works on a sample [C,H,W] / [T,C,H,W] or a batch."""
+
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, channel_shape: Sequence[int]):
+        super().__init__()
+        shape = tuple(channel_shape) + (1, 1)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(shape))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(shape))
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = (image - self.mean) / self.std
+        finite = torch.isfinite(x)
+        # the channel dims (one, or T and C) sit just before y, x: all must be finite
+        valid = finite.flatten(start_dim=-self.mean.dim(), end_dim=-3).all(dim=-3)
+        return torch.where(finite, x, torch.zeros((), dtype=x.dtype, device=x.device)), valid
+
+
+class TileDataModule(L.LightningDataModule):
+    def __init__(self, spec: DataSpec, stores: Sequence[str], test_stores: Sequence[str] | None = None,
+                 train_split: str = "train", val_split: str | None = "val",
+                 test_split: str | None = "test", batch_size: int = 8, num_workers: int = 0,
+                 multiprocessing_context: str = "spawn", keep_stats: bool = True):
+        super().__init__()
+        if multiprocessing_context not in ("spawn", "forkserver"):
+            raise BadInput(f"multiprocessing_context {multiprocessing_context!r}: use spawn or "
+                           "forkserver (forked workers can deadlock on zarr's I/O thread)")
+        self.spec = spec
+        self.stores = list(stores)
+        self.test_stores = list(test_stores) if test_stores else list(self.stores)
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.context = multiprocessing_context
+        self.keep_stats = keep_stats
+        self.datasets: dict[str, TileDataset] = {}
+        self.normalize: Normalize | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.datasets["train"] = TileDataset(self.stores, self.spec, self.splits["train"])
+        if len(self.datasets["train"]) == 0:
+            raise BadInput(f"no {self.splits['train']} tiles hold every layer the config names")
+        if self.splits["val"] is not None:
+            self.datasets["val"] = TileDataset(self.datasets["train"].readers, self.spec,
+                                               self.splits["val"])
+        same = self.test_stores == self.stores
+        self.datasets["test"] = TileDataset(self.datasets["train"].readers if same
+                                            else self.test_stores, self.spec, self.splits["test"])
+        tr = self.datasets["train"]
+        means, stds = zip(*(layer_stats(tr.readers, x, self.splits["train"], self.keep_stats)
+                            for x in tr.inputs))
+        mean, std = torch.from_numpy(_cat(means)), torch.from_numpy(_cat(stds))
+        if self.spec.time_dim == "stack":
+            t = len(tr.inputs[0].periods)
+            # stats are period-major per layer; the stacked image is [T, sum of bands]
+            order = [sum(len(y.periods) * len(y.band_names) for y in tr.inputs[:li])
+                     + j * len(x.band_names) + b
+                     for j in range(t) for li, x in enumerate(tr.inputs)
+                     for b in range(len(x.band_names))]
+            mean, std = mean[order], std[order]
+            shape: tuple[int, ...] = (t, len(order) // t)
+        else:
+            shape = (len(mean),)
+        self.normalize = Normalize(mean, std, shape)
+
+    @property
+    def channels(self) -> list[str]:
+        return self.datasets["train"].channels
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        ds = self.datasets[name]
+        workers = self.num_workers
+        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=workers,
+                          multiprocessing_context=self.context if workers else None,
+                          persistent_workers=workers > 0, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val", False) if "val" in self.datasets else []
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        assert self.normalize is not None
+        norm = self.normalize.to(batch["image"].device)
+        batch["image"], batch["valid"] = norm(batch["image"])
+        return batch
+
+
+def _cat(parts: Sequence[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.float32)
