@@ -8,6 +8,7 @@ zarr's I/O thread holds a lock can deadlock).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import lightning as L
@@ -20,6 +21,8 @@ from ..errors import BadInput
 from .dataset import TileDataset
 from .spec import DataSpec
 from .stats import layer_stats
+
+log = logging.getLogger(__name__)
 
 
 class Normalize(nn.Module):
@@ -59,6 +62,7 @@ class TileDataModule(L.LightningDataModule):
         self.keep_stats = keep_stats
         self.datasets: dict[str, TileDataset] = {}
         self.normalize: Normalize | None = None
+        self.target_mean, self.target_std = 0.0, 1.0
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -67,8 +71,11 @@ class TileDataModule(L.LightningDataModule):
         if len(self.datasets["train"]) == 0:
             raise BadInput(f"no {self.splits['train']} tiles hold every layer the config names")
         if self.splits["val"] is not None:
-            self.datasets["val"] = TileDataset(self.datasets["train"].readers, self.spec,
-                                               self.splits["val"])
+            val = TileDataset(self.datasets["train"].readers, self.spec, self.splits["val"])
+            if len(val):
+                self.datasets["val"] = val
+            else:  # said, not hidden: the run then keeps its last weights, not the best
+                log.warning("no %s tiles: training without validation", self.splits["val"])
         same = self.test_stores == self.stores
         self.datasets["test"] = TileDataset(self.datasets["train"].readers if same
                                             else self.test_stores, self.spec, self.splits["test"])
@@ -88,6 +95,9 @@ class TileDataModule(L.LightningDataModule):
         else:
             shape = (len(mean),)
         self.normalize = Normalize(mean, std, shape)
+        if tr.target is not None and self.spec.target and self.spec.target.task == "regression":
+            tm, ts = layer_stats(tr.readers, tr.target, self.splits["train"], self.keep_stats)
+            self.target_mean, self.target_std = float(tm[0]), float(ts[0])
 
     @property
     def channels(self) -> list[str]:
