@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import BadInput
 from .dataset import TileDataset
+from .reader import StoreReader, read_split_file
 from .spec import DataSpec
 from .stats import layer_stats
 
@@ -47,7 +48,8 @@ class TileDataModule(L.LightningDataModule):
     def __init__(self, spec: DataSpec, stores: Sequence[str], test_stores: Sequence[str] | None = None,
                  train_split: str = "train", val_split: str | None = "val",
                  test_split: str | None = "test", batch_size: int = 8, num_workers: int = 0,
-                 multiprocessing_context: str = "spawn", keep_stats: bool = True):
+                 multiprocessing_context: str = "spawn", keep_stats: bool = True,
+                 split_file: str | None = None):
         super().__init__()
         if multiprocessing_context not in ("spawn", "forkserver"):
             raise BadInput(f"multiprocessing_context {multiprocessing_context!r}: use spawn or "
@@ -60,6 +62,7 @@ class TileDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.context = multiprocessing_context
         self.keep_stats = keep_stats
+        self.split_file = split_file
         self.datasets: dict[str, TileDataset] = {}
         self.normalize: Normalize | None = None
         self.target_mean, self.target_std = 0.0, 1.0
@@ -67,7 +70,14 @@ class TileDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        self.datasets["train"] = TileDataset(self.stores, self.spec, self.splits["train"])
+        readers = [StoreReader(s) for s in self.stores]
+        tests = readers if self.test_stores == self.stores else [
+            StoreReader(s) for s in self.test_stores]
+        if self.split_file:
+            splits = read_split_file(self.split_file)
+            for r in {id(r): r for r in readers + tests}.values():
+                r.apply_splits(splits)
+        self.datasets["train"] = TileDataset(readers, self.spec, self.splits["train"])
         if len(self.datasets["train"]) == 0:
             raise BadInput(f"no {self.splits['train']} tiles hold every layer the config names")
         if self.splits["val"] is not None:
@@ -76,9 +86,7 @@ class TileDataModule(L.LightningDataModule):
                 self.datasets["val"] = val
             else:  # said, not hidden: the run then keeps its last weights, not the best
                 log.warning("no %s tiles: training without validation", self.splits["val"])
-        same = self.test_stores == self.stores
-        self.datasets["test"] = TileDataset(self.datasets["train"].readers if same
-                                            else self.test_stores, self.spec, self.splits["test"])
+        self.datasets["test"] = TileDataset(tests, self.spec, self.splits["test"])
         tr = self.datasets["train"]
         means, stds = zip(*(layer_stats(tr.readers, x, self.splits["train"], self.keep_stats)
                             for x in tr.inputs))

@@ -44,6 +44,11 @@ class StoreReader:
         d["_arrays"], d["_zstore"] = {}, None  # reopened in the worker that unpickles us
         return d
 
+    def apply_splits(self, splits: dict[str, str]) -> None:
+        """Take each listed tile's split from a split file instead of the store's column."""
+        ids = self.table["id"].astype(str)
+        self.table["split"] = [splits.get(t, "") for t in ids]
+
     @property
     def zstore(self):
         if self._zstore is None:
@@ -93,6 +98,23 @@ class StoreReader:
                 for m, t, p in keys))
 
         return [None if b is None else b.to_bytes() for b in sync(fetch())]
+
+
+def read_split_file(path: str) -> dict[str, str]:
+    """tile id -> split from a CSV or (Geo)Parquet with `id` and `split` columns (e.g. the
+    `grid` verb's output, or fdlsar-style split CSVs with `identifier`)."""
+    import os
+
+    if not os.path.isfile(path):
+        raise BadInput(f"no split file {path}")
+    try:
+        df = pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001 - pandas raises many kinds for a foreign file
+        raise BadInput(f"split file {path}: unreadable ({type(e).__name__})") from None
+    idcol = "id" if "id" in df else "identifier"
+    if idcol not in df or "split" not in df:
+        raise BadInput(f"split file {path} needs columns id (or identifier) and split")
+    return dict(zip(df[idcol].astype(str), df["split"].astype(str), strict=True))
 
 
 @dataclass(frozen=True)

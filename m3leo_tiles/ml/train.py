@@ -93,7 +93,8 @@ def build(cfg):
     stores, tests = _stores(cfg)
     dm = TileDataModule(spec, stores, tests or None, cfg.split.train, cfg.split.val,
                         cfg.split.test, cfg.loader.batch_size, cfg.loader.num_workers,
-                        cfg.loader.multiprocessing_context)
+                        cfg.loader.multiprocessing_context,
+                        split_file=str(cfg.split.file) if cfg.split.get("file") else None)
     dm.setup()
     ds = dm.datasets["train"]
     in_ch = len(ds.channels)
@@ -127,14 +128,19 @@ def train(cfg, out: Path | None = None) -> dict[str, Any]:
     tcfg = cfg.trainer
     trainer = L.Trainer(
         max_epochs=int(tcfg.max_epochs), max_steps=int(tcfg.max_steps),
-        limit_train_batches=tcfg.limit_train_batches, limit_val_batches=tcfg.limit_val_batches,
+        limit_train_batches=tcfg.limit_train_batches,
+        limit_val_batches=tcfg.limit_val_batches if has_val else 0,
         limit_test_batches=tcfg.limit_test_batches, accelerator=str(tcfg.accelerator),
         devices=1, logger=False, enable_checkpointing=has_val,
         callbacks=[ckpt] if ckpt else [], enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(out),
     )
+    for name_ in ("lightning.pytorch", "lightning.fabric"):  # its tips and banners are noise
+        logging.getLogger(name_).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        warnings.filterwarnings("ignore", ".*across ranks is zero.*")
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         trainer.fit(model, datamodule=dm)
         fit_s = time.perf_counter() - t0
