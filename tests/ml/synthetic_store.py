@@ -55,12 +55,12 @@ def build(url: str, n: int = 12, splits: list[str] | None = None, seed: int = 0,
     """Write the store; returns the arrays written, by modality, in tile order."""
     splits = splits or ["train", "train", "val", "test"]
     store = TileStore.create(url, "synthml", table(n, splits), TILE_M)
-    mods = {m: get_modality(m) for m in ("s1grd", "s1coh", "esawc")}
+    mods = {m: get_modality(m) for m in ("s1grd", "s1coh", "esawc", "ghsbuilt")}
     idx = {}
     for name, m in mods.items():
         store.ensure_modality(m)
         idx[name] = store.ensure_periods(name, [{"s1grd": SEASON, "s1coh": PAIR,
-                                                  "esawc": YEAR}[name]])
+                                                  "esawc": YEAR, "ghsbuilt": YEAR}[name]])
     rng = np.random.default_rng(seed)
     data: dict[str, list[np.ndarray]] = {k: [] for k in mods}
     for t in range(n):
@@ -71,6 +71,9 @@ def build(url: str, n: int = 12, splits: list[str] | None = None, seed: int = 0,
         data["s1grd"].append(np.stack([vv, vh]))
         data["s1coh"].append(coh)
         data["esawc"].append(label_of(vv, coh[0])[None])
+        built = np.round(coh[1] * 5000).astype(np.uint16)  # m2 per 40 m cell, from 40 m VH coh
+        built[0, :3] = 65535  # nodata cells: left out of the loss and the RMSE
+        data["ghsbuilt"].append(built[None])
     if shuffle_labels:
         perm = np.random.default_rng(seed + 1).permutation(n)
         data["esawc"] = [np.rot90(data["esawc"][i], 1, axes=(1, 2)).copy() for i in perm]
