@@ -90,7 +90,7 @@ def _figure_rows(results: list[dict]) -> tuple[list[dict], list[str]]:
         where = {(ds.readers[si].region, ds.readers[si].table["id"].iloc[t], k): j
                  for j, (si, t, k) in enumerate(ds.index)}
         model.eval()
-        for row, key in zip(rows, keys):
+        for row, key in zip(rows, keys, strict=True):
             j = where.get(key)
             if j is None:
                 continue

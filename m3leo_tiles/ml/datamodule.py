@@ -89,7 +89,7 @@ class TileDataModule(L.LightningDataModule):
         self.datasets["test"] = TileDataset(tests, self.spec, self.splits["test"])
         tr = self.datasets["train"]
         means, stds = zip(*(layer_stats(tr.readers, x, self.splits["train"], self.keep_stats)
-                            for x in tr.inputs))
+                            for x in tr.inputs), strict=True)
         mean, std = torch.from_numpy(_cat(means)), torch.from_numpy(_cat(stds))
         if self.spec.time_dim == "stack":
             t = len(tr.inputs[0].periods)

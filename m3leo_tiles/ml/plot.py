@@ -64,7 +64,7 @@ def plot_sample(sample: dict, channels: Sequence[str], spec: DataSpec, predictio
     label = sample.get("mask", sample.get("target"))
     n = len(shown) + (label is not None) + (prediction is not None)
     fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.5), squeeze=False)
-    for ax, c in zip(axes[0], shown):
+    for ax, c in zip(axes[0][:len(shown)], shown, strict=True):
         show_channel(ax, image[c], channels[c])
     j = len(shown)
     if label is not None:

@@ -81,7 +81,8 @@ class StoreReader:
         arrays = [self.array(m)._async_array for m, _, _ in keys]
 
         async def fetch() -> list:
-            return await asyncio.gather(*(a.getitem((t, p)) for a, (_, t, p) in zip(arrays, keys)))
+            return await asyncio.gather(*(a.getitem((t, p))
+                                          for a, (_, t, p) in zip(arrays, keys, strict=True)))
 
         return [np.asarray(x) for x in sync(fetch())]
 

@@ -87,7 +87,7 @@ def fingerprint(reader: StoreReader, modality: str, period: str, tiles: Sequence
     crcs = reader.chunk_crcs([(modality, t, pi) for t in tiles])
     h = hashlib.sha256(f"{modality}|{period}".encode())
     ids = reader.table["id"].to_numpy()
-    for t, c in zip(tiles, crcs):
+    for t, c in zip(tiles, crcs, strict=True):
         h.update(f"|{ids[t]}:".encode() + (c or b"-"))
     return h.hexdigest()
 

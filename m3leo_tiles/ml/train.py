@@ -126,6 +126,8 @@ def train(cfg, out: Path | None = None) -> dict[str, Any]:
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", monitor="val/loss", mode="min",
                            save_top_k=1) if has_val else None
     tcfg = cfg.trainer
+    for name_ in ("lightning.pytorch", "lightning.fabric"):  # its tips and banners are noise
+        logging.getLogger(name_).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     trainer = L.Trainer(
         max_epochs=int(tcfg.max_epochs), max_steps=int(tcfg.max_steps),
         limit_train_batches=tcfg.limit_train_batches,
@@ -135,8 +137,6 @@ def train(cfg, out: Path | None = None) -> dict[str, Any]:
         callbacks=[ckpt] if ckpt else [], enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(out),
     )
-    for name_ in ("lightning.pytorch", "lightning.fabric"):  # its tips and banners are noise
-        logging.getLogger(name_).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*does not have many workers.*")
         warnings.filterwarnings("ignore", ".*LeafSpec.*")
