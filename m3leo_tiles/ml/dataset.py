@@ -15,20 +15,33 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from ..errors import BadInput
+from ..modalities import get_modality
 from .reader import (
     Layer,
     StoreReader,
     encode_classes,
-    replicate,
     resolve_layers,
     select_tiles,
     tile_meta,
     to_float,
 )
 from .spec import DataSpec
+
+
+class Batch(list):
+    """Samples of one batch (views into `collated`, the batch already stacked)."""
+
+    collated: dict
+
+
+def collate(samples: list) -> dict:
+    """DataLoader collate_fn: the batch __getitems__ built, else torch's default_collate."""
+    if isinstance(samples, Batch):
+        return samples.collated
+    return default_collate(samples)
 
 
 class TileDataset(Dataset):
@@ -76,47 +89,75 @@ class TileDataset(Dataset):
         n = self.tile_px // self.patch
         return (k // n) * self.patch, (k % n) * self.patch
 
-    def _place(self, raw: np.ndarray, layer: Layer, y0: int, x0: int) -> np.ndarray:
-        """Crop on the layer's own grid, then replicate to the working grid (exact)."""
+    def _crop(self, raw: np.ndarray, layer: Layer, y0: int, x0: int) -> np.ndarray:
+        """The patch on the layer's own grid (bands selected), before any replication."""
         f = layer.factor
         ps = self.patch // f
-        sub = raw[list(layer.band_index), y0 // f:y0 // f + ps, x0 // f:x0 // f + ps]
-        return sub
+        return raw[list(layer.band_index), y0 // f:y0 // f + ps, x0 // f:x0 // f + ps]
 
-    def read_arrays(self, i: int) -> dict:
-        """The sample as NumPy arrays (what __getitem__ wraps)."""
-        si, t, k = self.index[i]
+    def _fill(self, out: np.ndarray, sub: np.ndarray, layer: Layer) -> None:
+        """Write a cropped chunk into its channels of `out` as float32 in physical units,
+        nodata as NaN, a coarser layer replicated k x k (exact: the grids nest). One
+        broadcast write replaces np.repeat's temporaries; the values are the same."""
+        m = get_modality(layer.modality)
+        k = layer.factor
+        c, h, w = sub.shape
+        view = out.reshape(c, h, k, w, k) if k > 1 else out
+        src = sub[:, :, None, :, None] if k > 1 else sub
+        if m.scale != 1.0:  # cast and scale in one pass
+            np.multiply(src, np.float32(m.scale), out=view, casting="unsafe")
+        else:
+            np.copyto(view, src, casting="unsafe")
+        if m.offset != 0.0:
+            out += np.float32(m.offset)
+        if m.nodata is not None:
+            bad = sub == np.array(m.nodata, dtype=sub.dtype)
+            if bad.any():
+                np.copyto(view, np.float32("nan"), where=bad[:, :, None, :, None] if k > 1
+                          else bad)
+
+    def _keys(self, i: int) -> list[tuple[str, int, int]]:
+        si, t, _ = self.index[i]
         r = self.readers[si]
-        y0, x0 = self._window(k)
         keys = [(x.modality, t, r.periods[x.modality].index(p))
                 for x in self.inputs for p in x.periods]
         if self.target is not None:
             keys.append((self.target.modality, t,
                          r.periods[self.target.modality].index(self.target.periods[0])))
-        chunks = iter(r.read_chunks(keys))
-        parts: list[list[np.ndarray]] = []
-        for x in self.inputs:
-            per = []
-            for _ in x.periods:
-                sub = self._place(next(chunks), x, y0, x0)
-                per.append(replicate(to_float(x.modality, sub, physical=True), x.factor))
-            parts.append(per)
+        return keys
+
+    def image_shape(self) -> tuple[int, ...]:
+        ps = self.patch
         if self.spec.time_dim == "stack":
-            image = np.stack([np.concatenate([p[j] for p in parts]) for j in
-                              range(len(parts[0]))])
-        else:
-            image = np.concatenate([a for p in parts for a in p])
+            nch = sum(len(x.band_names) for x in self.inputs)
+            return (len(self.inputs[0].periods), nch, ps, ps)
+        return (len(self.channels), ps, ps)
+
+    def _assemble(self, i: int, chunks: list[np.ndarray], image: np.ndarray) -> dict:
+        """Place sample i's chunks into `image` (preallocated); returns the rest as NumPy."""
+        si, t, k = self.index[i]
+        r = self.readers[si]
+        y0, x0 = self._window(k)
+        it = iter(chunks)
+        c0 = 0
+        for x in self.inputs:
+            nb, nper = len(x.band_names), len(x.periods)
+            for j in range(nper):
+                if self.spec.time_dim == "stack":
+                    dst = image[j, c0:c0 + nb]
+                else:
+                    dst = image[c0 + j * nb:c0 + (j + 1) * nb]
+                self._fill(dst, self._crop(next(it), x, y0, x0), x)
+            c0 += nb if self.spec.time_dim == "stack" else nb * nper
         tid, crs, tr = tile_meta(r.table, t)
         a, _, c, _, e, f = tr
-        res = float(self.spec.res)
-        scale = res / 10.0
-        out = {"image": np.ascontiguousarray(image, np.float32), "tile": tid,
-               "region": r.region, "crs": crs,
+        scale = self.spec.res / 10.0
+        out = {"tile": tid, "region": r.region, "crs": crs,
                "transform": np.array([a * scale, 0.0, c + x0 * a * scale, 0.0, e * scale,
                                       f + y0 * e * scale], np.float64)}
         if self.target is not None:
             tgt = self.target
-            sub = self._place(next(chunks), tgt, y0, x0)[0]
+            sub = self._crop(next(it), tgt, y0, x0)[0]
             ts = self.spec.target
             assert ts is not None
             if ts.task == "segmentation":
@@ -130,10 +171,45 @@ class TileDataset(Dataset):
                 out["target"] = np.nan_to_num(val, nan=0.0).astype(np.float32)
         return out
 
+    def read_arrays(self, i: int) -> dict:
+        """The sample as NumPy arrays (what __getitem__ wraps)."""
+        si = self.index[i][0]
+        image = np.empty(self.image_shape(), np.float32)
+        out = self._assemble(i, self.readers[si].read_chunks(self._keys(i)), image)
+        return {"image": image, **out}
+
     def __getitem__(self, i: int) -> dict:
         a = self.read_arrays(i)
         out = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in a.items()}
         return out
+
+    def __getitems__(self, indices: Sequence[int]) -> Batch:
+        """A whole batch at once (torch's DataLoader calls this when it exists): every chunk
+        of the batch fetched in one concurrent read per store, each sample written straight
+        into one batch array, so collating copies nothing. The result is still a list of
+        sample dicts (views into the batch) for any collate_fn; `collate` takes the batch."""
+        image = np.empty((len(indices),) + self.image_shape(), np.float32)
+        chunks: dict[int, list[np.ndarray]] = {}
+        by_store: dict[int, list[int]] = {}
+        for b, i in enumerate(indices):
+            by_store.setdefault(self.index[i][0], []).append(b)
+        for si, members in by_store.items():
+            keys = [self._keys(indices[b]) for b in members]
+            flat = self.readers[si].read_chunks([k for ks in keys for k in ks])
+            pos = 0
+            for b, ks in zip(members, keys, strict=True):
+                chunks[b] = flat[pos:pos + len(ks)]
+                pos += len(ks)
+        rest = [self._assemble(i, chunks[b], image[b]) for b, i in enumerate(indices)]
+        batch: dict = {"image": torch.from_numpy(image)}
+        for key in rest[0] if rest else ():
+            vals = [r[key] for r in rest]
+            batch[key] = torch.from_numpy(np.stack(vals)) if isinstance(vals[0], np.ndarray) \
+                else vals
+        samples = Batch({k: (v[b] if isinstance(v, torch.Tensor) else v[b])
+                         for k, v in batch.items()} for b in range(len(indices)))
+        samples.collated = batch
+        return samples
 
     def plot(self, sample: dict, prediction: torch.Tensor | np.ndarray | None = None,
              suptitle: str | None = None):

@@ -4,8 +4,8 @@ A store is opened lazily in the process that reads it and never pickled open: za
 runs its I/O on a background event-loop thread, and a DataLoader worker forked while that
 thread holds a lock can deadlock (zarr-python #2812, fsspec #835). The chunks of one sample
 are fetched concurrently on zarr's loop (`AsyncArray.getitem` of each whole chunk), each chunk
-read exactly once. Coarser layers are brought to the working grid by pixel replication, which
-is exact because the 10/20/40/80 m grids of a tile nest (README, "The tile system").
+read exactly once. The dataset brings coarser layers to the working grid by pixel replication,
+which is exact because the 10/20/40/80 m grids of a tile nest (README, "The tile system").
 """
 
 from __future__ import annotations
@@ -201,13 +201,6 @@ def encode_classes(raw: np.ndarray, codes: Sequence[int]) -> np.ndarray:
     lut = np.full(max(max(codes), int(raw.max(initial=0))) + 1, IGNORE_INDEX, np.int64)
     lut[np.asarray(codes, np.int64)] = np.arange(len(codes))
     return lut[raw.astype(np.int64)]
-
-
-def replicate(x: np.ndarray, k: int) -> np.ndarray:
-    """Bring a nested coarser grid to the working grid exactly: each pixel becomes k x k."""
-    if k == 1:
-        return x
-    return np.repeat(np.repeat(x, k, axis=-2), k, axis=-1)
 
 
 def tile_meta(table: pd.DataFrame, tile_i: int) -> tuple[str, str, tuple[float, ...]]:
