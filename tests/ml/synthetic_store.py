@@ -63,7 +63,7 @@ def build(url: str, n: int = 12, splits: list[str] | None = None, seed: int = 0,
                                                   "esawc": YEAR, "ghsbuilt": YEAR}[name]])
     rng = np.random.default_rng(seed)
     data: dict[str, list[np.ndarray]] = {k: [] for k in mods}
-    for t in range(n):
+    for _ in range(n):
         vv = smooth(rng, PX, -20.0, -4.0)
         vh = vv - 6.0 + rng.normal(0, 0.5, vv.shape).astype(np.float32)
         vh[10:14, 20:30] = np.nan  # a gap in one band: NaN-aware statistics must skip it

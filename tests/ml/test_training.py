@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from m3leo_tiles.ml.dataset import TileDataset
+from m3leo_tiles.ml.dataset import TileDataset, collate
 from m3leo_tiles.ml.spec import spec_from_config
 from m3leo_tiles.ml.train import compose, train
 from tests.ml import synthetic_store as ss
@@ -60,14 +60,21 @@ def test_two_spawned_workers_give_the_same_batches_as_none(ml_store):
                             patch=32)
     ds = TileDataset([url], spec, None)
 
-    def batches(workers: int) -> list[dict]:
+    def batches(workers: int, collate_fn=None) -> list[dict]:
         dl = DataLoader(ds, batch_size=5, shuffle=False, num_workers=workers,
-                        multiprocessing_context="spawn" if workers else None)
+                        multiprocessing_context="spawn" if workers else None,
+                        collate_fn=collate_fn)
         return list(dl)
 
-    zero, two = batches(0), batches(2)
-    assert len(zero) == len(two) == int(np.ceil(12 * 4 / 5))
-    for a, b in zip(zero, two):
-        assert a["tile"] == b["tile"]
+    # 0 workers, torch's default collate; 2 spawned workers with our batch collate (each
+    # worker opens the store itself); and plain per-sample __getitem__ stacked by hand
+    zero, two = batches(0), batches(2, collate)
+    by_hand = [[ds[i] for i in range(j, min(j + 5, len(ds)))] for j in range(0, len(ds), 5)]
+    assert len(zero) == len(two) == len(by_hand) == int(np.ceil(12 * 4 / 5))
+    for a, b, c in zip(zero, two, by_hand, strict=True):
+        assert a["tile"] == b["tile"] == [s["tile"] for s in c]
         torch.testing.assert_close(a["image"], b["image"], equal_nan=True)
+        torch.testing.assert_close(a["image"], torch.stack([s["image"] for s in c]),
+                                   equal_nan=True)
         torch.testing.assert_close(a["mask"], b["mask"])
+        torch.testing.assert_close(a["transform"], b["transform"])
