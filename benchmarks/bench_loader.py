@@ -13,7 +13,7 @@ M3LEO ships them, one uncompressed GeoTIFF per tile and product holding all its 
   (x - mean) / std, codes mapped, through the same DataLoader;
 - raw_zarr: a bare loop reading the same chunks one by one with zarr (the floor).
 
-Each loader makes two passes over every tile; the faster pass counts.
+Each loader makes three passes over every tile, taking turns; its fastest pass counts.
 Last line: {"name": "loader", "ours_samples_s", "geotiff_samples_s", "raw_zarr_samples_s",
 "ratio_vs_geotiff", "ratio_vs_raw", "channels"}.
 """
@@ -133,13 +133,16 @@ class GeoTiffFused(Dataset):
         return {"image": torch.from_numpy(x), "mask": torch.from_numpy(self.lut[lab])}
 
 
-def rate(fn, n: int) -> float:
-    best = float("inf")
-    for _ in range(2):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
+def rates(fns: dict, n: int, rounds: int = 3) -> dict[str, float]:
+    """samples/s of each loader: the best of `rounds` passes, the loaders taking turns so
+    that a busy spell on a shared machine does not fall on one of them only."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+    return {k: n / v for k, v in best.items()}
 
 
 def main() -> None:
@@ -183,9 +186,8 @@ def main() -> None:
                 for m, p in keys:
                     arrays[m][t, p]
 
-        raw_s = rate(raw, n)
-        ours_s = rate(ours, n)
-        geo_s = rate(geotiff, n)
+        got = rates({"raw": raw, "ours": ours, "geotiff": geotiff}, n)
+        raw_s, ours_s, geo_s = got["raw"], got["ours"], got["geotiff"]
         # the same tiles, the same values: our sample equals the GeoTIFF loader's
         a, b = ds[0], geo[0]
         x, _ = norm(a["image"][None])

@@ -138,9 +138,9 @@ def run(stores: Sequence[str], out: Path, grid: str = "seed", fast: bool = False
     return results
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, key: str = "") -> str:
     if isinstance(v, float):
-        return f"{v:.4f}" if np.isfinite(v) else ""
+        return (f"{v:.1f}" if key == "fit_s" else f"{v:.4f}") if np.isfinite(v) else ""
     if isinstance(v, list):
         return " ".join(map(str, v))
     return "" if v is None else str(v)
@@ -151,12 +151,12 @@ def write_tables(results: list[dict], out: Path, fast: bool) -> None:
         w = csv.writer(f)
         w.writerow(COLUMNS)
         for r in results:
-            w.writerow([_fmt(r.get(c)) for c in COLUMNS])
+            w.writerow([_fmt(r.get(c), c) for c in COLUMNS])
     shown = ("run", "status", "channels", "train_samples", "test_samples", "steps", "miou",
              "accuracy", "rmse", "fit_s")
     lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
     for r in results:
-        lines.append("| " + " | ".join(_fmt(r.get(c)) for c in shown) + " |")
+        lines.append("| " + " | ".join(_fmt(r.get(c), c) for c in shown) + " |")
     note = ("fast mode: a few steps on 64 px patches with a small UNet; these numbers check "
             "that inputs, labels and metrics are wired right, they are not baselines."
             if fast else "fdlsar's protocol (UNet 32-512, Adam 1e-4, best checkpoint on "
