@@ -51,10 +51,10 @@ def label_of(vv: np.ndarray, coh40: np.ndarray) -> np.ndarray:
 
 
 def build(url: str, n: int = 12, splits: list[str] | None = None, seed: int = 0,
-          shuffle_labels: bool = False) -> dict:
+          shuffle_labels: bool = False, region: str = "synthml") -> dict:
     """Write the store; returns the arrays written, by modality, in tile order."""
     splits = splits or ["train", "train", "val", "test"]
-    store = TileStore.create(url, "synthml", table(n, splits), TILE_M)
+    store = TileStore.create(url, region, table(n, splits), TILE_M)
     mods = {m: get_modality(m) for m in ("s1grd", "s1coh", "esawc", "ghsbuilt")}
     idx = {}
     for name, m in mods.items():

@@ -119,3 +119,16 @@ def test_baselines_check_every_run_before_training(ml_store, tmp_path, _cli):
     p = _cli("baselines", "--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "b"))
     assert p.returncode == 2 and "no store at" in p.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_cross_region_tests_on_every_tile_of_the_other_store(ml_store, tmp_path):
+    from tests.ml import synthetic_store as ss
+
+    url, _ = ml_store
+    other = str(tmp_path / "other.zarr")
+    ss.build(other, n=5, seed=7, region="elsewhere")
+    cfg = compose("cross-region", [f"stores=[{url}]", f"test_stores=[{other}]", "mode=fast",
+                                   *FAST])
+    res = train(cfg, tmp_path / "x")
+    assert res["test_regions"] == ["elsewhere"] and res["test_samples"] == 5 * 4
+    assert res["train_samples"] == 6 * 4 and res["val_samples"] == 3 * 4
