@@ -29,7 +29,8 @@ def train(config: str, overrides: tuple[str, ...], out: Path | None) -> None:
 
     \b
     m3leo-tiles train train store=conus.zarr inputs=s1-vv-vh+s2rgb target=esawc
-    m3leo-tiles train train store=demo/out/demo.zarr mode=fast seasons=[2025-MAM] label_year=2021
+    m3leo-tiles train train store=demo/out/demo.zarr mode=fast seasons=[2025-MAM] \
+        label_year=2021 split.file=demo/out/grid.parquet split.val=null
     """
     _need_ml()
     from .train import compose, set_threads
