@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 GRID_DIR = Path(__file__).parent / "conf" / "grid"
 COLUMNS = ("run", "status", "inputs", "target", "task", "channels", "train_samples",
            "val_samples", "test_samples", "test_regions", "steps", "checkpoint", "miou",
-           "accuracy", "rmse", "mae", "fit_s")
+           "accuracy", "rmse", "mae", "fit_s", "per_class_iou")
 N_FIGURE_ROWS = 3
 
 
@@ -142,7 +142,8 @@ def _fmt(v: Any, key: str = "") -> str:
     if isinstance(v, float):
         return (f"{v:.1f}" if key == "fit_s" else f"{v:.4f}") if np.isfinite(v) else ""
     if isinstance(v, list):
-        return " ".join(map(str, v))
+        return " ".join((f"{x:.4f}" if np.isfinite(x) else "nan") if isinstance(x, float)
+                        else str(x) for x in v)
     return "" if v is None else str(v)
 
 

@@ -56,7 +56,8 @@ def train(config: str, overrides: tuple[str, ...], out: Path | None) -> None:
 @click.option("--fast", is_flag=True, help="A few steps on 64 px patches with a small UNet.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A config override for every run (repeatable).")
-def baselines(stores, test_stores, out, grid, fast, overrides) -> None:
+def baselines(stores: tuple[str, ...], test_stores: tuple[str, ...], out: Path, grid: str,
+              fast: bool, overrides: tuple[str, ...]) -> None:
     """Run the baseline grid; write results.csv, results.md and predictions-<target>.png."""
     _need_ml()
     from .baselines import run

@@ -12,6 +12,7 @@ read raises, a pixel without data stays NaN / ignored.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -212,7 +213,7 @@ class TileDataset(Dataset):
         return samples
 
     def plot(self, sample: dict, prediction: torch.Tensor | np.ndarray | None = None,
-             suptitle: str | None = None):
+             suptitle: str | None = None) -> Any:
         """A matplotlib Figure of the sample's channels, label and (optional) prediction."""
         from .plot import plot_sample
 

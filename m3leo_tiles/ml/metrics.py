@@ -16,7 +16,7 @@ from torchmetrics import Metric
 class SegmentationMetrics(Metric):
     full_state_update = False
 
-    def __init__(self, num_classes: int, ignore_index: int = 255):
+    def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.ignore_index = ignore_index

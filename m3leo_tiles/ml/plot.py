@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from .spec import ESAWC_CODES, IGNORE_INDEX, DataSpec  # noqa: E402
 
@@ -55,7 +56,7 @@ def show_channel(ax, x: np.ndarray, title: str) -> None:
 
 
 def plot_sample(sample: dict, channels: Sequence[str], spec: DataSpec, prediction=None,
-                suptitle: str | None = None):
+                suptitle: str | None = None) -> Figure:
     """Every input channel (first 8), the label and an optional prediction, one row."""
     image = _np(sample["image"])
     if image.ndim == 4:
@@ -77,7 +78,7 @@ def plot_sample(sample: dict, channels: Sequence[str], spec: DataSpec, predictio
     return fig
 
 
-def predictions_figure(rows: Sequence[dict], runs: Sequence[str], spec: DataSpec):
+def predictions_figure(rows: Sequence[dict], runs: Sequence[str], spec: DataSpec) -> Figure:
     """rows: {'title', 'input', 'label', 'pred': {run: array}} -> input | label | each run."""
     ncol = 2 + len(runs)
     fig, axes = plt.subplots(len(rows), ncol, figsize=(2.3 * ncol, 2.4 * len(rows)),

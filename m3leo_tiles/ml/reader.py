@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from .spec import IGNORE_INDEX, DataSpec
 class StoreReader:
     """One region store's tile table and arrays; the zarr handles open on first read."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str) -> None:
         store = TileStore.open(url, mode="r")
         self.url = url
         self.region = store.info.region
@@ -50,7 +51,7 @@ class StoreReader:
         self.table["split"] = [splits.get(t, "") for t in ids]
 
     @property
-    def zstore(self):
+    def zstore(self) -> Any:
         if self._zstore is None:
             self._zstore = zarr_store(self.url, read_only=True)
         return self._zstore

@@ -74,10 +74,12 @@ class Moments:
         return cls(*(np.asarray(d[k], np.float64) for k in ("count", "mean", "m2")))
 
 
-def _split_tiles(reader: StoreReader, modality: str, period: str, split: str) -> list[int]:
+def _split_tiles(reader: StoreReader, modality: str, period: str, split: str | None) -> list[int]:
+    """Tiles of the split (None: every tile) that hold the modality-period's chunk."""
     pi = reader.periods[modality].index(period)
     have = reader.present(modality)
-    rows = np.flatnonzero(reader.table["split"].to_numpy() == split)
+    rows = (np.arange(len(reader.table)) if split is None
+            else np.flatnonzero(reader.table["split"].to_numpy() == split))
     return [int(t) for t in rows if (int(t), pi) in have]
 
 
@@ -104,20 +106,21 @@ def compute(reader: StoreReader, modality: str, period: str, tiles: Sequence[int
     return total
 
 
-def split_moments(reader: StoreReader, modality: str, period: str, split: str = "train",
+def split_moments(reader: StoreReader, modality: str, period: str, split: str | None = "train",
                   write: bool = True) -> Moments:
     """The stored statistic when its fingerprint still matches, else computed (and stored)."""
     tiles = _split_tiles(reader, modality, period, split)
     fp = fingerprint(reader, modality, period, tiles)
     root = zarr.open_group(zarr_store(reader.url, read_only=True), mode="r")
-    entry = root.attrs.get(ATTR, {}).get(modality, {}).get(period, {}).get(split)
+    key = "*" if split is None else split
+    entry = root.attrs.get(ATTR, {}).get(modality, {}).get(period, {}).get(key)
     if entry and entry.get("fingerprint") == fp:
         return Moments.from_json(entry)
     log.info("computing %s %s statistics over %d %s tiles of %s", modality, period, len(tiles),
              split, reader.url)
     mom = compute(reader, modality, period, tiles)
     if write:
-        _store(reader.url, modality, period, split,
+        _store(reader.url, modality, period, key,
                {"fingerprint": fp, "tiles": len(tiles), **mom.to_json()})
     return mom
 
@@ -132,7 +135,7 @@ def _store(url: str, modality: str, period: str, split: str, entry: dict) -> Non
         log.warning("could not keep statistics in %s: %s", url, e)
 
 
-def layer_stats(readers: Sequence[StoreReader], layer: Layer, split: str = "train",
+def layer_stats(readers: Sequence[StoreReader], layer: Layer, split: str | None = "train",
                 write: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """mean and std per channel of a layer (period-major, its selected bands), all stores."""
     means, stds = [], []

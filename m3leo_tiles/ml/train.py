@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 CONF_MODULE = "m3leo_tiles.ml.conf"
 
 
-def compose(config: str = "train", overrides: Sequence[str] = ()):
+def compose(config: str = "train", overrides: Sequence[str] = ()) -> Any:
     """The composed DictConfig; Hydra's errors become one-line BadInput."""
     from hydra import compose as hcompose
     from hydra import initialize_config_dir, initialize_config_module
@@ -60,11 +60,11 @@ def compose(config: str = "train", overrides: Sequence[str] = ()):
     return cfg
 
 
-def run_name(cfg) -> str:
+def run_name(cfg: Any) -> str:
     return f"{cfg.get('inputs_name', 'inputs')}-to-{cfg.get('target_name', 'target')}"
 
 
-def data_spec(cfg) -> DataSpec:
+def data_spec(cfg: Any) -> DataSpec:
     from omegaconf import OmegaConf
 
     inputs = OmegaConf.to_container(cfg.inputs, resolve=True)
@@ -74,7 +74,7 @@ def data_spec(cfg) -> DataSpec:
     return spec_from_config(inputs, target, cfg.res, cfg.patch, cfg.time_dim)
 
 
-def _stores(cfg) -> tuple[list[str], list[str]]:
+def _stores(cfg: Any) -> tuple[list[str], list[str]]:
     stores = ([str(cfg.store)] if cfg.store else []) + [str(s) for s in cfg.stores]
     if not stores:
         raise BadInput("config: no store (set store=PATH)")
@@ -84,7 +84,7 @@ def _stores(cfg) -> tuple[list[str], list[str]]:
     return stores, tests
 
 
-def build(cfg):
+def build(cfg: Any) -> tuple[Any, Any]:
     """DataModule and LightningModule for a composed config (data set up, stats ready)."""
     from .datamodule import TileDataModule
     from .module import TileTask
@@ -108,7 +108,7 @@ def build(cfg):
     return dm, model
 
 
-def train(cfg, out: Path | None = None) -> dict[str, Any]:
+def train(cfg: Any, out: Path | None = None) -> dict[str, Any]:
     """Fit, test (best checkpoint on val/loss when there is validation), write results.json."""
     import lightning as L
     import torch
