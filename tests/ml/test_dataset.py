@@ -127,3 +127,23 @@ def test_plot_draws_a_sample(ml_store):
     fig = ds.plot(s, prediction=s["mask"])
     assert len(fig.axes) == 5
     fig.savefig(ds.readers[0].url + "-sample.png")
+
+
+def test_a_split_file_overrides_the_store_column(ml_store, tmp_path):
+    from m3leo_tiles.ml.datamodule import TileDataModule
+
+    url, _ = ml_store
+    ids = list(ss.table(12, ["x"])["id"])
+    f = tmp_path / "splits.csv"
+    f.write_text("identifier,split\n" + "".join(
+        f"{t},{'train' if i < 9 else 'test'}\n" for i, t in enumerate(ids)))
+    dm = TileDataModule(_spec(), [url], val_split=None, split_file=str(f))
+    dm.setup()
+    assert [t for _, t, _ in dm.datasets["train"].index] == list(range(9))
+    assert [t for _, t, _ in dm.datasets["test"].index] == [9, 10, 11]
+    assert "val" not in dm.datasets
+    bad = tmp_path / "bad.csv"
+    bad.write_text("tile,part\n")
+    for path, match in ((str(bad), "needs columns id"), (str(tmp_path / "no.csv"), "no split")):
+        with pytest.raises(BadInput, match=match):
+            TileDataModule(_spec(), [url], split_file=path).setup()
