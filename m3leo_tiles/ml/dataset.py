@@ -11,6 +11,7 @@ read raises, a pixel without data stays NaN / ignored.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,8 @@ from .reader import (
     to_float,
 )
 from .spec import DataSpec
+
+POOL = 4  # batch arrays kept for reuse per dataset (a DataLoader holds at most a few)
 
 
 class Batch(list):
@@ -70,6 +73,7 @@ class TileDataset(Dataset):
         for si, r in enumerate(self.readers):
             for t in select_tiles(r, layers, split):
                 self.index.extend((si, int(t), k) for k in range(per_tile))
+        self._pool: list[np.ndarray] = []
         if spec.time_dim == "stack" and len({len(x.periods) for x in self.inputs}) != 1:
             raise BadInput("time_dim=stack needs the same number of periods for every input")
 
@@ -184,12 +188,34 @@ class TileDataset(Dataset):
         out = {k: (torch.from_numpy(v) if isinstance(v, np.ndarray) else v) for k, v in a.items()}
         return out
 
+    def _batch_array(self, n: int) -> np.ndarray:
+        """A batch image array, recycled once nothing references it any more.
+
+        A fresh batch (8 x 20 x 448 x 448 float32 = 128 MB) is above malloc's mmap threshold,
+        so every batch would fault in and zero new pages: measured here, that alone made a
+        batch cost 1.5-2x its chunk reads. A pooled array is handed out again only when its
+        reference count says no tensor, view or sample still uses it.
+        """
+        shape = (n,) + self.image_shape()
+        for a in self._pool:
+            if a.shape == shape and sys.getrefcount(a) == 3:  # the pool, `a`, this call
+                return a
+        a = np.empty(shape, np.float32)
+        if len(self._pool) < POOL:
+            self._pool.append(a)
+        return a
+
+    def __getstate__(self) -> dict:
+        d = self.__dict__.copy()
+        d["_pool"] = []  # buffers stay in the process that made them
+        return d
+
     def __getitems__(self, indices: Sequence[int]) -> Batch:
         """A whole batch at once (torch's DataLoader calls this when it exists): every chunk
         of the batch fetched in one concurrent read per store, each sample written straight
-        into one batch array, so collating copies nothing. The result is still a list of
+        into one (recycled) batch array, so collating copies nothing. The result is a list of
         sample dicts (views into the batch) for any collate_fn; `collate` takes the batch."""
-        image = np.empty((len(indices),) + self.image_shape(), np.float32)
+        image = self._batch_array(len(indices))
         chunks: dict[int, list[np.ndarray]] = {}
         by_store: dict[int, list[int]] = {}
         for b, i in enumerate(indices):

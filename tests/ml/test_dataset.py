@@ -147,3 +147,25 @@ def test_a_split_file_overrides_the_store_column(ml_store, tmp_path):
     for path, match in ((str(bad), "needs columns id"), (str(tmp_path / "no.csv"), "no split")):
         with pytest.raises(BadInput, match=match):
             TileDataModule(_spec(), [url], split_file=path).setup()
+
+
+def test_batch_buffers_are_recycled_only_when_released(ml_store):
+    from m3leo_tiles.ml.dataset import collate
+
+    url, _ = ml_store
+    ds = TileDataset([url], _spec(patch=32), None)
+    first = collate(ds.__getitems__([0, 1, 2]))
+    keep = first["image"].clone()
+    second = collate(ds.__getitems__([5, 6, 7]))  # `first` is alive: a new buffer
+    assert second["image"].data_ptr() != first["image"].data_ptr()
+    torch.testing.assert_close(first["image"], keep, equal_nan=True)
+    view = first["image"][1]
+    ptr = first["image"].data_ptr()
+    del first
+    third = collate(ds.__getitems__([8, 9, 10]))  # a view of it still lives
+    assert third["image"].data_ptr() != ptr
+    torch.testing.assert_close(view, keep[1], equal_nan=True)
+    del view, third
+    fourth = collate(ds.__getitems__([3, 4, 11]))
+    assert fourth["image"].data_ptr() == ptr  # the first buffer, free again, is reused
+    torch.testing.assert_close(fourth["image"][0], ds[3]["image"], equal_nan=True)
