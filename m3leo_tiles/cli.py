@@ -59,6 +59,7 @@ def _register() -> None:
         "m3leo_tiles.sources.simulated.commands",
         "m3leo_tiles.sources.asf.commands",
         "m3leo_tiles.demo",
+        "m3leo_tiles.ml.commands",
     ):
         try:
             mod = __import__(modname, fromlist=["COMMANDS"])

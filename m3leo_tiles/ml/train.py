@@ -1,0 +1,174 @@
+"""One training run from a Hydra config: compose, build, fit, test, write results.
+
+Configs ship under `m3leo_tiles/ml/conf` and are composed with hydra-core's compose API (no
+Hydra app, no working-directory change): `train` is the default; `CONFIG` may also be a YAML
+file of the user's, which may build on the shipped groups. Bad keys, a missing store and an
+unknown modality are `BadInput` (exit 2, one line) before any training.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import BadInput
+from ..store.store import TileStore
+from .spec import DataSpec, spec_from_config
+
+log = logging.getLogger(__name__)
+CONF_MODULE = "m3leo_tiles.ml.conf"
+
+
+def compose(config: str = "train", overrides: Sequence[str] = ()) -> Any:
+    """The composed DictConfig; Hydra's errors become one-line BadInput."""
+    from hydra import compose as hcompose
+    from hydra import initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    path = Path(config)
+    overrides = list(overrides)
+    try:
+        if config.endswith((".yaml", ".yml")):
+            if not path.is_file():
+                raise BadInput(f"no config file {config}")
+            ctx = initialize_config_dir(str(path.resolve().parent), version_base="1.3")
+            name = path.stem
+            overrides = [f"hydra.searchpath=[pkg://{CONF_MODULE}]"] + overrides
+        else:
+            ctx = initialize_config_module(CONF_MODULE, version_base="1.3")
+            name = config
+        with ctx:
+            cfg = hcompose(config_name=name, overrides=overrides)
+        OmegaConf.resolve(cfg)
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BadInput(f"config {config}: {first}") from None
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg
+
+
+def run_name(cfg: Any) -> str:
+    return f"{cfg.get('inputs_name', 'inputs')}-to-{cfg.get('target_name', 'target')}"
+
+
+def data_spec(cfg: Any) -> DataSpec:
+    from omegaconf import OmegaConf
+
+    inputs = OmegaConf.to_container(cfg.inputs, resolve=True)
+    target = OmegaConf.to_container(cfg.target, resolve=True) if cfg.get("target") else None
+    if not isinstance(inputs, dict):
+        raise BadInput("config: inputs must map modality -> {bands, periods}")
+    return spec_from_config(inputs, target, cfg.res, cfg.patch, cfg.time_dim)
+
+
+def _stores(cfg: Any) -> tuple[list[str], list[str]]:
+    stores = ([str(cfg.store)] if cfg.store else []) + [str(s) for s in cfg.stores]
+    if not stores:
+        raise BadInput("config: no store (set store=PATH)")
+    tests = [str(s) for s in cfg.test_stores]
+    for s in stores + tests:
+        TileStore.open(s, mode="r")  # "no store at ..." / "not an m3leo-tiles store"
+    return stores, tests
+
+
+def build(cfg: Any) -> tuple[Any, Any]:
+    """DataModule and LightningModule for a composed config (data set up, stats ready)."""
+    from .datamodule import TileDataModule
+    from .module import TileTask
+
+    spec = data_spec(cfg)
+    stores, tests = _stores(cfg)
+    dm = TileDataModule(spec, stores, tests or None, cfg.split.train, cfg.split.val,
+                        cfg.split.test, cfg.loader.batch_size, cfg.loader.num_workers,
+                        cfg.loader.multiprocessing_context,
+                        split_file=str(cfg.split.file) if cfg.split.get("file") else None)
+    dm.setup()
+    ds = dm.datasets["train"]
+    in_ch = len(ds.channels)
+    tspec = spec.target
+    if tspec is None:
+        raise BadInput("config: no target")
+    assert ds.target is not None
+    model = TileTask(in_ch, tspec.task, tspec.num_classes, ds.target.factor, dm.target_mean,
+                     dm.target_std, float(cfg.optim.lr), int(cfg.model.base),
+                     int(cfg.model.depth), str(cfg.model.padding_mode))
+    return dm, model
+
+
+def train(cfg: Any, out: Path | None = None) -> dict[str, Any]:
+    """Fit, test (best checkpoint on val/loss when there is validation), write results.json."""
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from .unet import n_parameters
+
+    name = run_name(cfg)
+    out = Path(out or cfg.out or Path("runs") / name)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    t0 = time.perf_counter()
+    dm, model = build(cfg)
+    has_val = "val" in dm.datasets
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", monitor="val/loss", mode="min",
+                           save_top_k=1) if has_val else None
+    tcfg = cfg.trainer
+    for name_ in ("lightning.pytorch", "lightning.fabric"):  # its tips and banners are noise
+        logging.getLogger(name_).setLevel(max(logging.WARNING, log.getEffectiveLevel()))
+    trainer = L.Trainer(
+        max_epochs=int(tcfg.max_epochs), max_steps=int(tcfg.max_steps),
+        limit_train_batches=tcfg.limit_train_batches,
+        limit_val_batches=tcfg.limit_val_batches if has_val else 0,
+        limit_test_batches=tcfg.limit_test_batches, accelerator=str(tcfg.accelerator),
+        devices=1, logger=False, enable_checkpointing=has_val,
+        callbacks=[ckpt] if ckpt else [], enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=str(out),
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        warnings.filterwarnings("ignore", ".*LeafSpec.*")
+        warnings.filterwarnings("ignore", ".*across ranks is zero.*")
+        warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+        trainer.fit(model, datamodule=dm)
+        fit_s = time.perf_counter() - t0
+        best = ckpt.best_model_path if ckpt and ckpt.best_model_path else None
+        if best:
+            model = type(model).load_from_checkpoint(best, weights_only=False)
+        trainer.test(model, datamodule=dm, verbose=False)
+    test = dict(model.results.get("test", {}))
+    res: dict[str, Any] = {
+        "name": name, "inputs": str(cfg.get("inputs_name", "")),
+        "target": str(cfg.get("target_name", "")), "task": cfg.target.task,
+        "channels": len(dm.channels), "train_samples": len(dm.datasets["train"]),
+        "val_samples": len(dm.datasets["val"]) if has_val else 0,
+        "test_samples": len(dm.datasets["test"]), "test_regions": dm.datasets["test"].regions,
+        "params": n_parameters(model.model), "steps": int(trainer.global_step),
+        "epochs": int(trainer.current_epoch), "checkpoint": "best val/loss" if best else "last",
+        "fit_s": round(fit_s, 2), "device": str(torch.device(trainer.strategy.root_device)),
+        **test,
+    }
+    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    res["_model"], res["_datamodule"] = model, dm
+    return res
+
+
+def set_threads() -> None:
+    """Respect OMP_NUM_THREADS when given; torch otherwise takes every core."""
+    import torch
+
+    n = os.environ.get("OMP_NUM_THREADS")
+    if n and n.isdigit():
+        torch.set_num_threads(int(n))

@@ -1,0 +1,134 @@
+"""The train and baselines verbs: results on disk, and one-line exit 2 for bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from m3leo_tiles.cli import main
+from m3leo_tiles.ml import baselines
+from m3leo_tiles.ml.train import compose, train
+
+FAST = ["seasons=[2020-MAM]", "label_year=2020", "trainer.max_steps=6", "patch=32"]
+
+
+class Ran:
+    def __init__(self, code: int, out: str, err: str):
+        self.returncode, self.stdout, self.stderr = code, out, err
+
+
+@pytest.fixture
+def _cli(capsys):
+    """The real CLI entry point, in this process (a subprocess re-imports torch: 10 s)."""
+
+    def run(*args: str) -> Ran:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as e:
+            main(list(args))
+        got = capsys.readouterr()
+        return Ran(int(e.value.code), got.out, got.err)
+
+    return run
+
+
+def test_train_verb_writes_results(ml_store, tmp_path, _cli):
+    url, _ = ml_store
+    p = _cli("train", "train", f"store={url}", "mode=fast", *FAST, "--out", str(tmp_path / "r"))
+    assert p.returncode == 0, p.stderr
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert res["name"] == "s1-vv-vh-to-esawc" and res["steps"] == 6
+    assert res["checkpoint"] == "best val/loss" and 0.0 <= res["miou"] <= 1.0
+    assert len(res["per_class_iou"]) == 11
+    assert f"miou {res['miou']:.4f}" in p.stdout
+
+
+@pytest.mark.parametrize("args,match", [
+    (["train", "store=STORE", "bogus=1"], "Could not override 'bogus'"),
+    (["train", "store=/nowhere/x.zarr"], "no store at /nowhere/x.zarr"),
+    (["train", "store=STORE", "inputs=s2rgb"], "has no modality s2rgb"),
+    (["train", "store=STORE", "++inputs.nope.bands=[x]"], "unknown modality 'nope'"),
+    (["train", "store=STORE", "target=nope"], "Could not find 'target/nope'"),
+    (["missing.yaml"], "no config file missing.yaml"),
+])
+def test_train_bad_input_is_exit_2_one_line(ml_store, args, match, _cli):
+    url, _ = ml_store
+    p = _cli("train", *[a.replace("STORE", url) for a in args], *FAST)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and match in p.stderr, p.stderr
+
+
+def test_user_yaml_builds_on_shipped_groups(ml_store, tmp_path):
+    url, _ = ml_store
+    f = tmp_path / "mine.yaml"
+    f.write_text(f"defaults:\n  - train\n  - _self_\nstore: {url}\nseasons: [2020-MAM]\n")
+    cfg = compose(str(f), ["mode=fast"])
+    assert cfg.store == url and cfg.inputs_name == "s1-vv-vh" and cfg.patch == 64
+
+
+def test_regression_rmse_is_float_and_on_the_target_grid(ml_store, tmp_path):
+    url, data = ml_store
+    cfg = compose("train", [f"store={url}", "mode=fast", "target=ghsbuilt", *FAST,
+                            "split.val=null"])
+    res = train(cfg, tmp_path / "reg")
+    model, dm = res["_model"], res["_datamodule"]
+    assert model.hparams.target_factor == 4
+    model.eval()
+    sq, n = 0.0, 0
+    ds = dm.datasets["test"]
+    for i in range(len(ds)):
+        s = ds[i]
+        with torch.no_grad():
+            pred = model.predict_target(dm.normalize(s["image"][None])[0])[0].numpy()
+        assert pred.shape == (8, 8)  # a 32 px patch at 10 m is 8 px of the 40 m target
+        v = s["target_valid"].numpy()
+        sq += float(((pred.astype(np.float64) - s["target"].numpy()) ** 2)[v].sum())
+        n += int(v.sum())
+    assert n == 3 * 64 * 64 // 16 - 3 * 3  # 3 test tiles, 3 nodata cells each
+    np.testing.assert_allclose(res["rmse"], np.sqrt(sq / n), rtol=1e-5)
+
+
+def test_baselines_write_csv_markdown_and_png(ml_store, tmp_path, _cli):
+    url, _ = ml_store
+    grid = tmp_path / "g.yaml"
+    grid.write_text("inputs: [s1-vv-vh, s1coh]\ntargets: [esawc]\n"
+                    "overrides: ['seasons=[2020-MAM]', 'label_year=2020', 'split.val=null']\n")
+    out = tmp_path / "b"
+    p = _cli("baselines", "--store", url, "--out", str(out), "--grid", str(grid), "--fast",
+             "--set", "trainer.max_steps=4", "--set", "patch=32")
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert [r["run"] for r in rows] == ["s1-vv-vh-to-esawc", "s1coh-to-esawc"]
+    assert all(r["status"] == "done" and 0 <= float(r["miou"]) <= 1 for r in rows)
+    assert rows[0]["channels"] == "2" and rows[1]["channels"] == "1"
+    md = (out / "results.md").read_text()
+    assert "| s1coh-to-esawc | done |" in md and "not baselines" in md
+    png = (out / "predictions-esawc.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_baselines_check_every_run_before_training(ml_store, tmp_path, _cli):
+    url, _ = ml_store
+    with pytest.raises(Exception, match="unknown modality 'nope'"):
+        baselines.plan([url], "seed", True, ["++inputs.nope.bands=[x]"])
+    p = _cli("baselines", "--store", url, "--out", str(tmp_path / "b"), "--grid", "nogrid")
+    assert p.returncode == 2 and "no grid 'nogrid'" in p.stderr
+    p = _cli("baselines", "--store", str(tmp_path / "none.zarr"), "--out", str(tmp_path / "b"))
+    assert p.returncode == 2 and "no store at" in p.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_cross_region_tests_on_every_tile_of_the_other_store(ml_store, tmp_path):
+    from tests.ml import synthetic_store as ss
+
+    url, _ = ml_store
+    other = str(tmp_path / "other.zarr")
+    ss.build(other, n=5, seed=7, region="elsewhere")
+    cfg = compose("cross-region", [f"stores=[{url}]", f"test_stores=[{other}]", "mode=fast",
+                                   *FAST])
+    res = train(cfg, tmp_path / "x")
+    assert res["test_regions"] == ["elsewhere"] and res["test_samples"] == 5 * 4
+    assert res["train_samples"] == 6 * 4 and res["val_samples"] == 3 * 4
