@@ -9,6 +9,8 @@ lines and samples a tile needs, from a folder or, through GDAL's /vsizip/, from 
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -20,13 +22,29 @@ import xarray as xr
 from rasterio.windows import Window
 from xarray_sentinel import esa_safe, sentinel1
 
+from ..errors import PermanentError
 from .orbit import Orbit, find_eof, read_eof, to_seconds
 
 C = 299_792_458.0
 
 
-class SafeError(ValueError):
-    """A SAFE product is unusable (missing file, corrupt zip, truncated TIFF, bad metadata)."""
+class SafeError(PermanentError, ValueError):
+    """A SAFE product is unusable (missing file, corrupt zip, truncated TIFF, bad metadata).
+
+    A PermanentError (retrying will not mend the file) and, for older callers, a ValueError.
+    """
+
+
+#: what a damaged or hostile SAFE makes the XML/zip/schema readers raise (xmlschema's
+#: decoding errors are ValueErrors; ElementTree's ParseError is a SyntaxError)
+_PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, ArithmeticError,
+                 SyntaxError, EOFError, OSError, AssertionError, zlib.error, zipfile.BadZipFile)
+
+
+def _why(e: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    first = (str(e).splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first[:300]}"
 
 
 @dataclass
@@ -89,6 +107,9 @@ class Swath:
                 return sentinel1.METADATA_OPENERS[meta](f, attrs={})
         except FileNotFoundError as e:
             raise SafeError(f"{self.name}: {meta} file missing: {e}") from None
+        except _PARSE_ERRORS as e:
+            raise SafeError(f"{self.name}: unreadable {meta} of {self.swath}/{self.pol}: "
+                            f"{_why(e)}") from None
 
     @cached_property
     def calibration(self) -> xr.Dataset:
@@ -156,9 +177,12 @@ def product_files(product: str | Path) -> tuple[dict, dict[str, str], fsspec.Abs
     except FileNotFoundError:
         raise SafeError(f"{product}: no manifest.safe") from None
     except Exception as e:
-        raise SafeError(f"{product}: unreadable manifest: {e}") from None
-    groups = sentinel1.find_available_groups(files, root, attrs["product_type"], fs=fs,
-                                                check_files_exist=True)
+        raise SafeError(f"{product}: unreadable manifest: {_why(e)}") from None
+    try:
+        groups = sentinel1.find_available_groups(files, root, attrs["product_type"], fs=fs,
+                                                    check_files_exist=True)
+    except _PARSE_ERRORS as e:
+        raise SafeError(f"{product}: unusable manifest: {_why(e)}") from None
     out: dict[str, str] = {}
     for g, paths in groups.items():
         if g.count("/") == 1:
@@ -214,6 +238,17 @@ def open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path 
 
 def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None,
                 orbit: Orbit | None) -> Swath:
+    """`_parse_swath`, with whatever a damaged annotation raises turned into one SafeError."""
+    try:
+        return _parse_swath(product, swath, pol, orbit_dir, orbit)
+    except SafeError:
+        raise
+    except _PARSE_ERRORS as e:
+        raise SafeError(f"{product}: unreadable {swath}/{pol} annotation: {_why(e)}") from None
+
+
+def _parse_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None,
+                 orbit: Orbit | None) -> Swath:
     attrs, files, fs, root, vsi = product_files(product)
     key = f"{swath}/{pol}"
     if key not in files:
@@ -288,7 +323,7 @@ def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path
         name = name.removesuffix(ext)
     meas_rel = files[key + "/measurement"][len(root):].lstrip("/")
     attrs = dict(attrs)
-    return Swath(
+    sw = Swath(
         product=str(product), name=name, swath=swath, pol=pol,
         measurement=f"{vsi}/{meas_rel}", attrs=attrs, t_ref=t_ref, orbit=orbit,
         wavelength=C / float(pinfo["radarFrequency"]),
@@ -300,6 +335,26 @@ def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path
         incidence_mid=float(iinfo.get("incidenceAngleMidSwath", 38.0)),
         _files=files, _fs=fs,
     )
+    _check_geometry(sw, f"{product}: {key} annotation")
+    return sw
+
+
+def _check_geometry(sw: Swath, where: str) -> None:
+    """Refuse numbers no real annotation has (NaN, zero, negative): downstream they would
+    become garbage pixels or out-of-range indices, not an error."""
+    for what, v in (("azimuthTimeInterval", sw.dt), ("rangeSamplingRate", sw.fs),
+                    ("slantRangeTime", sw.tau0), ("radarFrequency", C / sw.wavelength),
+                    ("numberOfLines", sw.n_lines), ("numberOfSamples", sw.n_samples),
+                    ("linesPerBurst", sw.lines_per_burst)):
+        if not (np.isfinite(v) and v > 0):
+            raise SafeError(f"{where}: {what} is {v}")
+    if not np.isfinite(sw.steering_rate):
+        raise SafeError(f"{where}: azimuthSteeringRate is {sw.steering_rate}")
+    if not (np.isfinite(sw.orbit.t).all() and np.isfinite(sw.orbit.pos).all()
+            and np.isfinite(sw.orbit.vel).all()):
+        raise SafeError(f"{where}: orbit state vectors are not finite")
+    if not all(np.isfinite(b.t0) for b in sw.bursts):
+        raise SafeError(f"{where}: a burst azimuthTime is not a time")
 
 
 def list_swaths(product: str | Path) -> list[tuple[str, str]]:

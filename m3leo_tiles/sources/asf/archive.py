@@ -12,10 +12,12 @@ import math
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from pathlib import Path
 
 import shapely
 
+from ...errors import PermanentError
 from ..s1types import S1Product
 
 log = logging.getLogger(__name__)
@@ -97,8 +99,17 @@ def product_from_files(name: str, manifest: bytes, annotations: dict[str, bytes]
 
 
 def read_product(path: str | Path) -> S1Product:
-    """One SAFE folder or zip; raises ValueError/OSError/zipfile.BadZipFile if unreadable."""
-    p = Path(path)
+    """One SAFE folder or zip; a PermanentError naming it, in one line, if unreadable."""
+    try:
+        return _read_product(Path(path))
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError, TypeError,
+            IndexError, ArithmeticError, EOFError, ET.ParseError, zlib.error) as e:
+        why = (str(e).splitlines() or [""])[0]
+        raise PermanentError(f"{Path(path).name}: unreadable S1 product: "
+                             f"{type(e).__name__}: {why}") from None
+
+
+def _read_product(p: Path) -> S1Product:
     name = p.name.removesuffix(".zip").removesuffix(".SAFE")
     if p.is_dir():
         ann = {str(f.relative_to(p)): f.read_bytes() for f in (p / "annotation").glob("*.xml")}
@@ -128,8 +139,8 @@ def scan_archive(directory: str | Path) -> ScanResult:
             continue
         try:
             out.append(read_product(p))
-        except (zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError,
-                TypeError, ET.ParseError) as e:
+        except (PermanentError, zipfile.BadZipFile, OSError, ValueError, KeyError,
+                AttributeError, TypeError, ET.ParseError) as e:
             reason = f"{type(e).__name__}: {e}"
             log.warning("skipping %s: %s", p.name, reason)
             out.skipped.append((str(p), reason))
