@@ -18,8 +18,26 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from ..errors import PermanentError
+
 NS = np.timedelta64(1, "ns")
 _NODES = 4  # nodes per Hermite segment (2 either side): 8 constraints -> degree 7
+
+
+class OrbitFileError(PermanentError, ValueError):
+    """An EOF orbit file that cannot be used (damaged XML, missing or non-numeric vectors)."""
+
+
+#: what ElementTree, float(), int() and datetime parsing raise on a damaged EOF
+EOF_PARSE_ERRORS = (ValueError, TypeError, AttributeError, IndexError, ArithmeticError,
+                    SyntaxError, OSError)
+
+
+def eof_error(path: str | Path, e: BaseException) -> OrbitFileError:
+    """One line naming the file and what is wrong with it."""
+    first = (str(e).splitlines() or [""])[0][:300]
+    return OrbitFileError(f"{Path(path).name}: unreadable orbit file: {type(e).__name__}: "
+                          f"{first}")
 
 
 def to_seconds(t: np.ndarray | np.datetime64, t_ref: np.datetime64) -> np.ndarray:
@@ -143,17 +161,28 @@ def _parse_utc(text: str) -> np.datetime64:
 
 def read_eof(path: str | Path) -> Orbit:
     """Parse an ESA AUX_POEORB/AUX_RESORB Earth Explorer file (UTC times, Earth-fixed)."""
+    try:
+        return _read_eof(path)
+    except OrbitFileError:
+        raise
+    except EOF_PARSE_ERRORS as e:
+        raise eof_error(path, e) from None
+
+
+def _read_eof(path: str | Path) -> Orbit:
     root = ET.parse(path).getroot()
     frame = root.findtext(".//Variable_Header/Ref_Frame") or "EARTH_FIXED"
     if frame.strip().upper() != "EARTH_FIXED":
-        raise ValueError(f"{path}: orbit frame {frame!r} is not EARTH_FIXED")
+        raise OrbitFileError(f"{Path(path).name}: orbit frame {frame!r} is not EARTH_FIXED")
     times, pos, vel = [], [], []
     for osv in root.iter("OSV"):
         times.append(_parse_utc(osv.findtext("UTC")))
         pos.append([float(osv.findtext(a)) for a in ("X", "Y", "Z")])
         vel.append([float(osv.findtext(a)) for a in ("VX", "VY", "VZ")])
     if not times:
-        raise ValueError(f"{path}: no OSV records")
+        raise OrbitFileError(f"{Path(path).name}: no OSV records")
+    if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
+        raise OrbitFileError(f"{Path(path).name}: state vectors are not finite numbers")
     return Orbit.from_vectors(np.array(times), np.array(pos), np.array(vel))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...sar.orbit import EOF_PARSE_ERRORS, OrbitFileError, eof_error
 from ..s1types import S1Product
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,15 @@ def _utc(text: str) -> dt.datetime:
 
 def read_header(path: str | Path) -> OrbitHeader:
     """File type, mission and validity from the EOF's fixed header (not just its name)."""
-    p = Path(path)
+    try:
+        return _read_header(Path(path))
+    except OrbitFileError:
+        raise
+    except EOF_PARSE_ERRORS as e:
+        raise eof_error(path, e) from None
+
+
+def _read_header(p: Path) -> OrbitHeader:
     head = p.read_bytes()[:4096].decode("utf-8", "replace")
     m = _NAME.search(head) or _NAME.search(p.name)
     def tag(t: str) -> str | None:
@@ -81,7 +90,7 @@ def read_header(path: str | Path) -> OrbitHeader:
                ("S1" + mission_text[-1] if mission_text.startswith("Sentinel-1") else ""))
     start, stop = tag("Validity_Start"), tag("Validity_Stop")
     if kind not in KINDS or not start or not stop:
-        raise ValueError(f"{p.name}: not a Sentinel-1 POEORB/RESORB orbit file")
+        raise OrbitFileError(f"{p.name}: not a Sentinel-1 POEORB/RESORB orbit file")
     created = tag("Creation_Date")
     return OrbitHeader(str(p), mission, kind,
                        _utc(created) if created else _utc(m.group(3) if m else start),
@@ -91,6 +100,15 @@ def read_header(path: str | Path) -> OrbitHeader:
 def parse_eof(path: str | Path) -> StateVectors:
     """All OSV records of an EOF file, in time order."""
     header = read_header(path)
+    try:
+        return _parse_eof(path, header)
+    except OrbitFileError:
+        raise
+    except EOF_PARSE_ERRORS as e:
+        raise eof_error(path, e) from None
+
+
+def _parse_eof(path: str | Path, header: OrbitHeader) -> StateVectors:
     root = ET.parse(path).getroot()
     t, pos, vel, orb = [], [], [], []
     for osv in root.iter("OSV"):
@@ -99,7 +117,9 @@ def parse_eof(path: str | Path) -> StateVectors:
         vel.append([float(osv.findtext(k)) for k in ("VX", "VY", "VZ")])
         orb.append(int(osv.findtext("Absolute_Orbit")))
     if not t:
-        raise ValueError(f"{Path(path).name}: no state vectors")
+        raise OrbitFileError(f"{Path(path).name}: no state vectors")
+    if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
+        raise OrbitFileError(f"{Path(path).name}: state vectors are not finite numbers")
     order = np.argsort(np.array(t))
     return StateVectors(header, np.array(t)[order], np.array(pos)[order], np.array(vel)[order],
                         np.array(orb)[order])
