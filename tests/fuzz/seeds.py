@@ -127,10 +127,15 @@ def stac_items(n: int = 3) -> dict:
 
 
 def aoi_geojson() -> dict:
-    return {"type": "FeatureCollection", "features": [{
-        "type": "Feature", "properties": {"name": "aoi"},
-        "geometry": {"type": "Polygon", "coordinates": [[[3.0, 0.5], [3.08, 0.5], [3.08, 0.56],
-                                                         [3.0, 0.56], [3.0, 0.5]]]}}]}
+    """Two overlapping fields with the attributes a GIS export carries."""
+    feats = []
+    for k, (x0, y0) in enumerate(((3.0, 0.5), (3.05, 0.53))):
+        ring = [[x0, y0], [x0 + 0.08, y0], [x0 + 0.08, y0 + 0.06], [x0, y0 + 0.06], [x0, y0]]
+        feats.append({"type": "Feature", "id": k,
+                      "properties": {"name": f"field {k}", "crop": "maize", "area_ha": 41.5,
+                                     "surveyed": "2021-06-01", "tags": ["a", "b"]},
+                      "geometry": {"type": "Polygon", "coordinates": [ring]}})
+    return {"type": "FeatureCollection", "name": "fields", "features": feats}
 
 
 def npy_bytes(bands: list[str], shape: tuple[int, int], dtype: str = "<u2") -> bytes:

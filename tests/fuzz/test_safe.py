@@ -58,9 +58,9 @@ def _rel(parts: dict[str, bytes], start: str, pol: str = "vv") -> str:
 
 def clean_error(e: BaseException, names: tuple[str, ...]) -> str:
     """Our own error, one line, naming the file or product it is about."""
-    assert isinstance(e, M3leoError), f"{type(e).__name__} escaped: {e!r}"
+    assert isinstance(e, M3leoError), f"{type(e).__name__} escaped: {repr(e)[:300]}"
     msg = str(e)
-    assert msg and "\n" not in msg, f"not one line: {msg!r}"
+    assert msg and "\n" not in msg, f"not one line: {msg[:300]!r}"
     assert any(n in msg for n in names), f"does not name the input: {msg!r}"
     return msg
 

@@ -55,6 +55,8 @@ def product_from_result(r) -> S1Product:
     p = r.properties
     umm = getattr(r, "umm", {}) or {}
     fp = shapely.geometry.shape(r.geometry)
+    if fp.is_empty or fp.geom_type not in ("Polygon", "MultiPolygon") or not fp.is_valid:
+        raise ValueError(f"unusable footprint ({fp.geom_type}, {'empty' if fp.is_empty else 'invalid'})")
     burst = p.get("burst") or {}
     full = burst.get("fullBurstID") if burst else None
     name = p.get("sceneName") or p.get("fileID")
@@ -107,11 +109,16 @@ def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: 
         raise PermanentError(f"ASF search refused the query: {e}") from e
     except (asf_search.ASFSearchError, requests.RequestException) as e:
         raise TransientError(f"ASF search failed: {e}") from e
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        # asf_search reads CMR's JSON without checks: a malformed answer lands here
+        raise PermanentError(f"ASF search: unreadable answer from CMR "
+                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     out = []
     for r in results:
         try:
             out.append(product_from_result(r))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                shapely.errors.ShapelyError) as e:
             log.warning("ignoring unreadable search result %s: %s",
                         r.properties.get("fileID"), e)
     lo = dt.datetime.combine(start, dt.time())
