@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -148,5 +147,7 @@ def npy_bytes(bands: list[str], shape: tuple[int, int], dtype: str = "<u2") -> b
     return buf.getvalue()
 
 
-def dumps(doc: object) -> bytes:
-    return json.dumps(doc).encode()
+def npy_with_header(header: str, data: bytes) -> bytes:
+    """A version-1.0 NPY body with an arbitrary header dict text (hostile answers)."""
+    text = header + " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1") + data

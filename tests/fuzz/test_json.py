@@ -190,12 +190,6 @@ def test_fuzzed_cmr_answers(cmr_page, deep):
 BANDS, SHAPE = ["B2", "count"], (8, 8)
 
 
-def _npy(header: str, data: bytes) -> bytes:
-    """A version-1.0 NPY body with an arbitrary header dict text."""
-    text = header + " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1") + data
-
-
 @st.composite
 def hostile_headers(draw) -> bytes:
     descr = draw(st.sampled_from([
@@ -206,7 +200,7 @@ def hostile_headers(draw) -> bytes:
                                   "(8,)", "(8, 8, 2)", "'a'", "(8.5, 8)"]))
     fortran = draw(st.sampled_from(["False", "True", "0"]))
     header = f"{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}"
-    return Blob(_npy(header, bytes(draw(st.integers(0, 300)))))
+    return Blob(seeds.npy_with_header(header, bytes(draw(st.integers(0, 300)))))
 
 
 @pytest.mark.parametrize("deep", DEPTHS)
