@@ -37,8 +37,26 @@ class SafeError(PermanentError, ValueError):
 
 #: what a damaged or hostile SAFE makes the XML/zip/schema readers raise (xmlschema's
 #: decoding errors are ValueErrors; ElementTree's ParseError is a SyntaxError)
-_PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, AttributeError, ArithmeticError,
+_PARSE_ERRORS = (ValueError, LookupError, TypeError, AttributeError, ArithmeticError,
                  SyntaxError, EOFError, OSError, AssertionError, zlib.error, zipfile.BadZipFile)
+
+
+#: LUT groups and their value variables: calibrate.py interpolates them and hands the row
+#: indices to compiled kernels, so their axes must be numeric, finite and increasing
+_LUTS = {"calibration": ("sigmaNought", "betaNought", "gamma", "dn"),
+         "noise_range": ("noiseRangeLut",), "noise_azimuth": ("noiseAzimuthLut",)}
+
+
+def _check_lut(ds: xr.Dataset, values: tuple[str, ...]) -> None:
+    """ValueError unless the LUT axes are increasing finite numbers and the values finite."""
+    for axis in ("line", "pixel"):
+        if axis in ds.coords:
+            a = np.asarray(ds[axis].values, dtype=np.float64)  # ValueError if not numbers
+            if a.size == 0 or not np.isfinite(a).all() or np.any(np.diff(a) <= 0):
+                raise ValueError(f"LUT {axis} axis is not increasing finite numbers")
+    for var in values:
+        if var in ds and not np.isfinite(np.asarray(ds[var].values, np.float64)).all():
+            raise ValueError(f"LUT {var} holds non-finite values")
 
 
 def _why(e: BaseException) -> str:
@@ -104,7 +122,10 @@ class Swath:
             raise SafeError(f"{self.name}: no {meta} annotation for {self.swath}/{self.pol}")
         try:
             with self._fs.open(path) as f:
-                return sentinel1.METADATA_OPENERS[meta](f, attrs={})
+                ds = sentinel1.METADATA_OPENERS[meta](f, attrs={})
+            if meta in _LUTS:
+                _check_lut(ds, _LUTS[meta])
+            return ds
         except FileNotFoundError as e:
             raise SafeError(f"{self.name}: {meta} file missing: {e}") from None
         except _PARSE_ERRORS as e:

@@ -213,6 +213,8 @@ class S1ArchiveSource(Source):
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
+        from ..sar.safe import SafeError
+
         refs = [tiles[t] for t in unit.tiles]
         pols = tuple(modality.bands)
         try:
@@ -232,6 +234,9 @@ class S1ArchiveSource(Source):
                 yield from self._geom(unit, refs, modality)
                 return
             yield from self._grd(unit, refs, modality, pols)
+        except SafeError as e:  # a damaged product fails this unit's tiles, as before
+            for t in unit.tiles:
+                yield TileResult(t, "failed", error=f"SafeError: {e}", items=unit.items)
         except (BadInput, PermanentError):
             raise
         except Exception as e:  # a clear, per-unit error; the run goes on

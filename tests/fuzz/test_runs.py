@@ -202,3 +202,35 @@ def test_corrupted_answer_fails_its_unit_only(tmp_path, capsys, ee_server, damag
     assert again["done"] == 1 and again["failed"] == 0
     assert (xr.open_zarr(store, group="s2", consolidated=False, mask_and_scale=False)["s2"]
             .sel(tile=tile, period="2021-JJA", band="B2").values == 1234).all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_corrupted_s1_product_fails_its_pair_in_parallel_workers(small_sim, tmp_path):
+    """A simulated pair whose secondary calibration XML was cut short, processed by two loky
+    workers: the pair's units fail with a one-line SafeError, no chunk is written, and the run
+    ends (the timeout fails the test if a worker hangs)."""
+    import shutil
+
+    from m3leo_tiles.runner.fetch import FetchRequest, fetch
+
+    sim = tmp_path / "sim"
+    shutil.copytree(small_sim, sim)
+    products = sorted((sim / "s1").glob("*.SAFE"))
+    cal = next((products[1] / "annotation" / "calibration").glob("calibration-*-vv-*.xml"))
+    cal.write_bytes(cal.read_bytes()[: cal.stat().st_size // 2])
+    store = tmp_path / "sim.zarr"
+    opts = {"archive": {"archive": str(sim / "s1"), "dem": str(sim / "rasters" / "dem.tif")}}
+    s = fetch(FetchRequest(store=str(store), region=str(sim / "aoi.geojson"),
+                           modalities=["s1coh"], period="2025-04-01/2025-05-31",
+                           source="archive", source_options=opts, workers=2, progress=False))
+    assert s.failed > 0 and s.done == 0, s.as_dict()
+    assert not (store / "s1coh" / "s1coh" / "c").exists() or \
+        not any(p.is_file() for p in (store / "s1coh" / "s1coh" / "c").rglob("*"))
+    from m3leo_tiles.runner.state import StateDB
+    from m3leo_tiles.store.store import default_state_path
+
+    db = StateDB(default_state_path(str(store)), create=False)
+    errors = {err for *_, err in db.failures()}
+    db.close()
+    assert errors and all("\n" not in e and "calibration" in e for e in errors), errors

@@ -103,7 +103,7 @@ def read_product(path: str | Path) -> S1Product:
     try:
         return _read_product(Path(path))
     except (zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError, TypeError,
-            IndexError, ArithmeticError, EOFError, ET.ParseError, zlib.error) as e:
+            LookupError, ArithmeticError, EOFError, ET.ParseError, zlib.error) as e:
         why = (str(e).splitlines() or [""])[0]
         raise PermanentError(f"{Path(path).name}: unreadable S1 product: "
                              f"{type(e).__name__}: {why}") from None
