@@ -117,6 +117,8 @@ class CannedCmr:
 
     def __init__(self) -> None:
         self.body = b"{}"
+        self.after: str | None = None  # a CMR-Search-After header on every answer
+        self.posts = 0
         outer = self
 
         class H(BaseHTTPRequestHandler):
@@ -125,8 +127,11 @@ class CannedCmr:
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.posts += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                if outer.after is not None:
+                    self.send_header("CMR-Search-After", outer.after)
                 self.send_header("Content-Length", str(len(outer.body)))
                 self.end_headers()
                 self.wfile.write(outer.body)
@@ -184,6 +189,24 @@ def test_fuzzed_cmr_answers(cmr_page, deep):
     finally:
         server.close()
     assert seen["ok"] and seen["error"], seen
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("items", ["same", "none"])
+def test_cmr_that_never_stops_paging_is_refused(cmr_page, items):
+    """A server that answers every page with the same (or no) results and a search-after token
+    would keep asf_search paging forever: a hang, with memory growing."""
+    server = CannedCmr()
+    server.after = "again"
+    server.body = json.dumps({**cmr_page, "hits": 10**9,
+                              "items": cmr_page["items"] if items == "same" else []}).encode()
+    try:
+        with pytest.raises(PermanentError, match="CMR keeps answering"):
+            search_products(shapely.box(-128.2, 52.0, -127.9, 52.2), dt.date(2025, 4, 1),
+                            dt.date(2025, 5, 1), host=server.host)
+        assert server.posts == (2 if items == "same" else 1)  # stopped at once
+    finally:
+        server.close()
 
 
 # ---- Earth Engine NPY answers ---------------------------------------------------------------
