@@ -141,7 +141,7 @@ def npy_bytes(bands: list[str], shape: tuple[int, int], dtype: str = "<u2") -> b
     """An Earth Engine computePixels NPY answer: one structured field per band."""
     arr = np.zeros(shape, dtype=[(b, dtype) for b in bands])
     for k, b in enumerate(bands):
-        arr[b] = 1000 + k
+        arr[b] = 100 + k  # fits every band type the sources use
     buf = io.BytesIO()
     np.save(buf, arr)
     return buf.getvalue()

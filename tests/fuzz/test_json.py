@@ -242,7 +242,7 @@ def test_fuzzed_earth_engine_npy(deep):
         assert set(px) == set(BANDS)
         assert all(a.shape == SHAPE and a.dtype.kind in "biuf" for a in px.values())
 
-    assert decode_npy(good, BANDS, SHAPE)["count"].tolist() == np.full(SHAPE, 1001).tolist()
+    assert decode_npy(good, BANDS, SHAPE)["count"].tolist() == np.full(SHAPE, 101).tolist()
     run_fuzz(byte_damage(good) | hostile_headers(), check, 60, deep)
     assert seen["ok"] and seen["error"], seen
 
@@ -259,3 +259,51 @@ def test_json_mutator_changes_something():
         assert doc != seed
 
     prop()
+
+
+@pytest.mark.parametrize("deep", DEPTHS)
+def test_fuzzed_earth_engine_answers_through_the_client(deep, monkeypatch):
+    """Any status with any body, or a 200 with a damaged NPY, through the real `ee` client
+    and `run_unit`: an outcome per tile (failed, with a one-line reason), never an exception."""
+    import ee
+    import googleapiclient.http
+
+    from m3leo_tiles.grid import tile_from_id
+    from m3leo_tiles.modalities import get_modality
+    from m3leo_tiles.periods import STATIC
+    from m3leo_tiles.runner.engine import RetryPolicy, run_unit
+    from m3leo_tiles.sources.base import TileRef, WorkUnit
+    from m3leo_tiles.sources.earthengine import EarthEngineSource
+    from tests.sources.ee_server import EEServer
+
+    monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})
+    monkeypatch.setattr(googleapiclient.http.time, "sleep", lambda s: None)
+    tile = tile_from_id("31N-0100-1200")
+    ref = TileRef(tile.id, tile.grid(10), tile.polygon_lonlat)
+    m = get_modality("dem")
+    shape = ref.grid_at(m.res).shape
+    good = seeds.npy_bytes([*m.bands, "dem_valid"], shape, "<f4")
+    error = json.dumps({"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}})
+    answers = st.one_of(
+        # a flipped data byte is still a valid answer: only cut bodies and hostile headers
+        st.tuples(st.just("raw"), byte_damage(good).filter(lambda b: len(b) < len(good))
+                  | hostile_headers()),
+        st.tuples(st.just("raw-error"), st.sampled_from([400, 401, 403, 404, 429, 500, 503]),
+                  byte_damage(error.encode()) | st.binary(max_size=40)))
+    seen = Counter()
+    with EEServer() as server:
+        src = EarthEngineSource(project="p", access_token="test", url=server.url,
+                                client_retries=1)
+
+        def check(answer: tuple) -> None:
+            server.script = [answer] * 3  # the client's own retries see the same answer
+            outs = run_unit(src, WorkUnit(m.name, STATIC.label, (tile.id,)), {tile.id: ref}, m,
+                            STATIC, "unused", {tile.id: 0}, 0, RetryPolicy())
+            (o,) = outs
+            assert o.status == "failed", o
+            assert o.error and "\n" not in o.error and o.error.split(":")[0] in (
+                "TransientError", "PermanentError", "AuthError"), o.error
+            seen[o.error.split(":")[0]] += 1
+
+        run_fuzz(answers, check, 20, deep)
+    assert seen["TransientError"] and seen["PermanentError"], seen

@@ -293,6 +293,7 @@ class EarthEngineSource(Source):
     def _pixels(self, image, bands: list[str], grid: GridSpec, itemsize: int) -> dict:
         """Band arrays; splits the bands when a request would pass the 48 MiB cap."""
         import ee
+        import google.auth.exceptions
 
         if len(bands) > 1 and len(bands) * grid.width * grid.height * itemsize > REQUEST_CAP:
             half = len(bands) // 2
@@ -312,6 +313,9 @@ class EarthEngineSource(Source):
             raise PermanentError(f"Earth Engine: {msg}") from None
         except (OSError, TimeoutError) as e:  # connection reset, socket timeout
             raise TransientError(f"Earth Engine connection: {e}") from None
+        except google.auth.exceptions.GoogleAuthError as e:  # a 401 the token cannot mend
+            raise AuthError(f"Earth Engine credentials refused: "
+                            f"{' '.join(str(e).split())[:300]}") from None
         return decode_npy(raw, bands, grid.shape)
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
