@@ -237,8 +237,12 @@ def _scan_directory(root: Path) -> list[Item]:
             try:
                 props = json.loads(meta.read_text()).get("properties", {})
                 when = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
-            except (OSError, ValueError, KeyError):
-                props = {}
+                if when.tzinfo is None:  # STAC datetimes are UTC
+                    when = when.replace(tzinfo=dt.UTC)
+            except (OSError, ValueError, LookupError, TypeError, AttributeError) as e:
+                # a damaged item JSON: the folder name still dates the scene
+                log.warning("local archive: ignoring %s (%s: %s)", meta, type(e).__name__, e)
+                props, when = {}, None
         if when is None:
             d = re.search(r"(20\d{6})", folder.name)
             if not d:

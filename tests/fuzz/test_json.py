@@ -307,3 +307,32 @@ def test_fuzzed_earth_engine_answers_through_the_client(deep, monkeypatch):
 
         run_fuzz(answers, check, 20, deep)
     assert seen["TransientError"] and seen["PermanentError"], seen
+
+
+@pytest.mark.parametrize("deep", DEPTHS)
+def test_fuzzed_item_json_in_a_raster_folder(tmp_path, deep):
+    """A plain directory archive (Earth Search layout: one folder per scene, its STAC JSON
+    beside the band files) whose JSON is damaged: the folder is dated from its name instead,
+    with a warning; never an error."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    scene = tmp_path / "S2A_31NCA_20210701_0_L2A"
+    scene.mkdir()
+    for band in ("B02", "B04", "SCL"):
+        with rasterio.open(scene / f"{band}.tif", "w", driver="GTiff", width=8, height=8,
+                           count=1, dtype="uint16", crs="EPSG:32631",
+                           transform=from_origin(500000, 60000, 20, 20)) as ds:
+            ds.write(np.full((8, 8), 1000, np.uint16), 1)
+    item = {"type": "Feature", "id": scene.name, "collection": "sentinel-2-l2a",
+            "properties": {"datetime": "2021-07-02T10:00:00Z", "s2:processing_baseline": "04.00"}}
+    seen = Counter()
+
+    def check(blob: bytes) -> None:
+        (scene / f"{scene.name}.json").write_bytes(blob)
+        (it,) = load_index(tmp_path)
+        assert it.datetime is not None and it.datetime.tzinfo is not None
+        seen[str(it.datetime.date())] += 1
+
+    run_fuzz(mutated_json_bytes(item, ("properties", "datetime")), check, 30, deep)
+    assert seen["2021-07-01"] and seen["2021-07-02"], seen  # from the name / from the JSON

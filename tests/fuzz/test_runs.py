@@ -207,9 +207,9 @@ def test_corrupted_answer_fails_its_unit_only(tmp_path, capsys, ee_server, damag
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_corrupted_s1_product_fails_its_pair_in_parallel_workers(small_sim, tmp_path):
-    """A simulated pair whose secondary calibration XML was cut short, processed by two loky
-    workers: the pair's units fail with a one-line SafeError, no chunk is written, and the run
-    ends (the timeout fails the test if a worker hangs)."""
+    """A simulated pair whose secondary VV measurement TIFF was cut short (a broken transfer),
+    processed by two loky workers: the pair's tiles fail with a one-line SafeError, no chunk is
+    written, and the run ends (the timeout fails the test if a worker hangs)."""
     import shutil
 
     from m3leo_tiles.runner.fetch import FetchRequest, fetch
@@ -217,8 +217,9 @@ def test_corrupted_s1_product_fails_its_pair_in_parallel_workers(small_sim, tmp_
     sim = tmp_path / "sim"
     shutil.copytree(small_sim, sim)
     products = sorted((sim / "s1").glob("*.SAFE"))
-    cal = next((products[1] / "annotation" / "calibration").glob("calibration-*-vv-*.xml"))
-    cal.write_bytes(cal.read_bytes()[: cal.stat().st_size // 2])
+    tiff = next((products[1] / "measurement").glob("*-vv-*.tiff"))
+    with open(tiff, "r+b") as f:
+        f.truncate(4096)
     store = tmp_path / "sim.zarr"
     opts = {"archive": {"archive": str(sim / "s1"), "dem": str(sim / "rasters" / "dem.tif")}}
     s = fetch(FetchRequest(store=str(store), region=str(sim / "aoi.geojson"),
@@ -233,4 +234,4 @@ def test_corrupted_s1_product_fails_its_pair_in_parallel_workers(small_sim, tmp_
     db = StateDB(default_state_path(str(store)), create=False)
     errors = {err for *_, err in db.failures()}
     db.close()
-    assert errors and all("\n" not in e and "calibration" in e for e in errors), errors
+    assert errors and all("\n" not in e and "measurement" in e for e in errors), errors
