@@ -56,7 +56,8 @@ def product_from_result(r) -> S1Product:
     umm = getattr(r, "umm", {}) or {}
     fp = shapely.geometry.shape(r.geometry)
     if fp.is_empty or fp.geom_type not in ("Polygon", "MultiPolygon") or not fp.is_valid:
-        raise ValueError(f"unusable footprint ({fp.geom_type}, {'empty' if fp.is_empty else 'invalid'})")
+        raise ValueError(f"unusable footprint ({fp.geom_type}, "
+                         f"{'empty' if fp.is_empty else 'invalid'})")
     burst = p.get("burst") or {}
     full = burst.get("fullBurstID") if burst else None
     name = p.get("sceneName") or p.get("fileID")
