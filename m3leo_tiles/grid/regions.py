@@ -97,9 +97,13 @@ def load_aoi(region_or_path: str) -> tuple[str, shapely.Geometry]:
             raise BadInput(f"{value}: not a GeoParquet file ({e})") from None
         if gdf.empty:
             raise BadInput(f"{value}: no geometry in the file")
-        if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-            gdf = gdf.to_crs(4326)
-        return p.stem, _check(shapely.union_all(gdf.geometry.values), value)
+        try:
+            if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+                gdf = gdf.to_crs(4326)
+            geom = shapely.union_all(gdf.geometry.values)
+        except Exception as e:  # noqa: BLE001 - GEOS/PROJ errors on NaN or wild coordinates
+            raise BadInput(f"{value}: unreadable geometry ({' '.join(str(e).split())})") from None
+        return p.stem, _check(geom, value)
     try:
         text = p.read_text()
     except UnicodeDecodeError:

@@ -235,3 +235,15 @@ def test_corrupted_s1_product_fails_its_pair_in_parallel_workers(small_sim, tmp_
     errors = {err for *_, err in db.failures()}
     db.close()
     assert errors and all("\n" not in e and "measurement" in e for e in errors), errors
+
+
+def test_geoparquet_aoi_with_nan_coordinates_is_bad_input(tmp_path, capsys):
+    import geopandas as gpd
+    import shapely
+
+    path = tmp_path / "fields.parquet"
+    gpd.GeoDataFrame(geometry=[shapely.Polygon([(3, 0.5), (float("nan"), 0.5), (3, 0.6)]),
+                               shapely.box(3, 0.5, 3.1, 0.6)], crs=4326).to_parquet(path)
+    line = refused(*run_cli(["grid", "--region", str(path), "--out",
+                             str(tmp_path / "g.parquet")], capsys)[::2])
+    assert "fields.parquet" in line and "unreadable geometry" in line
