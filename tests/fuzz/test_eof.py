@@ -22,6 +22,8 @@ from tests.fuzz import seeds
 from tests.fuzz.mutate import mutated_xml, run_fuzz
 from tests.fuzz.test_safe import DEPTHS, clean_error
 
+#: a parser that hangs fails its test instead of the whole run
+pytestmark = pytest.mark.timeout(240)
 EOF_TAGS = ("File_Type", "Mission", "Validity_Start", "Validity_Stop", "Creation_Date",
             "Ref_Frame", "List_of_OSVs", "OSV", "UTC", "X", "Y", "Z", "VX", "VY", "VZ",
             "Absolute_Orbit", "File_Name")

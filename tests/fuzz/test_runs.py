@@ -25,6 +25,8 @@ from tests.fuzz import seeds
 from tests.fuzz.mutate import mutated_xml, run_fuzz
 from tests.fuzz.test_safe import DEPTHS, MANIFEST_TAGS
 
+#: a parser that hangs fails its test instead of the whole run
+pytestmark = pytest.mark.timeout(240)
 ROOT = Path(__file__).resolve().parents[2]
 AOI_WKT = "POLYGON ((3 0.5, 3.03 0.5, 3.03 0.53, 3 0.53, 3 0.5))"
 HOSTILE_AOIS = {

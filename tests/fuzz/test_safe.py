@@ -21,7 +21,10 @@ from m3leo_tiles.sources.simulated.simulator import REF_NAME
 from tests.fuzz import seeds
 from tests.fuzz.mutate import byte_damage, mutated_xml, run_fuzz
 
-DEPTHS = [pytest.param(False, id="fast"), pytest.param(True, id="deep", marks=pytest.mark.slow)]
+#: a parser that hangs fails its test instead of the whole run
+pytestmark = pytest.mark.timeout(240)
+DEPTHS = [pytest.param(False, id="fast"),
+          pytest.param(True, id="deep", marks=[pytest.mark.slow, pytest.mark.timeout(1800)])]
 #: what the readers use from each file, where most mutations are aimed
 MANIFEST_TAGS = ("dataObject", "fileLocation", "byteStream", "productType", "mode", "number",
                  "familyName", "pass", "relativeOrbitNumber", "orbitNumber", "startTime",
