@@ -65,3 +65,7 @@ class PairError(SarError):
 
 class DemError(SarError):
     """The DEM does not cover a tile (or gave heights on the wrong grid)."""
+
+
+class OrbitFileError(PermanentError, ValueError):
+    """An EOF orbit file that cannot be used (damaged XML, missing or non-numeric vectors)."""

@@ -160,9 +160,9 @@ ASF_CASES = [pytest.param(c, marks=pytest.mark.slow) for c in ("env-password", "
 def test_earthdata_credentials_never_written(tmp_path, channel):
     import rasterio
     import shapely
-    from m3leo_tiles.sources.asf.archive import scan_archive
     from rasterio.transform import from_origin
 
+    from m3leo_tiles.s1.archive import scan_archive
     from tests.sources.test_asf_archive import SLC, _zip_safe
 
     if not SLC.is_dir():

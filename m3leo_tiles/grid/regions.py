@@ -42,7 +42,10 @@ def _from_geojson_text(text: str, where: str) -> shapely.Geometry:
     if not isinstance(doc, dict) or "type" not in doc:
         raise BadInput(f"{where}: not a GeoJSON object")
     if doc["type"] == "FeatureCollection":
-        geoms = [f.get("geometry") for f in doc.get("features", []) if f.get("geometry")]
+        feats = doc.get("features", [])
+        if not isinstance(feats, list) or not all(isinstance(f, dict) for f in feats):
+            raise BadInput(f"{where}: 'features' is not a list of GeoJSON Features")
+        geoms = [f.get("geometry") for f in feats if f.get("geometry")]
     elif doc["type"] == "Feature":
         geoms = [doc.get("geometry")] if doc.get("geometry") else []
     else:
@@ -51,9 +54,10 @@ def _from_geojson_text(text: str, where: str) -> shapely.Geometry:
         raise BadInput(f"{where}: no geometry in the file")
     try:
         parts = [shapely.geometry.shape(g) for g in geoms]
+        geom = shapely.union_all(parts) if len(parts) > 1 else parts[0]
     except Exception as e:  # noqa: BLE001 - shapely raises several kinds for bad coordinates
-        raise BadInput(f"{where}: unreadable geometry ({e})") from None
-    return _check(shapely.union_all(parts) if len(parts) > 1 else parts[0], where)
+        raise BadInput(f"{where}: unreadable geometry ({' '.join(str(e).split())})") from None
+    return _check(geom, where)
 
 
 def _check(geom: shapely.Geometry, where: str) -> shapely.Geometry:
@@ -93,9 +97,13 @@ def load_aoi(region_or_path: str) -> tuple[str, shapely.Geometry]:
             raise BadInput(f"{value}: not a GeoParquet file ({e})") from None
         if gdf.empty:
             raise BadInput(f"{value}: no geometry in the file")
-        if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
-            gdf = gdf.to_crs(4326)
-        return p.stem, _check(shapely.union_all(gdf.geometry.values), value)
+        try:
+            if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
+                gdf = gdf.to_crs(4326)
+            geom = shapely.union_all(gdf.geometry.values)
+        except Exception as e:  # noqa: BLE001 - GEOS/PROJ errors on NaN or wild coordinates
+            raise BadInput(f"{value}: unreadable geometry ({' '.join(str(e).split())})") from None
+        return p.stem, _check(geom, value)
     try:
         text = p.read_text()
     except UnicodeDecodeError:

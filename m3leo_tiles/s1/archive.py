@@ -14,11 +14,12 @@ import os
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from pathlib import Path
 
 import shapely
 
-from ..errors import BadInput
+from ..errors import BadInput, PermanentError
 from .burst_id import BurstId, esa_burst_id
 from .products import S1Product
 
@@ -101,8 +102,17 @@ def product_from_files(name: str, manifest: bytes, annotations: dict[str, bytes]
 
 
 def read_product(path: str | Path) -> S1Product:
-    """One SAFE folder or zip; raises ValueError/OSError/zipfile.BadZipFile if unreadable."""
-    p = Path(path)
+    """One SAFE folder or zip; a PermanentError naming it, in one line, if unreadable."""
+    try:
+        return _read_product(Path(path))
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError, TypeError,
+            LookupError, ArithmeticError, EOFError, ET.ParseError, zlib.error) as e:
+        why = (str(e).splitlines() or [""])[0]
+        raise PermanentError(f"{Path(path).name}: unreadable S1 product: "
+                             f"{type(e).__name__}: {why}") from None
+
+
+def _read_product(p: Path) -> S1Product:
     name = p.name.removesuffix(".zip").removesuffix(".SAFE")
     if p.is_dir():
         ann = {str(f.relative_to(p)): f.read_bytes() for f in (p / "annotation").glob("*.xml")}
@@ -156,7 +166,7 @@ def scan_archive(directory: str | Path) -> ScanResult:
     for p in product_paths(d):
         try:
             out.append(read_product(p))
-        except UNREADABLE as e:
+        except (PermanentError, *UNREADABLE) as e:
             reason = f"{type(e).__name__}: {e}"
             log.warning("skipping %s: %s", p.name, reason)
             out.skipped.append((str(p), reason))

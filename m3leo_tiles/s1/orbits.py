@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import OrbitFileError
 from .products import S1Product
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,29 @@ def header_from_name(name: str, path: str = "") -> OrbitHeader | None:
                        _stamp(m.group(4)), _stamp(m.group(5)))
 
 
+#: what ElementTree, float(), int() and datetime parsing raise on a damaged EOF
+EOF_PARSE_ERRORS = (ValueError, TypeError, AttributeError, IndexError, ArithmeticError,
+                    SyntaxError, OSError)
+
+
+def eof_error(path: str | Path, e: BaseException) -> OrbitFileError:
+    """One line naming the file and what is wrong with it."""
+    first = (str(e).splitlines() or [""])[0][:300]
+    return OrbitFileError(f"{Path(path).name}: unreadable orbit file: {type(e).__name__}: "
+                          f"{first}")
+
+
 def read_header(path: str | Path) -> OrbitHeader:
     """File type, mission and validity from the EOF's fixed header (the name when absent)."""
-    p = Path(path)
+    try:
+        return _read_header(Path(path))
+    except OrbitFileError:
+        raise
+    except EOF_PARSE_ERRORS as e:
+        raise eof_error(path, e) from None
+
+
+def _read_header(p: Path) -> OrbitHeader:
     head = p.read_bytes()[:4096].decode("utf-8", "replace")
 
     def tag(t: str) -> str | None:
@@ -121,7 +142,7 @@ def read_header(path: str | Path) -> OrbitHeader:
                ("S1" + mission_text[-1] if mission_text.startswith("Sentinel-1") else ""))
     start, stop, created = tag("Validity_Start"), tag("Validity_Stop"), tag("Creation_Date")
     if kind not in KINDS or not ((start and stop) or by_name):
-        raise ValueError(f"{p.name}: not a Sentinel-1 POEORB/RESORB orbit file")
+        raise OrbitFileError(f"{p.name}: not a Sentinel-1 POEORB/RESORB orbit file")
     if start and stop:
         t0, t1 = _utc(start), _utc(stop)
     else:  # a header without validity: the standard file name carries it
@@ -134,6 +155,15 @@ def read_header(path: str | Path) -> OrbitHeader:
 def parse_eof(path: str | Path) -> StateVectors:
     """All OSV records of an EOF file, in time order."""
     header = read_header(path)
+    try:
+        return _parse_eof(path, header)
+    except OrbitFileError:
+        raise
+    except EOF_PARSE_ERRORS as e:
+        raise eof_error(path, e) from None
+
+
+def _parse_eof(path: str | Path, header: OrbitHeader) -> StateVectors:
     root = ET.parse(path).getroot()
     t, pos, vel, orb = [], [], [], []
     for osv in root.iter("OSV"):
@@ -142,7 +172,9 @@ def parse_eof(path: str | Path) -> StateVectors:
         vel.append([float(osv.findtext(k) or "") for k in ("VX", "VY", "VZ")])
         orb.append(int(osv.findtext("Absolute_Orbit") or 0))
     if not t:
-        raise ValueError(f"{Path(path).name}: no state vectors")
+        raise OrbitFileError(f"{Path(path).name}: no state vectors")
+    if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
+        raise OrbitFileError(f"{Path(path).name}: state vectors are not finite numbers")
     order = np.argsort(np.array(t))
     return StateVectors(header, np.array(t)[order], np.array(pos)[order], np.array(vel)[order],
                         np.array(orb)[order])

@@ -58,6 +58,9 @@ def product_from_result(r) -> S1Product:
     p = r.properties
     umm = getattr(r, "umm", {}) or {}
     fp = shapely.geometry.shape(r.geometry)
+    if fp.is_empty or fp.geom_type not in ("Polygon", "MultiPolygon") or not fp.is_valid:
+        raise ValueError(f"unusable footprint ({fp.geom_type}, "
+                         f"{'empty' if fp.is_empty else 'invalid'})")
     burst = p.get("burst") or {}
     full = burst.get("fullBurstID") if burst else None
     name = p.get("sceneName") or p.get("fileID")
@@ -88,6 +91,22 @@ def product_from_result(r) -> S1Product:
         md5=p.get("md5sum"), burst_ids=(full,) if full else (), extra=extra)
 
 
+def _all_pages(asf_search, args: dict) -> list:
+    """asf_search.search, page by page, refusing an answer that never ends: asf_search follows
+    CMR-Search-After for as long as the server sends it, so a server (or proxy) that keeps
+    answering the same or an empty page would make it loop forever."""
+    out, seen = [], set()
+    for page in asf_search.search_generator(**args):
+        keys = {(p.meta.get("concept-id"), p.properties.get("fileID")) for p in page}
+        if not page.searchComplete and (not page or keys <= seen):
+            raise PermanentError("ASF search: CMR keeps answering "
+                                 f"{'an empty page' if not page else 'the same results'} "
+                                 "and asks for more; stopping")
+        seen |= keys
+        out.extend(page)
+    return out
+
+
 def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: bool = False,
                     host: str | None = None, session=None, max_results: int | None = None,
                     polarisation: str | None = None) -> list[S1Product]:
@@ -112,18 +131,23 @@ def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: 
     if polarisation:
         args["polarization"] = polarisation
     try:
-        results = asf_search.search(**args)
+        results = _all_pages(asf_search, args)
     except asf_search.ASFSearch5xxError as e:
         raise TransientError(f"ASF search failed (server error): {e}") from e
     except asf_search.ASFSearch4xxError as e:
         raise PermanentError(f"ASF search refused the query: {e}") from e
     except (asf_search.ASFSearchError, requests.RequestException) as e:
         raise TransientError(f"ASF search failed: {e}") from e
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        # asf_search reads CMR's JSON without checks: a malformed answer lands here
+        raise PermanentError(f"ASF search: unreadable answer from CMR "
+                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     out = []
     for r in results:
         try:
             out.append(product_from_result(r))
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                shapely.errors.ShapelyError) as e:
             log.warning("ignoring unreadable search result %s: %s",
                         r.properties.get("fileID"), e)
     lo = dt.datetime.combine(start, dt.time())

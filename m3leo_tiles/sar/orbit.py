@@ -18,6 +18,9 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from ..errors import OrbitFileError
+from ..s1.orbits import EOF_PARSE_ERRORS, eof_error
+
 NS = np.timedelta64(1, "ns")
 _NODES = 4  # nodes per Hermite segment (2 either side): 8 constraints -> degree 7
 
@@ -143,17 +146,28 @@ def _parse_utc(text: str) -> np.datetime64:
 
 def read_eof(path: str | Path) -> Orbit:
     """Parse an ESA AUX_POEORB/AUX_RESORB Earth Explorer file (UTC times, Earth-fixed)."""
+    try:
+        return _read_eof(path)
+    except OrbitFileError:
+        raise
+    except EOF_PARSE_ERRORS as e:
+        raise eof_error(path, e) from None
+
+
+def _read_eof(path: str | Path) -> Orbit:
     root = ET.parse(path).getroot()
     frame = root.findtext(".//Variable_Header/Ref_Frame") or "EARTH_FIXED"
     if frame.strip().upper() != "EARTH_FIXED":
-        raise ValueError(f"{path}: orbit frame {frame!r} is not EARTH_FIXED")
+        raise OrbitFileError(f"{Path(path).name}: orbit frame {frame!r} is not EARTH_FIXED")
     times, pos, vel = [], [], []
     for osv in root.iter("OSV"):
         times.append(_parse_utc(osv.findtext("UTC")))
         pos.append([float(osv.findtext(a)) for a in ("X", "Y", "Z")])
         vel.append([float(osv.findtext(a)) for a in ("VX", "VY", "VZ")])
     if not times:
-        raise ValueError(f"{path}: no OSV records")
+        raise OrbitFileError(f"{Path(path).name}: no OSV records")
+    if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
+        raise OrbitFileError(f"{Path(path).name}: state vectors are not finite numbers")
     return Orbit.from_vectors(np.array(times), np.array(pos), np.array(vel))
 
 

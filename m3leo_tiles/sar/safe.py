@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import os
 import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +31,37 @@ C = 299_792_458.0
 
 __all__ = ["C", "SafeError", "Swath", "Burst", "open_swath", "list_swaths", "product_attrs",
            "product_files"]
+
+
+
+#: what a damaged or hostile SAFE makes the XML/zip/schema readers raise (xmlschema's
+#: decoding errors are ValueErrors; ElementTree's ParseError is a SyntaxError)
+_PARSE_ERRORS = (ValueError, LookupError, TypeError, AttributeError, ArithmeticError,
+                 SyntaxError, EOFError, OSError, AssertionError, zlib.error, zipfile.BadZipFile)
+
+
+#: LUT groups and their value variables: calibrate.py interpolates them and hands the row
+#: indices to compiled kernels, so their axes must be numeric, finite and increasing
+_LUTS = {"calibration": ("sigmaNought", "betaNought", "gamma", "dn"),
+         "noise_range": ("noiseRangeLut",), "noise_azimuth": ("noiseAzimuthLut",)}
+
+
+def _check_lut(ds: xr.Dataset, values: tuple[str, ...]) -> None:
+    """ValueError unless the LUT axes are increasing finite numbers and the values finite."""
+    for axis in ("line", "pixel"):
+        if axis in ds.coords:
+            a = np.asarray(ds[axis].values, dtype=np.float64)  # ValueError if not numbers
+            if a.size == 0 or not np.isfinite(a).all() or np.any(np.diff(a) <= 0):
+                raise ValueError(f"LUT {axis} axis is not increasing finite numbers")
+    for var in values:
+        if var in ds and not np.isfinite(np.asarray(ds[var].values, np.float64)).all():
+            raise ValueError(f"LUT {var} holds non-finite values")
+
+
+def _why(e: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    first = (str(e).splitlines() or [""])[0]
+    return f"{type(e).__name__}: {first[:300]}"
 
 
 @dataclass
@@ -88,9 +121,15 @@ class Swath:
             raise SafeError(f"{self.name}: no {meta} annotation for {self.swath}/{self.pol}")
         try:
             with self._fs.open(path) as f:
-                return sentinel1.METADATA_OPENERS[meta](f, attrs={})
+                ds = sentinel1.METADATA_OPENERS[meta](f, attrs={})
+            if meta in _LUTS:
+                _check_lut(ds, _LUTS[meta])
+            return ds
         except FileNotFoundError as e:
             raise SafeError(f"{self.name}: {meta} file missing: {e}") from None
+        except _PARSE_ERRORS as e:
+            raise SafeError(f"{self.name}: unreadable {meta} of {self.swath}/{self.pol}: "
+                            f"{_why(e)}") from None
 
     @cached_property
     def calibration(self) -> xr.Dataset:
@@ -191,9 +230,12 @@ def product_files(product: str | Path) -> tuple[dict, dict[str, str], fsspec.Abs
     except FileNotFoundError:
         raise SafeError(f"{product}: no manifest.safe") from None
     except Exception as e:
-        raise SafeError(f"{product}: unreadable manifest: {e}") from None
-    groups = sentinel1.find_available_groups(files, root, attrs["product_type"], fs=fs,
-                                                check_files_exist=True)
+        raise SafeError(f"{product}: unreadable manifest: {_why(e)}") from None
+    try:
+        groups = sentinel1.find_available_groups(files, root, attrs["product_type"], fs=fs,
+                                                    check_files_exist=True)
+    except _PARSE_ERRORS as e:
+        raise SafeError(f"{product}: unusable manifest: {_why(e)}") from None
     out: dict[str, str] = {}
     for g, paths in groups.items():
         if g.count("/") == 1:
@@ -249,6 +291,17 @@ def open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path 
 
 def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None,
                 orbit: Orbit | None) -> Swath:
+    """`_parse_swath`, with whatever a damaged annotation raises turned into one SafeError."""
+    try:
+        return _parse_swath(product, swath, pol, orbit_dir, orbit)
+    except SafeError:
+        raise
+    except _PARSE_ERRORS as e:
+        raise SafeError(f"{product}: unreadable {swath}/{pol} annotation: {_why(e)}") from None
+
+
+def _parse_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path | None,
+                 orbit: Orbit | None) -> Swath:
     attrs, files, fs, root, vsi = product_files(product)
     key = f"{swath}/{pol}"
     if key not in files:
@@ -323,7 +376,7 @@ def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path
         name = name.removesuffix(ext)
     meas_rel = files[key + "/measurement"][len(root):].lstrip("/")
     attrs = dict(attrs)
-    return Swath(
+    sw = Swath(
         product=str(product), name=name, swath=swath, pol=pol,
         measurement=f"{vsi}/{meas_rel}", attrs=attrs, t_ref=t_ref, orbit=orbit,
         wavelength=C / float(pinfo["radarFrequency"]),
@@ -335,6 +388,26 @@ def _open_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Path
         incidence_mid=float(iinfo.get("incidenceAngleMidSwath", 38.0)),
         _files=files, _fs=fs,
     )
+    _check_geometry(sw, f"{product}: {key} annotation")
+    return sw
+
+
+def _check_geometry(sw: Swath, where: str) -> None:
+    """Refuse numbers no real annotation has (NaN, zero, negative): downstream they would
+    become garbage pixels or out-of-range indices, not an error."""
+    for what, v in (("azimuthTimeInterval", sw.dt), ("rangeSamplingRate", sw.fs),
+                    ("slantRangeTime", sw.tau0), ("radarFrequency", C / sw.wavelength),
+                    ("numberOfLines", sw.n_lines), ("numberOfSamples", sw.n_samples),
+                    ("linesPerBurst", sw.lines_per_burst)):
+        if not (np.isfinite(v) and v > 0):
+            raise SafeError(f"{where}: {what} is {v}")
+    if not np.isfinite(sw.steering_rate):
+        raise SafeError(f"{where}: azimuthSteeringRate is {sw.steering_rate}")
+    if not (np.isfinite(sw.orbit.t).all() and np.isfinite(sw.orbit.pos).all()
+            and np.isfinite(sw.orbit.vel).all()):
+        raise SafeError(f"{where}: orbit state vectors are not finite")
+    if not all(np.isfinite(b.t0) for b in sw.bursts):
+        raise SafeError(f"{where}: a burst azimuthTime is not a time")
 
 
 def list_swaths(product: str | Path) -> list[tuple[str, str]]:

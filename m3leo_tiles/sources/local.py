@@ -134,16 +134,24 @@ def _stac_features(path: Path, seen: set[Path]) -> list[tuple[dict, Path]]:
     seen.add(path)
     try:
         doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise BadInput(f"cannot read STAC file {path}: {e}") from None
-    kind = doc.get("type")
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        why = " ".join(str(e).split())[:200]
+        raise BadInput(f"cannot read STAC file {path}: {type(e).__name__}: {why}") from None
+    kind = doc.get("type") if isinstance(doc, dict) else None
     if kind == "FeatureCollection":
-        return [(f, path.parent) for f in doc.get("features", [])]
+        feats = doc.get("features", [])
+        if not isinstance(feats, list):
+            raise BadInput(f"STAC file {path}: 'features' is not a list")
+        return [(f, path.parent) for f in feats]
     if kind == "Feature":
         return [(doc, path.parent)]
     if kind in ("Catalog", "Collection"):
         out = []
-        for link in doc.get("links", []):
+        links = doc.get("links", [])
+        if not isinstance(links, list) or not all(
+                isinstance(lk, dict) and isinstance(lk.get("href", ""), str) for lk in links):
+            raise BadInput(f"STAC file {path}: 'links' is not a list of links with hrefs")
+        for link in links:
             href = link.get("href", "")
             if link.get("rel") in ("item", "child") and "://" not in href:
                 out += _stac_features(path.parent / href, seen)
@@ -153,20 +161,51 @@ def _stac_features(path: Path, seen: set[Path]) -> list[tuple[dict, Path]]:
 
 def _load_items_json(path: Path) -> list[Item]:
     items = []
-    for f, base in _stac_features(path, set()):
-        props = f.get("properties", {})
-        when = props.get("datetime")
-        coll = f.get("collection", "")
-        assets = {_asset_key(coll, k): str((base / a["href"]).resolve())
-                  if "://" not in a["href"] else a["href"] for k, a in f.get("assets", {}).items()}
-        bbox = f.get("bbox") or (shapely.geometry.shape(f["geometry"]).bounds
-                                 if f.get("geometry") else None)
-        if bbox is None:
-            bbox = _raster_bbox(Path(next(iter(assets.values()))))
-        items.append(Item(f["id"], coll,
-                          dt.datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
-                          tuple(bbox), assets, props))
+    for k, (f, base) in enumerate(_stac_features(path, set())):
+        try:
+            items.append(_item(f, base))
+        except (PermanentError, KeyError, TypeError, ValueError, AttributeError, IndexError,
+                OverflowError, shapely.errors.ShapelyError) as e:
+            why = " ".join(str(e).split())[:200] or type(e).__name__
+            fid = f.get("id") if isinstance(f, dict) else None
+            raise BadInput(f"STAC file {path}: feature {k} ({fid!r}) is unusable: "
+                           f"{type(e).__name__}: {why}") from None
     return items
+
+
+def _item(f: dict, base: Path) -> Item:
+    """One STAC Item, checked where a damaged file would otherwise fail later, per tile."""
+    if not isinstance(f.get("id"), str) or not f["id"]:
+        raise ValueError("no string id")
+    props = f.get("properties") or {}
+    if not isinstance(props, dict):
+        raise ValueError("properties is not an object")
+    coll = f.get("collection", "")
+    if not isinstance(coll, str):
+        raise ValueError("collection is not a string")
+    assets = {}
+    for key, a in (f.get("assets") or {}).items():
+        href = a["href"]
+        if not isinstance(href, str) or not href:
+            raise ValueError(f"asset {key!r} has no href")
+        assets[_asset_key(coll, key)] = href if "://" in href else str((base / href).resolve())
+    bbox = f.get("bbox") or (shapely.geometry.shape(f["geometry"]).bounds
+                             if f.get("geometry") else None)
+    if bbox is None:
+        if not assets:
+            raise ValueError("no bbox, no geometry and no asset to place it")
+        bbox = _raster_bbox(Path(next(iter(assets.values()))))
+    if len(bbox) == 6:  # a 3-D bbox: lon/lat are 0, 1, 3, 4
+        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
+    bbox = tuple(float(v) for v in bbox)
+    if len(bbox) != 4 or not all(np.isfinite(bbox)) or bbox[0] > bbox[2] or bbox[1] > bbox[3]:
+        raise ValueError(f"bbox {list(bbox)} is not [west, south, east, north] in degrees")
+    when = props.get("datetime")
+    if when is not None:
+        when = dt.datetime.fromisoformat(str(when).replace("Z", "+00:00"))
+        if when.tzinfo is None:  # STAC datetimes are UTC
+            when = when.replace(tzinfo=dt.UTC)
+    return Item(f["id"], coll, when, bbox, assets, props)
 
 
 def _scan_directory(root: Path) -> list[Item]:
@@ -205,8 +244,12 @@ def _scan_directory(root: Path) -> list[Item]:
             try:
                 props = json.loads(meta.read_text()).get("properties", {})
                 when = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
-            except (OSError, ValueError, KeyError):
-                props = {}
+                if when.tzinfo is None:  # STAC datetimes are UTC
+                    when = when.replace(tzinfo=dt.UTC)
+            except (OSError, ValueError, LookupError, TypeError, AttributeError) as e:
+                # a damaged item JSON: the folder name still dates the scene
+                log.warning("local archive: ignoring %s (%s: %s)", meta, type(e).__name__, e)
+                props, when = {}, None
         if when is None:
             d = re.search(r"(20\d{6})", folder.name)
             if not d:

@@ -4,7 +4,8 @@ Serves the discovery document and algorithms list (tests/data/ee, from the earth
 wheel), and answers `POST .../image:computePixels` with NPY bytes of a structured array, one
 field per requested band, on the requested grid. `algorithms_error` makes the algorithms list
 (the call `ee.Initialize` makes) answer an error instead, as for an unregistered project. `script` holds canned answers that come first:
-("error", code, message) or ("raw", bytes); then every band gets `fill(band, grid)`.
+("error", code, message), ("raw", bytes) or ("raw-error", code, bytes); then every band gets
+`fill(band, grid)`.
 `POST /token` is an OAuth token endpoint for service-account keys whose `token_uri` points
 here: it answers `minted_token`. Every request records its Authorization header.
 """
@@ -87,6 +88,9 @@ class EEServer:
                         return self._send(code, json.dumps(err).encode(), "application/json")
                     if kind == "raw":
                         return self._send(200, rest[0], "application/octet-stream")
+                    if kind == "raw-error":  # any status with any body (hostile answers)
+                        code, body = rest
+                        return self._send(code, body, "application/json")
                 grid = body["grid"]
                 w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
                 bands = body.get("bandIds") or ["b"]

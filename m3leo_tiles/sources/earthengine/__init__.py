@@ -120,6 +120,44 @@ def _region(tile: TileRef):
     return ee.Geometry.MultiPolygon(rings, "EPSG:4326", False)
 
 
+def decode_npy(raw: object, bands: list[str], shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Band arrays from a computePixels NPY body, checked before anything is allocated.
+
+    The header is read first: a body whose header promises another shape, other fields or
+    non-numeric types is refused without reading (or allocating) its data, so a damaged or
+    hostile answer costs nothing; a body cut short is a TransientError (the transfer broke).
+    """
+    if not isinstance(raw, bytes | bytearray):
+        raise PermanentError(f"Earth Engine answered {type(raw).__name__}, not NPY bytes")
+    buf = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(buf)
+        header = {(1, 0): np.lib.format.read_array_header_1_0,
+                  (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+        if header is None:
+            raise ValueError(f"NPY format version {version} is not one Earth Engine writes")
+        hshape, fortran, dtype = header(buf)
+    except Exception as e:  # noqa: BLE001 - numpy's header parser raises SyntaxError,
+        # tokenize.TokenError, ValueError... on damaged text: all mean a malformed body
+        why = (str(e).splitlines() or [""])[0][:200]
+        raise TransientError(f"Earth Engine returned a malformed NPY body: {why}") from None
+    names = dtype.names or ()
+    missing = [b for b in bands if b not in names]
+    if missing or tuple(hshape) != tuple(shape) or fortran:
+        raise PermanentError(f"Earth Engine answer has fields {names or None} and shape "
+                             f"{tuple(hshape)}, expected {bands} on {tuple(shape)}")
+    odd = [b for b in bands if dtype[b].kind not in "biuf" or dtype[b].shape]
+    if odd:
+        raise PermanentError(f"Earth Engine answer has non-numeric bands {odd} "
+                             f"({', '.join(str(dtype[b]) for b in odd)})")
+    try:
+        arr = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        why = (str(e).splitlines() or [""])[0][:200]
+        raise TransientError(f"Earth Engine returned a malformed NPY body: {why}") from None
+    return {b: np.asarray(arr[b]) for b in bands}
+
+
 class EarthEngineSource(Source):
     name = "earthengine"
     modalities = ("s2", "s2rgb", "dem", "esawc", "s1grd-ee", "treecover", "ghsbuilt", "gssic",
@@ -289,6 +327,7 @@ class EarthEngineSource(Source):
     def _pixels(self, image, bands: list[str], grid: GridSpec, itemsize: int) -> dict:
         """Band arrays; splits the bands when a request would pass the 48 MiB cap."""
         import ee
+        import google.auth.exceptions
 
         if len(bands) > 1 and len(bands) * grid.width * grid.height * itemsize > REQUEST_CAP:
             half = len(bands) // 2
@@ -308,15 +347,10 @@ class EarthEngineSource(Source):
             raise PermanentError(f"Earth Engine: {msg}") from None
         except (OSError, TimeoutError) as e:  # connection reset, socket timeout
             raise TransientError(f"Earth Engine connection: {e}") from None
-        try:
-            arr = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise TransientError(f"Earth Engine returned a malformed NPY body: {e}") from None
-        missing = [b for b in bands if arr.dtype.names is None or b not in arr.dtype.names]
-        if missing or arr.shape != grid.shape:
-            raise PermanentError(f"Earth Engine answer has fields {arr.dtype.names} and shape "
-                                 f"{arr.shape}, expected {bands} on {grid.shape}")
-        return {b: np.asarray(arr[b]) for b in bands}
+        except google.auth.exceptions.GoogleAuthError as e:  # a 401 the token cannot mend
+            raise AuthError(f"Earth Engine credentials refused: "
+                            f"{' '.join(str(e).split())[:300]}") from None
+        return decode_npy(raw, bands, grid.shape)
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
@@ -369,4 +403,4 @@ class EarthEngineSource(Source):
             yield TileResult(tid, "done", data, items=(f"ee:{modality.name}:{period.label}",))
 
 
-__all__ = ["EarthEngineSource"]
+__all__ = ["EarthEngineSource", "decode_npy"]
