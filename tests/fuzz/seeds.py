@@ -16,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from m3leo_tiles.sources.simulated.simulator import (
-    FILE_STEM,
-    POL_INDEX,
-    REF_NAME,
-    _manifest_only_iw2,
-    _template,
-)
+from m3leo_tiles.sources.simulated.safe_writer import _manifest_only
+from m3leo_tiles.sources.simulated.templates import TRACKS
+
+ASC = TRACKS["asc"]
+REF_NAME = ASC.name
 
 #: list elements cut to this many entries in the seed (the rest of the XML is ESA's)
 KEEP = {"antennaPatternList": 2, "noiseList": 2, "burstList": 3, "geolocationGridPointList": 42,
@@ -32,7 +30,7 @@ XML_HEAD = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
 def trimmed(name: str) -> bytes:
-    root = ET.fromstring(_template(name))
+    root = ET.fromstring(ASC.read(name))
     for el in root.iter():
         n = KEEP.get(el.tag)
         if n is not None and len(el) > n:
@@ -44,9 +42,9 @@ def trimmed(name: str) -> bytes:
 
 def safe_parts() -> dict[str, bytes]:
     """{relative path: bytes} of a small but complete IW2 SLC product (VV and VH)."""
-    parts = {"manifest.safe": _manifest_only_iw2(_template("manifest.safe")).encode()}
+    parts = {"manifest.safe": _manifest_only(ASC.read("manifest.safe"), "iw2").encode()}
     for pol in ("vv", "vh"):
-        stem = FILE_STEM.format(pol=pol, n=POL_INDEX[pol])
+        stem = ASC.file_stem.format(pol=pol, n=ASC.index(pol))
         parts[f"annotation/{stem}.xml"] = trimmed(f"annotation-iw2-{pol}.xml")
         for kind in ("calibration", "noise"):
             parts[f"annotation/calibration/{kind}-{stem}.xml"] = trimmed(f"{kind}-iw2-{pol}.xml")

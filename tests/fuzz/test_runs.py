@@ -20,9 +20,9 @@ import pytest
 
 from m3leo_tiles.cli import main
 from m3leo_tiles.modalities import S2_BANDS
-from m3leo_tiles.sources.simulated.simulator import REF_NAME
 from tests.fuzz import seeds
 from tests.fuzz.mutate import mutated_xml, run_fuzz
+from tests.fuzz.seeds import REF_NAME
 from tests.fuzz.test_safe import DEPTHS, MANIFEST_TAGS
 
 #: a parser that hangs fails its test instead of the whole run

@@ -17,9 +17,9 @@ from m3leo_tiles.errors import M3leoError
 from m3leo_tiles.s1.archive import read_product, scan_archive
 from m3leo_tiles.sar import safe
 from m3leo_tiles.sar.calibrate import lut_parts
-from m3leo_tiles.sources.simulated.simulator import REF_NAME
 from tests.fuzz import seeds
 from tests.fuzz.mutate import byte_damage, mutated_xml, run_fuzz
+from tests.fuzz.seeds import REF_NAME
 
 #: a parser that hangs fails its test instead of the whole run
 pytestmark = pytest.mark.timeout(240)
