@@ -117,7 +117,8 @@ def check_same_track(a_prod: Product, b_prod: Product) -> None:
         ids_a = {x.burst_id for x in next(iter(a_prod.swaths[s].values())).bursts}
         ids_b = {x.burst_id for x in next(iter(b_prod.swaths[s].values())).bursts}
         if None not in ids_a and None not in ids_b and not ids_a & ids_b:
-            raise PairError(f"no common burst in {s}: {sorted(ids_a)} vs {sorted(ids_b)}")
+            raise PairError(f"no common burst in {s}: {sorted(map(str, ids_a))} vs "
+                            f"{sorted(map(str, ids_b))}")
     fa, fb = a_prod.footprint, b_prod.footprint
     if fa.intersection(fb).area < 0.05 * min(fa.area, fb.area):
         raise PairError("the products do not overlap (footprints share < 5% of their area)")
