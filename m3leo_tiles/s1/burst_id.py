@@ -66,15 +66,17 @@ class BurstId:
                    subswath: str, end_relative_orbit: int | None = None) -> BurstId:
         """The id of a burst from its mid sensing time and the product's ANX time.
 
-        A product spanning the ascending node lists two relative orbits (start, end); bursts
-        sensed more than one orbit period after `anx` belong to the end track. The burst
-        number counts from track 1 whichever track the burst is on.
+        A product spanning the ascending node lists two relative orbits (start, end). The
+        number counts burst cycles from track 1's node whichever track the burst is on; a
+        cycle that starts after the next node belongs to the end track, so the bursts of one
+        cycle (one number, three swaths) are always on one track.
         """
-        since = (burst_centre - anx).total_seconds()
+        number = esa_burst_id(relative_orbit, burst_centre, anx)
+        cycle_start = T_PRE + (number - 1) * T_BEAM  # s since track 1's ascending node
         track = relative_orbit
-        if since >= T_ORB and end_relative_orbit is not None:
+        if end_relative_orbit is not None and cycle_start >= relative_orbit * T_ORB:
             track = end_relative_orbit
-        return cls(track, esa_burst_id(relative_orbit, burst_centre, anx), subswath)
+        return cls(track, number, subswath)
 
     def __str__(self) -> str:
         return f"{self.relative_orbit:03d}_{self.number:06d}_{self.subswath}"

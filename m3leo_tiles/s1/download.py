@@ -1,4 +1,5 @@
-"""Resumable, verified S1 downloads with Earthdata Login, a size-capped LRU cache.
+"""Resumable, verified S1 downloads with Earthdata Login into a size-capped LRU cache shared by
+workers (a lock per file), and ASF burst products fetched and assembled into SAFEs there.
 
 asf_search's own download is a single streamed GET that keeps a partial file on failure and
 checks nothing, so we do our own: Range resume into `<name>.part`, size + MD5 check against

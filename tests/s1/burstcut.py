@@ -9,7 +9,6 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import rasterio
 
 _FILE = re.compile(r"(?:(calibration|noise|rfi)-)?s1[abcd]-(iw\d)-slc-(\w\w)-")
@@ -75,4 +74,4 @@ def cut(safe: Path, swath: str, index: int, dest: Path, pols=("VV", "VH")) -> li
     return out
 
 
-__all__ = ["burst_tiff", "cut", "metadata_xml", "n_bursts", "np"]
+__all__ = ["burst_tiff", "cut", "metadata_xml", "n_bursts"]

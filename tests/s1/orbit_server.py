@@ -2,10 +2,9 @@
 
 The real service (https://s1-orbits.asf.alaska.edu, github.com/ASFHyP3/sentinel1-orbits)
 answers `GET /scene/{scene}` with a redirect to the chosen EOF in the `s1-orbits` bucket
-(`/AUX_POEORB/<name>.EOF` or `/AUX_RESORB/...`), 400 for a name that is not an S1 scene and
-404 when no orbit covers it; the bucket also answers S3 ListObjectsV2
-(`GET /?list-type=2&prefix=...`). The choice here is the service's own: POEORB covering the
-scene +-60 s first, else the newest RESORB; knobs make it misbehave on purpose.
+(`/AUX_POEORB/<name>.EOF` or `/AUX_RESORB/...`, a plain S3 GET), 400 for a name that is not
+an S1 scene and 404 when no orbit covers it. The choice here is the service's own: POEORB
+covering the scene +-60 s first, else the newest RESORB; knobs make it misbehave on purpose.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import re
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from xml.sax.saxutils import escape
 
 from m3leo_tiles.s1.orbits import header_from_name
 
@@ -94,17 +92,6 @@ class FakeOrbits:
                     if key is None:
                         return self._send(404, b'{"detail": "no orbit"}', "application/json")
                     return self._send(302, b"", "text/plain", {"Location": f"{fake.url}/{key}"})
-                q = urllib.parse.parse_qs(url.query)
-                if url.path == "/" and q.get("list-type") == ["2"]:
-                    prefix = q.get("prefix", [""])[0]
-                    keys = sorted(k for k in fake.objects if k.startswith(prefix))
-                    items = "".join(f"<Contents><Key>{escape(k)}</Key><Size>"
-                                    f"{len(fake.objects[k])}</Size></Contents>" for k in keys)
-                    body = ('<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns='
-                            '"http://s3.amazonaws.com/doc/2006-03-01/"><Name>s1-orbits</Name>'
-                            f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(keys)}</KeyCount>"
-                            f"<IsTruncated>false</IsTruncated>{items}</ListBucketResult>")
-                    return self._send(200, body.encode(), "application/xml")
                 key = url.path.lstrip("/")
                 if key in fake.objects:
                     return self._send(200, fake.objects[key], "binary/octet-stream")

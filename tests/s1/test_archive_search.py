@@ -86,3 +86,34 @@ def test_empty_archive_keeps_the_rolling_default(tmp_path, aoi, capsys):
     code, text = _main(["s1", "search", "--aoi", str(aoi), "--archive", str(tmp_path / "empty"),
                         "--out", str(tmp_path / "p.parquet")], capsys)
     assert code == 0 and "0 pair(s)" in text and "hint" not in text, text
+
+
+def test_scan_product_spanning_the_ascending_node(tmp_path):
+    """A manifest listing two tracks (108 -> 109) and two absolute orbits is read; computed
+    burst ids move to track 109 for bursts a full orbit period after the ANX."""
+    import datetime as dt
+    import re
+
+    from m3leo_tiles.s1.archive import read_product
+    from m3leo_tiles.s1.burst_id import T_ORB
+
+    safe = tmp_path / f"{REF}.SAFE"
+    shutil.copytree(SLC / f"{REF}.SAFE", safe,
+                    ignore=shutil.ignore_patterns("measurement", "preview", "support"))
+    for f in (safe / "annotation").glob("*.xml"):
+        f.write_text(re.sub(r"<burstId[^>]*>\d+</burstId>", "", f.read_text()))
+    anx = dt.datetime(2025, 4, 6, 2, 20, 23) - dt.timedelta(seconds=T_ORB)
+    man = safe / "manifest.safe"
+    text = man.read_text()
+    text = text.replace('<safe:orbitNumber type="stop">58630<', '<safe:orbitNumber type="stop">58631<')
+    text = text.replace('<safe:relativeOrbitNumber type="stop">108<',
+                        '<safe:relativeOrbitNumber type="stop">109<')
+    text = re.sub(r"<s1:ascendingNodeTime>[^<]+<", f"<s1:ascendingNodeTime>{anx.isoformat()}<", text)
+    man.write_text(text)
+    p = read_product(safe)
+    assert (p.relative_orbit, p.absolute_orbit) == (108, 58630)
+    tracks = {b.split("_")[0] for b in p.burst_ids}
+    assert tracks == {"108", "109"} and len(p.burst_ids) == 27
+    early = [b for b in p.bursts if b.relative_orbit == 108]
+    late = [b for b in p.bursts if b.relative_orbit == 109]
+    assert max(b.number for b in early) < min(b.number for b in late)  # numbers run on
