@@ -219,3 +219,11 @@ def test_cli_refuses_an_unsafe_store_in_one_line(tmp_path):
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and "sftp:// is not crash-safe" in p.stderr, p.stderr
     assert not list(tmp_path.glob("m3leo-tiles/*"))
+
+
+def test_an_unknown_protocol_is_one_clear_error():
+    from m3leo_tiles.errors import BadInput
+    from m3leo_tiles.store.store import TileStore
+
+    with pytest.raises(BadInput, match="nosuch://b/r.zarr: Protocol not known: nosuch"):
+        TileStore.open("nosuch://b/r.zarr", mode="r")
