@@ -86,7 +86,8 @@ def _outputs(work: Path) -> list[Path]:
     return [p for p in work.iterdir() if p.name not in ("home", "inputs")]
 
 
-EE_CASES = ["env-token", "key-google-env",
+# about 8 s each: one channel in the fast suite, the others with --runslow
+EE_CASES = ["env-token", pytest.param("key-google-env", marks=pytest.mark.slow),
             pytest.param("option-token", marks=pytest.mark.slow),
             pytest.param("key-ee-env", marks=pytest.mark.slow),
             pytest.param("key-option", marks=pytest.mark.slow)]

@@ -31,11 +31,10 @@ def preview_grid(gdf, aoi, out: str | Path, title: str = "") -> Path:
         ax.add_collection(PolyCollection(verts, facecolors=fc, edgecolors="k",
                                          linewidths=0.2 if len(gdf) < 2000 else 0.0, alpha=0.8))
     else:
-        import shapely
+        from .tiles import lonlat_centres
 
         # big grids: one square marker per tile centre, sized to the tile on screen
-        c = shapely.centroid(np.asarray(gdf.geometry.values))
-        x, y = shapely.get_x(c), shapely.get_y(c)
+        x, y = lonlat_centres(np.asarray(gdf.geometry.values))
         b = gdf.geometry.bounds
         ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
         ax.set_ylim(y.min() - 0.5, y.max() + 0.5)

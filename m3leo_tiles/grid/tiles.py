@@ -108,8 +108,9 @@ class Tile:
         return GridSpec(self.epsg, xmin, ymax, float(res), float(res), n, n)
 
     @cached_property
-    def polygon_lonlat(self) -> shapely.Polygon:
-        """The tile square in EPSG:4326, edges densified so the curve is followed to < 1 m."""
+    def polygon_lonlat(self) -> shapely.Polygon | shapely.MultiPolygon:
+        """The tile square in EPSG:4326, edges densified so the curve is followed to < 1 m;
+        a MultiPolygon cut at 180 degrees for a tile that straddles the antimeridian."""
         return tile_polygons_lonlat(self.epsg, np.array([self.col]), np.array([self.row]),
                                     self.size)[0]
 

@@ -22,7 +22,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -271,7 +271,7 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
 Task = tuple  # the positional arguments of run_unit
 
 
-def _execute_joblib(tasks: list[Task], workers: int) -> Iterable[list[Outcome]]:
+def _execute_joblib(tasks: list[Task], workers: int) -> Generator[list[Outcome]]:
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
             yield run_unit(*t)
@@ -283,7 +283,7 @@ def _execute_joblib(tasks: list[Task], workers: int) -> Iterable[list[Outcome]]:
         delayed(run_unit)(*t) for t in tasks)
 
 
-def _execute_dask(tasks: list[Task], scheduler: str) -> Iterable[list[Outcome]]:
+def _execute_dask(tasks: list[Task], scheduler: str) -> Generator[list[Outcome]]:
     from distributed import Client, as_completed
 
     with Client(scheduler) as client:

@@ -219,10 +219,9 @@ def _locked_run(req: FetchRequest, jobs: list[ModalityJob], store: TileStore | N
                 ids: list[str], state_path: str, db: StateDB | None,
                 name: str | None) -> RunSummary:
     """Create or heal the store, then execute, all under the run lock."""
-    existing = store is not None
     with RunLock(state_path + ".lock"):
-        if not existing:
-            store = TileStore.create(req.store, name, table, req.tile_size)
+        if store is None:
+            store = TileStore.create(req.store, name or "", table, req.tile_size)
         if db is None:
             db = StateDB(state_path, req.store)
         removed = store.cleanup_partials()

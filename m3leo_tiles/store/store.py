@@ -91,7 +91,12 @@ def zarr_store(url: str, read_only: bool = False):
         return LocalStore(_local_path(url), read_only=read_only)
     from zarr.storage import FsspecStore
 
-    return FsspecStore.from_url(url, read_only=read_only)
+    try:
+        return FsspecStore.from_url(url, read_only=read_only)
+    except ImportError as e:  # fsspec names the package its protocol needs (s3fs, gcsfs...)
+        raise BadInput(f"store {url}: {str(e).splitlines()[0]}") from None
+    except ValueError as e:  # an unknown protocol
+        raise BadInput(f"store {url}: {e}") from None
 
 
 def default_state_path(url: str) -> str:
@@ -137,9 +142,9 @@ class TileStore:
             raise BadInput(f"no store at {url}")
         if mode != "r":
             check_writable_url(url)
+        zs = zarr_store(url, read_only=(mode == "r"))  # a clear error for a bad URL
         try:
-            root = zarr.open_group(zarr_store(url, read_only=(mode == "r")), mode=mode,
-                                   zarr_format=3)
+            root = zarr.open_group(zs, mode=mode, zarr_format=3)
         except Exception as e:  # noqa: BLE001 - zarr raises many kinds for a foreign path
             raise BadInput(f"{url} is not a Zarr v3 store: {type(e).__name__}") from None
         meta = root.attrs.get("m3leo_tiles")

@@ -125,3 +125,15 @@ def test_splits_stripe_across_the_antimeridian():
     changes = np.count_nonzero(s[order][1:] != s[order][:-1])
     assert changes <= 9  # 10 stripes; before the cut two clusters used only train and test
     assert set(s) == {"train", "val", "test"}
+
+
+def test_preview_draws_cut_tiles(tmp_path):
+    import matplotlib.image
+
+    from m3leo_tiles.grid.preview import preview_grid
+
+    gdf = build_grid(AOIS["fiji"])
+    gdf["split"] = band_splits(gdf.geometry.values)
+    png = preview_grid(gdf, AOIS["fiji"], tmp_path / "fiji.png", title="fiji")
+    img = matplotlib.image.imread(png)
+    assert img.shape[0] > 200 and img[..., :3].std() > 0.05

@@ -83,12 +83,7 @@ def test_disk_fills_mid_run_then_rerun_completes_identically(small_disk, tmp_pat
 
     # a disk already full before the run starts: refused just as clearly, nothing recorded
     filler = small_disk / "filler"
-    with open(filler, "wb", buffering=0) as f:  # unbuffered: no flush to fail at close
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-        except OSError:
-            pass
+    _fill(filler)
     p = cli(*fetch_args(url, "--json"))
     _one_clear_error(p)
 
@@ -106,3 +101,32 @@ def test_disk_fills_mid_run_then_rerun_completes_identically(small_disk, tmp_pat
     a = zarr.open_group(url, mode="r")["synth"]["synth"][:]
     b = zarr.open_group(ref, mode="r")["synth"]["synth"][:]
     np.testing.assert_array_equal(a, b)
+
+
+def _fill(path: Path) -> None:
+    """Write zeros until the disk is full (unbuffered: no flush left to fail at close)."""
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+
+def test_a_full_disk_under_the_state_database_is_storage_full(small_disk):
+    """SQLite's "database or disk is full" (or its I/O error when it cannot even grow its
+    journal) becomes the run's clear StorageFull, and the batch is rolled back."""
+    from m3leo_tiles.errors import StorageFull
+    from m3leo_tiles.runner.state import Outcome
+
+    db = StateDB(str(small_disk / "s.state.sqlite"), "s.zarr")
+    db.record([Outcome("synth", "2020", "t0", "done")])
+    _fill(small_disk / "filler")
+    many = [Outcome("synth", "2020", f"t{i}", "done", error="x" * 2000) for i in range(1, 3000)]
+    with pytest.raises(StorageFull, match="no space left for the state database"):
+        db.record(many)
+    db.close()
+    (small_disk / "filler").unlink()
+    db = StateDB(str(small_disk / "s.state.sqlite"), create=False)
+    assert [t for _, t in db.done_units("synth")] == ["t0"]  # the full batch left no trace
+    db.close()

@@ -77,6 +77,14 @@ def s3_digests(url: str) -> dict[str, str]:
             for k in sorted(fs.find(root))}
 
 
+def _local_reference(ref: str, aoi: str) -> None:
+    """The same fetch into a local store, in this process (what the S3 chunks must equal)."""
+    from m3leo_tiles.runner.fetch import FetchRequest, fetch
+
+    fetch(FetchRequest(store=ref, region=aoi, modalities=["synth"], period="2020",
+                       source="synthetic", progress=False))
+
+
 def _chunk_keys(url: str) -> list[str]:
     import s3fs
 
@@ -120,7 +128,7 @@ def _check_against_local(env: dict, url: str, ref: str) -> None:
 def test_s3_store_end_to_end(s3_env, tmp_path):
     aoi = _wkt(tmp_path)
     ref = str(tmp_path / "ref.zarr")
-    _cli(s3_env, *fetch_args(ref, "--region", aoi))
+    _local_reference(ref, aoi)
     url = f"s3://{BUCKET}/plain.zarr"
     p = _cli(s3_env, *fetch_args(url, "--region", aoi, "--workers", "2", "--json"))
     assert json.loads(p.stdout.strip().splitlines()[-1])["done"] == len(chunk_digests(ref))
@@ -141,7 +149,7 @@ def test_s3_store_end_to_end(s3_env, tmp_path):
 def test_s3_store_survives_kill_9(s3_env, tmp_path):
     aoi = _wkt(tmp_path)
     ref = str(tmp_path / "ref.zarr")
-    _cli(s3_env, *fetch_args(ref, "--region", aoi, "--workers", "2"))
+    _local_reference(ref, aoi)
     url = f"s3://{BUCKET}/kill.zarr"
     full = {**os.environ, **s3_env, "M3LEO_TILES_PLUGINS": "tests.runner.synthetic"}
     rng = random.Random(3)
@@ -179,7 +187,7 @@ def test_dask_local_cluster_writes_to_s3(s3_env, tmp_path):
 
     aoi = _wkt(tmp_path)
     ref = str(tmp_path / "ref.zarr")
-    _cli(s3_env, *fetch_args(ref, "--region", aoi))
+    _local_reference(ref, aoi)
     url = f"s3://{BUCKET}/dask.zarr"
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
@@ -211,3 +219,11 @@ def test_cli_refuses_an_unsafe_store_in_one_line(tmp_path):
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and "sftp:// is not crash-safe" in p.stderr, p.stderr
     assert not list(tmp_path.glob("m3leo-tiles/*"))
+
+
+def test_an_unknown_protocol_is_one_clear_error():
+    from m3leo_tiles.errors import BadInput
+    from m3leo_tiles.store.store import TileStore
+
+    with pytest.raises(BadInput, match="nosuch://b/r.zarr: Protocol not known: nosuch"):
+        TileStore.open("nosuch://b/r.zarr", mode="r")
