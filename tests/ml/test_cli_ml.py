@@ -94,18 +94,20 @@ def test_regression_rmse_is_float_and_on_the_target_grid(ml_store, tmp_path):
 def test_baselines_write_csv_markdown_and_png(ml_store, tmp_path, _cli):
     url, _ = ml_store
     grid = tmp_path / "g.yaml"
-    grid.write_text("inputs: [s1-vv-vh, s1coh]\ntargets: [esawc]\n"
+    grid.write_text("inputs: [s1-vv-vh, s1cohs]\ntargets: [esawc]\n"
                     "overrides: ['seasons=[2020-MAM]', 'label_year=2020', 'split.val=null']\n")
     out = tmp_path / "b"
     p = _cli("baselines", "--store", url, "--out", str(out), "--grid", str(grid), "--fast",
              "--set", "trainer.max_steps=4", "--set", "patch=32")
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [r["run"] for r in rows] == ["s1-vv-vh-to-esawc", "s1coh-to-esawc"]
-    assert all(r["status"] == "done" and 0 <= float(r["miou"]) <= 1 for r in rows)
-    assert rows[0]["channels"] == "2" and rows[1]["channels"] == "1"
+    assert [r["run"] for r in rows] == ["s1-vv-vh-to-esawc", "s1cohs-to-esawc"]
+    assert len(rows) == 2 and all(r["status"] == "done" and 0 <= float(r["miou"]) <= 1
+                                  for r in rows)
+    # both passes' VV, VH + validity; 12-day VV, VH coherence + validity
+    assert rows[0]["channels"] == "8" and rows[1]["channels"] == "4"
     md = (out / "results.md").read_text()
-    assert "| s1coh-to-esawc | done |" in md and "not baselines" in md
+    assert "| s1cohs-to-esawc | done |" in md and "not baselines" in md
     png = (out / "predictions-esawc.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
