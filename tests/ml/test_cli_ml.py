@@ -54,11 +54,14 @@ def test_train_verb_writes_results(ml_store, tmp_path, _cli):
     (["train", "store=STORE", "target=nope"], "Could not find 'target/nope'"),
     (["missing.yaml"], "no config file missing.yaml"),
 ])
-def test_train_bad_input_is_exit_2_one_line(ml_store, args, match, _cli):
+def test_train_bad_input_is_exit_2_one_line(ml_store, args, match, _cli, tmp_path,
+                                           monkeypatch):
     url, _ = ml_store
+    monkeypatch.chdir(tmp_path)
     p = _cli("train", *[a.replace("STORE", url) for a in args], *FAST)
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and match in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-done: no run directory
 
 
 def test_user_yaml_builds_on_shipped_groups(ml_store, tmp_path):
@@ -134,3 +137,31 @@ def test_cross_region_tests_on_every_tile_of_the_other_store(ml_store, tmp_path)
     res = train(cfg, tmp_path / "x")
     assert res["test_regions"] == ["elsewhere"] and res["test_samples"] == 5 * 4
     assert res["train_samples"] == 6 * 4 and res["val_samples"] == 3 * 4
+
+
+def test_m3leo_grid_composes_every_run_and_skips_what_the_store_lacks(ml_store, tmp_path):
+    url, _ = ml_store
+    cfgs = baselines.plan([url], "m3leo", True, ["seasons=[2020-MAM]", "label_year=2020"])
+    assert len(cfgs) == 9 * 4
+    assert {c.target_name for c in cfgs} == {"esawc", "ghsbuilt", "treecover", "agb"}
+    assert "s1cohs" in {c.inputs_name for c in cfgs}
+    agb = next(c for c in cfgs if c.target_name == "agb" and c.inputs_name == "s1-vv-vh")
+    spec = baselines.data_spec(agb)
+    assert spec.target.resolve()[1] == "agb" and spec.factor("agb") == 4
+    with pytest.raises(Exception, match="has no modality s2rgb"):
+        train(next(c for c in cfgs if c.inputs_name == "s2rgb"), tmp_path / "s2")
+
+
+def test_agb_regression_trains_on_valid_pixels_only(ml_store, tmp_path):
+    url, data = ml_store
+    cfg = compose("train", [f"store={url}", "mode=fast", "target=agb", "inputs=s1cohs", *FAST,
+                            "split.val=null"])
+    res = train(cfg, tmp_path / "agb")
+    ds = res["_datamodule"].datasets["test"]
+    s = ds[0]  # tile 3, first 32 px patch: 8 x 8 cells of 40 m
+    agb = data["agb"][3][0][:8, :8]
+    np.testing.assert_array_equal(s["target"].numpy(), agb.astype(np.float32))
+    assert s["target_valid"].all()
+    last = ds[3]["target_valid"].numpy()  # the bottom-right patch holds the 2 nodata cells
+    assert (~last).sum() == 2 and not last[-1, -2:].any()
+    assert res["task"] == "regression" and np.isfinite(res["rmse"]) and res["rmse"] > 0
