@@ -150,6 +150,11 @@ def test_m3leo_grid_composes_every_run_and_skips_what_the_store_lacks(ml_store, 
     assert spec.target.resolve()[1] == "agb" and spec.factor("agb") == 4
     with pytest.raises(Exception, match="has no modality s2rgb"):
         train(next(c for c in cfgs if c.inputs_name == "s2rgb"), tmp_path / "s2")
+    # the coherence options outside the grid: the per-pair layer and GSSIC itself
+    for name, want in (("s1coh", ("s1coh", ("VV",), None, False)),
+                       ("gssic", ("gssic", ("VV_12",), ("2020-MAM",), True))):
+        spec = baselines.data_spec(compose("train", [f"inputs={name}", "seasons=[2020-MAM]"]))
+        assert [(i.modality, i.bands, i.periods, i.valid) for i in spec.inputs] == [want]
 
 
 def test_agb_regression_trains_on_valid_pixels_only(ml_store, tmp_path):
