@@ -1,10 +1,11 @@
 """Loader throughput: our TileDataset against an fdlsar-style GeoTIFF loader and bare chunk reads.
 
-One fused M3LEO sample per tile: S1 VV+VH of four seasons (8 channels) + S2 RGB of months
-03/06/09/12 (12 channels) + the WorldCover label, 448 x 448 at 10 m. The same values are
-written twice: into our store (one chunk per tile x period, the default codec), and the way
-M3LEO ships them, one uncompressed GeoTIFF per tile and product holding all its bands (S1: 16
-= 4 seasons x VV/VH x asc/desc, S2: 36 = 12 months x RGB, label: 1).
+One fused M3LEO sample per tile: S1 VV+VH of both orbit passes in four seasons (16 channels;
+our s1grd is per pass, as M3LEO's files) + S2 RGB of months 03/06/09/12 (12 channels) + the
+WorldCover label, 448 x 448 at 10 m. The same values are written twice: into our store (one
+chunk per tile x period, the default codec; s1grd's chunk also holds its two count bands),
+and the way M3LEO ships them, one uncompressed GeoTIFF per tile and product holding all its
+bands (S1: 16 = 4 seasons x VV/VH x asc/desc, S2: 36 = 12 months x RGB, label: 1).
 
 - ours: TileDataset through a DataLoader (batch 8, no workers): what reaches the model's
   device. Normalisation then runs there on the whole batch (the DataModule's
@@ -86,9 +87,10 @@ def make_data(tmp: Path) -> tuple[str, Path]:
         for si in range(4):
             vv = smooth(rng, -20, -5) + rng.normal(0, 1.5, (PX, PX)).astype(np.float32)
             vh = vv - 7 + rng.normal(0, 1.0, (PX, PX)).astype(np.float32)
-            write_chunk(url, "s1grd", t, si, np.stack([vv, vh]))
-            # asc and desc: M3LEO's 16-band file; our store keeps one pass (VV, VH)
-            s1_tif += [vv, vh, vv + 0.3, vh + 0.3]
+            count = np.full((PX, PX), 3.0, np.float32)
+            write_chunk(url, "s1grd", t, si, np.stack([vv, vh, vv + 0.3, vh + 0.3, count,
+                                                       count - 1]))
+            s1_tif += [vv, vh, vv + 0.3, vh + 0.3]  # M3LEO's order: asc VV, VH, desc VV, VH
         for mi in range(12):
             rgb = np.stack([smooth(rng, 10, 240) for _ in range(3)]).astype(np.uint8)
             write_chunk(url, "s2rgb", t, mi, rgb)
@@ -108,7 +110,7 @@ def make_data(tmp: Path) -> tuple[str, Path]:
 class GeoTiffFused(Dataset):
     """fdlsar's loader pattern (MultiDataset + per-modality datasets), on its file layout."""
 
-    S1_BANDS = [4 * s + k for s in range(4) for k in (0, 1)]  # asc VV, VH of each season
+    S1_BANDS = list(range(16))  # asc VV, VH, desc VV, VH of each season: all of them
     S2_BANDS = [3 * (int(m[-2:]) - 1) + c for m in PICK_MONTHS for c in range(3)]
 
     def __init__(self, root: Path, ids: list[str], mean: np.ndarray, std: np.ndarray):
@@ -150,7 +152,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-loader-"))
     try:
         url, gt = make_data(tmp)
-        spec = spec_from_config({"s1grd": {"bands": ["VV", "VH"], "periods": SEASONS},
+        spec = spec_from_config({"s1grd": {"bands": ["VV_asc", "VH_asc", "VV_des", "VH_des"],
+                                           "periods": SEASONS},
                                  "s2rgb": {"periods": PICK_MONTHS}}, {"modality": "esawc"})
         ds = TileDataset([url], spec, "train")
         stats = [layer_stats(ds.readers, x) for x in ds.inputs]

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import BadInput
 from .dataset import TileDataset, collate
-from .reader import StoreReader, read_split_file
+from .reader import Layer, StoreReader, read_split_file
 from .spec import DataSpec
 from .stats import layer_stats
 
@@ -95,19 +95,19 @@ class TileDataModule(L.LightningDataModule):
                 log.warning("no %s tiles: training without validation", self.splits["val"])
         self.datasets["test"] = TileDataset(tests, self.spec, self.splits["test"])
         tr = self.datasets["train"]
-        means, stds = zip(*(layer_stats(tr.readers, x, self.splits["train"], self.keep_stats)
-                            for x in tr.inputs), strict=True)
-        mean, std = torch.from_numpy(_cat(means)), torch.from_numpy(_cat(stds))
-        if self.spec.time_dim == "stack":
+        # per layer [periods, width]: its bands' statistics, validity channels left as 0/1
+        per_layer = [channel_stats(x, *layer_stats(tr.readers, x, self.splits["train"],
+                                                   self.keep_stats)) for x in tr.inputs]
+        if self.spec.time_dim == "stack":  # the stacked image is [T, sum of widths]
             t = len(tr.inputs[0].periods)
-            # stats are period-major per layer; the stacked image is [T, sum of bands]
-            order = [sum(len(y.periods) * len(y.band_names) for y in tr.inputs[:li])
-                     + j * len(x.band_names) + b
-                     for j in range(t) for li, x in enumerate(tr.inputs)
-                     for b in range(len(x.band_names))]
-            mean, std = mean[order], std[order]
-            shape: tuple[int, ...] = (t, len(order) // t)
-        else:
+            mean = torch.from_numpy(np.stack([np.concatenate([m[j] for m, _ in per_layer])
+                                              for j in range(t)]).ravel())
+            std = torch.from_numpy(np.stack([np.concatenate([s[j] for _, s in per_layer])
+                                             for j in range(t)]).ravel())
+            shape: tuple[int, ...] = (t, len(mean) // t)
+        else:  # period-major per layer, layers one after the other
+            mean = torch.from_numpy(_cat([m.ravel() for m, _ in per_layer]))
+            std = torch.from_numpy(_cat([s.ravel() for _, s in per_layer]))
             shape = (len(mean),)
         self.normalize = Normalize(mean, std, shape, inplace=True)
         if tr.target is not None and self.spec.target and self.spec.target.task == "regression":
@@ -139,6 +139,17 @@ class TileDataModule(L.LightningDataModule):
         norm = self.normalize.to(batch["image"].device)
         batch["image"], batch["valid"] = norm(batch["image"])
         return batch
+
+
+def channel_stats(layer: Layer, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A layer's per-band statistics (period-major) as [periods, width] arrays: validity
+    channels get mean 0, std 1 so they reach the model as the 0/1 they are."""
+    nper, nb = len(layer.periods), len(layer.band_names)
+    m, s = mean.reshape(nper, nb), std.reshape(nper, nb)
+    if layer.valid:
+        m = np.concatenate([m, np.zeros_like(m)], axis=1)
+        s = np.concatenate([s, np.ones_like(s)], axis=1)
+    return m.astype(np.float32), s.astype(np.float32)
 
 
 def _cat(parts: Sequence[np.ndarray]) -> np.ndarray:

@@ -79,9 +79,9 @@ class TileDataset(Dataset):
 
     @property
     def channels(self) -> list[str]:
-        """Channel names in image order: modality:band@period, period-major per layer."""
-        return [f"{x.modality}:{b}@{p}" for x in self.inputs for p in x.periods
-                for b in x.band_names]
+        """Channel names in image order: modality:band@period, period-major per layer; an
+        input with `valid` adds modality:band@period:valid after each period's bands."""
+        return [n for x in self.inputs for p in x.periods for n in x.channel_names(p)]
 
     @property
     def regions(self) -> list[str]:
@@ -134,7 +134,7 @@ class TileDataset(Dataset):
     def image_shape(self) -> tuple[int, ...]:
         ps = self.patch
         if self.spec.time_dim == "stack":
-            nch = sum(len(x.band_names) for x in self.inputs)
+            nch = sum(x.width for x in self.inputs)
             return (len(self.inputs[0].periods), nch, ps, ps)
         return (len(self.channels), ps, ps)
 
@@ -146,14 +146,16 @@ class TileDataset(Dataset):
         it = iter(chunks)
         c0 = 0
         for x in self.inputs:
-            nb, nper = len(x.band_names), len(x.periods)
+            nb, w, nper = len(x.band_names), x.width, len(x.periods)
             for j in range(nper):
                 if self.spec.time_dim == "stack":
-                    dst = image[j, c0:c0 + nb]
+                    dst = image[j, c0:c0 + w]
                 else:
-                    dst = image[c0 + j * nb:c0 + (j + 1) * nb]
-                self._fill(dst, self._crop(next(it), x, y0, x0), x)
-            c0 += nb if self.spec.time_dim == "stack" else nb * nper
+                    dst = image[c0 + j * w:c0 + (j + 1) * w]
+                self._fill(dst[:nb], self._crop(next(it), x, y0, x0), x)
+                if x.valid:  # 1 where the band has data, 0 where it is NaN (no pass, gap)
+                    np.copyto(dst[nb:], np.isfinite(dst[:nb]))
+            c0 += w if self.spec.time_dim == "stack" else w * nper
         tid, crs, tr = tile_meta(r.table, t)
         a, _, c, _, e, f = tr
         scale = self.spec.res / 10.0

@@ -128,6 +128,16 @@ class Layer:
     band_index: tuple[int, ...]
     periods: tuple[str, ...]
     factor: int  # working pixels per layer pixel
+    valid: bool = False  # append a validity channel per band (see `width`)
+
+    @property
+    def width(self) -> int:
+        """Image channels per period: the bands, then (valid) one 0/1 channel per band."""
+        return len(self.band_names) * (2 if self.valid else 1)
+
+    def channel_names(self, period: str) -> list[str]:
+        names = [f"{self.modality}:{b}@{period}" for b in self.band_names]
+        return names + [f"{n}:valid" for n in names] if self.valid else names
 
 
 def resolve_layers(spec: DataSpec, readers: Sequence[StoreReader]) -> tuple[list[Layer], Layer | None]:
@@ -163,7 +173,8 @@ def resolve_layers(spec: DataSpec, readers: Sequence[StoreReader]) -> tuple[list
     for i in spec.inputs:
         m, bands = i.resolve()
         inputs.append(Layer(m.name, bands, tuple(m.bands.index(b) for b in bands),
-                            periods_for(m.name, i.periods, False), spec.factor(m.name)))
+                            periods_for(m.name, i.periods, False), spec.factor(m.name),
+                            i.valid))
     target = None
     if spec.target is not None:
         m, band = spec.target.resolve()

@@ -29,6 +29,7 @@ class InputSpec:
     modality: str
     bands: tuple[str, ...] | None = None  # None: every band of the modality
     periods: tuple[str, ...] | None = None  # None: every period the store holds
+    valid: bool = False  # add a 0/1 validity channel after each band (data vs no data)
 
     def resolve(self) -> tuple[Modality, tuple[str, ...]]:
         m = get_modality(self.modality)
@@ -130,13 +131,18 @@ def spec_from_config(inputs: Mapping[str, Any] | Sequence[Any], target: Mapping[
         pairs = list(inputs.items())
     else:
         pairs = [(d.get("modality"), d) for d in inputs]
-    known_in = {"bands", "periods", "modality"}
+    known_in = {"bands", "periods", "modality", "valid"}
     for name, node in pairs:
         node = dict(node or {})
         bad = set(node) - known_in
         if bad:
-            raise BadInput(f"input {name}: unknown key {sorted(bad)[0]!r} (use bands, periods)")
-        items.append(InputSpec(str(name), _tuple(node.get("bands")), _tuple(node.get("periods"))))
+            raise BadInput(f"input {name}: unknown key {sorted(bad)[0]!r} "
+                           "(use bands, periods, valid)")
+        valid = node.get("valid", False)
+        if not isinstance(valid, bool):
+            raise BadInput(f"input {name}: valid must be true or false, not {valid!r}")
+        items.append(InputSpec(str(name), _tuple(node.get("bands")), _tuple(node.get("periods")),
+                               valid))
     tspec = None
     if target:
         t = dict(target)

@@ -118,10 +118,10 @@ def train(cfg: Any, out: Path | None = None) -> dict[str, Any]:
 
     name = run_name(cfg)
     out = Path(out or cfg.out or Path("runs") / name)
-    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     t0 = time.perf_counter()
-    dm, model = build(cfg)
+    dm, model = build(cfg)  # bad input raises here, before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     has_val = "val" in dm.datasets
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", monitor="val/loss", mode="min",
                            save_top_k=1) if has_val else None

@@ -2,8 +2,9 @@
 
 Tiles are 640 m (64 px at 10 m, 16 px at 40 m) so a CPU trains on them in seconds. The label
 is a known function of two inputs on different rungs: ESA WorldCover code from sigma0 VV
-(10 m) and coherence VV (40 m, replicated), plus a nodata corner; a model can only learn it if
-inputs and labels are aligned, the 40 m layer included.
+(10 m, ascending pass) and coherence VV (40 m, replicated), plus a nodata corner; a model can
+only learn it if inputs and labels are aligned, the 40 m layer included. s1grd is per orbit
+pass, as the modality is: the descending pass is missing (NaN, count 0) on every third tile.
 """
 
 from __future__ import annotations
@@ -55,25 +56,34 @@ def build(url: str, n: int = 12, splits: list[str] | None = None, seed: int = 0,
     """Write the store; returns the arrays written, by modality, in tile order."""
     splits = splits or ["train", "train", "val", "test"]
     store = TileStore.create(url, region, table(n, splits), TILE_M)
-    mods = {m: get_modality(m) for m in ("s1grd", "s1coh", "esawc", "ghsbuilt")}
-    idx = {}
+    period = {"s1grd": SEASON, "s1coh": PAIR, "s1cohs": SEASON, "esawc": YEAR,
+              "ghsbuilt": YEAR, "agb": YEAR}
+    mods = {m: get_modality(m) for m in period}
     for name, m in mods.items():
         store.ensure_modality(m)
-        idx[name] = store.ensure_periods(name, [{"s1grd": SEASON, "s1coh": PAIR,
-                                                  "esawc": YEAR, "ghsbuilt": YEAR}[name]])
+        store.ensure_periods(name, [period[name]])
     rng = np.random.default_rng(seed)
     data: dict[str, list[np.ndarray]] = {k: [] for k in mods}
-    for _ in range(n):
+    for t in range(n):
         vv = smooth(rng, PX, -20.0, -4.0)
         vh = vv - 6.0 + rng.normal(0, 0.5, vv.shape).astype(np.float32)
         vh[10:14, 20:30] = np.nan  # a gap in one band: NaN-aware statistics must skip it
         coh = np.stack([smooth(rng, PX // 4, 0.1, 0.95), smooth(rng, PX // 4, 0.1, 0.9)])
-        data["s1grd"].append(np.stack([vv, vh]))
+        has_des = t % 3 != 2
+        des = np.stack([vv + 1.5, vh + 1.0]) if has_des else np.full((2, PX, PX), np.nan)
+        counts = np.stack([np.full((PX, PX), 3.0), np.full((PX, PX), 2.0 * has_des)])
+        data["s1grd"].append(np.concatenate([np.stack([vv, vh]), des, counts]).astype(np.float32))
         data["s1coh"].append(coh)
+        cohs = np.full((len(mods["s1cohs"].bands), PX // 4, PX // 4), np.nan, np.float32)
+        cohs[1], cohs[7] = coh  # VV_12, VH_12; the other baselines absent (NaN)
+        data["s1cohs"].append(cohs)
         data["esawc"].append(label_of(vv, coh[0])[None])
         built = np.round(coh[1] * 5000).astype(np.uint16)  # m2 per 40 m cell, from 40 m VH coh
         built[0, :3] = 65535  # nodata cells: left out of the loss and the RMSE
         data["ghsbuilt"].append(built[None])
+        agb = np.round(coh[0] * 300).astype(np.uint16)  # Mg/ha from 40 m VV coherence
+        agb[-1, -2:] = 65535  # no product here
+        data["agb"].append(np.stack([agb, np.where(agb == 65535, agb, agb // 4)]))
     if shuffle_labels:
         perm = np.random.default_rng(seed + 1).permutation(n)
         data["esawc"] = [np.rot90(data["esawc"][i], 1, axes=(1, 2)).copy() for i in perm]

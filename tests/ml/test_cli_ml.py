@@ -54,11 +54,14 @@ def test_train_verb_writes_results(ml_store, tmp_path, _cli):
     (["train", "store=STORE", "target=nope"], "Could not find 'target/nope'"),
     (["missing.yaml"], "no config file missing.yaml"),
 ])
-def test_train_bad_input_is_exit_2_one_line(ml_store, args, match, _cli):
+def test_train_bad_input_is_exit_2_one_line(ml_store, args, match, _cli, tmp_path,
+                                           monkeypatch):
     url, _ = ml_store
+    monkeypatch.chdir(tmp_path)
     p = _cli("train", *[a.replace("STORE", url) for a in args], *FAST)
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and match in p.stderr, p.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-done: no run directory
 
 
 def test_user_yaml_builds_on_shipped_groups(ml_store, tmp_path):
@@ -94,18 +97,20 @@ def test_regression_rmse_is_float_and_on_the_target_grid(ml_store, tmp_path):
 def test_baselines_write_csv_markdown_and_png(ml_store, tmp_path, _cli):
     url, _ = ml_store
     grid = tmp_path / "g.yaml"
-    grid.write_text("inputs: [s1-vv-vh, s1coh]\ntargets: [esawc]\n"
+    grid.write_text("inputs: [s1-vv-vh, s1cohs]\ntargets: [esawc]\n"
                     "overrides: ['seasons=[2020-MAM]', 'label_year=2020', 'split.val=null']\n")
     out = tmp_path / "b"
     p = _cli("baselines", "--store", url, "--out", str(out), "--grid", str(grid), "--fast",
              "--set", "trainer.max_steps=4", "--set", "patch=32")
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [r["run"] for r in rows] == ["s1-vv-vh-to-esawc", "s1coh-to-esawc"]
-    assert all(r["status"] == "done" and 0 <= float(r["miou"]) <= 1 for r in rows)
-    assert rows[0]["channels"] == "2" and rows[1]["channels"] == "1"
+    assert [r["run"] for r in rows] == ["s1-vv-vh-to-esawc", "s1cohs-to-esawc"]
+    assert len(rows) == 2 and all(r["status"] == "done" and 0 <= float(r["miou"]) <= 1
+                                  for r in rows)
+    # both passes' VV, VH + validity; 12-day VV, VH coherence + validity
+    assert rows[0]["channels"] == "8" and rows[1]["channels"] == "4"
     md = (out / "results.md").read_text()
-    assert "| s1coh-to-esawc | done |" in md and "not baselines" in md
+    assert "| s1cohs-to-esawc | done |" in md and "not baselines" in md
     png = (out / "predictions-esawc.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
@@ -132,3 +137,36 @@ def test_cross_region_tests_on_every_tile_of_the_other_store(ml_store, tmp_path)
     res = train(cfg, tmp_path / "x")
     assert res["test_regions"] == ["elsewhere"] and res["test_samples"] == 5 * 4
     assert res["train_samples"] == 6 * 4 and res["val_samples"] == 3 * 4
+
+
+def test_m3leo_grid_composes_every_run_and_skips_what_the_store_lacks(ml_store, tmp_path):
+    url, _ = ml_store
+    cfgs = baselines.plan([url], "m3leo", True, ["seasons=[2020-MAM]", "label_year=2020"])
+    assert len(cfgs) == 9 * 4
+    assert {c.target_name for c in cfgs} == {"esawc", "ghsbuilt", "treecover", "agb"}
+    assert "s1cohs" in {c.inputs_name for c in cfgs}
+    agb = next(c for c in cfgs if c.target_name == "agb" and c.inputs_name == "s1-vv-vh")
+    spec = baselines.data_spec(agb)
+    assert spec.target.resolve()[1] == "agb" and spec.factor("agb") == 4
+    with pytest.raises(Exception, match="has no modality s2rgb"):
+        train(next(c for c in cfgs if c.inputs_name == "s2rgb"), tmp_path / "s2")
+    # the coherence options outside the grid: the per-pair layer and GSSIC itself
+    for name, want in (("s1coh", ("s1coh", ("VV",), None, False)),
+                       ("gssic", ("gssic", ("VV_12",), ("2020-MAM",), True))):
+        spec = baselines.data_spec(compose("train", [f"inputs={name}", "seasons=[2020-MAM]"]))
+        assert [(i.modality, i.bands, i.periods, i.valid) for i in spec.inputs] == [want]
+
+
+def test_agb_regression_trains_on_valid_pixels_only(ml_store, tmp_path):
+    url, data = ml_store
+    cfg = compose("train", [f"store={url}", "mode=fast", "target=agb", "inputs=s1cohs", *FAST,
+                            "split.val=null"])
+    res = train(cfg, tmp_path / "agb")
+    ds = res["_datamodule"].datasets["test"]
+    s = ds[0]  # tile 3, first 32 px patch: 8 x 8 cells of 40 m
+    agb = data["agb"][3][0][:8, :8]
+    np.testing.assert_array_equal(s["target"].numpy(), agb.astype(np.float32))
+    assert s["target_valid"].all()
+    last = ds[3]["target_valid"].numpy()  # the bottom-right patch holds the 2 nodata cells
+    assert (~last).sum() == 2 and not last[-1, -2:].any()
+    assert res["task"] == "regression" and np.isfinite(res["rmse"]) and res["rmse"] > 0

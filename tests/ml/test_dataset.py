@@ -12,7 +12,7 @@ from m3leo_tiles.ml.dataset import TileDataset
 from m3leo_tiles.ml.spec import IGNORE_INDEX, spec_from_config
 from tests.ml import synthetic_store as ss
 
-INPUTS = {"s1grd": {"bands": ["VV", "VH"]}, "s1coh": {"bands": ["VV"]}}
+INPUTS = {"s1grd": {"bands": ["VV_asc", "VH_asc"]}, "s1coh": {"bands": ["VV"]}}
 ESAWC = {"modality": "esawc"}
 
 
@@ -26,11 +26,11 @@ def test_sample_is_the_store_data_on_one_grid(ml_store):
     # splits cycle train, train, val, test over 12 tiles
     assert [ds.readers[0].table["id"][t] for _, t, _ in ds.index] == \
         [ss.table(12, ["train", "train", "val", "test"])["id"][i] for i in (0, 1, 4, 5, 8, 9)]
-    assert ds.channels == ["s1grd:VV@2020-MAM", "s1grd:VH@2020-MAM",
+    assert ds.channels == ["s1grd:VV_asc@2020-MAM", "s1grd:VH_asc@2020-MAM",
                            "s1coh:VV@20200401_20200413"]
     s = ds[2]  # tile 4
     assert s["image"].dtype == torch.float32 and s["image"].shape == (3, 64, 64)
-    np.testing.assert_array_equal(s["image"][:2].numpy(), data["s1grd"][4])  # NaN included
+    np.testing.assert_array_equal(s["image"][:2].numpy(), data["s1grd"][4][:2])  # NaN kept
     # the 40 m layer: every 16 x 16 pixel becomes a 4 x 4 block, exactly
     coh = data["s1coh"][4][0]
     np.testing.assert_array_equal(s["image"][2].numpy(), np.kron(coh, np.ones((4, 4))))
@@ -65,7 +65,7 @@ def test_stacked_time_and_regression_target_on_its_own_grid(ml_store):
     ds = TileDataset([url], _spec(inputs={"s1grd": {}}, time_dim="stack",
                                   target={"modality": "ghsbuilt", "task": "regression"}), "val")
     s = ds[0]
-    assert s["image"].shape == (1, 2, 64, 64)
+    assert s["image"].shape == (1, 6, 64, 64)
     assert s["target"].shape == (16, 16) and s["target"].dtype == torch.float32
     built = data["ghsbuilt"][2][0]
     valid = built != 65535
@@ -109,6 +109,8 @@ def test_tiles_missing_a_layer_are_left_out(store_copy):
 @pytest.mark.parametrize("inputs,target,match", [
     ({"nope": {}}, ESAWC, "unknown modality 'nope'"),
     ({"s1grd": {"bands": ["HH"]}}, ESAWC, "no band 'HH'"),
+    ({"s1grd": {"bands": ["VV"]}}, ESAWC, "no band 'VV'; bands: VV_asc, VH_asc"),
+    ({"s1grd": {"valid": "yes"}}, ESAWC, "valid must be true or false"),
     ({"s1grd": {"periods": ["2021-MAM"]}}, ESAWC, "no period 2021-MAM"),
     ({"s2": {}}, ESAWC, "has no modality s2"),
     ({"s1grd": {"bnds": ["VV"]}}, ESAWC, "unknown key 'bnds'"),
@@ -169,3 +171,35 @@ def test_batch_buffers_are_recycled_only_when_released(ml_store):
     fourth = collate(ds.__getitems__([3, 4, 11]))
     assert fourth["image"].data_ptr() == ptr  # the first buffer, free again, is reused
     torch.testing.assert_close(fourth["image"][0], ds[3]["image"], equal_nan=True)
+
+
+PASSES = {"s1grd": {"bands": ["VV_asc", "VH_asc", "VV_des", "VH_des"], "valid": True}}
+
+
+@pytest.mark.parametrize("time_dim", ["flatten", "stack"])
+def test_both_passes_with_validity_channels(ml_store, time_dim):
+    """Per-pass S1: a missing pass is NaN in the sample, 0 after normalisation, and its
+    validity channel (0/1, never normalised) tells the model which it was."""
+    from m3leo_tiles.ml.datamodule import TileDataModule
+
+    url, data = ml_store
+    dm = TileDataModule(_spec(inputs=PASSES, time_dim=time_dim), [url])
+    dm.setup()
+    ds = dm.datasets["train"]  # tiles 0, 1, 4, 5, 8, 9; 5 and 8 have no descending pass
+    names = ["VV_asc", "VH_asc", "VV_des", "VH_des"]
+    assert ds.channels == [f"s1grd:{b}@2020-MAM" for b in names] + \
+        [f"s1grd:{b}@2020-MAM:valid" for b in names]
+    for j, tile in ((2, 4), (3, 5)):
+        img = ds[j]["image"].reshape(8, 64, 64).numpy()
+        np.testing.assert_array_equal(img[:4], data["s1grd"][tile][:4])
+        np.testing.assert_array_equal(img[4:], np.isfinite(data["s1grd"][tile][:4]))
+    assert np.isnan(ds[3]["image"].reshape(8, 64, 64)[2:4].numpy()).all()
+    # statistics: the descending bands over the 4 training tiles that have it; 0/1 after
+    x = torch.stack([ds[j]["image"] for j in range(len(ds))])
+    y, _ = dm.normalize(x.clone())
+    y, x = y.reshape(6, 8, 64, 64), x.reshape(6, 8, 64, 64)
+    des = np.stack([data["s1grd"][t][2] for t in (0, 1, 4, 9)])
+    torch.testing.assert_close(y[2, 2], (x[2, 2] - des.mean()) / des.std(), atol=1e-4, rtol=1e-4)
+    assert y[3, 2:4].eq(0).all() and y[3, 6:8].eq(0).all()  # no pass: 0, validity 0
+    torch.testing.assert_close(y[:, 4:], x[:, 4:])  # validity channels pass through as 0/1
+    assert set(torch.unique(y[:, 4:]).tolist()) == {0.0, 1.0}

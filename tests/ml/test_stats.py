@@ -11,7 +11,8 @@ from m3leo_tiles.ml.dataset import TileDataset
 from m3leo_tiles.ml.spec import spec_from_config
 from m3leo_tiles.store.store import write_chunk
 
-SPEC = spec_from_config({"s1grd": {"bands": ["VH", "VV"]}, "s1coh": {}}, {"modality": "esawc"})
+SPEC = spec_from_config({"s1grd": {"bands": ["VH_asc", "VV_asc"]}, "s1coh": {}},
+                        {"modality": "esawc"})
 TRAIN = [0, 1, 4, 5, 8, 9]
 
 
@@ -34,7 +35,13 @@ def test_stats_equal_numpy_over_the_training_split(store_copy):
     np.testing.assert_allclose(cs, s2, rtol=1e-6)
     entry = zarr.open_group(url, mode="r").attrs["ml_stats"]["s1grd"]["2020-MAM"]["train"]
     assert entry["tiles"] == 6 and len(entry["fingerprint"]) == 64
-    assert entry["count"] == [64 * 64 * 6, 64 * 64 * 6 - 40 * 6]
+    # VV, VH per pass, then counts; tiles 5 and 8 have no descending pass: not counted
+    px = 64 * 64
+    assert entry["count"] == [px * 6, (px - 40) * 6, px * 4, (px - 40) * 4, px * 6, px * 6]
+    des = stats.Moments.from_json(entry)
+    want, want_sd = _direct(data, "s1grd", TRAIN)
+    np.testing.assert_allclose(des.mean[2:4], want[2:4], rtol=1e-6)
+    np.testing.assert_allclose(des.std[2:4], want_sd[2:4], rtol=1e-6)
 
 
 def test_kept_stats_are_reused_until_the_data_changes(store_copy, monkeypatch):

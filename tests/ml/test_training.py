@@ -19,7 +19,7 @@ from tests.ml import synthetic_store as ss
 
 FIT = ["mode=fast", "seasons=[2020-MAM]", "label_year=2020", "++inputs.s1coh.bands=[VV]",
        "++inputs.s1coh.periods=null", "split.val=null", "loader.batch_size=4",
-       "trainer.max_steps=150", "trainer.max_epochs=100", "optim.lr=0.01"]
+       "trainer.max_steps=300", "trainer.max_epochs=150", "optim.lr=0.01"]
 
 
 def _fit(url: str, out) -> dict:
@@ -29,7 +29,8 @@ def _fit(url: str, out) -> dict:
 def test_a_small_unet_learns_the_label_function(ml_store, tmp_path):
     url, _ = ml_store
     res = _fit(url, tmp_path / "run")
-    assert res["steps"] == 150 and res["channels"] == 3 and res["checkpoint"] == "last"
+    # s1-vv-vh: VV, VH of both passes + their 4 validity channels, then coherence VV
+    assert res["steps"] == 300 and res["channels"] == 9 and res["checkpoint"] == "last"
     assert res["miou"] >= 0.9, res
     # the reported mIoU is the model's, recomputed here over the test split by hand
     model, dm = res["_model"], res["_datamodule"]
@@ -56,7 +57,8 @@ def test_shuffled_labels_stay_near_chance(tmp_path):
 
 def test_two_spawned_workers_give_the_same_batches_as_none(ml_store):
     url, _ = ml_store
-    spec = spec_from_config({"s1grd": {}, "s1coh": {"bands": ["VH"]}}, {"modality": "esawc"},
+    spec = spec_from_config({"s1grd": {"valid": True}, "s1coh": {"bands": ["VH"]}},
+                            {"modality": "esawc"},
                             patch=32)
     ds = TileDataset([url], spec, None)
 
