@@ -15,7 +15,7 @@
    from an independent facet forward model, and end to end on a simulated product with
    terrain radiometry (200 m relief, ~2 min: processor beta0, then sar/rtc.py); the same
    class facing and facing away from the radar within 1 dB (and of the truth) where sigma0
-   differs by several dB, flat ground within 0.3 dB.
+   differs by several dB, flat ground within 0.2 dB.
 8. Seasonal coherence (issue 13): a simulated descending 6-day stack of 8 dates with a known
    decay per class (~5 min), every GSSIC-baseline pair through the pair processor, then
    sar/seasonal.py: median per baseline within the estimator's bias and spread, tau within

@@ -17,7 +17,7 @@ tiles at 3 arc-seconds (~92.7 m), Dec 2019 - Nov 2020:
 Seasons are named by the northern-hemisphere convention: winter = DJF (Dec 2019-Feb 2020),
 spring = MAM, summer = JJA, fall = SON 2020; only those four periods exist. Resampling is
 nearest (the values are medians and codes). Masked pixels come back as NODATA and become
-NaN here.
+NaN here; a tile GSSIC does not cover at all (open sea) is nodata.
 """
 
 from __future__ import annotations
@@ -52,8 +52,12 @@ def image(region, period: Period):
     season = season_name(period)
 
     def mosaic(name: str, bands: list[str], col=None):
+        # a fully masked image with the bands joins the collection: where GSSIC has no tile
+        # (open sea) the mosaic still has its bands, all masked, instead of none
         col = col if col is not None else ee.ImageCollection(f"{ROOT}/{name}")
-        return col.filterBounds(region).select(bands).mosaic()
+        blank = ee.Image.constant([0] * len(bands)).rename(bands).toFloat().updateMask(0)
+        return (col.filterBounds(region).select(bands).map(lambda i: i.toFloat())
+                .merge(ee.ImageCollection([blank])).mosaic())
 
     coh = mosaic("COHERENCE", [f"{season}_vv_COH{d:02d}" for d in BASELINES])
     coh = coh.updateMask(coh.gt(0)).rename([f"VV_{d}" for d in BASELINES])

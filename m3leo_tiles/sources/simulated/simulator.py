@@ -53,7 +53,7 @@ from .templates import TRACKS
 #: (bursts, samples, lattice spacing x/y in metres)
 SIZES = {"small": (2, 2400, 4.0, 12.0), "tile": (3, 5200, 4.0, 12.0),
          "burst": (1, None, 5.0, 14.0)}
-BASELINE_M = 45.0  # perpendicular baseline per date step
+BASELINE_M = 45.0  # orbit offset of date 1; later dates stay within +-BASELINE_M (baseline_factor)
 MAX_DATES = 16
 
 
@@ -92,7 +92,7 @@ class SimulationManifest(dict):
     Keys (paths relative to DIR): format "m3leo-tiles-simulation/1", size, seed, dates
     (ISO days, `spacing_days` apart), products (SAFE folders), pairs (consecutive dates),
     tiles (ids), pass (ASCENDING | DESCENDING), relative_orbit, spacing_days, decay
-    ("ar1" | "rho"), baselines_m (per date),
+    ("ar1" | "rho"), radiometry ("flat" | "terrain"), relief_m, baselines_m (per date),
     epsg, truth (one npz per tile, see rasters.py), rasters (STAC ItemCollection
     rasters/items.json), dem, aoi (aoi.geojson), classes (code -> name, WorldCover code,
     sigma0 VV/VH dB, 12-day coherence, and the decay truth: rho, tau_days and
