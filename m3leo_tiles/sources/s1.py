@@ -151,7 +151,7 @@ class S1ArchiveSource(Source):
     def periods(self, modality: Modality, request: Sequence[Period],
                 tiles: Sequence[TileRef]) -> list[Period]:
         if modality.name == "s1geom":  # one static layer per track the tiles see
-            tracks = {}
+            tracks: dict[str, Period] = {}
             for p in self.products():
                 if tiles and not any(p.footprint.intersects(t.polygon) for t in tiles):
                     continue

@@ -23,7 +23,7 @@ a burst's footprint on every repeat pass.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,8 +117,8 @@ class _Catalogue:
             self.key_of[i] = keys[k]
         self.geoms = geoms
         self.by_key: list[list[int]] = [[] for _ in geoms]
-        for i, k in enumerate(self.key_of):
-            self.by_key[int(k)].append(i)
+        for i, key in enumerate(self.key_of.tolist()):
+            self.by_key[key].append(i)
         self.index = {p.name: i for i, p in enumerate(self.products)}
         self.records = [ProductRecord.of(p) for p in self.products]
         self.dates = [p.date for p in self.products]
@@ -178,8 +178,8 @@ def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
         if i is not None and j is not None and q.label in labels:
             pairs_by_key.setdefault(int(cat.key_of[i]), []).append((q.label, i, j))
     blocks: dict[tuple, list[str]] = {}
-    for t in ids:
-        blocks.setdefault(block_of(t, block), []).append(t)
+    for tid in ids:
+        blocks.setdefault(block_of(tid, block), []).append(tid)
     cover_cache: dict[frozenset, shapely.Geometry] = {}
     units = []
     for bkey in sorted(blocks, key=str):
@@ -188,8 +188,12 @@ def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
     return units
 
 
-def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, pairs_by_key,
-                 tracks, cover_cache) -> list[WorkUnit]:
+def _block_units(bkey: tuple, tiles: list[str], refs: Mapping[str, TileRef],
+                 tile_keys: Callable[[str], list[int]], cat: _Catalogue,
+                 want: Mapping[tuple[str, str], set[str]], grd_periods: list[Period],
+                 pairs_by_key: Mapping[int, list[tuple[str, int, int]]], tracks: list[str],
+                 cover_cache: dict) -> list[WorkUnit]:
+    """The units of one block: one per time bucket (see the module docstring)."""
     per_tile = {t: tile_keys(t) for t in tiles}
     keys = sorted({k for t in tiles for k in per_tile[t]})
     if not keys:
@@ -225,8 +229,8 @@ def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, pairs_by_
                 by_label.setdefault(label, {}).setdefault(cat.tracks[i], []).append((i, j))
     xy, ring = _corners([refs[t].polygon for t in tiles])
     for label in sorted(by_label):
-        asked = {m: want.get((m, label), set()) for m in PAIR_LAYERS}
-        if not (asked["s1coh"] or asked["s1ifg"]):
+        layer_tiles = {m: want.get((m, label), set()) for m in PAIR_LAYERS}
+        if not (layer_tiles["s1coh"] or layer_tiles["s1ifg"]):
             continue
         by_track = by_label[label]
         taken: set[str] = set()
@@ -237,7 +241,8 @@ def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, pairs_by_
             out = ~shapely.contains_xy(region, xy[:, 0], xy[:, 1])
             inside = np.bincount(ring, weights=out, minlength=len(tiles)) == 0
             mine = tuple(t for t, ok in zip(tiles, inside.tolist(), strict=True)
-                         if ok and t not in taken and (t in asked["s1coh"] or t in asked["s1ifg"]))
+                         if ok and t not in taken and
+                         (t in layer_tiles["s1coh"] or t in layer_tiles["s1ifg"]))
             if mine:
                 taken.update(mine)
                 works.append((label, track, by_track[track], mine))
@@ -249,7 +254,7 @@ def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, pairs_by_
         b = bucket(home)
         b["pairs"].extend(works)
         for m in PAIR_LAYERS:
-            sel = tuple(t for t in tiles if t in taken and t in asked[m])
+            sel = tuple(t for t in tiles if t in taken and t in layer_tiles[m])
             if sel:
                 b["targets"].append(Target(m, label, sel))
     # geometry: the block's first bucket, or one of its own

@@ -210,10 +210,10 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
                     merged[m] = _fill(merged[m], res[m])
         for m in asked:
             yield _result(tid, m, label, merged[m], items, errs)
-    for label, ps in grd:
-        items = tuple(prods[i].name for i in ps)
-        errs = [out.errors[paths[i]] for i in ps if paths[i] in out.errors]
-        yield _result(tid, "s1grd", label, per_pass(ps, work, paths, out.dates), items, errs)
+    for label, used in grd:
+        items = tuple(prods[i].name for i in used)
+        errs = [out.errors[paths[i]] for i in used if paths[i] in out.errors]
+        yield _result(tid, "s1grd", label, per_pass(used, work, paths, out.dates), items, errs)
     for track, first in geom_plan:
         items = (prods[first].name,) if first is not None else ()
         key = ("geom", paths[first]) if first is not None else None

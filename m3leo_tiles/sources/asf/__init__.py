@@ -135,7 +135,7 @@ class AsfSource(Source):
         out = []
         polys = np.array([t.polygon for t in tiles], dtype=object)
         tree = shapely.STRtree(polys) if tiles else None  # once, not per pair
-        centres = shapely.get_coordinates(shapely.centroid(polys)) if tiles else None
+        centres = shapely.get_coordinates(shapely.centroid(polys))
         for pair in form_pairs(prods, self.pair_policy, self.max_dt, self.season):
             mid = pair.reference.date + (pair.secondary.date - pair.reference.date) / 2
             inside = any(r.contains(mid) if seasonal else
