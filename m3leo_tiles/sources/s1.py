@@ -179,6 +179,10 @@ class S1ArchiveSource(Source):
         """Block units holding every requested S1 layer (see s1blocks.py)."""
         return plan_blocks(requests, self.products(), self.pairs(), self.block)
 
+    def check(self) -> None:
+        """Called by fetch before any work."""
+        self.options.check(self.name)
+
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
         work = unit.payload["s1"]

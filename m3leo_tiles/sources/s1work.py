@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,14 @@ class ProcessorOptions:
         if self.backscatter not in BACKSCATTER:
             raise BadInput(f"backscatter must be {', '.join(BACKSCATTER)}, "
                            f"not {self.backscatter!r}")
+
+    def check(self, source: str) -> None:
+        """Before any work: the processor's DEM is given and exists (one clear error)."""
+        if not self.dem:
+            raise BadInput(f"source {source!r} needs a DEM to process S1: "
+                           f"--source-opt {source}.dem=<GeoTIFF or VRT>")
+        if "://" not in self.dem and not Path(self.dem).exists():
+            raise BadInput(f"DEM {self.dem!r} does not exist")
 
     def processing(self, orbits: str | None) -> Processing:
         """Settings for one unit, with the DEM opened once per process."""

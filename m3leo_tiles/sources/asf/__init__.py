@@ -236,6 +236,10 @@ class AsfSource(Source):
                 fetch_orbit(p, d)
         return d if Path(d).is_dir() else None
 
+    def check(self) -> None:
+        """Called by fetch before any work."""
+        self.options.check(self.name)
+
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
         records = unit.payload["s1"].products
