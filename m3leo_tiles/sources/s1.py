@@ -69,17 +69,14 @@ class S1ArchiveSource(Source):
                                           max_dt=self.max_dt))
         return self._pairs
 
-    @staticmethod
-    def _covers(tile: TileRef, fps: Sequence[shapely.Geometry]) -> bool:
-        return all(fp.covers(tile.polygon) for fp in fps)
-
     # --- Source interface -----------------------------------------------------------------
     def periods(self, modality: Modality, request: Sequence[Period],
                 tiles: Sequence[TileRef]) -> list[Period]:
+        tree = shapely.STRtree([t.polygon for t in tiles]) if tiles else None  # once per call
         if modality.name == "s1geom":  # one static layer per track the tiles see
-            tracks = {}
+            tracks: dict[str, Period] = {}
             for p in self.products():
-                if tiles and not any(p.footprint.intersects(t.polygon) for t in tiles):
+                if tree is not None and not len(tree.query(p.footprint, predicate="intersects")):
                     continue
                 label = _track_label(p)
                 tracks.setdefault(label, Period(STATIC.start, STATIC.end, label, "static"))
@@ -92,9 +89,9 @@ class S1ArchiveSource(Source):
                          for r in request)
             if not inside:
                 continue
-            fps = (pair.reference.footprint, pair.secondary.footprint)
-            if tiles and not any(self._covers(t, fps) for t in tiles):
-                continue
+            common = pair.reference.footprint.intersection(pair.secondary.footprint)
+            if tree is not None and not len(tree.query(common, predicate="covers")):
+                continue  # no tile inside both footprints
             out[pair.label] = period_from_label(pair.label)
         return [out[k] for k in sorted(out)]
 
@@ -104,6 +101,10 @@ class S1ArchiveSource(Source):
     def plan_all(self, requests: Sequence[PlanRequest]) -> list[WorkUnit]:
         """Block units holding every requested S1 layer (see s1blocks.py)."""
         return plan_blocks(requests, self.products(), self.pairs(), self.block)
+
+    def check(self) -> None:
+        """Called by fetch before any work."""
+        self.options.check(self.name)
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:

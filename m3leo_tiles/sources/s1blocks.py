@@ -23,7 +23,7 @@ a burst's footprint on every repeat pass.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,9 +117,8 @@ class _Catalogue:
             self.key_of[i] = keys[k]
         self.geoms = geoms
         self.by_key: list[list[int]] = [[] for _ in geoms]
-        for i, k in enumerate(self.key_of):
-            self.by_key[int(k)].append(i)
-        self.tree = shapely.STRtree(geoms)
+        for i, key in enumerate(self.key_of.tolist()):
+            self.by_key[key].append(i)
         self.index = {p.name: i for i, p in enumerate(self.products)}
         self.records = [ProductRecord.of(p) for p in self.products]
         self.dates = [p.date for p in self.products]
@@ -127,10 +126,13 @@ class _Catalogue:
 
     def keys_touching(self, polys: Sequence[shapely.Geometry]) -> tuple[np.ndarray, np.ndarray]:
         """Per polygon, the footprint keys intersecting it, as CSR (offsets, keys): a region
-        has millions of (tile, footprint) pairs, which Python lists would not hold cheaply."""
+        has millions of (tile, footprint) pairs, which Python lists would not hold cheaply.
+        The few large footprints query a tree of the many small tiles (each footprint is
+        prepared once), not the other way round."""
         if not self.geoms or not len(polys):
             return np.zeros(len(polys) + 1, np.int64), np.zeros(0, np.int64)
-        ti, ki = self.tree.query(np.asarray(polys, dtype=object), predicate="intersects")
+        tiles = shapely.STRtree(np.asarray(polys, dtype=object))
+        ki, ti = tiles.query(np.asarray(self.geoms, dtype=object), predicate="intersects")
         order = np.lexsort((ki, ti))
         offsets = np.searchsorted(ti[order], np.arange(len(polys) + 1))
         return offsets, ki[order]
@@ -168,68 +170,79 @@ def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
         return flat[offsets[k]:offsets[k + 1]].tolist()
 
     grd_periods = sorted((periods[k] for k in want if k[0] == "s1grd"), key=lambda p: p.start)
-    labels = sorted({k[1] for k in want if k[0] in PAIR_LAYERS})
+    labels = {k[1] for k in want if k[0] in PAIR_LAYERS}
     tracks = sorted({k[1] for k in want if k[0] == "s1geom"})
-    pairs_by_label: dict[str, list[tuple[int, int]]] = {}
+    pairs_by_key: dict[int, list[tuple[str, int, int]]] = {}  # reference footprint -> pairs
     for q in pairs:
         i, j = cat.index.get(q.reference.name), cat.index.get(q.secondary.name)
         if i is not None and j is not None and q.label in labels:
-            pairs_by_label.setdefault(q.label, []).append((i, j))
+            pairs_by_key.setdefault(int(cat.key_of[i]), []).append((q.label, i, j))
     blocks: dict[tuple, list[str]] = {}
-    for t in ids:
-        blocks.setdefault(block_of(t, block), []).append(t)
+    for tid in ids:
+        blocks.setdefault(block_of(tid, block), []).append(tid)
     cover_cache: dict[frozenset, shapely.Geometry] = {}
     units = []
     for bkey in sorted(blocks, key=str):
         units.extend(_block_units(bkey, blocks[bkey], refs, tile_keys, cat, want, grd_periods,
-                                  labels, pairs_by_label, tracks, cover_cache))
+                                  pairs_by_key, tracks, cover_cache))
     return units
 
 
-def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, labels, pairs_by_label,
-                 tracks, cover_cache) -> list[WorkUnit]:
+def _block_units(bkey: tuple, tiles: list[str], refs: Mapping[str, TileRef],
+                 tile_keys: Callable[[str], list[int]], cat: _Catalogue,
+                 want: Mapping[tuple[str, str], set[str]], grd_periods: list[Period],
+                 pairs_by_key: Mapping[int, list[tuple[str, int, int]]], tracks: list[str],
+                 cover_cache: dict) -> list[WorkUnit]:
+    """The units of one block: one per time bucket (see the module docstring)."""
     per_tile = {t: tile_keys(t) for t in tiles}
     keys = sorted({k for t in tiles for k in per_tile[t]})
     if not keys:
         return []
     kset = set(keys)
-    touching = {t: sorted(i for k in per_tile[t] for i in cat.by_key[k]) for t in tiles}
+    touching = {t: [i for k in per_tile[t] for i in cat.by_key[k]] for t in tiles}
+    prods_here = sorted({i for k in keys for i in cat.by_key[k]})
     buckets: dict[str, dict] = {}
 
     def bucket(name: str) -> dict:
         return buckets.setdefault(name, {"targets": [], "grd": [], "pairs": [], "geom": []})
 
+    def touched(t: str, pset: set[int]) -> bool:
+        return any(i in pset for i in touching[t])
+
     # backscatter: every product dated in the period and touching the tile
     for per in grd_periods:
         asked = want[("s1grd", per.label)]
-        prods = sorted({i for k in keys for i in cat.by_key[k] if per.contains(cat.dates[i])})
+        prods = [i for i in prods_here if per.contains(cat.dates[i])]
         if not prods:
             continue
         pset = set(prods)
-        sel = tuple(t for t in tiles if t in asked and pset.intersection(touching[t]))
+        sel = tuple(t for t in tiles if t in asked and touched(t, pset))
         if sel:
             b = bucket(f"grd:{per.label}")
             b["targets"].append(Target("s1grd", per.label, sel))
             b["grd"].append((per.label, prods))
     # pairs: per label, per track, the tiles the product pairs cover fully
-    for label in labels:
-        asked = {m: want.get((m, label), set()) for m in PAIR_LAYERS}
-        if not (asked["s1coh"] or asked["s1ifg"]):
+    by_label: dict[str, dict[str, list[tuple[int, int]]]] = {}
+    for k in keys:
+        for label, i, j in pairs_by_key.get(k, ()):
+            if int(cat.key_of[j]) in kset:
+                by_label.setdefault(label, {}).setdefault(cat.tracks[i], []).append((i, j))
+    xy, ring = _corners([refs[t].polygon for t in tiles])
+    for label in sorted(by_label):
+        layer_tiles = {m: want.get((m, label), set()) for m in PAIR_LAYERS}
+        if not (layer_tiles["s1coh"] or layer_tiles["s1ifg"]):
             continue
-        by_track: dict[str, list[tuple[int, int]]] = {}
-        for i, j in pairs_by_label.get(label, []):
-            if int(cat.key_of[i]) in kset and int(cat.key_of[j]) in kset:
-                by_track.setdefault(cat.tracks[i], []).append((i, j))
-        if not by_track:
-            continue
+        by_track = by_label[label]
         taken: set[str] = set()
         works = []
-        polys = [refs[t].polygon for t in tiles]
         for track in sorted(by_track):
             region = _pair_region(cat, by_track[track], cover_cache)
-            inside = shapely.covers(region, polys)
+            # covered: every vertex of the tile's ring inside (the regions are convex pieces)
+            out = ~shapely.contains_xy(region, xy[:, 0], xy[:, 1])
+            inside = np.bincount(ring, weights=out, minlength=len(tiles)) == 0
             mine = tuple(t for t, ok in zip(tiles, inside.tolist(), strict=True)
-                         if ok and t not in taken and (t in asked["s1coh"] or t in asked["s1ifg"]))
+                         if ok and t not in taken and
+                         (t in layer_tiles["s1coh"] or t in layer_tiles["s1ifg"]))
             if mine:
                 taken.update(mine)
                 works.append((label, track, by_track[track], mine))
@@ -241,24 +254,40 @@ def _block_units(bkey, tiles, refs, tile_keys, cat, want, grd_periods, labels, p
         b = bucket(home)
         b["pairs"].extend(works)
         for m in PAIR_LAYERS:
-            sel = tuple(t for t in tiles if t in taken and t in asked[m])
+            sel = tuple(t for t in tiles if t in taken and t in layer_tiles[m])
             if sel:
                 b["targets"].append(Target(m, label, sel))
     # geometry: the block's first bucket, or one of its own
-    for track in tracks:
-        asked = want[("s1geom", track)]
-        prods = sorted((i for k in keys for i in cat.by_key[k] if cat.tracks[i] == track),
-                       key=lambda i: (cat.dates[i], cat.products[i].name))
-        if not prods:
-            continue
-        pset = set(prods)
-        sel = tuple(t for t in tiles if t in asked and pset.intersection(touching[t]))
-        if sel:
-            b = buckets[min(buckets)] if buckets else bucket(f"geom:{track}")
-            b["targets"].append(Target("s1geom", track, sel))
-            b["geom"].append((track, prods))
+    if tracks:
+        of_track: dict[str, list[int]] = {}
+        for i in prods_here:
+            of_track.setdefault(cat.tracks[i], []).append(i)
+        for track in tracks:
+            prods = sorted(of_track.get(track, ()),
+                           key=lambda i: (cat.dates[i], cat.products[i].name))
+            if not prods:
+                continue
+            asked = want[("s1geom", track)]
+            pset = set(prods)
+            sel = tuple(t for t in tiles if t in asked and touched(t, pset))
+            if sel:
+                b = buckets[min(buckets)] if buckets else bucket(f"geom:{track}")
+                b["targets"].append(Target("s1geom", track, sel))
+                b["geom"].append((track, prods))
     return [_unit(bkey, name, b, cat, touching) for name, b in sorted(buckets.items())
             if b["targets"]]
+
+
+def _corners(polys: list[shapely.Geometry]) -> tuple[np.ndarray, np.ndarray]:
+    """About four vertices per tile ring (its corners for our 16-vertex tile rings), and the
+    tile each belongs to: enough to test cover by convex regions, 4x cheaper than all."""
+    xy, ring = shapely.get_coordinates(polys, return_index=True)
+    n = np.bincount(ring, minlength=len(polys))
+    first = np.concatenate([[0], np.cumsum(n)[:-1]])
+    pos = np.arange(len(ring)) - first[ring]
+    step = np.maximum((n - 1) // 4, 1)[ring]
+    keep = (pos % step == 0) & (pos < n[ring] - 1)
+    return xy[keep], ring[keep]
 
 
 def _pair_region(cat: _Catalogue, prs: list[tuple[int, int]], cache: dict) -> shapely.Geometry:
@@ -285,7 +314,7 @@ def _unit(bkey: tuple, name: str, b: dict, cat: _Catalogue,
     tiles = sorted({t for tg in b["targets"] for t in tg.tiles})
     work = S1Work(
         products=tuple(cat.records[i] for i in used),
-        cover={t: tuple(local[i] for i in touching[t] if i in local) for t in tiles},
+        cover={t: tuple(sorted(local[i] for i in touching[t] if i in local)) for t in tiles},
         grd=tuple((lb, tuple(local[i] for i in ps)) for lb, ps in b["grd"]),
         pairs=tuple(PairWork(lb, tr, tuple((local[i], local[j]) for i, j in prs), ts)
                     for lb, tr, prs, ts in b["pairs"]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,14 @@ class ProcessorOptions:
         if self.backscatter not in BACKSCATTER:
             raise BadInput(f"backscatter must be {', '.join(BACKSCATTER)}, "
                            f"not {self.backscatter!r}")
+
+    def check(self, source: str) -> None:
+        """Before any work: the processor's DEM is given and exists (one clear error)."""
+        if not self.dem:
+            raise BadInput(f"source {source!r} needs a DEM to process S1: "
+                           f"--source-opt {source}.dem=<GeoTIFF or VRT>")
+        if "://" not in self.dem and not Path(self.dem).exists():
+            raise BadInput(f"DEM {self.dem!r} does not exist")
 
     def processing(self, orbits: str | None) -> Processing:
         """Settings for one unit, with the DEM opened once per process."""
@@ -210,10 +219,10 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
                     merged[m] = _fill(merged[m], res[m])
         for m in asked:
             yield _result(tid, m, label, merged[m], items, errs)
-    for label, ps in grd:
-        items = tuple(prods[i].name for i in ps)
-        errs = [out.errors[paths[i]] for i in ps if paths[i] in out.errors]
-        yield _result(tid, "s1grd", label, per_pass(ps, work, paths, out.dates), items, errs)
+    for label, used in grd:
+        items = tuple(prods[i].name for i in used)
+        errs = [out.errors[paths[i]] for i in used if paths[i] in out.errors]
+        yield _result(tid, "s1grd", label, per_pass(used, work, paths, out.dates), items, errs)
     for track, first in geom_plan:
         items = (prods[first].name,) if first is not None else ()
         key = ("geom", paths[first]) if first is not None else None

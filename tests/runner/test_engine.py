@@ -151,3 +151,11 @@ def test_a_failing_joint_unit_fails_every_target_it_holds(tmp_path):
     for m in ("synth", "synth40"):
         assert {states[m][t].status for t in ids[2:]} == {"failed"}
         assert "permanent failure" in states[m][ids[2]].error
+
+
+def test_refresh_runs_the_s1_layers_of_a_job_in_one_fetch():
+    from m3leo_tiles.runner.refresh import _batches
+
+    assert _batches(["s2", "s1grd", "dem", "s1coh", "s1ifg"]) == \
+        [["s2"], ["dem"], ["s1grd", "s1coh", "s1ifg"]]
+    assert _batches(["s2"]) == [["s2"]]

@@ -110,3 +110,22 @@ def test_burst_catalogue_follows_the_esa_rules(region):
         rel, n, sw = b.burst_ids[0].split("_")
         assert int(rel) == b.relative_orbit and sw in ("IW1", "IW2", "IW3")
         assert 15 < b.footprint.area * 111 * 111 * np.cos(np.radians(38)) / 20 < 120
+
+
+@pytest.mark.parametrize("source", ["archive", "asf"])
+def test_a_missing_dem_is_one_clear_error_before_any_work(source, tmp_path):
+    import subprocess
+    import sys
+
+    aoi = tmp_path / "aoi.wkt"
+    aoi.write_text(shapely.box(-98.0, 38.0, -97.95, 38.05).wkt)
+    store = tmp_path / "s.zarr"
+    args = ["fetch", "--store", str(store), "--region", str(aoi), "-m", "s1grd", "--period",
+            "2020-JJA", "--source", source, "--source-opt", f"{source}.archive={tmp_path}"]
+    p = subprocess.run([sys.executable, "-m", "m3leo_tiles", *args], text=True,
+                       capture_output=True)
+    assert p.returncode == 2 and "DEM" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not store.exists()
+    p = subprocess.run([sys.executable, "-m", "m3leo_tiles", *args, "--source-opt",
+                        f"{source}.dem={tmp_path / 'nope.tif'}"], text=True, capture_output=True)
+    assert p.returncode == 2 and "nope.tif" in p.stderr and not store.exists()

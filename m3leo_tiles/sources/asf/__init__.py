@@ -135,7 +135,7 @@ class AsfSource(Source):
         out = []
         polys = np.array([t.polygon for t in tiles], dtype=object)
         tree = shapely.STRtree(polys) if tiles else None  # once, not per pair
-        centres = shapely.get_coordinates(shapely.centroid(polys)) if tiles else None
+        centres = shapely.get_coordinates(shapely.centroid(polys))
         for pair in form_pairs(prods, self.pair_policy, self.max_dt, self.season):
             mid = pair.reference.date + (pair.secondary.date - pair.reference.date) / 2
             inside = any(r.contains(mid) if seasonal else
@@ -235,6 +235,10 @@ class AsfSource(Source):
             if find_orbit(p, d) is None and not self.archive:
                 fetch_orbit(p, d)
         return d if Path(d).is_dir() else None
+
+    def check(self) -> None:
+        """Called by fetch before any work."""
+        self.options.check(self.name)
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
