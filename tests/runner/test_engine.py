@@ -159,3 +159,23 @@ def test_refresh_runs_the_s1_layers_of_a_job_in_one_fetch():
     assert _batches(["s2", "s1grd", "dem", "s1coh", "s1ifg"]) == \
         [["s2"], ["dem"], ["s1grd", "s1coh", "s1ifg"]]
     assert _batches(["s2"]) == [["s2"]]
+
+
+@pytest.mark.timeout(180)
+def test_joint_units_on_dask_give_the_joblib_chunks(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    table = tiles_table(4)
+    a, b = str(tmp_path / "a.zarr"), str(tmp_path / "b.zarr")
+    _joint_run(a, table, syn.JointSource(group=2), workers=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                                  dashboard_address=None, processes=True) as cluster:
+        s, states = _joint_run(b, table, syn.JointSource(group=2),
+                               scheduler=cluster.scheduler_address)
+    assert (s.units, s.done) == (2, 8)
+    assert {st.status for m in states for st in states[m].values()} == {"done"}
+    for m in ("synth", "synth40"):
+        root_a, root_b = Path(a) / m / m / "c", Path(b) / m / m / "c"
+        da = {str(p.relative_to(root_a)): p.read_bytes() for p in root_a.rglob("*") if p.is_file()}
+        db_ = {str(p.relative_to(root_b)): p.read_bytes() for p in root_b.rglob("*")
+               if p.is_file()}
+        assert da == db_ and len(da) == 4
