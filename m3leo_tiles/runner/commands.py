@@ -199,11 +199,16 @@ def verify(store, state, repair):
     """Check every done chunk's CRC32C and find chunks no recorded unit owns."""
     from ..store.store import default_state_path
     from ..store.verify import verify as do_verify
+    from .state import StateDB
 
     state = state or default_state_path(store)
     if not Path(state).exists():
         raise BadInput(f"no state database at {state}")
-    rep = do_verify(store, state, repair=repair)
+    db = StateDB(state, create=False)
+    try:
+        rep = do_verify(store, db, repair=repair)
+    finally:
+        db.close()
     click.echo(f"checked {rep.checked} chunks: {len(rep.corrupt)} corrupt, "
                f"{len(rep.missing)} missing, {len(rep.orphans)} orphan")
     for m, p, t, err in rep.corrupt:

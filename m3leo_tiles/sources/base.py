@@ -14,26 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import shapely
 
-from ..grid.geobox import GridSpec
+from ..grid.tileref import TileRef
 from ..modalities import Modality
 from ..periods import Period
-
-
-@dataclass(frozen=True)
-class TileRef:
-    """What a source needs to know about a tile: its id, its 10 m grid, its lon/lat footprint."""
-
-    id: str
-    grid: GridSpec
-    polygon: shapely.Geometry
-
-    def grid_at(self, res: float) -> GridSpec:
-        """The tile's grid at a modality's resolution (UTM tiles: res metres)."""
-        n = int(round(self.grid.width * self.grid.dx / res)) if self.grid.epsg != 4326 else \
-            int(round(self.grid.width * 10 / res))
-        return self.grid.with_shape(n, n)
 
 
 @dataclass(frozen=True)

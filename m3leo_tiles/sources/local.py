@@ -26,7 +26,7 @@ import functools
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,15 +189,15 @@ def _item(f: dict, base: Path) -> Item:
         if not isinstance(href, str) or not href:
             raise ValueError(f"asset {key!r} has no href")
         assets[_asset_key(coll, key)] = href if "://" in href else str((base / href).resolve())
-    bbox = f.get("bbox") or (shapely.geometry.shape(f["geometry"]).bounds
-                             if f.get("geometry") else None)
-    if bbox is None:
+    raw: Sequence[float] | None = f.get("bbox") or (
+        shapely.geometry.shape(f["geometry"]).bounds if f.get("geometry") else None)
+    if raw is None:
         if not assets:
             raise ValueError("no bbox, no geometry and no asset to place it")
-        bbox = _raster_bbox(Path(next(iter(assets.values()))))
-    if len(bbox) == 6:  # a 3-D bbox: lon/lat are 0, 1, 3, 4
-        bbox = [bbox[0], bbox[1], bbox[3], bbox[4]]
-    bbox = tuple(float(v) for v in bbox)
+        raw = _raster_bbox(Path(next(iter(assets.values()))))
+    if len(raw) == 6:  # a 3-D bbox: lon/lat are 0, 1, 3, 4
+        raw = [raw[0], raw[1], raw[3], raw[4]]
+    bbox = tuple(float(v) for v in raw)
     if len(bbox) != 4 or not all(np.isfinite(bbox)) or bbox[0] > bbox[2] or bbox[1] > bbox[3]:
         raise ValueError(f"bbox {list(bbox)} is not [west, south, east, north] in degrees")
     when = props.get("datetime")
@@ -226,11 +226,11 @@ def _scan_directory(root: Path) -> list[Item]:
             if bbox:
                 items.append(Item(p.stem, GHS_BUILT, when, bbox, {"built_surface": str(p)}))
         elif re.match(r"ESA_WorldCover_.*_Map\.tif$", p.name, re.I):
-            year = re.search(r"_(20\d\d)_", p.name)
-            when = dt.datetime(int(year.group(1)), 1, 1, tzinfo=dt.UTC) if year else None
+            ym = re.search(r"_(20\d\d)_", p.name)
+            dated = dt.datetime(int(ym.group(1)), 1, 1, tzinfo=dt.UTC) if ym else None
             bbox = _placed(p)
             if bbox:
-                items.append(Item(p.stem, WORLDCOVER, when, bbox, {"map": str(p)}))
+                items.append(Item(p.stem, WORLDCOVER, dated, bbox, {"map": str(p)}))
     for item_id, year, assets in find_products(root):
         bbox = _placed(Path(assets["agb"]))
         if bbox:
@@ -239,25 +239,25 @@ def _scan_directory(root: Path) -> list[Item]:
     for folder, assets in folders.items():
         props: dict = {}
         meta = next(iter(sorted(folder.glob("*.json"))), None)
-        when = None
+        stamp: dt.datetime | None = None
         if meta is not None:
             try:
                 props = json.loads(meta.read_text()).get("properties", {})
-                when = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
-                if when.tzinfo is None:  # STAC datetimes are UTC
-                    when = when.replace(tzinfo=dt.UTC)
+                stamp = dt.datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+                if stamp.tzinfo is None:  # STAC datetimes are UTC
+                    stamp = stamp.replace(tzinfo=dt.UTC)
             except (OSError, ValueError, LookupError, TypeError, AttributeError) as e:
                 # a damaged item JSON: the folder name still dates the scene
                 log.warning("local archive: ignoring %s (%s: %s)", meta, type(e).__name__, e)
-                props, when = {}, None
-        if when is None:
+                props, stamp = {}, None
+        if stamp is None:
             d = re.search(r"(20\d{6})", folder.name)
             if not d:
                 continue
-            when = dt.datetime.strptime(d.group(1), "%Y%m%d").replace(tzinfo=dt.UTC)
+            stamp = dt.datetime.strptime(d.group(1), "%Y%m%d").replace(tzinfo=dt.UTC)
         bbox = _placed(Path(next(iter(assets.values()))))
         if bbox:
-            items.append(Item(folder.name, S2, when, bbox, assets, props))
+            items.append(Item(folder.name, S2, stamp, bbox, assets, props))
     return items
 
 
