@@ -10,9 +10,8 @@ import click
 
 from ..errors import BadInput
 from ..modalities import REGISTRY
+from ..options import state_opt, store_opt, tile_size_opt
 from ..sources import SOURCES
-
-STORE_HELP = "The region's Zarr store: a path (ending .zarr) or an fsspec URL."
 
 
 def _source_options(pairs: tuple[str, ...]) -> dict[str, dict]:
@@ -76,11 +75,11 @@ def print_plan(rows, as_json: bool = False) -> None:
               help="Google Cloud project registered for Earth Engine (env EE_PROJECT); "
               "credentials come from GOOGLE_APPLICATION_CREDENTIALS or `earthengine "
               "authenticate`.")
-@click.option("--store", required=True, help=STORE_HELP)
-@click.option("--state", help="SQLite state path (default: beside the store).")
+@store_opt
+@state_opt
 @click.option("--scheduler", help="Dask distributed scheduler address (tcp://host:port).")
 @click.option("--retry-failed", is_flag=True, help="Also retry units that failed permanently.")
-@click.option("--tile-size", type=int, default=4480, show_default=True)
+@tile_size_opt
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
 @click.option("--dry-run", is_flag=True, help="Only show what would be fetched, per modality "
               "and period; writes nothing.")
@@ -149,8 +148,8 @@ def refresh(config, progress, dry_run):
 
 
 @click.command()
-@click.option("--store", required=True, help=STORE_HELP)
-@click.option("--state", help="SQLite state path (default: beside the store).")
+@store_opt
+@state_opt
 @click.option("--failed", "show_failed", is_flag=True, help="List failed units and reasons.")
 @click.option("--json", "as_json", is_flag=True)
 def status(store, state, show_failed, as_json):
@@ -191,8 +190,8 @@ def status(store, state, show_failed, as_json):
 
 
 @click.command()
-@click.option("--store", required=True, help=STORE_HELP)
-@click.option("--state", help="SQLite state path (default: beside the store).")
+@store_opt
+@state_opt
 @click.option("--repair", is_flag=True, help="Delete bad and orphan chunks and mark their units "
               "for refetch.")
 def verify(store, state, repair):
@@ -236,7 +235,7 @@ COMMANDS = [fetch, refresh, status, verify, modalities]
 
 
 @click.command()
-@click.option("--store", required=True, help=STORE_HELP)
+@store_opt
 @click.option("--tile", "tiles", multiple=True, help="Tile id (repeatable; default: the first "
               "--limit tiles).")
 @click.option("--limit", type=int, default=4, show_default=True)

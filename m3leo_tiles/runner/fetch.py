@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, M3leoError, StorageFull, is_disk_full
+from ..grid.tiles import DEFAULT_TILE_SIZE
 from ..modalities import Modality, get_modality
 from ..periods import expand
 from ..sources import Source, get_source
@@ -70,7 +71,7 @@ class FetchRequest:
     scheduler: str | None = None
     state: str | None = None
     retry_failed: bool = False
-    tile_size: int = 4480
+    tile_size: int = DEFAULT_TILE_SIZE
     progress: bool | None = None
     cadence: str | None = None  # composites' period kind instead of each modality's default
     dry_run: bool = False  # plan and report, write nothing

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, StorageFull
+from ..grid.tiles import DEFAULT_TILE_SIZE
 from .engine import RunSummary
 from .fetch import FetchRequest, Locked, PlanRow, fetch
 
@@ -129,7 +130,7 @@ def requests_from_config(cfg: dict, progress: bool | None = None) -> list[FetchR
             scheduler=cfg.get("scheduler") or None,
             state=_resolve(base, cfg["state"]) if cfg.get("state") else None,
             retry_failed=bool(cfg.get("retry_failed", False)),
-            tile_size=int(cfg.get("tile_size", 4480)), progress=progress,
+            tile_size=int(cfg.get("tile_size", DEFAULT_TILE_SIZE)), progress=progress,
             cadence=j.get("cadence")))
     return out
 
