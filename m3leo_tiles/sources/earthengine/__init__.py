@@ -38,12 +38,12 @@ from ...grid.geobox import GridSpec
 from ...modalities import S2_BANDS, Modality
 from ...periods import Period
 from ..base import Source, TileRef, TileResult, WorkUnit
+from ..sentinel2 import SCL_INVALID
 from . import gssic
 
 log = logging.getLogger(__name__)
 
 REQUEST_CAP = 48 * 1024 * 1024  # bytes per computePixels request
-SCL_INVALID = (0, 1, 3, 8, 9, 10)
 _SIZE_ERROR = re.compile(r"Total request size \((\d+) bytes\) must be less than or equal to")
 _TRANSIENT = re.compile(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|unavailable|"
                         r"Internal error|[Qq]uota", re.I)
