@@ -112,5 +112,8 @@ class Source(ABC):
         """Yield one TileResult per tile of the unit (arrays on tile.grid_at(modality.res));
         for a unit with several targets, one per (target, tile), naming its target."""
 
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Refuse early (e.g. missing credentials), before a run writes anything."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and caches."""
