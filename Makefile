@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(PY) -m m3leo_tiles.demo
 
 bench: $(STAMP)
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
