@@ -1,6 +1,6 @@
 """The `m3leo-tiles` command line: verbs that compose, quiet by default.
 
-Every verb lives beside the code it drives (`grid/commands.py`, `runner/commands.py`, ...),
+Every verb lives beside the code it drives (`grid/commands.py`, `store/commands.py`, ...),
 each module listing its verbs in `COMMANDS`; options several verbs share are in `options.py`.
 This module only builds the group from that explicit list, logging and the one rule for bad
 input: exit code 2 with one line on stderr, no traceback.
@@ -59,8 +59,9 @@ def _commands() -> list[click.Command]:
     from .runner.commands import COMMANDS as runner
     from .sources.asf.commands import COMMANDS as asf
     from .sources.simulated.commands import COMMANDS as simulated
+    from .store.commands import COMMANDS as store
 
-    return [*grid, *runner, *simulated, *asf, *demo, *ml]
+    return [*grid, *store, *runner, *simulated, *asf, *demo, *ml]
 
 
 def _register() -> None:
