@@ -18,7 +18,14 @@ import pandas as pd
 import shapely
 
 from .geobox import GridSpec
-from .tiles import BASE_PX, BASE_RES, DEFAULT_TILE_SIZE, lonlat_centres, tile_polygons_lonlat
+from .tiles import (
+    BASE_PX,
+    BASE_RES,
+    DEFAULT_TILE_SIZE,
+    Tile,
+    lonlat_centres,
+    tile_polygons_lonlat,
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,11 @@ class TileRef:
     id: str
     grid: GridSpec
     polygon: shapely.Geometry
+
+    @classmethod
+    def of(cls, tile: Tile) -> TileRef:
+        """The TileRef of a lattice tile: its id, 10 m grid and lon/lat footprint."""
+        return cls(tile.id, tile.grid(BASE_RES), tile.polygon_lonlat)
 
     def grid_at(self, res: float) -> GridSpec:
         """The tile's grid at a modality's resolution (UTM tiles: res metres)."""

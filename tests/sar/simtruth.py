@@ -58,8 +58,7 @@ def score(sim: Path) -> dict:
     ref_p, sec_p = (str(sim / p) for p in m["pairs"][0])
     geoloc = max(gcp_residuals(open_swath(sim / p, "IW2", "VV"))["rms_px"]
                  for p in m["products"])
-    tiles = [TileRef(t, tile_from_id(t).grid(10), tile_from_id(t).polygon_lonlat)
-             for t in m["tiles"]]
+    tiles = [TileRef.of(tile_from_id(t)) for t in m["tiles"]]
     dem = GeoTiffDem(str(sim / "rasters" / "dem.tif"))
     res = process_pair(ref_p, sec_p, tiles, dem)
     geom = track_geometry(ref_p, tiles, dem)
