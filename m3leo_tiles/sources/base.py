@@ -87,6 +87,10 @@ class Source(ABC):
 
     name: str = ""
     modalities: tuple[str, ...] = ()
+    #: recorded with every unit's items: a new version makes earlier results refetchable
+    version: str = "1"
+    #: True when the source's client already retries (the runner then tries a unit once a run)
+    retries_inside: bool = False
 
     def periods(self, modality: Modality, request: Sequence[Period],
                 tiles: Sequence[TileRef]) -> list[Period]:
