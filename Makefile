@@ -32,4 +32,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo/out bench-out .pytest_cache
+	rm -rf $(VENV) demo/out bench-out .pytest_cache .mypy_cache
