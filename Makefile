@@ -25,10 +25,11 @@ demo: $(STAMP)
 	$(PY) -m m3leo_tiles.demo
 
 bench: $(STAMP)
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	$(PY) benchmarks/run_all.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo/out bench-out .pytest_cache
+	rm -rf $(VENV) demo/out bench-out .pytest_cache .mypy_cache

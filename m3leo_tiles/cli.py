@@ -1,8 +1,9 @@
 """The `m3leo-tiles` command line: verbs that compose, quiet by default.
 
-Every verb lives beside the code it drives (`grid/commands.py`, `store/commands.py`, ...);
-this module only builds the group, logging and the one rule for bad input: exit code 2 with
-one line on stderr, no traceback.
+Every verb lives beside the code it drives (`grid/commands.py`, `store/commands.py`, ...),
+each module listing its verbs in `COMMANDS`; options several verbs share are in `options.py`.
+This module only builds the group from that explicit list, logging and the one rule for bad
+input: exit code 2 with one line on stderr, no traceback.
 """
 
 from __future__ import annotations
@@ -50,30 +51,23 @@ def _load_plugins() -> None:
         importlib.import_module(name.strip())
 
 
+def _commands() -> list[click.Command]:
+    """Every verb, module by module; a module that fails to import is a bug, never skipped."""
+    from .demo import COMMANDS as demo
+    from .grid.commands import COMMANDS as grid
+    from .ml.commands import COMMANDS as ml
+    from .runner.commands import COMMANDS as runner
+    from .sources.asf.commands import COMMANDS as asf
+    from .sources.simulated.commands import COMMANDS as simulated
+    from .store.commands import COMMANDS as store
+
+    return [*grid, *store, *runner, *simulated, *asf, *demo, *ml]
+
+
 def _register() -> None:
     _load_plugins()
-    for modname in (
-        "m3leo_tiles.grid.commands",
-        "m3leo_tiles.store.commands",
-        "m3leo_tiles.runner.commands",
-        "m3leo_tiles.sources.simulated.commands",
-        "m3leo_tiles.sources.asf.commands",
-        "m3leo_tiles.demo",
-        "m3leo_tiles.ml.commands",
-    ):
-        try:
-            mod = __import__(modname, fromlist=["COMMANDS"])
-        except ModuleNotFoundError as e:
-            if e.name and modname.startswith(e.name):
-                continue  # that part of the tool is not installed in this tree
-            raise
-        for c in getattr(mod, "COMMANDS", []):
-            cli.add_command(c)
-
-
-def fail(message: str) -> None:
-    """Stop with exit code 2 and one line (the CLI's answer to bad input)."""
-    raise BadInput(message)
+    for c in _commands():
+        cli.add_command(c)
 
 
 def _quiet_warnings() -> None:

@@ -143,13 +143,13 @@ def period_from_label(label: str) -> Period:
     if re.fullmatch(r"\d{4}-\d{2}", label):
         y, m = map(int, label.split("-"))
         return _month(y, m)
-    m = re.fullmatch(r"(\d{4})-(DJF|MAM|JJA|SON)", label)
-    if m:
-        return _season(int(m.group(1)), m.group(2))
-    m = re.fullmatch(r"(\d{8})_(\d{8})", label)
-    if m:
-        a = dt.datetime.strptime(m.group(1), "%Y%m%d").date()
-        b = dt.datetime.strptime(m.group(2), "%Y%m%d").date()
+    season = re.fullmatch(r"(\d{4})-(DJF|MAM|JJA|SON)", label)
+    if season:
+        return _season(int(season.group(1)), season.group(2))
+    pair = re.fullmatch(r"(\d{8})_(\d{8})", label)
+    if pair:
+        a = dt.datetime.strptime(pair.group(1), "%Y%m%d").date()
+        b = dt.datetime.strptime(pair.group(2), "%Y%m%d").date()
         return Period(a, b + dt.timedelta(days=1), label, "pair")
     raise BadInput(f"not a period label: {label!r}")
 

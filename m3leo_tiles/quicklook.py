@@ -11,26 +11,14 @@ from pathlib import Path
 import numpy as np
 import shapely
 
-from .store.store import TileStore, _strings, zarr_store
+from .grid.preview import save_png
+from .store.store import TileStore, zarr_store
 
 # ESA WorldCover classes and their official colours
 WORLDCOVER = {10: ("tree", "#006400"), 20: ("shrub", "#ffbb22"), 30: ("grass", "#ffff4c"),
               40: ("crop", "#f096ff"), 50: ("built", "#fa0000"), 60: ("bare", "#b4b4b4"),
               70: ("snow", "#f0f0f0"), 80: ("water", "#0064c8"), 90: ("wetland", "#0096a0"),
               95: ("mangrove", "#00cf75"), 100: ("moss", "#fae6a0")}
-
-
-def save_png(fig, out: str | Path, dpi: int) -> Path:
-    """Write a figure to a temporary name and rename it: a killed run leaves no half PNG."""
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
 
 
 def _panels(store: TileStore, tile: str) -> list[dict]:
@@ -42,7 +30,7 @@ def _panels(store: TileStore, tile: str) -> list[dict]:
     for m in store.modalities():
         arr = zarr.open_array(zs, path=f"{m}/{m}", mode="r")
         periods = store.periods(m)
-        bands = list(_strings(store.root[m]["band"]))
+        bands = store.bands(m)
         attrs = dict(arr.attrs)
         for pi, p in enumerate(periods):
             data = np.asarray(arr[ti, pi])

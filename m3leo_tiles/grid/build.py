@@ -15,6 +15,7 @@ the six M3LEO regions take seconds, not hours.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -24,8 +25,7 @@ import shapely
 from pyproj import Proj
 
 from ..errors import BadInput
-from ..sources.base import TileRef
-from .geobox import GridSpec
+from .tileref import grid_table_to_refs
 from .tiles import (
     DEFAULT_TILE_SIZE,
     check_tile_size,
@@ -39,7 +39,7 @@ COLUMNS = ["id", "zone", "hemisphere", "epsg", "col", "row", "xmin", "ymin", "xm
            "area_km2", "split", "geometry"]
 
 
-def _zone_pieces(aoi: shapely.Geometry):
+def _zone_pieces(aoi: shapely.Geometry) -> Iterator[tuple[int, str, float, shapely.Geometry]]:
     """(zone, hemisphere, lon shift, AOI part in the zone band) for every band the AOI touches.
 
     AOIs may use longitudes beyond +-180 to cross the antimeridian; such parts are matched with
@@ -74,19 +74,21 @@ def _project(piece: shapely.Geometry, epsg: int, shift: float) -> shapely.Geomet
     return shapely.make_valid(shapely.transform(dense, fwd))
 
 
-def _zone_tiles(zone: int, hem: str, shift: float, piece: shapely.Geometry, size: int):
+def _zone_tiles(zone: int, hem: str, shift: float, piece: shapely.Geometry,
+                size: int) -> tuple[int, np.ndarray, np.ndarray]:
     epsg = utm_epsg(zone, hem)
     proj = _project(piece, epsg, shift)
     x0, y0, x1, y1 = proj.bounds
     c0, c1 = int(np.floor(x0 / size)), int(np.floor(x1 / size))
     r0, r1 = int(np.floor(y0 / size)), int(np.floor(y1 / size))
     shapely.prepare(proj)
-    cols_out, rows_out = [], []
+    cols_out: list[np.ndarray] = []
+    rows_out: list[np.ndarray] = []
     # row blocks keep the candidate arrays small for continent-sized zone pieces
     step = max(1, 400_000 // max(1, c1 - c0 + 1))
     for rs in range(r0, r1 + 1, step):
-        cols, rows = np.meshgrid(np.arange(c0, c1 + 1), np.arange(rs, min(rs + step, r1 + 1)))
-        cols, rows = cols.ravel(), rows.ravel()
+        cgrid, rgrid = np.meshgrid(np.arange(c0, c1 + 1), np.arange(rs, min(rs + step, r1 + 1)))
+        cols, rows = cgrid.ravel(), rgrid.ravel()
         boxes = shapely.box(cols * size, rows * size, (cols + 1) * size, (rows + 1) * size)
         keep = shapely.intersects(proj, boxes)
         cols_out.append(cols[keep])
@@ -106,8 +108,7 @@ def _true_area_km2(epsg: int, cols: np.ndarray, rows: np.ndarray, size: int) -> 
     return (size * size / 1e6) / np.asarray(f.areal_scale)
 
 
-def build_grid(aoi: shapely.Geometry, tile_size: int = DEFAULT_TILE_SIZE,
-               splits: pd.Series | None = None) -> gpd.GeoDataFrame:
+def build_grid(aoi: shapely.Geometry, tile_size: int = DEFAULT_TILE_SIZE) -> gpd.GeoDataFrame:
     """Every tile of every zone lattice that intersects both its zone band and the AOI."""
     size = check_tile_size(tile_size)
     if aoi is None or aoi.is_empty:
@@ -154,20 +155,6 @@ def count_tiles(aoi: shapely.Geometry, tile_size: int = DEFAULT_TILE_SIZE) -> in
     return n
 
 
-def grid_table_to_refs(gdf: gpd.GeoDataFrame) -> list[TileRef]:
-    """TileRefs for sources: the 10 m grid (448 px) and the lon/lat footprint of each tile."""
-    refs = []
-    for r in gdf.itertuples(index=False):
-        if int(r.epsg) == 4326:
-            g = GridSpec(4326, r.xmin, r.ymax, (r.xmax - r.xmin) / 448, (r.ymax - r.ymin) / 448,
-                         448, 448)
-        else:
-            n = int(round((r.xmax - r.xmin) / 10))
-            g = GridSpec(int(r.epsg), float(r.xmin), float(r.ymax), 10.0, 10.0, n, n)
-        refs.append(TileRef(str(r.id), g, r.geometry))
-    return refs
-
-
 def write_grid(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
     """GeoParquet, written to a temporary name and renamed: no half file on failure."""
     path = Path(path)
@@ -181,8 +168,4 @@ def write_grid(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
     return path
 
 
-def read_grid(path: str | Path) -> gpd.GeoDataFrame:
-    try:
-        return gpd.read_parquet(path)
-    except Exception as e:  # noqa: BLE001 - pyarrow/geopandas raise many kinds
-        raise BadInput(f"cannot read grid {path}: {e}") from None
+__all__ = ["COLUMNS", "build_grid", "count_tiles", "grid_table_to_refs", "write_grid"]

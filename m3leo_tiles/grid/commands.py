@@ -7,7 +7,7 @@ import time
 import click
 
 from ..errors import BadInput
-from .tiles import DEFAULT_TILE_SIZE
+from ..options import tile_size_opt
 
 
 def _tile_size(size: int) -> int:
@@ -22,8 +22,7 @@ def _tile_size(size: int) -> int:
 @click.command()
 @click.option("--region", "-r", help="Built-in region (see `m3leo-tiles regions`) or an AOI "
               "file: GeoJSON, WKT or GeoParquet, EPSG:4326.")
-@click.option("--tile-size", type=int, default=DEFAULT_TILE_SIZE, show_default=True,
-              help="Tile edge in metres; a positive multiple of 10.")
+@tile_size_opt
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="GeoParquet to write (one row per tile).")
 @click.option("--split-angle", type=float, help="Direction of the split stripes in degrees "
@@ -85,7 +84,7 @@ def grid(region, tile_size, out, split_angle, split_bands, split_pct, splits_csv
 
 
 @click.command()
-@click.option("--tile-size", type=int, default=DEFAULT_TILE_SIZE, show_default=True)
+@tile_size_opt
 def regions(tile_size):
     """List the built-in regions with their area and tile count (and M3LEO's)."""
     from pyproj import Geod

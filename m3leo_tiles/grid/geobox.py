@@ -68,11 +68,3 @@ class GridSpec:
         return GridSpec(
             self.epsg, self.x0, self.y0, (xmax - xmin) / width, (ymax - ymin) / height, width, height
         )
-
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("epsg", "x0", "y0", "dx", "dy", "width", "height")}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> GridSpec:
-        return cls(int(d["epsg"]), float(d["x0"]), float(d["y0"]), float(d["dx"]), float(d["dy"]),
-                   int(d["width"]), int(d["height"]))

@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import shapely
 
 SPLIT_COLOURS = {"train": "#4c78a8", "val": "#f58518", "test": "#54a24b", "": "#bbbbbb"}
 
 
-def preview_grid(gdf, aoi, out: str | Path, title: str = "") -> Path:
+def save_png(fig: Any, out: str | Path, dpi: int) -> Path:
+    """Write a figure to a temporary name and rename it: a killed run leaves no half PNG."""
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def preview_grid(gdf: Any, aoi: shapely.Geometry, out: str | Path, title: str = "") -> Path:
+    """The grid GeoDataFrame's tiles over the AOI outline, coloured by split, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,8 +36,6 @@ def preview_grid(gdf, aoi, out: str | Path, title: str = "") -> Path:
     fig, ax = plt.subplots(figsize=(9, 7))
     colours = [SPLIT_COLOURS.get(s, "#999999") for s in gdf["split"]]
     if len(gdf) <= 20000:
-        import shapely
-
         # tiles cut at the antimeridian are MultiPolygons: one patch per part
         verts, fc = [], []
         for g, colour in zip(gdf.geometry, colours, strict=True):
@@ -62,6 +76,4 @@ def preview_grid(gdf, aoi, out: str | Path, title: str = "") -> Path:
         ax.legend(handles=[Patch(color=SPLIT_COLOURS[s], label=s or "no split")
                            for s in present], loc="lower left")
     fig.tight_layout()
-    from ..quicklook import save_png
-
     return save_png(fig, out, dpi=100)

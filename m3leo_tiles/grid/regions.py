@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import shapely
@@ -22,7 +23,7 @@ M3LEO_TILES = {"conus": 167_406, "europe": 200_489, "middleeast": 163_986, "paki
                "china": 285_402, "southamerica": 83_756}
 
 
-def _region_file(name: str):
+def _region_file(name: str) -> Traversable:
     return resources.files("m3leo_tiles") / "data" / "regions" / f"{name}.geojson"
 
 

@@ -10,11 +10,13 @@ stripes, and the stripes take the split names cyclically in proportion to the pe
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import reduce
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import shapely
 
 from ..errors import BadInput
 from .tiles import lonlat_centres
@@ -46,7 +48,7 @@ def cycle_pattern(pct: tuple[int, int, int]) -> list[str]:
     return pattern
 
 
-def band_splits(geometry, angle: float = 9.0, bands: int = DEFAULT_BANDS,
+def band_splits(geometry: Sequence[shapely.Geometry] | np.ndarray, angle: float = 9.0, bands: int = DEFAULT_BANDS,
                 pct: tuple[int, int, int] = (60, 20, 20)) -> np.ndarray:
     if bands < 1:
         raise BadInput("--split-bands must be at least 1")
@@ -67,7 +69,8 @@ def band_splits(geometry, angle: float = 9.0, bands: int = DEFAULT_BANDS,
     proj = norm(x) * math.cos(a) + norm(y) * math.sin(a)
     band = np.minimum((norm(proj) * bands).astype(np.int64), bands - 1)
     pattern = np.array(cycle_pattern(pct), dtype=object)
-    return pattern[band % len(pattern)]
+    splits: np.ndarray = pattern[band % len(pattern)]
+    return splits
 
 
 def csv_splits(ids: pd.Series, path: str | Path) -> np.ndarray:

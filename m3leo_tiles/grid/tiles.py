@@ -23,7 +23,8 @@ from pyproj import Transformer
 from .geobox import RESOLUTIONS, GridSpec
 
 DEFAULT_TILE_SIZE = 4480
-BASE_RES = 10  # metres: 4480 m -> 448 px
+BASE_RES = 10  # metres: the finest grid every tile carries
+BASE_PX = DEFAULT_TILE_SIZE // BASE_RES  # 448; adopted lon/lat tiles are 448 x 448 too
 _ID_RE = re.compile(r"^(\d{2})([NS])-(\d{4})-(\d{4})(?:-s(\d+))?$")
 
 
@@ -193,6 +194,8 @@ def lonlat_centres(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = [
+    "BASE_PX",
+    "BASE_RES",
     "DEFAULT_TILE_SIZE",
     "RESOLUTIONS",
     "Tile",

@@ -1,4 +1,4 @@
-"""Verbs that run and inspect: fetch, refresh, status, verify, modalities."""
+"""Verbs that run and inspect runs: fetch, refresh, status, modalities."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import click
 
 from ..errors import BadInput
 from ..modalities import REGISTRY
+from ..options import state_opt, store_opt, tile_size_opt
 from ..sources import SOURCES
-
-STORE_HELP = "The region's Zarr store: a path (ending .zarr) or an fsspec URL."
 
 
 def _source_options(pairs: tuple[str, ...]) -> dict[str, dict]:
@@ -76,11 +75,11 @@ def print_plan(rows, as_json: bool = False) -> None:
               help="Google Cloud project registered for Earth Engine (env EE_PROJECT); "
               "credentials come from GOOGLE_APPLICATION_CREDENTIALS or `earthengine "
               "authenticate`.")
-@click.option("--store", required=True, help=STORE_HELP)
-@click.option("--state", help="SQLite state path (default: beside the store).")
+@store_opt
+@state_opt
 @click.option("--scheduler", help="Dask distributed scheduler address (tcp://host:port).")
 @click.option("--retry-failed", is_flag=True, help="Also retry units that failed permanently.")
-@click.option("--tile-size", type=int, default=4480, show_default=True)
+@tile_size_opt
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a tty).")
 @click.option("--dry-run", is_flag=True, help="Only show what would be fetched, per modality "
               "and period; writes nothing.")
@@ -149,8 +148,8 @@ def refresh(config, progress, dry_run):
 
 
 @click.command()
-@click.option("--store", required=True, help=STORE_HELP)
-@click.option("--state", help="SQLite state path (default: beside the store).")
+@store_opt
+@state_opt
 @click.option("--failed", "show_failed", is_flag=True, help="List failed units and reasons.")
 @click.option("--json", "as_json", is_flag=True)
 def status(store, state, show_failed, as_json):
@@ -191,30 +190,6 @@ def status(store, state, show_failed, as_json):
 
 
 @click.command()
-@click.option("--store", required=True, help=STORE_HELP)
-@click.option("--state", help="SQLite state path (default: beside the store).")
-@click.option("--repair", is_flag=True, help="Delete bad and orphan chunks and mark their units "
-              "for refetch.")
-def verify(store, state, repair):
-    """Check every done chunk's CRC32C and find chunks no recorded unit owns."""
-    from ..store.store import default_state_path
-    from ..store.verify import verify as do_verify
-
-    state = state or default_state_path(store)
-    if not Path(state).exists():
-        raise BadInput(f"no state database at {state}")
-    rep = do_verify(store, state, repair=repair)
-    click.echo(f"checked {rep.checked} chunks: {len(rep.corrupt)} corrupt, "
-               f"{len(rep.missing)} missing, {len(rep.orphans)} orphan")
-    for m, p, t, err in rep.corrupt:
-        click.echo(f"corrupt {m} {p} {t}: {err}")
-    for m, p, t in rep.missing:
-        click.echo(f"missing {m} {p} {t}")
-    if not rep.ok and not repair:
-        sys.exit(1)
-
-
-@click.command()
 def modalities():
     """List the modalities: bands, dtype, resolution, period kind and sources."""
     w = max(8, *(len(n) for n in REGISTRY))
@@ -227,26 +202,4 @@ def modalities():
     click.echo("* a composite over dates: `fetch --cadence annual|seasonal|monthly` re-periods it")
 
 
-COMMANDS = [fetch, refresh, status, verify, modalities]
-
-
-@click.command()
-@click.option("--store", required=True, help=STORE_HELP)
-@click.option("--tile", "tiles", multiple=True, help="Tile id (repeatable; default: the first "
-              "--limit tiles).")
-@click.option("--limit", type=int, default=4, show_default=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for <tile>.png and overview.png.")
-def quicklook(store, tiles, limit, out_dir):
-    """Write a PNG per tile (every modality side by side) and an overview map."""
-    from ..quicklook import overview_map, quicklook_tile
-    from ..store.store import TileStore
-
-    s = TileStore.open(store, mode="r")
-    ids = list(tiles) or list(s.tile_ids[:limit])
-    for t in ids:
-        click.echo(quicklook_tile(store, t, Path(out_dir) / f"{t}.png"))
-    click.echo(overview_map(store, Path(out_dir) / "overview.png"))
-
-
-COMMANDS.append(quicklook)
+COMMANDS = [fetch, refresh, status, modalities]

@@ -1,4 +1,5 @@
-"""A whole fetch: validate everything, then open or create the store, then execute.
+"""A whole fetch: validate everything, then take the store for the run (`RunStore`), then
+execute.
 
 Validation comes first so that bad input (unknown modality, a period that does not fit, a store
 of another region, a corrupt state database) leaves nothing created or written.
@@ -6,53 +7,23 @@ of another region, a corrupt state database) leaves nothing created or written.
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import BadInput, M3leoError, StorageFull, is_disk_full
+from ..errors import BadInput, StorageFull, is_disk_full
+from ..grid.tileref import refs_from_table
+from ..grid.tiles import DEFAULT_TILE_SIZE
 from ..modalities import Modality, get_modality
 from ..periods import expand
 from ..sources import Source, get_source
-from ..store.store import TileStore, check_writable_url, default_state_path
-from ..store.tiles import refs_from_table, table_from_grid
+from ..store.store import check_writable_url
 from .engine import ModalityJob, RetryPolicy, RunSummary, execute, plan_work
+from .runstore import Locked, RunLock, RunStore, grid_table
 from .state import StateDB
 
 log = logging.getLogger(__name__)
-
-
-class Locked(M3leoError):
-    """Another run holds the store's lock."""
-
-
-class RunLock:
-    """An advisory lock beside the state DB; the OS drops it when the holder dies (kill -9)."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fd: int | None = None
-
-    def __enter__(self) -> RunLock:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
-            raise Locked(f"another run holds {self.path}") from None
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, str(os.getpid()).encode())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
 
 
 @dataclass
@@ -70,7 +41,7 @@ class FetchRequest:
     scheduler: str | None = None
     state: str | None = None
     retry_failed: bool = False
-    tile_size: int = 4480
+    tile_size: int = DEFAULT_TILE_SIZE
     progress: bool | None = None
     cadence: str | None = None  # composites' period kind instead of each modality's default
     dry_run: bool = False  # plan and report, write nothing
@@ -94,15 +65,6 @@ def parse_tiles_arg(value: str | None) -> list[str] | None:
         return [ln.strip().split(",")[0] for ln in p.read_text().splitlines()
                 if ln.strip() and not ln.startswith(("#", "id"))]
     return [t.strip() for t in value.split(",") if t.strip()]
-
-
-def grid_table(region: str, tile_size: int):
-    """The store tile table for a region name or AOI path (built with the grid module)."""
-    from ..grid.build import build_grid
-    from ..grid.regions import load_aoi
-
-    name, aoi = load_aoi(region)
-    return name, table_from_grid(build_grid(aoi, tile_size=tile_size))
 
 
 def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
@@ -168,46 +130,14 @@ def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
     if not req.dry_run:
         check_writable_url(req.store)
     jobs = resolve_jobs(req)
-    state_path = req.state or default_state_path(req.store)
-    existing = TileStore.exists(req.store)
-    if existing:
-        store = TileStore.open(req.store)
-        if req.region:
-            from ..grid.regions import load_aoi
-
-            store.check_compatible(load_aoi(req.region)[0], req.tile_size)
-        table = store.tile_table()
-    else:
-        if not req.region:
-            raise BadInput(f"no store at {req.store}: give --region to create one")
-        if Path(state_path).exists():
-            raise BadInput(f"state database {state_path} exists but its store {req.store} "
-                           "does not; move it away or pass --state")
-        name, table = grid_table(req.region, req.tile_size)
-        if table.empty:
-            raise BadInput(f"region {req.region} has no tiles")
-    ids = list(table["id"])
-    if req.tiles is not None:
-        known = set(ids)
-        unknown = [t for t in req.tiles if t not in known]
-        if unknown:
-            raise BadInput(f"{len(unknown)} tile ids are not in this region, e.g. {unknown[0]}")
-        ids = [t for t in ids if t in set(req.tiles)]
-    if req.limit is not None:
-        if req.limit < 1:
-            raise BadInput("--limit must be positive")
-        ids = ids[: req.limit]
-    # a corrupt or foreign state DB is refused here, before anything is created
-    db = StateDB(state_path, req.store) if Path(state_path).exists() else None
+    target = RunStore.resolve(req.store, req.region, req.tile_size, req.state, req.tiles,
+                              req.limit)
     if req.dry_run:
-        return plan_only(jobs, refs_from_table(table, ids), db, req)
+        return plan_only(jobs, refs_from_table(target.table, target.ids), target.db, req)
     for job in jobs:
-        check = getattr(job.source, "check", None)
-        if check:
-            check()  # e.g. credentials: one clear error before any work
+        job.source.check()  # e.g. credentials: one clear error before any work
     try:
-        return _locked_run(req, jobs, store if existing else None, table, ids, state_path, db,
-                           None if existing else name)
+        return _run(req, jobs, target)
     except OSError as e:  # store metadata or the lock file on a full disk
         if is_disk_full(e):
             raise StorageFull(f"no space left on device ({e.filename or req.store}): free "
@@ -215,21 +145,10 @@ def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
         raise
 
 
-def _locked_run(req: FetchRequest, jobs: list[ModalityJob], store: TileStore | None, table,
-                ids: list[str], state_path: str, db: StateDB | None,
-                name: str | None) -> RunSummary:
-    """Create or heal the store, then execute, all under the run lock."""
-    with RunLock(state_path + ".lock"):
-        if store is None:
-            store = TileStore.create(req.store, name or "", table, req.tile_size)
-        if db is None:
-            db = StateDB(state_path, req.store)
-        removed = store.cleanup_partials()
-        if removed:
-            log.info("removed %d leftover .partial files", removed)
-        for repair in store.heal():
-            log.warning("store repaired after an interrupted run: %s", repair)
-        refs = refs_from_table(table, ids)
+def _run(req: FetchRequest, jobs: list[ModalityJob], target: RunStore) -> RunSummary:
+    """Execute the jobs on the store taken for the run (locked, created, cleaned, healed)."""
+    with target.session() as (store, db):
+        refs = refs_from_table(target.table, target.ids)
         for job in jobs:
             job.periods = job.source.periods(job.modality, job.periods, refs)
         run_id = db.start_run(f"fetch {','.join(req.modalities)} {req.period}")
@@ -237,5 +156,8 @@ def _locked_run(req: FetchRequest, jobs: list[ModalityJob], store: TileStore | N
                           retry_failed=req.retry_failed, policy=req.policy,
                           progress=req.progress)
         db.finish_run(run_id, summary.as_dict())
-    db.close()
     return summary
+
+
+__all__ = ["COMPOSITE_KINDS", "FetchRequest", "Locked", "PlanRow", "RunLock", "fetch", "grid_table",
+           "parse_tiles_arg", "plan_only", "resolve_jobs"]

@@ -24,12 +24,14 @@ import json
 import logging
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput, StorageFull
+from ..grid.tiles import DEFAULT_TILE_SIZE
 from .engine import RunSummary
-from .fetch import FetchRequest, Locked, fetch
+from .fetch import FetchRequest, Locked, PlanRow, fetch
 
 log = logging.getLogger(__name__)
 
@@ -128,16 +130,18 @@ def requests_from_config(cfg: dict, progress: bool | None = None) -> list[FetchR
             scheduler=cfg.get("scheduler") or None,
             state=_resolve(base, cfg["state"]) if cfg.get("state") else None,
             retry_failed=bool(cfg.get("retry_failed", False)),
-            tile_size=int(cfg.get("tile_size", 4480)), progress=progress,
+            tile_size=int(cfg.get("tile_size", DEFAULT_TILE_SIZE)), progress=progress,
             cadence=j.get("cadence")))
     return out
 
 
-def plan_refresh(config_path: str) -> list:
+def plan_refresh(config_path: str) -> list[PlanRow]:
     """The dry run of a refresh: what each job would fetch now (rolling periods resolved)."""
-    rows = []
+    rows: list[PlanRow] = []
     for req in requests_from_config(load_config(config_path), False):
-        rows += fetch(FetchRequest(**{**req.__dict__, "dry_run": True}))
+        plan = fetch(FetchRequest(**{**req.__dict__, "dry_run": True}))
+        assert isinstance(plan, list)  # a dry run answers its plan
+        rows += plan
     return rows
 
 
@@ -145,7 +149,7 @@ def plan_refresh(config_path: str) -> list:
 S1_TOGETHER = ("s1grd", "s1coh", "s1ifg", "s1geom")
 
 
-def _batches(modalities: list[str]) -> list[list[str]]:
+def _batches(modalities: Sequence[str]) -> list[list[str]]:
     """Each modality alone, except the S1 layers of a job, which go in one fetch."""
     s1 = [m for m in modalities if m in S1_TOGETHER]
     out = [[m] for m in modalities if m not in S1_TOGETHER]
@@ -175,6 +179,7 @@ def refresh(config_path: str, progress: bool | None = None) -> RefreshResult:
                 with contextlib.suppress(OSError):  # the log may sit on the full disk too
                     jlog("error", store=req.store, modality=m, message=str(e))
                 raise
+            assert isinstance(s, RunSummary)  # a run, not a dry run, answers a summary
             result.summaries.append((m, s))
             jlog("done", store=req.store, modality=m, period=req.period, **s.as_dict())
     jlog("end", permanent_failures=result.permanent_failures)

@@ -190,7 +190,8 @@ class StateDB:
         except sqlite3.OperationalError as e:
             _full(e, self.path)
             raise
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        return cur.lastrowid
 
     def finish_run(self, run_id: int, summary: dict) -> None:
         try:

@@ -14,26 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import shapely
 
-from ..grid.geobox import GridSpec
+from ..grid.tileref import TileRef
 from ..modalities import Modality
 from ..periods import Period
-
-
-@dataclass(frozen=True)
-class TileRef:
-    """What a source needs to know about a tile: its id, its 10 m grid, its lon/lat footprint."""
-
-    id: str
-    grid: GridSpec
-    polygon: shapely.Geometry
-
-    def grid_at(self, res: float) -> GridSpec:
-        """The tile's grid at a modality's resolution (UTM tiles: res metres)."""
-        n = int(round(self.grid.width * self.grid.dx / res)) if self.grid.epsg != 4326 else \
-            int(round(self.grid.width * 10 / res))
-        return self.grid.with_shape(n, n)
 
 
 @dataclass(frozen=True)
@@ -103,6 +87,10 @@ class Source(ABC):
 
     name: str = ""
     modalities: tuple[str, ...] = ()
+    #: recorded with every unit's items: a new version makes earlier results refetchable
+    version: str = "1"
+    #: True when the source's client already retries (the runner then tries a unit once a run)
+    retries_inside: bool = False
 
     def periods(self, modality: Modality, request: Sequence[Period],
                 tiles: Sequence[TileRef]) -> list[Period]:
@@ -127,6 +115,9 @@ class Source(ABC):
              period: Period) -> Iterator[TileResult]:
         """Yield one TileResult per tile of the unit (arrays on tile.grid_at(modality.res));
         for a unit with several targets, one per (target, tile), naming its target."""
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Refuse early (e.g. missing credentials), before a run writes anything."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and caches."""

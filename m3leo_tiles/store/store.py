@@ -19,33 +19,63 @@ writes in place and is refused for writing (`check_writable_url`).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
-from zarr.storage import LocalStore
 
 from ..errors import BadInput
 from ..modalities import Modality
+from .urls import (
+    OBJECT_STORE_PROTOCOLS,
+    _is_local,
+    _local_path,
+    check_writable_url,
+    default_state_path,
+    zarr_store,
+)
 
 FORMAT = "m3leo-tiles/1"
 TILE_COLUMNS = ("tile", "epsg", "x0", "y0", "dx", "dy", "size", "split", "lon", "lat")
 
 
-def _strings(arr) -> np.ndarray:
-    """A zarr string array as a plain numpy unicode array (zarr hands back StringDType)."""
-    values = arr[:].tolist()
-    return np.array(values, dtype=str) if values else np.array([], dtype=str)
+_T = TypeVar("_T")
 
 
-def codecs() -> dict:
+def _group(parent: zarr.Group, name: str) -> zarr.Group:
+    """A child group, typed (zarr's `Group[...]` may answer a group or an array)."""
+    g = parent[name]
+    if not isinstance(g, zarr.Group):
+        raise BadInput(f"store node {name} is not a group")
+    return g
+
+
+def _array(parent: zarr.Group, name: str) -> zarr.Array[Any]:
+    """A child array, typed (zarr's `Group[...]` may answer a group or an array)."""
+    a = parent[name]
+    if not isinstance(a, zarr.Array):
+        raise BadInput(f"store node {name} is not an array")
+    return a
+
+
+def _as_str(values: Any) -> np.ndarray:
+    """Strings zarr read back (numpy StringDType) as a plain numpy unicode array."""
+    listed = np.asarray(values).tolist()
+    return np.array(listed, dtype=str) if listed else np.array([], dtype=str)
+
+
+def _strings(arr: zarr.Array[Any]) -> np.ndarray:
+    """A whole zarr string array as a plain numpy unicode array."""
+    return _as_str(arr[:])
+
+
+def codecs() -> dict[str, Any]:
     """Blosc-zstd level 3 with byte shuffle, then a CRC32C checksum.
 
     Chosen from measurements on 12 x 448 x 448 uint16 tiles (2 cores): zstd-3 ~115 MB/s at
@@ -56,59 +86,6 @@ def codecs() -> dict:
     return {
         "compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()],
     }
-
-
-def _is_local(url: str) -> bool:
-    return "://" not in url or url.startswith("file://")
-
-
-def _local_path(url: str) -> Path:
-    return Path(url[len("file://"):] if url.startswith("file://") else url)
-
-
-#: fsspec protocols of object stores: a PUT replaces the whole object or nothing, so a writer
-#: killed mid-chunk leaves the old object (or none), never a torn one
-OBJECT_STORE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
-
-
-def check_writable_url(url: str) -> None:
-    """Refuse store URLs whose writes are not atomic (one line, BadInput: exit 2)."""
-    if _is_local(url):
-        return
-    scheme = url.split("://", 1)[0].lower()
-    if scheme in OBJECT_STORE_PROTOCOLS:
-        return
-    raise BadInput(f"store {url}: {scheme}:// is not crash-safe for writing (zarr's fsspec store "
-                   "writes chunks in place there, a killed run could leave torn chunks); use a "
-                   "local or mounted path, or an object store (s3://, gs://, az://)")
-
-
-def zarr_store(url: str, read_only: bool = False):
-    """A zarr store object for a path or fsspec URL (local paths use the atomic LocalStore)."""
-    if not read_only:
-        check_writable_url(url)
-    if _is_local(url):
-        return LocalStore(_local_path(url), read_only=read_only)
-    from zarr.storage import FsspecStore
-
-    try:
-        return FsspecStore.from_url(url, read_only=read_only)
-    except ImportError as e:  # fsspec names the package its protocol needs (s3fs, gcsfs...)
-        raise BadInput(f"store {url}: {str(e).splitlines()[0]}") from None
-    except ValueError as e:  # an unknown protocol
-        raise BadInput(f"store {url}: {e}") from None
-
-
-def default_state_path(url: str) -> str:
-    """SQLite state beside a local store; under the user cache for remote stores."""
-    if _is_local(url):
-        p = _local_path(url)
-        return str(p.parent / (p.name + ".state.sqlite"))
-    import hashlib
-
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "m3leo-tiles"
-    cache.mkdir(parents=True, exist_ok=True)
-    return str(cache / (hashlib.sha256(url.encode()).hexdigest()[:16] + ".state.sqlite"))
 
 
 @dataclass(frozen=True)
@@ -136,7 +113,7 @@ class TileStore:
             return False
 
     @classmethod
-    def open(cls, url: str, mode: str = "r+") -> TileStore:
+    def open(cls, url: str, mode: Literal["r", "r+"] = "r+") -> TileStore:
         """Open an existing store of ours; anything else is a clear BadInput."""
         if _is_local(url) and not _local_path(url).exists():
             raise BadInput(f"no store at {url}")
@@ -194,7 +171,7 @@ class TileStore:
 
     # ---- tile table ----------------------------------------------------------------------
     def _write_tile_rows(self, tiles: pd.DataFrame, start: int) -> None:
-        tg = self.root["tiles"]
+        tg = _group(self.root, "tiles")
         n = start + len(tiles)
         # "tile" goes last: its length is the table's, so rows cut short by a kill stay
         # invisible until the rerun writes them again
@@ -213,7 +190,7 @@ class TileStore:
         }
         for name, values in cols.items():
             if name in tg:
-                arr = tg[name]
+                arr = _array(tg, name)
                 arr.resize((n,))
             else:
                 kind = str if values.dtype.kind in "UOT" else values.dtype
@@ -224,16 +201,17 @@ class TileStore:
         self._tile_ids = None
 
     def tile_table(self) -> pd.DataFrame:
-        tg = self.root["tiles"]
-        n = tg["tile"].shape[0]  # rows beyond it are a cut-short append (see heal)
-        df = pd.DataFrame({c: (_strings(tg[c]) if c in ("tile", "split") else tg[c][:])[:n]
+        tg = _group(self.root, "tiles")
+        n = _array(tg, "tile").shape[0]  # rows beyond it are a cut-short append (see heal)
+        df = pd.DataFrame({c: (_strings(_array(tg, c)) if c in ("tile", "split")
+                               else np.asarray(_array(tg, c)[:]))[:n]
                            for c in TILE_COLUMNS})
         return df.rename(columns={"tile": "id"})
 
     @property
     def tile_ids(self) -> np.ndarray:
         if self._tile_ids is None:
-            self._tile_ids = _strings(self.root["tiles"]["tile"])
+            self._tile_ids = _strings(_array(_group(self.root, "tiles"), "tile"))
         return self._tile_ids
 
     def tile_index(self) -> dict[str, int]:
@@ -249,10 +227,10 @@ class TileStore:
         self._write_tile_rows(new.reset_index(drop=True), start)
         n = start + len(new)
         for m in self.modalities():
-            g = self.root[m]
-            a = g[m]
+            g = _group(self.root, m)
+            a = _array(g, m)
             a.resize((n,) + a.shape[1:])
-            t = g["tile"]
+            t = _array(g, "tile")
             t.resize((n,))
             t[start:n] = self.tile_ids[start:n]
         return len(new)
@@ -266,8 +244,9 @@ class TileStore:
         ntile = len(self.tile_ids)
         n = int(round(self.info.tile_size / m.res))
         if m.name in self.root:
-            a = self.root[m.name][m.name]
-            bands = list(_strings(self.root[m.name]["band"]))
+            g = _group(self.root, m.name)
+            a = _array(g, m.name)
+            bands = self.bands(m.name)
             if bands != list(m.bands) or str(a.dtype) != m.dtype or a.shape[3:] != (n, n):
                 raise BadInput(f"store array {m.name} has bands {bands}, {a.dtype}, "
                                f"{a.shape[3:]}: not modality {m.name} as registered now")
@@ -292,21 +271,24 @@ class TileStore:
                            dimension_names=["band"])
         b[:] = np.array(m.bands)
 
+    def bands(self, modality: str) -> list[str]:
+        return list(_strings(_array(_group(self.root, modality), "band")))
+
     def periods(self, modality: str) -> list[str]:
-        return list(_strings(self.root[modality]["period"]))
+        return list(_strings(_array(_group(self.root, modality), "period")))
 
     def ensure_periods(self, modality: str, labels: Sequence[str]) -> dict[str, int]:
         """Append unknown period labels (in the order given); returns label -> index."""
-        g = self.root[modality]
+        g = _group(self.root, modality)
         have = self.periods(modality)
         new = [p for p in dict.fromkeys(labels) if p not in have]
         if new:
             # labels first: a kill before the array grows is healed by growing it
             n = len(have) + len(new)
-            pa = g["period"]
+            pa = _array(g, "period")
             pa.resize((n,))
             pa[len(have):n] = np.array(new)
-            a = g[modality]
+            a = _array(g, modality)
             a.resize((a.shape[0], n) + a.shape[2:])
             have = have + new
         return {p: i for i, p in enumerate(have)}
@@ -326,29 +308,29 @@ class TileStore:
         hold chunks yet) is removed for the run to create again. Returns what was repaired.
         """
         fixed: list[str] = []
-        tg = self.root["tiles"]
-        n = tg["tile"].shape[0] if "tile" in tg else 0
+        tg = _group(self.root, "tiles")
+        n = _array(tg, "tile").shape[0] if "tile" in tg else 0
         for name in tg.array_keys():
-            if tg[name].shape[0] > n:
-                tg[name].resize((n,))
+            if _array(tg, name).shape[0] > n:
+                _array(tg, name).resize((n,))
                 fixed.append(f"tiles/{name}: cut back to {n} rows")
         self._tile_ids = None
         for m in self.modalities():
-            g = self.root[m]
+            g = _group(self.root, m)
             parts = set(g.array_keys())
             missing = {m, "tile", "period", "band"} - parts
             if missing:
-                if m in parts and g[m].shape[1] > 0:
+                if m in parts and _array(g, m).shape[1] > 0:
                     raise BadInput(f"store modality {m} lacks {sorted(missing)} but holds data: "
                                    "repair it by hand")
                 del self.root[m]
                 fixed.append(f"{m}: half-created group removed")
                 continue
-            a, t, pa = g[m], g["tile"], g["period"]
+            a, t, pa = _array(g, m), _array(g, "tile"), _array(g, "period")
             if a.shape[0] != n:
                 a.resize((n,) + a.shape[1:])
                 fixed.append(f"{m}: tile axis set to {n}")
-            if t.shape[0] != n or (n and str(_strings(t[n - 1:n])[0]) != self.tile_ids[-1]):
+            if t.shape[0] != n or (n and str(_as_str(t[n - 1:n])[0]) != self.tile_ids[-1]):
                 t.resize((n,))
                 if n:
                     t[:] = self.tile_ids
@@ -378,14 +360,11 @@ class TileStore:
             n += 1
         return n
 
-    def chunk_path(self, modality: str, tile_i: int, period_i: int) -> str:
-        return f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"
+
+_HANDLES: dict[tuple[str, str], zarr.Array[Any]] = {}
 
 
-_HANDLES: dict[tuple[str, str], zarr.Array] = {}
-
-
-def _writable_array(url: str, modality: str, tile_i: int, period_i: int) -> zarr.Array:
+def _writable_array(url: str, modality: str, tile_i: int, period_i: int) -> zarr.Array[Any]:
     """A per-process cached array handle, reopened when the coordinator has grown the array.
 
     Arrays only ever grow and their chunk grid never changes, so a handle whose shape covers
@@ -416,7 +395,7 @@ def delete_chunk(url: str, modality: str, tile_i: int, period_i: int) -> None:
     run_async(zarr_store(url).delete(f"{modality}/{modality}/c/{tile_i}/{period_i}/0/0/0"))
 
 
-def run_async(coro):
+def run_async(coro: Coroutine[Any, Any, _T]) -> _T:
     """Run a zarr store coroutine on zarr's own event loop: an fsspec store (s3fs) is bound
     to that loop, and `asyncio.run` in a fresh one fails on it."""
     from zarr.core.sync import sync
@@ -424,7 +403,7 @@ def run_async(coro):
     return sync(coro)
 
 
-def open_store(url: str):
+def open_store(url: str) -> Any:
     """The store as an `xarray.DataTree`: one node per modality, plus the tile table.
 
     Slice by labels: `open_store(u)["s2"].ds["s2"].sel(tile="17N-0089-0745", period="2020-JJA")`.
@@ -437,10 +416,6 @@ def open_store(url: str):
     return xr.open_datatree(url, engine="zarr", consolidated=False, zarr_format=3)
 
 
-def store_summary(url: str) -> dict:
-    s = TileStore.open(url, mode="r")
-    out = {"region": s.info.region, "tiles": int(len(s.tile_ids)), "modalities": {}}
-    for m in s.modalities():
-        a = s.root[m][m]
-        out["modalities"][m] = {"shape": list(a.shape), "periods": s.periods(m)}
-    return json.loads(json.dumps(out))
+__all__ = ["FORMAT", "OBJECT_STORE_PROTOCOLS", "TILE_COLUMNS", "StoreInfo", "TileStore",
+           "check_writable_url", "codecs", "default_state_path", "delete_chunk", "open_store",
+           "run_async", "write_chunk", "zarr_store"]

@@ -172,7 +172,7 @@ def test_datetimes_are_utc_aware(tmp_path):
 def test_fast_separable_path_equals_a_gdal_bilinear_warp(tmp_path, res, offset):
     from rasterio.warp import Resampling, reproject
 
-    from m3leo_tiles.sources.local import _read_onto
+    from m3leo_tiles.sources.local.rasters import read_onto
 
     t = tile_from_id("31N-0100-1200")
     g = t.grid(10)
@@ -181,7 +181,7 @@ def test_fast_separable_path_equals_a_gdal_bilinear_warp(tmp_path, res, offset):
     data = (1000 + 300 * rng.random((n, n))).astype(np.uint16)
     path = tmp_path / "b.tif"
     _write(path, data, t.epsg, t.bounds[0] - 1000 - offset, t.bounds[3] + 1000 + offset, res)
-    ours = _read_onto([str(path)], g, Resampling.bilinear)[0]
+    ours = read_onto([str(path)], g, Resampling.bilinear)[0]
     ref = np.zeros(g.shape, np.float32)
     with rasterio.open(path) as ds:
         reproject(rasterio.band(ds, 1), ref, dst_transform=g.transform, dst_crs=g.crs,
@@ -206,7 +206,7 @@ def test_nodata_neighbours_give_nan_not_a_blend(tmp_path):
     """A 20 m pixel flagged nodata must not leak into the 10 m bilinear result as a low value."""
     from rasterio.warp import Resampling
 
-    from m3leo_tiles.sources.local import _read_onto
+    from m3leo_tiles.sources.local.rasters import read_onto
 
     t = tile_from_id("31N-0100-1200")
     g = t.grid(10)
@@ -215,7 +215,7 @@ def test_nodata_neighbours_give_nan_not_a_blend(tmp_path):
     data[100:110, 100:110] = 0
     path = tmp_path / "b.tif"
     _write(path, data, t.epsg, t.bounds[0] - 1000, t.bounds[3] + 1000, 20)
-    out = _read_onto([str(path)], g, Resampling.bilinear)[0]
+    out = read_onto([str(path)], g, Resampling.bilinear)[0]
     finite = out[np.isfinite(out)]
     assert np.isnan(out).sum() > 0 and np.all(finite == 2000)
 

@@ -63,23 +63,31 @@ def test_adding_periods_and_tiles_never_rewrites_chunks(tmp_path):
     assert before == after
 
 
+def _verify(url: str, repair: bool = False):
+    db = StateDB(url + ".state.sqlite", create=False)
+    try:
+        return verify(url, db, repair=repair)
+    finally:
+        db.close()
+
+
 def test_codec_has_checksum_and_verify_finds_corruption(tmp_path):
     table = tiles_table(3)
     url, _ = _run(tmp_path, table)
-    rep = verify(url, url + ".state.sqlite")
+    rep = _verify(url)
     assert rep.ok and rep.checked == 3
     chunk = tmp_path / "s.zarr" / "synth" / "synth" / "c" / "1" / "0" / "0" / "0" / "0"
     raw = bytearray(chunk.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     chunk.write_bytes(bytes(raw))
-    rep = verify(url, url + ".state.sqlite")
+    rep = _verify(url)
     assert [c[2] for c in rep.corrupt] == [table["id"][1]]
-    rep = verify(url, url + ".state.sqlite", repair=True)
+    rep = _verify(url, repair=True)
     assert not chunk.exists()
     # the repaired unit is fetched again by the next run and then verifies clean
     _, s = _run(tmp_path, table, url=url)
     assert s.done == 1
-    assert verify(url, url + ".state.sqlite").ok
+    assert _verify(url).ok
 
 
 def test_foreign_paths_are_refused(tmp_path):

@@ -20,12 +20,13 @@ def _aoi(region: str | None, aoi: str | None) -> tuple[str, shapely.Geometry]:
         raise BadInput("give exactly one of --region or --aoi")
     from ...grid.regions import load_aoi
 
-    return load_aoi(region or aoi)
+    return load_aoi(str(region or aoi))
 
 
 def _tiles(geom: shapely.Geometry) -> list:
     """The region's tiles as TileRefs."""
-    from ...grid.build import build_grid, grid_table_to_refs
+    from ...grid.build import build_grid
+    from ...grid.tileref import grid_table_to_refs
 
     return grid_table_to_refs(build_grid(geom))
 

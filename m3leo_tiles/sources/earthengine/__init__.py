@@ -30,40 +30,24 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ...errors import AuthError, NoData, PermanentError, TransientError
 from ...grid.geobox import GridSpec
-from ...modalities import S2_BANDS, Modality
+from ...modalities import Modality
 from ...periods import Period
 from ..base import Source, TileRef, TileResult, WorkUnit
-from . import gssic
+from .recipes import CCI_AGB_ASSET, RECIPES
 
 log = logging.getLogger(__name__)
 
 REQUEST_CAP = 48 * 1024 * 1024  # bytes per computePixels request
-SCL_INVALID = (0, 1, 3, 8, 9, 10)
 _SIZE_ERROR = re.compile(r"Total request size \((\d+) bytes\) must be less than or equal to")
 _TRANSIENT = re.compile(r"\b(429|50[0-4])\b|Too Many Requests|[Tt]imed? ?out|unavailable|"
                         r"Internal error|[Qq]uota", re.I)
 _initialised: dict[str, bool] = {}  # per process: ee.Initialize once per worker
-#: bands requested beside a modality's own, to tell "no observation" from a value
-_EXTRA_BANDS = {"s2rgb": ("count",), "s1grd-ee": ("count_asc", "count_des"),
-                "dem": ("dem_valid",), "agb": ("agb_epoch",)}
-#: ESA CCI Biomass AGB in the community catalogue (gee-community-catalog.org/projects/cci_agb):
-#: one image per epoch, band AGB and SD in Mg/ha, ingested with 0 as no data
-CCI_AGB_ASSET = "projects/sat-io/open-datasets/ESA/ESA_CCI_AGB"
-
-
-def _stand_in(bands: list[str], cast: str):
-    """A one-image collection, fully masked, with `bands`: merged under a reduction or mosaic
-    so that one over no images still has its bands (Earth Engine gives it none, and renaming
-    would fail the tile); masked, it changes no value and adds 0 to a count."""
-    import ee
-
-    img = ee.Image.constant([0] * len(bands)).rename(bands)
-    return ee.ImageCollection([getattr(img, cast)().updateMask(0)])
 
 
 def _credentials(credentials: str | None, access_token: str | None):
@@ -93,18 +77,6 @@ def _credentials(credentials: str | None, access_token: str | None):
 
         return ee.data.get_persistent_credentials()
     return None
-
-
-def _cci_agb(start: str, end: str):
-    """The year's CCI AGB epoch as agb, agb_sd (uint16 Mg/ha) and agb_epoch (how many epoch
-    images the year has: 0 means no epoch, told apart from a tile of zeros). The collection
-    masks 0 Mg/ha as no data; unmasked back to 0 it matches the product files."""
-    import ee
-
-    col = (ee.ImageCollection(CCI_AGB_ASSET).filterDate(start, end)
-           .select(["AGB", "SD"], ["agb", "agb_sd"]))
-    img = col.merge(_stand_in(["agb", "agb_sd"], "toUint16")).mosaic().unmask(0).toUint16()
-    return img.addBands(ee.Image.constant(col.size()).rename("agb_epoch").toUint16())
 
 
 def _region(tile: TileRef):
@@ -219,103 +191,12 @@ class EarthEngineSource(Source):
         _initialised[key] = True
 
     # ---- expressions -------------------------------------------------------------------------
-    def image(self, modality: str, period: Period, tile: TileRef):
+    def image(self, modality: str, period: Period, tile: TileRef) -> Any:
         """The ee.Image whose pixels a tile of `modality` in `period` gets."""
-        import ee
-
-        region = _region(tile)
-        start, end = period.start.isoformat(), period.end.isoformat()
-        if modality in ("s2", "s2rgb"):
-            col = (ee.ImageCollection("COPERNICUS/S2_SR_HARMONIZED")
-                   .filterBounds(region).filterDate(start, end))
-
-            def clear(img):
-                scl = img.select("SCL")
-                bad = scl.eq(SCL_INVALID[0])
-                for c in SCL_INVALID[1:]:
-                    bad = bad.Or(scl.eq(c))
-                # bilinear onto our grid as the local path does (20 m bands, other zones);
-                # the mask stays the nearest scene class
-                return img.resample("bilinear").updateMask(bad.Not())
-
-            masked = col.map(clear)
-
-            def day_mosaic(day):
-                # neighbouring MGRS granules of one pass overlap by ~10 km: one mosaic per
-                # day makes an observation count once, as the local path does
-                d = ee.Date(day)
-                return masked.filterDate(d, d.advance(1, "day")).mosaic().set(
-                    "system:time_start", d.millis())
-
-            days = (masked.aggregate_array("system:time_start")
-                    .map(lambda t: ee.Date(t).format("YYYY-MM-dd")).distinct())
-            daily = ee.ImageCollection.fromImages(days.map(day_mosaic))
-            bands = list(S2_BANDS) if modality == "s2" else ["B4", "B3", "B2"]
-            # a period with no scene then answers count == 0 everywhere (nodata), in the
-            # same single request
-            empty = _stand_in(bands, "toUint16")
-            med = daily.select(bands).merge(empty).median()
-            count = (daily.select("B2").merge(empty.select("B2")).count().unmask(0)
-                     .rename("count"))
-            # rounded (a median of two is a half), and 0 kept for no data, as the local path
-            if modality == "s2":
-                return (med.round().max(1).unmask(0).toUint16()
-                        .addBands(count.toUint16()))
-            rgb = med.divide(10000).visualize(min=0, max=0.3).rename(["red", "green", "blue"])
-            return (rgb.max(1).updateMask(med.mask().reduce("min")).unmask(0).toUint8()
-                    .addBands(count.toUint16()))
-        if modality == "dem":
-            col = ee.ImageCollection("COPERNICUS/DEM/GLO30").filterBounds(region).select("DEM")
-            # open sea has no GLO-30 tile: with the stand-in the answer there is
-            # dem_valid == 0, nodata; the projection is GLO-30's 1 arc-second, not taken from
-            # a first image that may not exist
-            # bilinear: a nearest-neighbour 30 m DEM on a 10 m grid has terraces, and slope
-            # computed on the tile grid would see steps instead of the terrain
-            dem = (col.merge(_stand_in(["DEM"], "toFloat")).mosaic()
-                   .setDefaultProjection(ee.Projection("EPSG:4326").atScale(30))
-                   .resample("bilinear").rename("elevation"))
-            # masked pixels (no GLO-30 tile over open sea) arrive as 0: the mask band lets
-            # them become NaN, as on the local path
-            return ee.Image.cat([dem, ee.Terrain.slope(dem).rename("slope"),
-                                 ee.Terrain.aspect(dem).rename("aspect"),
-                                 dem.mask().rename("dem_valid")]).toFloat()
-        if modality == "esawc":
-            year = period.start.year
-            asset = {2020: "ESA/WorldCover/v100", 2021: "ESA/WorldCover/v200"}.get(year)
-            if asset is None:
-                raise NoData(f"ESA WorldCover exists for 2020 and 2021, not {year}")
-            return ee.ImageCollection(asset).first().select("Map").rename("class").toUint8()
-        if modality == "s1grd-ee":
-            col = (ee.ImageCollection("COPERNICUS/S1_GRD").filterBounds(region)
-                   .filterDate(start, end).filter(ee.Filter.eq("instrumentMode", "IW"))
-                   .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VV"))
-                   .filter(ee.Filter.listContains("transmitterReceiverPolarisation", "VH")))
-            parts = []
-            for orbit, tag in (("ASCENDING", "asc"), ("DESCENDING", "des")):
-                one = col.filter(ee.Filter.eq("orbitProperties_pass", orbit)).select(["VV", "VH"])
-                # a pass without acquisitions is common: its count is then 0
-                empty = _stand_in(["VV", "VH"], "toFloat")
-                med = one.merge(empty).median()
-                count = one.select("VV").merge(empty.select("VV")).count()
-                parts += [med.rename([f"VV_{tag}", f"VH_{tag}"]).unmask(0).toFloat(),
-                          count.unmask(0).rename(f"count_{tag}").toUint16()]
-            return ee.Image.cat(parts)
-        if modality == "treecover":
-            col = (ee.ImageCollection("MODIS/061/MOD44B").filterDate(start, end)
-                   .select("Percent_Tree_Cover"))
-            return (col.merge(_stand_in(["Percent_Tree_Cover"], "toUint8")).max()
-                    .rename("tree_cover").unmask(255).toUint8())
-        if modality == "ghsbuilt":
-            year = period.start.year
-            if year % 5 or not 1975 <= year <= 2030:
-                raise NoData(f"GHS-BUILT-S has epochs every 5 years 1975-2030, not {year}")
-            return (ee.Image(f"JRC/GHSL/P2023A/GHS_BUILT_S/{year}").select("built_surface")
-                    .unmask(65535).toUint16())
-        if modality == "gssic":
-            return gssic.image(region, period)
-        if modality == "agb":
-            return _cci_agb(start, end)
-        raise PermanentError(f"earthengine does not serve {modality}")
+        recipe = RECIPES.get(modality)
+        if recipe is None:
+            raise PermanentError(f"earthengine does not serve {modality}")
+        return recipe.image(_region(tile), period)
 
     # ---- requests ------------------------------------------------------------------------------
     def _grid(self, grid: GridSpec) -> dict:
@@ -358,42 +239,16 @@ class EarthEngineSource(Source):
         for tid in unit.tiles:
             tile = tiles[tid]
             grid = tile.grid_at(modality.res)
+            recipe = RECIPES.get(modality.name)
             try:
                 image = self.image(modality.name, period, tile)
-                bands = list(modality.bands) + list(_EXTRA_BANDS.get(modality.name, ()))
+                bands = list(modality.bands) + list(recipe.extra if recipe else ())
                 px = self._pixels(image, bands, grid, np.dtype(modality.dtype).itemsize)
+                if recipe is not None and recipe.finish is not None:
+                    px = recipe.finish(px, modality.bands, period)
             except NoData as e:
                 yield TileResult(tid, "nodata", error=str(e))
                 continue
-            if modality.name in ("s2", "s2rgb") and not px["count"].any():
-                yield TileResult(tid, "nodata", error=f"no clear Sentinel-2 pixel in "
-                                 f"{period.label}")
-                continue
-            if modality.name == "s1grd-ee":
-                counts = [px.pop(f"count_{tag}") for tag in ("asc", "des")]
-                if not any(c.any() for c in counts):
-                    yield TileResult(tid, "nodata", error=f"no Sentinel-1 IW VV+VH scene in "
-                                     f"{period.label}")
-                    continue
-                for tag, c in zip(("asc", "des"), counts, strict=True):
-                    for pol in ("VV", "VH"):  # masked pixels come back as 0, not NaN
-                        px[f"{pol}_{tag}"] = np.where(c > 0, px[f"{pol}_{tag}"], np.nan)
-            if modality.name == "gssic":
-                done = gssic.finish(px)
-                if done is None:
-                    yield TileResult(tid, "nodata", error=f"no GSSIC data in {period.label}")
-                    continue
-                px = done
-            if modality.name == "agb" and not px.pop("agb_epoch").any():
-                yield TileResult(tid, "nodata", error=f"no ESA CCI AGB epoch in {period.label}")
-                continue
-            if modality.name == "dem":
-                valid = px.pop("dem_valid") > 0
-                if not valid.any():
-                    yield TileResult(tid, "nodata", error="no Copernicus DEM over this tile")
-                    continue
-                for b in modality.bands:
-                    px[b] = np.where(valid, px[b], np.nan)
             if modality.nodata is not None and (
                     px[modality.bands[0]] == modality.nodata).all():
                 yield TileResult(tid, "nodata", error=f"no {modality.name} data in "
@@ -403,4 +258,4 @@ class EarthEngineSource(Source):
             yield TileResult(tid, "done", data, items=(f"ee:{modality.name}:{period.label}",))
 
 
-__all__ = ["EarthEngineSource", "decode_npy"]
+__all__ = ["CCI_AGB_ASSET", "RECIPES", "EarthEngineSource", "decode_npy"]
