@@ -58,7 +58,7 @@ def _gb() -> float:
 
 
 def plan_conus(tmp: Path) -> dict:
-    from m3leo_tiles.runner.engine import RetryPolicy, plan_work
+    from m3leo_tiles.runner.engine import UnitRetryPolicy, plan_work
     from m3leo_tiles.runner.fetch import FetchRequest, grid_table, resolve_jobs
     from m3leo_tiles.store.tiles import refs_from_table
 
@@ -80,7 +80,7 @@ def plan_conus(tmp: Path) -> dict:
         for job in jobs:  # the searches and the pairing happen here
             job.periods = job.source.periods(job.modality, job.periods, refs)
         t2 = time.perf_counter()
-        plan = plan_work(jobs, refs, None, False, RetryPolicy())
+        plan = plan_work(jobs, refs, None, False, UnitRetryPolicy())
         t3 = time.perf_counter()
         plan_s = t3 - t0
     finally:

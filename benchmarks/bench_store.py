@@ -27,7 +27,7 @@ os.environ["PYTHONPATH"] = str(ROOT)
 
 import tests.runner.synthetic as syn  # noqa: E402
 from m3leo_tiles.periods import expand  # noqa: E402
-from m3leo_tiles.runner.engine import ModalityJob, RetryPolicy, execute, plan_units  # noqa: E402
+from m3leo_tiles.runner.engine import ModalityJob, UnitRetryPolicy, execute, plan_units  # noqa: E402
 from m3leo_tiles.runner.state import Outcome, StateDB  # noqa: E402
 from m3leo_tiles.sources.base import Source, TileRef, WorkUnit  # noqa: E402
 from m3leo_tiles.store.store import TileStore, codecs  # noqa: E402
@@ -60,7 +60,7 @@ def bench_plan(tmp: Path) -> float:
     period = expand("annual", "2020")[0]
     job = ModalityJob(syn.SYNTH, _PlanOnly(), [period])
     t0 = time.perf_counter()
-    units, skipped = plan_units(job, period, refs, db, False, RetryPolicy())
+    units, skipped = plan_units(job, period, refs, db, False, UnitRetryPolicy())
     db.record(Outcome("synth", "2020", u.tiles[0], "done", source="planonly", version="planonly:1")
               for u in units)
     t = time.perf_counter() - t0

@@ -42,7 +42,7 @@ NODATA_SETTLE = dt.timedelta(days=20)
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class UnitRetryPolicy:
     tries_per_run: int = 3
     base_delay: float = 1.0
     max_delay: float = 60.0
@@ -92,7 +92,7 @@ class RunSummary:
 # --------------------------------------------------------------------------------------------
 # planning
 def pending_tiles(states: dict[str, UnitState], tiles: Sequence[str], period: Period,
-                  retry_failed: bool, policy: RetryPolicy, version: str) -> list[str]:
+                  retry_failed: bool, policy: UnitRetryPolicy, version: str) -> list[str]:
     """Tiles of a (modality, period) still to do: missing, stale or retryable."""
     out = []
     for t in tiles:
@@ -113,7 +113,7 @@ def pending_tiles(states: dict[str, UnitState], tiles: Sequence[str], period: Pe
 
 
 def plan_units(job: ModalityJob, period: Period, refs: Sequence[TileRef], db: StateDB,
-               retry_failed: bool, policy: RetryPolicy) -> tuple[list[WorkUnit], int]:
+               retry_failed: bool, policy: UnitRetryPolicy) -> tuple[list[WorkUnit], int]:
     """One (modality, period) planned alone (benchmarks and single-layer callers)."""
     states = db.states(job.modality.name, period.label)
     ids = [r.id for r in refs]
@@ -150,7 +150,7 @@ class Plan:
 
 
 def plan_work(jobs: Sequence[ModalityJob], refs: Sequence[TileRef], db: StateDB | None,
-              retry_failed: bool, policy: RetryPolicy) -> Plan:
+              retry_failed: bool, policy: UnitRetryPolicy) -> Plan:
     """Every job's missing (tile, modality, period) handed to its source at once.
 
     Jobs that share a source object are planned together (`Source.plan_all`), so a source
@@ -186,14 +186,14 @@ def plan_work(jobs: Sequence[ModalityJob], refs: Sequence[TileRef], db: StateDB 
 
 
 def source_version(source: Source) -> str:
-    return f"{source.name}:{getattr(source, 'version', '1')}"
+    return f"{source.name}:{source.version}"
 
 
 # --------------------------------------------------------------------------------------------
 # the worker side
 def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality: Modality,
              period: Period, store_url: str, tile_index: dict[str, int], period_index: int,
-             policy: RetryPolicy,
+             policy: UnitRetryPolicy,
              more: Mapping[tuple[str, str], TargetSpec] | None = None) -> list[Outcome]:
     """Read a unit from its source and write its chunks; never raises.
 
@@ -219,7 +219,7 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
     last: Exception | None = None
     # a source whose client already retries with backoff (EE) gets no in-run retries on top:
     # its transient failures are retried by later runs instead
-    tries = 1 if getattr(source, "retries_inside", False) else policy.tries_per_run
+    tries = 1 if source.retries_inside else policy.tries_per_run
     for attempt in range(tries):
         try:
             got: dict[tuple[str, str, str], Outcome] = {}
@@ -347,10 +347,10 @@ class DurableRecorder:
 
 def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Sequence[TileRef],
             workers: int = 1, scheduler: str | None = None, retry_failed: bool = False,
-            policy: RetryPolicy | None = None, progress: bool | None = None,
+            policy: UnitRetryPolicy | None = None, progress: bool | None = None,
             on_outcomes: Callable[[list[Outcome]], None] | None = None) -> RunSummary:
     """Plan every job's missing units, run them, record outcomes as they arrive."""
-    policy = policy or RetryPolicy()
+    policy = policy or UnitRetryPolicy()
     summary = RunSummary()
     t0 = time.perf_counter()
     ref_by_id = {r.id: r for r in refs}

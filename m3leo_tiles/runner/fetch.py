@@ -19,7 +19,7 @@ from ..modalities import Modality, get_modality
 from ..periods import expand
 from ..sources import Source, get_source
 from ..store.store import check_writable_url
-from .engine import ModalityJob, RetryPolicy, RunSummary, execute, plan_work
+from .engine import ModalityJob, RunSummary, UnitRetryPolicy, execute, plan_work
 from .runstore import Locked, RunLock, RunStore, grid_table
 from .state import StateDB
 
@@ -45,7 +45,7 @@ class FetchRequest:
     progress: bool | None = None
     cadence: str | None = None  # composites' period kind instead of each modality's default
     dry_run: bool = False  # plan and report, write nothing
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: UnitRetryPolicy = field(default_factory=UnitRetryPolicy)
 
 
 #: period kinds of composites, which any of them can be made at (`--cadence`)

@@ -273,7 +273,7 @@ def test_fuzzed_earth_engine_answers_through_the_client(deep, monkeypatch):
     from m3leo_tiles.grid import tile_from_id
     from m3leo_tiles.modalities import get_modality
     from m3leo_tiles.periods import STATIC
-    from m3leo_tiles.runner.engine import RetryPolicy, run_unit
+    from m3leo_tiles.runner.engine import UnitRetryPolicy, run_unit
     from m3leo_tiles.sources.base import TileRef, WorkUnit
     from m3leo_tiles.sources.earthengine import EarthEngineSource
     from tests.sources.ee_server import EEServer
@@ -300,7 +300,7 @@ def test_fuzzed_earth_engine_answers_through_the_client(deep, monkeypatch):
         def check(answer: tuple) -> None:
             server.script = [answer] * 3  # the client's own retries see the same answer
             outs = run_unit(src, WorkUnit(m.name, STATIC.label, (tile.id,)), {tile.id: ref}, m,
-                            STATIC, "unused", {tile.id: 0}, 0, RetryPolicy())
+                            STATIC, "unused", {tile.id: 0}, 0, UnitRetryPolicy())
             (o,) = outs
             assert o.status == "failed", o
             assert o.error and "\n" not in o.error and o.error.split(":")[0] in (

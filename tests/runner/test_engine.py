@@ -9,13 +9,13 @@ import pytest
 
 import tests.runner.synthetic as syn
 from m3leo_tiles.periods import expand
-from m3leo_tiles.runner.engine import ModalityJob, RetryPolicy, execute
+from m3leo_tiles.runner.engine import ModalityJob, UnitRetryPolicy, execute
 from m3leo_tiles.runner.state import StateDB
 from m3leo_tiles.store.store import TileStore
 from m3leo_tiles.store.tiles import refs_from_table
 from tests.runner.helpers import tiles_table
 
-FAST = RetryPolicy(tries_per_run=3, base_delay=0.0, max_attempts=2)
+FAST = UnitRetryPolicy(tries_per_run=3, base_delay=0.0, max_attempts=2)
 
 
 def run(url: str, table, source, workers=1, scheduler=None, retry_failed=False, policy=FAST):

@@ -11,7 +11,7 @@ from m3leo_tiles.errors import AuthError
 from m3leo_tiles.grid import tile_from_id
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import STATIC, expand
-from m3leo_tiles.runner.engine import RetryPolicy, run_unit
+from m3leo_tiles.runner.engine import UnitRetryPolicy, run_unit
 from m3leo_tiles.sources.base import TileRef, WorkUnit
 from m3leo_tiles.sources.earthengine import EarthEngineSource
 from tests.sources.ee_server import EEServer
@@ -104,7 +104,7 @@ def test_repeated_5xx_is_a_transient_failure_without_multiplied_retries(server):
     server.script = [("error", 500, "Internal error")] * 20
     m, period = get_modality("s2"), expand("seasonal", "2021-JJA")[0]
     outs = run_unit(src, WorkUnit("s2", period.label, (TILE.id,)), {TILE.id: REF}, m, period,
-                    "unused", {TILE.id: 0}, 0, RetryPolicy(tries_per_run=3, base_delay=0))
+                    "unused", {TILE.id: 0}, 0, UnitRetryPolicy(tries_per_run=3, base_delay=0))
     assert outs[0].status == "failed" and outs[0].transient
     assert "Internal error" in outs[0].error
     assert len(server.pixel_requests()) == 3  # the client's 1 + 2 retries, not x3 runner tries
@@ -125,7 +125,7 @@ def test_malformed_body_is_transient(server):
     server.script = [("raw", b"not an npy file")]
     m, period = get_modality("s2"), expand("seasonal", "2021-JJA")[0]
     outs = run_unit(src, WorkUnit("s2", period.label, (TILE.id,)), {TILE.id: REF}, m, period,
-                    "unused", {TILE.id: 0}, 0, RetryPolicy())
+                    "unused", {TILE.id: 0}, 0, UnitRetryPolicy())
     assert outs[0].status == "failed" and outs[0].transient and "malformed" in outs[0].error
 
 
