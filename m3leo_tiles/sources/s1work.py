@@ -1,10 +1,11 @@
 """Reading one Sentinel-1 block unit (s1blocks.py): tile by tile, every layer from one pass.
 
 Shared by the archive and ASF sources: they differ only in how a unit's products are found
-and made local. Per tile, each product pair runs once (`sar.pipeline.iter_pair`), giving
-coherence, interferogram and the backscatter of both dates from one resampling; dates that
-no pair of the unit covers get `process_grd`; `s1geom` one `track_geometry` per track. Only
-per-tile accumulators are held, so memory does not grow with the number of tiles or dates.
+and made local. Per tile, the products the tile's pairs link form a stack (sar/stack.py):
+each date is resampled onto the tile once and serves every pair it is in (coherence and
+interferogram, `sar.pipeline.pair_layers`) and its own backscatter; dates of no pair are
+stacks of one; `s1geom` one `track_geometry` per track. One tile's stack and per-tile
+accumulators are held at a time, so memory does not grow with the number of tiles.
 
 `s1grd` is per pass (issue 13 item 1): for each pass, the mean of LINEAR power over the
 period's acquisitions of that pass (tracks of one pass pooled by the same rule), in dB, and
@@ -22,6 +23,7 @@ import numpy as np
 
 from ..errors import BadInput, TransientError
 from ..grid.geobox import GridSpec
+from ..sar.radiometry import to_db_nan
 from .base import TileRef, TileResult, WorkUnit
 from .s1blocks import S1Work
 
@@ -102,47 +104,25 @@ class TileOutputs:
 
 
 def compute_tile(tile: TileRef, inputs: TileInputs, proc: Processing) -> TileOutputs:
-    """Every processor call for one tile, in one place.
+    """Every processor call for one tile, in one place: a stack, not pairs (issue 13 item 3).
 
-    A pair gives its layers and the backscatter of both dates (layers s1grd_ref/s1grd_sec)
-    from one resampling. The sar package's per-date stack API (each date resampled once per
-    tile) replaces the body of this function; callers do not change.
+    The products linked by the tile's pairs form stacks (one per track and footprint, dates
+    in time order); each date is resampled onto the tile once (`sar.stack.resample_stack`)
+    and serves every pair it is in (`pair_layers`) and its own backscatter. Dates no pair
+    uses are one-date stacks. A stack that cannot be formed (two products of one date, or a
+    product that fails to read) falls back to pair by pair, so a bad product fails only the
+    pairs and dates it is in. Memory: one stack of one tile at a time.
     """
-    from ..sar.pipeline import iter_pair, process_grd
     from ..sar.trackgeom import track_geometry
 
     out = TileOutputs()
+    wanted: dict[tuple[str, str], set[str]] = {}
     for ref, sec, layers in inputs.pairs:
-        errors: dict[str, str] = {}
-        try:
-            for _, res in iter_pair(ref, sec, [tile], proc.dem, polarisations=POLS,
-                                    coh_res=proc.coh_res, ifg_res=proc.ifg_res,
-                                    slc_res=proc.slc_res, orbit_dir=proc.orbits, errors=errors,
-                                    backscatter=proc.backscatter, layers=layers):
-                out.pairs[(ref, sec)] = res
-                if "s1grd_ref" in res:
-                    out.dates[ref] = res["s1grd_ref"]
-                if "s1grd_sec" in res:
-                    out.dates[sec] = res["s1grd_sec"]
-        except (BadInput, TransientError):  # the run's fault, not one product's
-            raise
-        except Exception as e:  # noqa: BLE001 - one bad product fails its layers, not the unit
-            errors[tile.id] = f"{type(e).__name__}: {e}"
-        if tile.id in errors:
-            out.errors[(ref, sec)] = errors[tile.id]
-    for path in inputs.dates:
-        errors = {}
-        try:
-            res = process_grd(path, [tile], proc.dem, polarisations=POLS,
-                              orbit_dir=proc.orbits, kind=proc.backscatter, errors=errors)
-            if tile.id in res:
-                out.dates[path] = res[tile.id]
-        except (BadInput, TransientError):  # the run's fault, not one product's
-            raise
-        except Exception as e:  # noqa: BLE001
-            errors[tile.id] = f"{type(e).__name__}: {e}"
-        if tile.id in errors:
-            out.errors[path] = errors[tile.id]
+        wanted.setdefault((ref, sec), set()).update(layers)
+    grd = set(inputs.dates) | {p for (r, s), ls in wanted.items()
+                               for p, name in ((r, "s1grd_ref"), (s, "s1grd_sec")) if name in ls}
+    for paths, prs in _stacks(wanted, grd):
+        _stack_or_pairs(tile, paths, {k: wanted[k] for k in prs}, grd, proc, out)
     for path in inputs.geoms:
         try:
             g = track_geometry(path, [tile], proc.dem, orbit_dir=proc.orbits).get(tile.id)
@@ -153,6 +133,133 @@ def compute_tile(tile: TileRef, inputs: TileInputs, proc: Processing) -> TileOut
         except Exception as e:  # noqa: BLE001
             out.errors[("geom", path)] = f"{type(e).__name__}: {e}"
     return out
+
+
+def _stacks(pairs: Mapping[tuple[str, str], object], dates: set[str]
+            ) -> list[tuple[list[str], list[tuple[str, str]]]]:
+    """Products linked by pairs (connected components), each with its pairs; then every
+    date of no pair alone."""
+    parent: dict[str, str] = {}
+
+    def root(p: str) -> str:
+        while parent.setdefault(p, p) != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    for r, s in pairs:
+        parent[root(r)] = root(s)
+    groups: dict[str, list[str]] = {}
+    for p in parent:
+        groups.setdefault(root(p), []).append(p)
+    out = [(ps, [k for k in pairs if root(k[0]) == g]) for g, ps in groups.items()]
+    out += [([p], []) for p in sorted(dates - set(parent))]
+    return out
+
+
+def _stack_or_pairs(tile: TileRef, paths: list[str], pairs: Mapping[tuple[str, str], set[str]],
+                    grd: set[str], proc: Processing, out: TileOutputs) -> None:
+    """One stack for `paths`; on a product's failure, the old pair-by-pair path instead."""
+    from ..errors import DemError
+    from ..sar.product import check_same_track, open_product
+    from ..sar.stack import resample_stack
+
+    prods: list = []
+    try:
+        for p in paths:
+            prods.append(open_product(p, POLS, proc.orbits))
+        order = [paths[k] for k in np.argsort([p.geometry[0].t_ref for p in prods],
+                                                kind="stable")]
+        prods = [prods[paths.index(p)] for p in order]
+        for a, b in zip(prods, prods[1:], strict=False):
+            check_same_track(prods[0], b)
+            if b.geometry[0].t_ref <= a.geometry[0].t_ref:
+                raise ValueError("two products of one date")
+    except (BadInput, TransientError):
+        for p in prods:
+            p.close()
+        raise
+    except Exception:  # noqa: BLE001 - no stack (e.g. two products of one date): pairwise
+        for p in prods:
+            p.close()
+        _pairwise(tile, pairs, grd & set(paths), proc, out)
+        return
+    index = {p: k for k, p in enumerate(order)}
+    cplx = [ls for ls in pairs.values() if ls & {"s1coh", "s1ifg"}]
+    try:
+        st = resample_stack(prods, tile, proc.dem, POLS, slc=bool(cplx),
+                            power=bool(grd & set(order)),
+                            slc_pols=POLS if any("s1coh" in ls for ls in cplx) else POLS[:1],
+                            slc_res=proc.slc_res, kind=proc.backscatter)
+    except (BadInput, TransientError):
+        raise
+    except DemError as e:  # the tile's fault: every input of the stack fails alike
+        msg = f"{type(e).__name__}: {e}"
+        out.errors.update({k: msg for k in pairs})
+        out.errors.update({p: msg for p in order if p in grd})
+        return
+    except Exception:  # noqa: BLE001 - a product that fails to read: find which, pairwise
+        _pairwise(tile, pairs, grd & set(paths), proc, out)
+        return
+    finally:
+        for p in prods:
+            p.close()
+    if st is None:
+        return
+    from ..sar.pipeline import pair_layers
+
+    for (ref, sec), layers in pairs.items():
+        i, j = index[ref], index[sec]
+        cov = st.slc[i, 0] if st.slc is not None else st.power[i, 0]  # type: ignore[index]
+        asked = [m for m in ("s1coh", "s1ifg") if m in layers]
+        if asked and np.isfinite(cov).any():  # as a pair: the reference must cover the tile
+            out.pairs[(ref, sec)] = pair_layers(st, asked, proc.coh_res, proc.ifg_res, i, j)
+    if st.power is not None:
+        for p in order:
+            k = index[p]
+            if p in grd and np.isfinite(st.power[k]).any():
+                out.dates[p] = np.stack([to_db_nan(x) for x in st.power[k]])
+
+
+def _pairwise(tile: TileRef, pairs: Mapping[tuple[str, str], set[str]], dates: set[str],
+              proc: Processing, out: TileOutputs) -> None:
+    """Each pair as a two-date stack, each remaining date alone: errors per pair / product."""
+    from ..sar.pipeline import iter_pair, process_grd
+
+    done: set[str] = set()
+    for (ref, sec), layers in pairs.items():
+        errors: dict[str, str] = {}
+        names = list(layers) + [n for p, n in ((ref, "s1grd_ref"), (sec, "s1grd_sec"))
+                                if p in dates and p not in done and n not in layers]
+        try:
+            for _, res in iter_pair(ref, sec, [tile], proc.dem, polarisations=POLS,
+                                    coh_res=proc.coh_res, ifg_res=proc.ifg_res,
+                                    slc_res=proc.slc_res, orbit_dir=proc.orbits, errors=errors,
+                                    backscatter=proc.backscatter, layers=names):
+                out.pairs[(ref, sec)] = {m: res[m] for m in ("s1coh", "s1ifg") if m in res}
+                for p, n in ((ref, "s1grd_ref"), (sec, "s1grd_sec")):
+                    if n in res and p in dates:
+                        out.dates[p] = res[n]
+                        done.add(p)
+        except (BadInput, TransientError):  # the run's fault, not one product's
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad product fails its layers, not the unit
+            errors[tile.id] = f"{type(e).__name__}: {e}"
+        if tile.id in errors:
+            out.errors[(ref, sec)] = errors[tile.id]
+    for path in sorted(dates - done):
+        errors = {}
+        try:
+            res1 = process_grd(path, [tile], proc.dem, polarisations=POLS,
+                               orbit_dir=proc.orbits, kind=proc.backscatter, errors=errors)
+            if tile.id in res1:
+                out.dates[path] = res1[tile.id]
+        except (BadInput, TransientError):  # the run's fault, not one product's
+            raise
+        except Exception as e:  # noqa: BLE001
+            errors[tile.id] = f"{type(e).__name__}: {e}"
+        if tile.id in errors:
+            out.errors[path] = errors[tile.id]
 
 
 def _fill(acc: np.ndarray | None, new: np.ndarray) -> np.ndarray:
@@ -181,8 +288,7 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
     grd = [(lb, [i for i in ps if i in cov]) for lb, ps in work.grd
            if tid in wanted.get(("s1grd", lb), ())]
     need = {i for _, ps in grd for i in ps}
-    inputs = TileInputs()
-    claimed: set[int] = set()
+    inputs = TileInputs(dates=[paths[i] for i in sorted(need)])
     pair_plan = []  # (label, product pairs, asked layers)
     for pw in work.pairs:
         asked = [m for m in ("s1coh", "s1ifg") if tid in wanted.get((m, pw.label), ())]
@@ -190,14 +296,13 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
             continue
         prs = [(i, j) for i, j in pw.products if i in cov and j in cov]
         pair_plan.append((pw.label, prs, asked))
-        for i, j in prs:
-            layers = list(asked)
-            for k, name in ((i, "s1grd_ref"), (j, "s1grd_sec")):
-                if k in need and k not in claimed:
-                    layers.append(name)
-                    claimed.add(k)
-            inputs.pairs.append((paths[i], paths[j], tuple(layers)))
-    inputs.dates = [paths[i] for i in sorted(need - claimed)]
+        inputs.pairs.extend((paths[i], paths[j], tuple(asked)) for i, j in prs)
+    cohs_plan = []  # (season, product pairs)
+    for label, prs_ in work.cohs:
+        if tid in wanted.get(("s1cohs", label), ()):
+            prs = [(i, j) for i, j in prs_ if i in cov and j in cov]
+            cohs_plan.append((label, prs))
+            inputs.pairs.extend((paths[i], paths[j], ("s1coh",)) for i, j in prs)
     geom_plan = []
     for track, ps in work.geom:
         if tid in wanted.get(("s1geom", track), ()):
@@ -223,12 +328,38 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
         items = tuple(prods[i].name for i in used)
         errs = [out.errors[paths[i]] for i in used if paths[i] in out.errors]
         yield _result(tid, "s1grd", label, per_pass(used, work, paths, out.dates), items, errs)
+    for label, prs in cohs_plan:
+        items = tuple(dict.fromkeys(prods[k].name for pr in prs for k in pr))
+        errs = [out.errors[(paths[i], paths[j])] for i, j in prs
+                if (paths[i], paths[j]) in out.errors]
+        yield _result(tid, "s1cohs", label, seasonal(label, prs, work, paths, out.pairs),
+                      items, errs)
     for track, first in geom_plan:
         items = (prods[first].name,) if first is not None else ()
         key = ("geom", paths[first]) if first is not None else None
         errs = [out.errors[key]] if key in out.errors else []
         g = out.geoms.get(paths[first]) if first is not None else None
         yield _result(tid, "s1geom", track, g, items, errs)
+
+
+def seasonal(label: str, prs: Sequence[tuple[int, int]], work: S1Work, paths: Sequence[str],
+             pairs: Mapping[tuple[str, str], Mapping[str, np.ndarray]]) -> np.ndarray | None:
+    """(18, n, n) `s1cohs` bands of one season (sar/seasonal.py): product pairs of one
+    acquisition pair (slices, bursts) merged first-valid, then one median per baseline."""
+    from ..sar.seasonal import SeasonalCoherence
+
+    merged: dict[tuple[str, object, object], np.ndarray] = {}
+    for i, j in prs:
+        coh = pairs.get((paths[i], paths[j]), {}).get("s1coh")
+        if coh is not None:
+            a, b = work.products[i], work.products[j]
+            merged[(a.track, a.date, b.date)] = _fill(merged.get((a.track, a.date, b.date)), coh)
+    if not merged:
+        return None
+    acc = SeasonalCoherence(next(iter(merged.values())).shape[1:])
+    for (track, d1, d2), coh in sorted(merged.items(), key=lambda kv: str(kv[0])):
+        acc.add(d1, d2, coh, key=track)
+    return acc.finalize(label)
 
 
 def per_pass(ps: Sequence[int], work: S1Work, paths: Sequence[str],
@@ -268,7 +399,8 @@ def _result(tid: str, modality: str, period: str, data: np.ndarray | None,
     if errs:
         return TileResult(tid, "failed", error=errs[0], items=items, modality=modality,
                           period=period)
-    valid = data is not None and np.isfinite(data[0 if modality != "s1grd" else slice(0, 4)]).any()
+    look = {"s1grd": slice(0, 4), "s1cohs": slice(0, 12)}.get(modality, 0)  # not counts/fits
+    valid = data is not None and np.isfinite(data[look]).any()
     if not valid:
         return TileResult(tid, "nodata", items=items, modality=modality, period=period)
     return TileResult(tid, "done", data=np.asarray(data, np.float32), items=items,

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 PAIR_MODALITIES = ("s1coh", "s1ifg")
 #: the search window of s1geom when the run asks for no dated S1 layer: one full repeat cycle
 GEOM_DAYS = 24
+#: s1cohs of a season reads dates up to half the longest GSSIC baseline outside it
+SEASONAL_PAD = max(SEASONAL_DT) // 2
 
 
 def _as_product(r: ProductRecord) -> S1Product:
@@ -178,7 +180,9 @@ class AsfSource(Source):
             return [Period(STATIC.start, STATIC.end, lb, "static") for lb in labels]
         if modality.name not in PAIR_MODALITIES:
             if request:
-                self._remember(min(r.start for r in request), max(r.end for r in request))
+                pad = dt.timedelta(days=SEASONAL_PAD if modality.name == "s1cohs" else 0)
+                self._remember(min(r.start for r in request) - pad,
+                               max(r.end for r in request) + pad)
             return list(request)
         if request:
             self._remember(*self._pair_window(request))
@@ -194,7 +198,9 @@ class AsfSource(Source):
             return []
         dated = [r.period for r in requests if r.period.kind != "static"]
         if dated:
-            start, end = min(p.start for p in dated), max(p.end for p in dated)
+            pad = dt.timedelta(days=SEASONAL_PAD if any(r.modality.name == "s1cohs"
+                                                        for r in requests) else 0)
+            start, end = min(p.start for p in dated) - pad, max(p.end for p in dated) + pad
             w = self._window  # the run's window from periods(): one search serves every layer
             if w is not None and w[0] <= start and end <= w[1]:
                 start, end = w
