@@ -64,14 +64,14 @@ class AsfSource(Source):
 
     name = "asf"
     modalities = S1_LAYERS
-    version = "asf-1"
+    version = "asf-2"  # gamma0-rtc by default
 
     def __init__(self, cache: str | None = None, archive: str | None = None,
                  pairs: str = "sequential", max_dt: int | None = None, burst: bool | str = True,
                  host: str | None = None, orbits: str | None = None, season: str | None = None,
                  cache_gb: float | None = None, max_downloads: int = 2,
                  dem: str | None = None, dem_datum: str = "ellipsoid", slc_res: float = 10.0,
-                 backscatter: str = "sigma0", block: int = BLOCK, **_: object) -> None:
+                 backscatter: str = "gamma0-rtc", block: int = BLOCK, **_: object) -> None:
         if pairs not in POLICIES:
             raise BadInput(f"unknown pair policy {pairs!r}: use one of {', '.join(POLICIES)}")
         if archive is not None and not Path(archive).is_dir():
