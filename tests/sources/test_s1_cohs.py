@@ -53,6 +53,22 @@ def test_s1cohs_of_one_pair_is_its_coherence(small_sim, tmp_path):
                 assert np.isnan(cohs[f"{pol}_{d}"]).all(), (pol, d)
         for q in ("rho", "tau", "rmse"):  # one baseline: no decay fit
             assert np.isnan(cohs[f"{q}_{pol}"]).all()
+    # its quicklook panel shows the 12-day median on the coherence scale
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from m3leo_tiles.quicklook import _draw, _panels, quicklook_tile
+    from m3leo_tiles.store.store import TileStore
+
+    panel = next(p for p in _panels(TileStore.open(url, mode="r"), tile)
+                 if p["modality"] == "s1cohs")
+    fig, ax = plt.subplots()
+    _draw(ax, fig, panel)
+    assert ax.get_title().endswith("VV_12") and ax.images[0].get_clim() == (0, 1)
+    plt.close(fig)
+    assert quicklook_tile(url, tile, tmp_path / "q.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
