@@ -43,7 +43,6 @@ class Processing:
     ifg_res: float = 40.0
 
 
-
 @dataclass
 class TileInputs:
     """What one tile needs from the processor: product pairs, single dates, geometries."""
@@ -61,7 +60,6 @@ class TileOutputs:
     dates: dict[str, np.ndarray] = field(default_factory=dict)  # path -> (npol, H, W) dB
     geoms: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[object, str] = field(default_factory=dict)
-
 
 
 def compute_tile(tile: TileRef, inputs: TileInputs, proc: Processing) -> TileOutputs:

@@ -15,6 +15,7 @@ merged first-valid before averaging, so an overlap is not counted twice.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +156,7 @@ def seasonal(label: str, prs: Sequence[tuple[int, int]], work: S1Work, paths: Se
     acquisition pair (slices, bursts) merged first-valid, then one median per baseline."""
     from ..sar.seasonal import SeasonalCoherence
 
-    merged: dict[tuple[str, object, object], np.ndarray] = {}
+    merged: dict[tuple[str, dt.date, dt.date], np.ndarray] = {}
     for i, j in prs:
         coh = pairs.get((paths[i], paths[j]), {}).get("s1coh")
         if coh is not None:
