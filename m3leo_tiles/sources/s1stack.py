@@ -62,7 +62,35 @@ class TileOutputs:
     errors: dict[object, str] = field(default_factory=dict)
 
 
-def compute_tile(tile: TileRef, inputs: TileInputs, proc: Processing) -> TileOutputs:
+class ProductPool:
+    """Products opened once for a unit's tiles (their metadata, footprints and open TIFF
+    readers serve every tile); closed when the unit ends."""
+
+    def __init__(self, orbits: str | None) -> None:
+        self.orbits = orbits
+        self._open: dict[str, Any] = {}
+
+    def get(self, path: str) -> Any:
+        if path not in self._open:
+            from ..sar.product import open_product
+
+            self._open[path] = open_product(path, POLS, self.orbits)
+        return self._open[path]
+
+    def close(self) -> None:
+        for p in self._open.values():
+            p.close()
+        self._open.clear()
+
+    def __enter__(self) -> ProductPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def compute_tile(tile: TileRef, inputs: TileInputs, proc: Processing,
+                 pool: ProductPool | None = None) -> TileOutputs:
     """Every processor call for one tile, in one place: a stack, not pairs (issue 13 item 3).
 
     The products linked by the tile's pairs form stacks (one per track and footprint, dates
@@ -81,8 +109,15 @@ def compute_tile(tile: TileRef, inputs: TileInputs, proc: Processing) -> TileOut
     grd = set(inputs.dates) | {p for (r, s), ls in wanted.items()
                                for p, name in ((r, "s1grd_ref"), (s, "s1grd_sec")) if name in ls}
     areas: dict[tuple, object] = {}  # RTC areas of this tile, one per track
-    for paths, prs in _stacks(wanted, grd):
-        _stack_or_pairs(tile, paths, {k: wanted[k] for k in prs}, grd, proc, out, areas)
+    own = pool is None
+    pool = ProductPool(proc.orbits) if pool is None else pool
+    try:
+        for paths, prs in _stacks(wanted, grd):
+            _stack_or_pairs(tile, paths, {k: wanted[k] for k in prs}, grd, proc, out, areas,
+                            pool)
+    finally:
+        if own:
+            pool.close()
     for path in inputs.geoms:
         try:
             g = track_geometry(path, [tile], proc.dem, orbit_dir=proc.orbits).get(tile.id)
@@ -140,30 +175,27 @@ def _to_rtc(db: np.ndarray, area: Any) -> np.ndarray:
 
 def _stack_or_pairs(tile: TileRef, paths: list[str], pairs: Mapping[tuple[str, str], set[str]],
                     grd: set[str], proc: Processing, out: TileOutputs,
-                    areas: dict[tuple, Any]) -> None:
+                    areas: dict[tuple, Any], pool: ProductPool) -> None:
     """One stack for `paths`; on a product's failure, the old pair-by-pair path instead."""
     from ..errors import DemError
-    from ..sar.product import check_same_track, open_product
     from ..sar.stack import resample_stack
 
     prods: list = []
     try:
         for p in paths:
-            prods.append(open_product(p, POLS, proc.orbits))
+            prods.append(pool.get(p))
         order = [paths[k] for k in np.argsort([p.geometry[0].t_ref for p in prods],
                                                 kind="stable")]
         prods = [prods[paths.index(p)] for p in order]
+        track = {(p.attrs.get("relative_orbit_number"), p.attrs.get("pass"),
+                  tuple(sorted(p.swaths))) for p in prods}
         for a, b in zip(prods, prods[1:], strict=False):
-            check_same_track(prods[0], b)
-            if b.geometry[0].t_ref <= a.geometry[0].t_ref:
-                raise ValueError("two products of one date")
+            if len(track) > 1 or b.geometry[0].t_ref <= a.geometry[0].t_ref:
+                # not one track's dates in time order: the pair path says exactly why
+                raise ValueError("not a stack")
     except (BadInput, TransientError):
-        for p in prods:
-            p.close()
         raise
     except Exception:  # noqa: BLE001 - no stack (e.g. two products of one date): pairwise
-        for p in prods:
-            p.close()
         _pairwise(tile, pairs, grd & set(paths), proc, out, areas)
         return
     index = {p: k for k, p in enumerate(order)}
@@ -185,9 +217,6 @@ def _stack_or_pairs(tile: TileRef, paths: list[str], pairs: Mapping[tuple[str, s
     except Exception:  # noqa: BLE001 - a product that fails to read: find which, pairwise
         _pairwise(tile, pairs, grd & set(paths), proc, out, areas)
         return
-    finally:
-        for p in prods:
-            p.close()
     if st is None:
         return
     from ..sar.pipeline import pair_layers

@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import BadInput
 from .base import TileRef, TileResult, WorkUnit
 from .s1blocks import S1Work
-from .s1stack import POLS, DemFn, Processing, TileInputs, TileOutputs, compute_tile
+from .s1stack import POLS, DemFn, Processing, ProductPool, TileInputs, TileOutputs, compute_tile
 
 __all__ = ["BACKSCATTER", "GRD_BANDS", "ProcessorOptions", "TileInputs", "TileOutputs",
            "compute_tile", "per_pass", "read_unit", "seasonal"]
@@ -84,12 +84,13 @@ def read_unit(unit: WorkUnit, tiles: Mapping[str, TileRef], paths: Sequence[str]
     """TileResults of every target of a block unit; `paths[i]` is product i on disk."""
     work: S1Work = unit.payload["s1"]
     wanted = {(t.modality, t.period): set(t.tiles) for t in unit.targets}
-    for tid in unit.all_tiles:
-        yield from _tile(tiles[tid], work, wanted, paths, proc)
+    with ProductPool(proc.orbits) as pool:  # each product opened once per unit, not per tile
+        for tid in unit.all_tiles:
+            yield from _tile(tiles[tid], work, wanted, paths, proc, pool)
 
 
 def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
-          paths: Sequence[str], proc: Processing) -> Iterator[TileResult]:
+          paths: Sequence[str], proc: Processing, pool: ProductPool) -> Iterator[TileResult]:
     tid = tile.id
     cov = set(work.cover.get(tid, ()))
     prods = work.products
@@ -118,7 +119,7 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
             geom_plan.append((track, first))
             if first is not None:
                 inputs.geoms.append(paths[first])
-    out = compute_tile(tile, inputs, proc)
+    out = compute_tile(tile, inputs, proc, pool)
 
     for label, prs, asked in pair_plan:
         items = tuple(prods[k].name for pr in prs for k in pr)
