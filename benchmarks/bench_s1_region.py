@@ -71,7 +71,7 @@ def plan_conus(tmp: Path) -> dict:
         t0 = time.perf_counter()
         req = FetchRequest(store=str(tmp / "conus.zarr"), region="conus", modalities=LAYERS,
                            period="2020-JJA", source="asf",
-                           source_options={"asf": {"host": info["host"],
+                           source_options={"asf": {"host": info["host"], "burst": False,
                                                    "cache": str(tmp / "cache")}})
         jobs = resolve_jobs(req)
         _, table = grid_table("conus", 4480)

@@ -93,8 +93,9 @@ REGISTRY: dict[str, Modality] = {
                              "cell (epochs every 5 years, 1975-2030; nearest)"),
         Modality("s1grd", ("VV_asc", "VH_asc", "VV_des", "VH_des", "count_asc", "count_des"),
                  "float32", 10, "seasonal", "asf", "archive", units="dB",
-                 description="Sentinel-1 backscatter per orbit pass (sigma0 on the ellipsoid "
-                             "by default), thermal-noise removed: mean of linear power over "
+                 description="Sentinel-1 backscatter per orbit pass (gamma0-RTC by default, "
+                             "layover/shadow NaN; sigma0 an option), thermal-noise removed: "
+                             "mean of linear power over "
                              "the period's acquisitions of the pass (its tracks pooled), in "
                              "dB; count_* is the number of valid acquisitions per pixel; NaN "
                              "where a pass has none", composite=True,

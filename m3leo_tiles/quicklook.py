@@ -57,8 +57,13 @@ def _draw(ax, fig, panel: dict) -> None:
         ax.imshow(np.moveaxis(rgb, 0, -1))
         ax.set_title(f"{title}\nRGB (B4 B3 B2, 0-0.3)" if m == "s2" else f"{title}\nRGB")
         return
-    # the first band that holds data (s1grd-ee may have no ascending pass, say)
+    # the first band that holds data (s1grd-ee may have no ascending pass, say); seasonal
+    # coherence shows its 12-day median (GSSIC's headline baseline) when there is one
     k = next((i for i in range(len(bands)) if valid[i].any()), 0)
+    if m in ("s1cohs", "gssic"):
+        k = next((bands.index(b) for b in ("VV_12", *bands) if b in bands and
+                  b[:3] in ("VV_", "VH_") and b[3:].isdigit() and valid[bands.index(b)].any()),
+                 k)
     b0 = np.where(valid[k], data[k].astype(np.float32), np.nan)
     units = panel["attrs"].get("units", "")
     if m == "esawc":
@@ -71,9 +76,13 @@ def _draw(ax, fig, panel: dict) -> None:
     elif m == "s1ifg":
         im = ax.imshow(b0, cmap="twilight", vmin=-np.pi, vmax=np.pi, interpolation="nearest")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="rad")
-    elif m == "s1coh":
+    elif m in ("s1coh", "s1cohs", "gssic") and not bands[k].startswith(("AMP", "tau", "inc")):
         im = ax.imshow(b0, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="coherence")
+    elif m == "agb":  # ESA CCI Biomass, Mg/ha: 0 is no biomass
+        im = ax.imshow(b0, cmap="YlGn", vmin=0, vmax=max(float(np.nanpercentile(b0, 98)), 1.0),
+                       interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="Mg/ha")
     elif m in ("s1grd", "s1grd-ee"):
         im = ax.imshow(b0, cmap="gray", vmin=-25, vmax=5)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="dB")

@@ -17,7 +17,8 @@ def chain(small_sim, tmp_path_factory):
     store = str(out / "sim.zarr")
     opts = {"local": {"root": str(small_sim / "rasters" / "items.json")},
             "archive": {"archive": str(small_sim / "s1"), "dem": str(small_sim / "rasters" /
-                                                                         "dem.tif")}}
+                                                                         "dem.tif"),
+                        "backscatter": "sigma0"}}  # the truth below is the classes' sigma0
     jobs = [(["dem"], "", "local"), (["esawc"], "2021", "local"), (["s2"], "2025-MAM", "local"),
             (["s1grd"], "2025-MAM", "archive"), (["s1geom"], "", "archive"),
             (["s1coh", "s1ifg"], "2025-04-01/2025-05-31", "archive")]

@@ -206,6 +206,7 @@ period = "2025-04"
 source = "asf"
 [sources.asf]
 host = "{asf.host}"
+burst = false
 cache = "../cache"
 orbits = "../orbits"
 dem = "{dem}"

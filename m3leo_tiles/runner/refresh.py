@@ -146,7 +146,7 @@ def plan_refresh(config_path: str) -> list[PlanRow]:
 
 
 #: layers that one S1 unit computes together (from one resampling), so a job runs them at once
-S1_TOGETHER = ("s1grd", "s1coh", "s1ifg", "s1geom")
+S1_TOGETHER = ("s1grd", "s1coh", "s1ifg", "s1geom", "s1cohs")
 
 
 def _batches(modalities: Sequence[str]) -> list[list[str]]:

@@ -40,11 +40,11 @@ class S1ArchiveSource(Source):
 
     name = "archive"
     modalities = S1_LAYERS
-    version = "sar-1"  # bump when the processor's numbers change (the runner re-does stale)
+    version = "sar-2"  # bump when the processor's numbers change (the runner re-does stale)
 
     def __init__(self, archive: str, dem: str | None = None, dem_datum: str = "ellipsoid",
                  orbits: str | None = None, pairs: str = "sequential", max_dt: int | None = None,
-                 slc_res: float = 10.0, backscatter: str = "sigma0", block: int = BLOCK,
+                 slc_res: float = 10.0, backscatter: str = "gamma0-rtc", block: int = BLOCK,
                  **_: object) -> None:
         if not archive or not Path(archive).is_dir():
             raise BadInput(f"S1 archive {archive!r} is not a directory")

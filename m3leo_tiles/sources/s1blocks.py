@@ -10,7 +10,10 @@ one unit per time bucket holding every S1 layer the run asks for there:
 - `s1coh`/`s1ifg` of a pair label: the product pairs of that label (from the source's
   pairing policy), per track, and the tiles each track covers fully (a tile seen by two
   tracks with the same label takes the first track in sorted order: one chunk, one pair);
-- `s1geom` of a track: the products of that track touching a tile.
+- `s1geom` of a track: the products of that track touching a tile;
+- `s1cohs` of a season P (issue 13 item 2): every pair of one track with a GSSIC baseline
+  (sar/seasonal.py BASELINES) whose mid-date is in P (dates from 24 days before P to 24
+  after), and the tiles those products touch; it shares the `s1grd` bucket of P when asked.
 
 A pair goes to the bucket of the `s1grd` period holding its reference date (its backscatter
 then comes from the same resampling), else to a bucket of its own; `s1geom` joins the
@@ -24,19 +27,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
 
 from ..errors import BadInput
 from ..periods import Period
+from ..s1.pairing import SEASONAL_DT, form_pairs
 from ..s1.products import S1Pair, S1Product
 from .base import PlanRequest, Target, TileRef, WorkUnit
 
 BLOCK = 8  # tiles per block side: 64 tiles per unit
 MAX_TILES = 128
-S1_LAYERS = ("s1grd", "s1coh", "s1ifg", "s1geom")
+S1_LAYERS = ("s1grd", "s1coh", "s1ifg", "s1geom", "s1cohs")
 PAIR_LAYERS = ("s1coh", "s1ifg")
 
 
@@ -69,6 +73,9 @@ class ProductRecord:
     url: str | None = None
     size: int | None = None
     md5: str | None = None
+    burst_ids: tuple[str, ...] = ()
+    polarisations: tuple[str, ...] = ()
+    burst: dict | None = field(default=None, hash=False, compare=False)  # ASF burst files
 
     @property
     def pass_direction(self) -> str:
@@ -77,7 +84,8 @@ class ProductRecord:
     @classmethod
     def of(cls, p: S1Product) -> ProductRecord:
         return cls(p.name, track_label(p.relative_orbit, p.pass_direction), p.date, p.platform,
-                   p.start.isoformat(), p.stop.isoformat(), p.path, p.url, p.size, p.md5)
+                   p.start.isoformat(), p.stop.isoformat(), p.path, p.url, p.size, p.md5,
+                   p.burst_ids, p.polarisations, p.extra.get("burst"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,7 @@ class S1Work:
     grd: tuple[tuple[str, tuple[int, ...]], ...]  # s1grd period -> products dated in it
     pairs: tuple[PairWork, ...]
     geom: tuple[tuple[str, tuple[int, ...]], ...]  # track label -> its products, oldest first
+    cohs: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()  # season -> its pairs
 
 
 class _Catalogue:
@@ -177,6 +186,12 @@ def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
         i, j = cat.index.get(q.reference.name), cat.index.get(q.secondary.name)
         if i is not None and j is not None and q.label in labels:
             pairs_by_key.setdefault(int(cat.key_of[i]), []).append((q.label, i, j))
+    cohs_by_key: dict[int, list[tuple[str, int, int]]] = {}  # as pairs_by_key, per season
+    for key in sorted(k for k in want if k[0] == "s1cohs"):
+        per = periods[key]
+        for q in form_pairs(products, "seasonal", max(SEASONAL_DT), (per.start, per.end)):
+            i, j = cat.index[q.reference.name], cat.index[q.secondary.name]
+            cohs_by_key.setdefault(int(cat.key_of[i]), []).append((per.label, i, j))
     blocks: dict[tuple, list[str]] = {}
     for tid in ids:
         blocks.setdefault(block_of(tid, block), []).append(tid)
@@ -184,7 +199,7 @@ def plan_blocks(requests: Sequence[PlanRequest], products: Sequence[S1Product],
     units = []
     for bkey in sorted(blocks, key=str):
         units.extend(_block_units(bkey, blocks[bkey], refs, tile_keys, cat, want, grd_periods,
-                                  pairs_by_key, tracks, cover_cache))
+                                  pairs_by_key, tracks, cover_cache, cohs_by_key))
     return units
 
 
@@ -192,7 +207,8 @@ def _block_units(bkey: tuple, tiles: list[str], refs: Mapping[str, TileRef],
                  tile_keys: Callable[[str], list[int]], cat: _Catalogue,
                  want: Mapping[tuple[str, str], set[str]], grd_periods: list[Period],
                  pairs_by_key: Mapping[int, list[tuple[str, int, int]]], tracks: list[str],
-                 cover_cache: dict) -> list[WorkUnit]:
+                 cover_cache: dict, cohs_by_key: Mapping[int, list[tuple[str, int, int]]]
+                 ) -> list[WorkUnit]:
     """The units of one block: one per time bucket (see the module docstring)."""
     per_tile = {t: tile_keys(t) for t in tiles}
     keys = sorted({k for t in tiles for k in per_tile[t]})
@@ -204,7 +220,8 @@ def _block_units(bkey: tuple, tiles: list[str], refs: Mapping[str, TileRef],
     buckets: dict[str, dict] = {}
 
     def bucket(name: str) -> dict:
-        return buckets.setdefault(name, {"targets": [], "grd": [], "pairs": [], "geom": []})
+        return buckets.setdefault(name, {"targets": [], "grd": [], "pairs": [], "geom": [],
+                                         "cohs": []})
 
     def touched(t: str, pset: set[int]) -> bool:
         return any(i in pset for i in touching[t])
@@ -257,6 +274,20 @@ def _block_units(bkey: tuple, tiles: list[str], refs: Mapping[str, TileRef],
             sel = tuple(t for t in tiles if t in taken and t in layer_tiles[m])
             if sel:
                 b["targets"].append(Target(m, label, sel))
+    # seasonal coherence: per season, the GSSIC pairs and the tiles their products touch
+    by_season: dict[str, list[tuple[int, int]]] = {}
+    for k in keys:
+        for label, i, j in cohs_by_key.get(k, ()):
+            if int(cat.key_of[j]) in kset:
+                by_season.setdefault(label, []).append((i, j))
+    for label in sorted(by_season):
+        prs = sorted(by_season[label])
+        pset = {i for pr in prs for i in pr}
+        sel = tuple(t for t in tiles if t in want[("s1cohs", label)] and touched(t, pset))
+        if sel:
+            b = bucket(f"grd:{label}" if ("s1grd", label) in want else f"cohs:{label}")
+            b["targets"].append(Target("s1cohs", label, sel))
+            b["cohs"].append((label, prs))
     # geometry: the block's first bucket, or one of its own
     if tracks:
         of_track: dict[str, list[int]] = {}
@@ -309,7 +340,8 @@ def _unit(bkey: tuple, name: str, b: dict, cat: _Catalogue,
     """Re-index the bucket's products locally and wrap it as a WorkUnit."""
     used = sorted({i for _, ps in b["grd"] for i in ps} |
                   {i for _, _, prs, _ in b["pairs"] for pr in prs for i in pr} |
-                  {i for _, ps in b["geom"] for i in ps})
+                  {i for _, ps in b["geom"] for i in ps} |
+                  {i for _, prs in b["cohs"] for pr in prs for i in pr})
     local = {g: k for k, g in enumerate(used)}
     tiles = sorted({t for tg in b["targets"] for t in tg.tiles})
     work = S1Work(
@@ -318,7 +350,8 @@ def _unit(bkey: tuple, name: str, b: dict, cat: _Catalogue,
         grd=tuple((lb, tuple(local[i] for i in ps)) for lb, ps in b["grd"]),
         pairs=tuple(PairWork(lb, tr, tuple((local[i], local[j]) for i, j in prs), ts)
                     for lb, tr, prs, ts in b["pairs"]),
-        geom=tuple((tr, tuple(local[i] for i in ps)) for tr, ps in b["geom"]))
+        geom=tuple((tr, tuple(local[i] for i in ps)) for tr, ps in b["geom"]),
+        cohs=tuple((lb, tuple((local[i], local[j]) for i, j in prs)) for lb, prs in b["cohs"]))
     first, *rest = b["targets"]
     return WorkUnit(first.modality, first.period, first.tiles,
                     key="-".join(str(x) for x in bkey) + f":{name}",

@@ -236,7 +236,7 @@ def test_search_download_and_hand_over_to_processor(asf, tmp_path, monkeypatch):
         d.write(np.full((1, 100, 200), 100, np.float32))
     tiles = grid_table_to_refs(build_grid(shapely.box(-128.2, 52.0, -128.15, 52.03)))
     src = AsfSource(cache=str(tmp_path / "cache"), host=asf.host, dem=str(dem),
-                    orbits=str(tmp_path / "orbits"))
+                    orbits=str(tmp_path / "orbits"), burst=False)
     mod = get_modality("s1coh")
     (per,) = src.periods(mod, [Period(dt.date(2025, 4, 1), dt.date(2025, 5, 1), "2025-04",
                                       "monthly")], tiles)

@@ -52,7 +52,7 @@ def served(small_sim, tmp_path_factory):
 
 def _opts(small_sim, served, cache: Path) -> dict:
     dem = str(small_sim / "rasters" / "dem.tif")
-    return {"asf": {"host": served.host, "cache": str(cache), "dem": dem},
+    return {"asf": {"host": served.host, "cache": str(cache), "dem": dem, "burst": "false"},
             "archive": {"archive": str(small_sim / "s1"), "dem": dem}}
 
 

@@ -91,7 +91,7 @@ def _tiles():
 
 
 def test_asf_source_periods_and_plan(cmr, real):
-    src = AsfSource(host=cmr.host, pairs="sequential")
+    src = AsfSource(host=cmr.host, pairs="sequential", burst=False)
     tiles = _tiles()
     mod = get_modality("s1coh")
     req = [Period(APRIL[0], APRIL[1], "2025-04", "monthly")]

@@ -2,8 +2,10 @@
 
 `AsfSource` searches CMR through `asf_search` for the run's whole window, pairs the products
 (periods of s1coh/s1ifg are pair labels YYYYMMDD_YYYYMMDD), and plans the same bounded block
-units as the archive source (sources/s1blocks.py). At read time a unit's products are
-downloaded into a shared, verified cache and handed to the same unit processor
+units as the archive source (sources/s1blocks.py). Burst products by default (issue 12 item
+3: a few hundred MB per burst, not 4-8 GB per SLC; `burst=false` for full SLCs). At read time
+a unit's products are downloaded into a shared, verified cache (`s1.download.fetch_product`:
+an SLC zip, or a burst's TIFF + XML assembled into a SAFE) and handed to the same processor
 (sources/s1work.py): the two sources differ only in how products are found and made local.
 With `archive=DIR` nothing touches the network.
 """
@@ -33,13 +35,28 @@ log = logging.getLogger(__name__)
 PAIR_MODALITIES = ("s1coh", "s1ifg")
 #: the search window of s1geom when the run asks for no dated S1 layer: one full repeat cycle
 GEOM_DAYS = 24
+#: s1cohs of a season reads dates up to half the longest GSSIC baseline outside it
+SEASONAL_PAD = max(SEASONAL_DT) // 2
 
 
 def _as_product(r: ProductRecord) -> S1Product:
     """Enough of an S1Product for the download cache and the orbit finder."""
     return S1Product(r.name, r.platform, dt.datetime.fromisoformat(r.start),
-                     dt.datetime.fromisoformat(r.stop), 0, 0, r.pass_direction, (),
-                     shapely.Point(0, 0), path=r.path, url=r.url, size=r.size, md5=r.md5)
+                     dt.datetime.fromisoformat(r.stop), 0, 0, r.pass_direction, r.polarisations,
+                     shapely.Point(0, 0), path=r.path, url=r.url, size=r.size, md5=r.md5,
+                     burst_ids=r.burst_ids, extra={"burst": r.burst} if r.burst else {})
+
+
+def _flag(value: object, name: str) -> bool:
+    """A yes/no option as Python or as `--source-opt` text."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise BadInput(f"{name} must be true or false, not {value!r}")
 
 
 class AsfSource(Source):
@@ -47,14 +64,14 @@ class AsfSource(Source):
 
     name = "asf"
     modalities = S1_LAYERS
-    version = "asf-1"
+    version = "asf-2"  # gamma0-rtc by default
 
     def __init__(self, cache: str | None = None, archive: str | None = None,
-                 pairs: str = "sequential", max_dt: int | None = None, burst: bool = False,
+                 pairs: str = "sequential", max_dt: int | None = None, burst: bool | str = True,
                  host: str | None = None, orbits: str | None = None, season: str | None = None,
                  cache_gb: float | None = None, max_downloads: int = 2,
                  dem: str | None = None, dem_datum: str = "ellipsoid", slc_res: float = 10.0,
-                 backscatter: str = "sigma0", block: int = BLOCK, **_: object) -> None:
+                 backscatter: str = "gamma0-rtc", block: int = BLOCK, **_: object) -> None:
         if pairs not in POLICIES:
             raise BadInput(f"unknown pair policy {pairs!r}: use one of {', '.join(POLICIES)}")
         if archive is not None and not Path(archive).is_dir():
@@ -64,7 +81,7 @@ class AsfSource(Source):
         self.archive = archive
         self.pair_policy = pairs
         self.max_dt = int(max_dt) if max_dt is not None else None
-        self.burst = bool(burst)
+        self.burst = _flag(burst, "asf.burst")  # bursts by default (issue 12 item 3)
         self.host = host
         self.orbits = orbits
         self.season = season
@@ -178,7 +195,9 @@ class AsfSource(Source):
             return [Period(STATIC.start, STATIC.end, lb, "static") for lb in labels]
         if modality.name not in PAIR_MODALITIES:
             if request:
-                self._remember(min(r.start for r in request), max(r.end for r in request))
+                pad = dt.timedelta(days=SEASONAL_PAD if modality.name == "s1cohs" else 0)
+                self._remember(min(r.start for r in request) - pad,
+                               max(r.end for r in request) + pad)
             return list(request)
         if request:
             self._remember(*self._pair_window(request))
@@ -194,7 +213,9 @@ class AsfSource(Source):
             return []
         dated = [r.period for r in requests if r.period.kind != "static"]
         if dated:
-            start, end = min(p.start for p in dated), max(p.end for p in dated)
+            pad = dt.timedelta(days=SEASONAL_PAD if any(r.modality.name == "s1cohs"
+                                                        for r in requests) else 0)
+            start, end = min(p.start for p in dated) - pad, max(p.end for p in dated) + pad
             w = self._window  # the run's window from periods(): one search serves every layer
             if w is not None and w[0] <= start and end <= w[1]:
                 start, end = w
@@ -218,12 +239,17 @@ class AsfSource(Source):
         """The products on disk: archive paths as they are, else fetched into the cache."""
         if all(r.path and Path(r.path).exists() for r in records):
             return [str(r.path) for r in records]
-        from ...s1.download import DownloadCache, fetch_all, make_session
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ...s1.download import DownloadCache, fetch_product, make_session
 
         cache = DownloadCache(self.cache, self.cache_bytes)
-        paths = fetch_all([_as_product(r) for r in records], cache, make_session(),
-                          max_workers=self.max_downloads)
-        return [str(p) for p in paths]
+        session = make_session()
+        # one acquisition each: an SLC zip, or a burst product assembled into a SAFE
+        with ThreadPoolExecutor(max_workers=max(1, self.max_downloads)) as ex:
+            futs = [ex.submit(fetch_product, [_as_product(r)], cache, session)
+                    for r in records]
+            return [str(f.result()) for f in futs]
 
     def _orbit_dir(self, records: Sequence[ProductRecord]) -> str | None:
         """Where precise/restituted orbits are (fetched and cached if a fetcher is installed)."""
