@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ..errors import DemError, PairError, SarError
+from ..grid.geobox import GridSpec
 from .interferometry import block_coherence
 from .product import Product, check_same_track, open_product
 from .radargrid import DemFn, GridPoints, TileGeometry, geocode_grid, grid_at, tile_points
@@ -77,6 +78,15 @@ class TileStack:
         return float((self.times[j] - self.times[i]) / np.timedelta64(1, "s")) / 86400.0
 
 
+def _geocode_on(products: Sequence[Product], grid: GridSpec, dem: DemFn
+                ) -> tuple[list[TileGeometry], int | None]:
+    """Every date geocoded onto one grid of the tile (its DEM points read once)."""
+    with stage("dem"):
+        xyz = tile_points(grid, dem)
+    with stage("geocode"):
+        return _geocode_dates(products, xyz)
+
+
 def _geocode_dates(products: Sequence[Product], xyz: np.ndarray | GridPoints
                    ) -> tuple[list[TileGeometry], int | None]:
     """Radar coordinates of every date; the first covering date is the burst reference."""
@@ -111,10 +121,7 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
     pw: list[dict[str, np.ndarray]] = []
     ref: int | None = None
     if power or (slc and same):
-        with stage("dem"):
-            xyz10 = tile_points(g10, dem)
-        with stage("geocode"):
-            geoms, ref = _geocode_dates(products, xyz10)
+        geoms, ref = _geocode_on(products, g10, dem)
         if ref is None:
             return None
         for prod, geo in zip(products, geoms, strict=True):
@@ -127,10 +134,7 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
         cube = np.stack([np.stack([c[p] for p in cpols]) for c in cpx10])
     elif slc:
         gslc = grid_at(tile, slc_res)
-        with stage("dem"):
-            xyz = tile_points(gslc, dem)
-        with stage("geocode"):
-            geoms_c, ref_c = _geocode_dates(products, xyz)
+        geoms_c, ref_c = _geocode_on(products, gslc, dem)
         if ref_c is None:
             return None
         ref = ref if ref is not None else ref_c

@@ -25,10 +25,8 @@ from ..s1.archive import scan_archive
 from ..s1.pairing import form_pairs
 from ..s1.products import S1Pair, S1Product
 from .base import PlanRequest, Source, TileRef, TileResult, WorkUnit
-from .s1blocks import BLOCK, S1_LAYERS, plan_blocks, track_label
+from .s1blocks import BLOCK, PAIR_LAYERS, S1_LAYERS, plan_blocks, track_label
 from .s1work import ProcessorOptions, read_unit
-
-PAIR_MODALITIES = ("s1coh", "s1ifg")
 
 
 def _track_label(p: S1Product) -> str:
@@ -81,7 +79,7 @@ class S1ArchiveSource(Source):
                 label = _track_label(p)
                 tracks.setdefault(label, Period(STATIC.start, STATIC.end, label, "static"))
             return [tracks[k] for k in sorted(tracks)]
-        if modality.name not in PAIR_MODALITIES:
+        if modality.name not in PAIR_LAYERS:
             return list(request)
         out: dict[str, Period] = {}
         for pair in self.pairs():

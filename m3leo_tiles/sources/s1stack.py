@@ -20,6 +20,7 @@ from ..errors import BadInput, TransientError
 from ..grid.geobox import GridSpec
 from ..sar.radiometry import to_db_nan
 from .base import TileRef
+from .s1blocks import PAIR_LAYERS
 
 DemFn = Callable[[GridSpec], np.ndarray]
 POLS = ("VV", "VH")
@@ -199,7 +200,7 @@ def _stack_or_pairs(tile: TileRef, paths: list[str], pairs: Mapping[tuple[str, s
         _pairwise(tile, pairs, grd & set(paths), proc, out, areas)
         return
     index = {p: k for k, p in enumerate(order)}
-    cplx = [ls for ls in pairs.values() if ls & {"s1coh", "s1ifg"}]
+    cplx = [ls for ls in pairs.values() if ls & set(PAIR_LAYERS)]
     try:
         st = resample_stack(prods, tile, proc.dem, POLS, slc=bool(cplx),
                             power=bool(grd & set(order)),
@@ -224,7 +225,7 @@ def _stack_or_pairs(tile: TileRef, paths: list[str], pairs: Mapping[tuple[str, s
     for (ref, sec), layers in pairs.items():
         i, j = index[ref], index[sec]
         cov = st.slc[i, 0] if st.slc is not None else st.power[i, 0]  # type: ignore[index]
-        asked = [m for m in ("s1coh", "s1ifg") if m in layers]
+        asked = [m for m in PAIR_LAYERS if m in layers]
         if asked and np.isfinite(cov).any():  # as a pair: the reference must cover the tile
             out.pairs[(ref, sec)] = pair_layers(st, asked, proc.coh_res, proc.ifg_res, i, j)
     if st.power is not None:
@@ -255,7 +256,7 @@ def _pairwise(tile: TileRef, pairs: Mapping[tuple[str, str], set[str]], dates: s
                                     coh_res=proc.coh_res, ifg_res=proc.ifg_res,
                                     slc_res=proc.slc_res, orbit_dir=proc.orbits, errors=errors,
                                     backscatter=_kind(proc), layers=names):
-                out.pairs[(ref, sec)] = {m: res[m] for m in ("s1coh", "s1ifg") if m in res}
+                out.pairs[(ref, sec)] = {m: res[m] for m in PAIR_LAYERS if m in res}
                 for p, n in ((ref, "s1grd_ref"), (sec, "s1grd_sec")):
                     if n in res and p in dates:
                         out.dates[p] = res[n]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import BadInput
 from .base import TileRef, TileResult, WorkUnit
-from .s1blocks import S1Work
+from .s1blocks import PAIR_LAYERS, S1Work
 from .s1stack import POLS, DemFn, Processing, ProductPool, TileInputs, TileOutputs, compute_tile
 
 __all__ = ["BACKSCATTER", "GRD_BANDS", "ProcessorOptions", "TileInputs", "TileOutputs",
@@ -100,7 +100,7 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
     inputs = TileInputs(dates=[paths[i] for i in sorted(need)])
     pair_plan = []  # (label, product pairs, asked layers)
     for pw in work.pairs:
-        asked = [m for m in ("s1coh", "s1ifg") if tid in wanted.get((m, pw.label), ())]
+        asked = [m for m in PAIR_LAYERS if tid in wanted.get((m, pw.label), ())]
         if tid not in pw.tiles or not asked:
             continue
         prs = [(i, j) for i, j in pw.products if i in cov and j in cov]

@@ -27,12 +27,11 @@ from ...periods import STATIC, Period, period_from_label
 from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, pair_footprint, tiles_for_pair
 from ...s1.products import S1Pair, S1Product
 from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit
-from ..s1blocks import BLOCK, S1_LAYERS, ProductRecord, plan_blocks, track_label
+from ..s1blocks import BLOCK, PAIR_LAYERS, S1_LAYERS, ProductRecord, plan_blocks, track_label
 from ..s1work import ProcessorOptions, read_unit
 
 log = logging.getLogger(__name__)
 
-PAIR_MODALITIES = ("s1coh", "s1ifg")
 #: the search window of s1geom when the run asks for no dated S1 layer: one full repeat cycle
 GEOM_DAYS = 24
 #: s1cohs of a season reads dates up to half the longest GSSIC baseline outside it
@@ -193,7 +192,7 @@ class AsfSource(Source):
             prods = self.products(self._aoi(tiles), *self._geom_window())
             labels = sorted({track_label(p.relative_orbit, p.pass_direction) for p in prods})
             return [Period(STATIC.start, STATIC.end, lb, "static") for lb in labels]
-        if modality.name not in PAIR_MODALITIES:
+        if modality.name not in PAIR_LAYERS:
             if request:
                 pad = dt.timedelta(days=SEASONAL_PAD if modality.name == "s1cohs" else 0)
                 self._remember(min(r.start for r in request) - pad,
@@ -224,8 +223,8 @@ class AsfSource(Source):
         lists = {id(r.tiles): r.tiles for r in requests}  # requests often share one list
         tiles = list({t.id: t for ts in lists.values() for t in ts}.values())
         aoi = self._aoi(tiles)
-        if self._pairs is None and any(r.modality.name in PAIR_MODALITIES for r in requests):
-            self.find_pairs([r.period for r in requests if r.modality.name in PAIR_MODALITIES],
+        if self._pairs is None and any(r.modality.name in PAIR_LAYERS for r in requests):
+            self.find_pairs([r.period for r in requests if r.modality.name in PAIR_LAYERS],
                             tiles, aoi, exact=False)
         prods = {p.name: p for p in self.products(aoi, start, end)}
         for q in self._pairs or []:  # pair dates may lie outside (seasonal policy)
