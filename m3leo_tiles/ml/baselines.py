@@ -142,8 +142,8 @@ def _fmt(v: Any, key: str = "") -> str:
     if isinstance(v, float):
         return (f"{v:.1f}" if key == "fit_s" else f"{v:.4f}") if np.isfinite(v) else ""
     if isinstance(v, list):
-        return " ".join((f"{x:.4f}" if np.isfinite(x) else "nan") if isinstance(x, float)
-                        else str(x) for x in v)
+        return " ".join(f"{x:.4f}" if isinstance(x, float) and np.isfinite(x)
+                        else "nan" if x is None or isinstance(x, float) else str(x) for x in v)
     return "" if v is None else str(v)
 
 

@@ -34,7 +34,7 @@ class TileTask(L.LightningModule):
                 {f"m_{s}": SegmentationMetrics(num_classes, IGNORE_INDEX) for s in STAGES})
         else:
             self.metrics = torch.nn.ModuleDict({f"m_{s}": RegressionMetrics() for s in STAGES})
-        self.results: dict[str, dict[str, float | list[float]]] = {}
+        self.results: dict[str, dict[str, float | list[float | None]]] = {}
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         if image.dim() == 5:  # [B, T, C, H, W]: periods become channels for the 2-D UNet
@@ -87,9 +87,10 @@ class TileTask(L.LightningModule):
         values = m.compute()
         for k, v in values.items():
             self.log(f"{stage}/{k}", v, sync_dist=False)
-        res: dict[str, float | list[float]] = {k: float(v) for k, v in values.items()}
+        res: dict[str, float | list[float | None]] = {k: float(v) for k, v in values.items()}
         if isinstance(m, SegmentationMetrics):
-            res["per_class_iou"] = [float(x) for x in m.per_class_iou()]
+            # null where a class is in neither labels nor predictions (strict JSON, no NaN)
+            res["per_class_iou"] = [float(x) if x == x else None for x in m.per_class_iou()]
         self.results[stage] = res
         m.reset()
 

@@ -43,6 +43,12 @@ def test_train_verb_writes_results(ml_store, tmp_path, _cli):
     assert res["name"] == "s1-vv-vh-to-esawc" and res["steps"] == 6
     assert res["checkpoint"] == "best val/loss" and 0.0 <= res["miou"] <= 1.0
     assert len(res["per_class_iou"]) == 11
+    # the labels hold 4 of the 11 classes (codes 10, 50, 60, 80): those have an IoU; a class
+    # in neither labels nor predictions is null (strict JSON), not 0
+    iou = res["per_class_iou"]
+    assert all(iou[k] is not None and 0 <= iou[k] <= 1 for k in (0, 4, 5, 7))
+    assert any(x is None for x in iou)
+    assert "NaN" not in (tmp_path / "r" / "results.json").read_text()
     assert f"miou {res['miou']:.4f}" in p.stdout
 
 
