@@ -58,9 +58,10 @@ def _gb() -> float:
 
 
 def plan_conus(tmp: Path) -> dict:
+    from m3leo_tiles.grid.tileref import refs_from_table
     from m3leo_tiles.runner.engine import UnitRetryPolicy, plan_work
-    from m3leo_tiles.runner.fetch import FetchRequest, grid_table, resolve_jobs
-    from m3leo_tiles.store.tiles import refs_from_table
+    from m3leo_tiles.runner.fetch import FetchRequest, resolve_jobs
+    from m3leo_tiles.runner.runstore import grid_table
 
     server = subprocess.Popen([sys.executable, "-m", "tests.sources.asf_server", "conus",
                                "2020-06-01", "2020-09-01"], cwd=ROOT, stdin=subprocess.PIPE,

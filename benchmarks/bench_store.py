@@ -26,12 +26,12 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = str(ROOT)
 
 import tests.runner.synthetic as syn  # noqa: E402
+from m3leo_tiles.grid.tileref import refs_from_table  # noqa: E402
 from m3leo_tiles.periods import expand  # noqa: E402
 from m3leo_tiles.runner.engine import ModalityJob, UnitRetryPolicy, execute, plan_units  # noqa: E402
 from m3leo_tiles.runner.state import Outcome, StateDB  # noqa: E402
 from m3leo_tiles.sources.base import Source, TileRef, WorkUnit  # noqa: E402
 from m3leo_tiles.store.store import TileStore, codecs  # noqa: E402
-from m3leo_tiles.store.tiles import refs_from_table  # noqa: E402
 from tests.runner.helpers import tiles_table  # noqa: E402
 
 N_TILES = int(os.environ.get("BENCH_STORE_TILES", "64"))

@@ -12,7 +12,8 @@ import numpy as np
 import shapely
 
 from .grid.preview import save_png
-from .store.store import TileStore, zarr_store
+from .store.store import TileStore
+from .store.urls import zarr_store
 
 # ESA WorldCover classes and their official colours
 WORLDCOVER = {10: ("tree", "#006400"), 20: ("shrub", "#ffbb22"), 30: ("grass", "#ffff4c"),
@@ -135,9 +136,9 @@ def overview_map(url: str, out: str | Path, state_path: str | None = None) -> Pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .grid.tileref import refs_from_table
     from .runner.state import StateDB
-    from .store.store import default_state_path
-    from .store.tiles import refs_from_table
+    from .store.urls import default_state_path
 
     store = TileStore.open(url, mode="r")
     table = store.tile_table()

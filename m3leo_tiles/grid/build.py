@@ -25,7 +25,6 @@ import shapely
 from pyproj import Proj
 
 from ..errors import BadInput
-from .tileref import grid_table_to_refs
 from .tiles import (
     DEFAULT_TILE_SIZE,
     check_tile_size,
@@ -168,4 +167,4 @@ def write_grid(gdf: gpd.GeoDataFrame, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["COLUMNS", "build_grid", "count_tiles", "grid_table_to_refs", "write_grid"]
+__all__ = ["COLUMNS", "build_grid", "count_tiles", "write_grid"]

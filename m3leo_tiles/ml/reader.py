@@ -22,7 +22,8 @@ from zarr.core.sync import sync
 
 from ..errors import BadInput
 from ..modalities import get_modality
-from ..store.store import TileStore, zarr_store
+from ..store.store import TileStore
+from ..store.urls import zarr_store
 from .spec import IGNORE_INDEX, DataSpec
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import zarr
 
-from ..store.store import zarr_store
+from ..store.urls import zarr_store
 from .reader import Layer, StoreReader, to_float
 
 log = logging.getLogger(__name__)

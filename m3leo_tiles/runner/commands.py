@@ -154,7 +154,8 @@ def refresh(config, progress, dry_run):
 @click.option("--json", "as_json", is_flag=True)
 def status(store, state, show_failed, as_json):
     """Per modality and period: done / nodata / failed / missing tile counts."""
-    from ..store.store import TileStore, default_state_path
+    from ..store.store import TileStore
+    from ..store.urls import default_state_path
     from .state import StateDB
 
     s = TileStore.open(store, mode="r")

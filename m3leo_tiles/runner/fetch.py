@@ -18,9 +18,9 @@ from ..grid.tiles import DEFAULT_TILE_SIZE
 from ..modalities import Modality, get_modality
 from ..periods import expand
 from ..sources import Source, get_source
-from ..store.store import check_writable_url
+from ..store.urls import check_writable_url
 from .engine import ModalityJob, RunSummary, UnitRetryPolicy, execute, plan_work
-from .runstore import Locked, RunLock, RunStore, grid_table
+from .runstore import RunStore
 from .state import StateDB
 
 log = logging.getLogger(__name__)
@@ -159,5 +159,5 @@ def _run(req: FetchRequest, jobs: list[ModalityJob], target: RunStore) -> RunSum
     return summary
 
 
-__all__ = ["COMPOSITE_KINDS", "FetchRequest", "Locked", "PlanRow", "RunLock", "fetch", "grid_table",
-           "parse_tiles_arg", "plan_only", "resolve_jobs"]
+__all__ = ["COMPOSITE_KINDS", "FetchRequest", "PlanRow", "fetch", "parse_tiles_arg", "plan_only",
+           "resolve_jobs"]

@@ -31,7 +31,8 @@ from pathlib import Path
 from ..errors import BadInput, StorageFull
 from ..grid.tiles import DEFAULT_TILE_SIZE
 from .engine import RunSummary
-from .fetch import FetchRequest, Locked, PlanRow, fetch
+from .fetch import FetchRequest, PlanRow, fetch
+from .runstore import Locked
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ import pandas as pd
 
 from ..errors import BadInput, M3leoError
 from ..grid.tileref import table_from_grid
-from ..store.store import TileStore, default_state_path
+from ..store.store import TileStore
+from ..store.urls import default_state_path
 from .state import StateDB
 
 log = logging.getLogger(__name__)

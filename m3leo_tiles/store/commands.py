@@ -19,7 +19,7 @@ from ..options import state_opt, store_opt
 def verify(store, state, repair):
     """Check every done chunk's CRC32C and find chunks no recorded unit owns."""
     from ..runner.state import StateDB
-    from .store import default_state_path
+    from .urls import default_state_path
     from .verify import verify as do_verify
 
     state = state or default_state_path(store)

@@ -32,14 +32,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from ..errors import BadInput
 from ..modalities import Modality
-from .urls import (
-    OBJECT_STORE_PROTOCOLS,
-    _is_local,
-    _local_path,
-    check_writable_url,
-    default_state_path,
-    zarr_store,
-)
+from .urls import check_writable_url, is_local, local_path, zarr_store
 
 FORMAT = "m3leo-tiles/1"
 TILE_COLUMNS = ("tile", "epsg", "x0", "y0", "dx", "dy", "size", "split", "lon", "lat")
@@ -115,7 +108,7 @@ class TileStore:
     @classmethod
     def open(cls, url: str, mode: Literal["r", "r+"] = "r+") -> TileStore:
         """Open an existing store of ours; anything else is a clear BadInput."""
-        if _is_local(url) and not _local_path(url).exists():
+        if is_local(url) and not local_path(url).exists():
             raise BadInput(f"no store at {url}")
         if mode != "r":
             check_writable_url(url)
@@ -134,10 +127,10 @@ class TileStore:
         """Create a new store with its tile table (never over an existing one)."""
         if cls.exists(url):
             raise BadInput(f"{url} already exists")
-        if _is_local(url):
+        if is_local(url):
             # built beside its final path and renamed into place, so a run killed while
             # creating leaves no half-made store that the rerun would refuse as foreign
-            final = _local_path(url)
+            final = local_path(url)
             for stale in final.parent.glob(final.name + ".creating-*"):
                 shutil.rmtree(stale, ignore_errors=True)
             tmp = final.with_name(f"{final.name}.creating-{os.getpid()}")
@@ -348,14 +341,14 @@ class TileStore:
     @property
     def is_local(self) -> bool:
         """On this machine's filesystem (zarr's LocalStore), not behind an fsspec URL."""
-        return _is_local(self.url)
+        return is_local(self.url)
 
     def cleanup_partials(self) -> int:
         """Remove zarr's leftover `.partial` files (call only while no writer runs)."""
         if not self.is_local:
             return 0
         n = 0
-        for p in _local_path(self.url).rglob("*.partial"):
+        for p in local_path(self.url).rglob("*.partial"):
             p.unlink(missing_ok=True)
             n += 1
         return n
@@ -411,11 +404,10 @@ def open_store(url: str) -> Any:
     import xarray as xr
 
     TileStore.open(url, mode="r")  # a clear error for anything that is not ours
-    if _is_local(url):
-        url = str(_local_path(url))
+    if is_local(url):
+        url = str(local_path(url))
     return xr.open_datatree(url, engine="zarr", consolidated=False, zarr_format=3)
 
 
-__all__ = ["FORMAT", "OBJECT_STORE_PROTOCOLS", "TILE_COLUMNS", "StoreInfo", "TileStore",
-           "check_writable_url", "codecs", "default_state_path", "delete_chunk", "open_store",
-           "run_async", "write_chunk", "zarr_store"]
+__all__ = ["FORMAT", "TILE_COLUMNS", "StoreInfo", "TileStore", "codecs", "delete_chunk",
+           "open_store", "run_async", "write_chunk"]

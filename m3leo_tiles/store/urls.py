@@ -12,11 +12,11 @@ from zarr.storage import LocalStore
 from ..errors import BadInput
 
 
-def _is_local(url: str) -> bool:
+def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
 
 
-def _local_path(url: str) -> Path:
+def local_path(url: str) -> Path:
     return Path(url[len("file://"):] if url.startswith("file://") else url)
 
 
@@ -27,7 +27,7 @@ OBJECT_STORE_PROTOCOLS = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss")
 
 def check_writable_url(url: str) -> None:
     """Refuse store URLs whose writes are not atomic (one line, BadInput: exit 2)."""
-    if _is_local(url):
+    if is_local(url):
         return
     scheme = url.split("://", 1)[0].lower()
     if scheme in OBJECT_STORE_PROTOCOLS:
@@ -41,8 +41,8 @@ def zarr_store(url: str, read_only: bool = False) -> Store:
     """A zarr store object for a path or fsspec URL (local paths use the atomic LocalStore)."""
     if not read_only:
         check_writable_url(url)
-    if _is_local(url):
-        return LocalStore(_local_path(url), read_only=read_only)
+    if is_local(url):
+        return LocalStore(local_path(url), read_only=read_only)
     from zarr.storage import FsspecStore
 
     try:
@@ -55,8 +55,8 @@ def zarr_store(url: str, read_only: bool = False) -> Store:
 
 def default_state_path(url: str) -> str:
     """SQLite state beside a local store; under the user cache for remote stores."""
-    if _is_local(url):
-        p = _local_path(url)
+    if is_local(url):
+        p = local_path(url)
         return str(p.parent / (p.name + ".state.sqlite"))
     import hashlib
 

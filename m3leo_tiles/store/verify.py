@@ -14,7 +14,8 @@ from typing import Protocol
 import zarr
 from zarr.abc.store import Store
 
-from .store import TileStore, check_writable_url, delete_chunk, run_async, zarr_store
+from .store import TileStore, delete_chunk, run_async
+from .urls import check_writable_url, zarr_store
 
 
 class DoneLedger(Protocol):

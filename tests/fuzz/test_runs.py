@@ -231,7 +231,7 @@ def test_corrupted_s1_product_fails_its_pair_in_parallel_workers(small_sim, tmp_
     assert not (store / "s1coh" / "s1coh" / "c").exists() or \
         not any(p.is_file() for p in (store / "s1coh" / "s1coh" / "c").rglob("*"))
     from m3leo_tiles.runner.state import StateDB
-    from m3leo_tiles.store.store import default_state_path
+    from m3leo_tiles.store.urls import default_state_path
 
     db = StateDB(default_state_path(str(store)), create=False)
     errors = {err for *_, err in db.failures()}

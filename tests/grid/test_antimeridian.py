@@ -13,8 +13,8 @@ import shapely
 
 from m3leo_tiles.grid.build import build_grid
 from m3leo_tiles.grid.splits import band_splits
+from m3leo_tiles.grid.tileref import refs_from_table, table_from_grid
 from m3leo_tiles.grid.tiles import cut_antimeridian, tile_from_id
-from m3leo_tiles.store.tiles import refs_from_table, table_from_grid
 
 AOIS = {
     "fiji": shapely.box(179.0, -17.5, 181.0, -16.0),  # longitudes beyond 180

@@ -103,7 +103,7 @@ def test_adopt_a_geetiles_tile_file(tmp_path):
     for a, b in zip(ours.geometry, theirs.geometry, strict=True):
         assert a.equals_exact(b, 1e-12)
     # each adopted tile is a 448 x 448 lon/lat pixel grid over its own square
-    from m3leo_tiles.grid.build import grid_table_to_refs
+    from m3leo_tiles.grid.tileref import grid_table_to_refs
 
     ref = grid_table_to_refs(ours)[0]
     assert ref.grid.epsg == 4326 and ref.grid.shape == (448, 448)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import geopandas as gpd
 
+from m3leo_tiles.grid.tileref import table_from_grid
 from m3leo_tiles.grid.tiles import Tile
-from m3leo_tiles.store.tiles import table_from_grid
 
 
 def tiles_gdf(n: int = 6, zone: int = 31, col: int = 100, row: int = 1200):

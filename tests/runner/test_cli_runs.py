@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from m3leo_tiles.runner.fetch import RunLock
+from m3leo_tiles.runner.runstore import RunLock
 from m3leo_tiles.store.store import TileStore
 from tests.runner.helpers import tiles_table
 from tests.runner.test_engine import chunk_digests

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 import tests.runner.synthetic as syn
+from m3leo_tiles.grid.tileref import refs_from_table
 from m3leo_tiles.periods import expand
 from m3leo_tiles.runner.engine import ModalityJob, UnitRetryPolicy, execute
 from m3leo_tiles.runner.state import StateDB
 from m3leo_tiles.store.store import TileStore
-from m3leo_tiles.store.tiles import refs_from_table
 from tests.runner.helpers import tiles_table
 
 FAST = UnitRetryPolicy(tries_per_run=3, base_delay=0.0, max_attempts=2)

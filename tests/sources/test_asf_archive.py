@@ -157,7 +157,8 @@ def test_unknown_policy_is_bad_input():
 
 
 def test_tiles_for_pair_full_cover_only():
-    from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+    from m3leo_tiles.grid.build import build_grid
+    from m3leo_tiles.grid.tileref import grid_table_to_refs
 
     a, b = scan_archive(SLC)
     box = shapely.box(-126.3, 51.3, -125.7, 51.7)  # straddles the frame's eastern edge
@@ -270,7 +271,8 @@ def test_cli_bad_input(args, msg, aoi, zipped, tmp_path, capsys):
 
 def test_asf_source_seasonal_pairs_by_mid_date(tmp_path):
     """Archive mode: seasonal pairs belong to the period holding their mid-date."""
-    from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+    from m3leo_tiles.grid.build import build_grid
+    from m3leo_tiles.grid.tileref import grid_table_to_refs
     from m3leo_tiles.modalities import get_modality
     from m3leo_tiles.periods import Period
     from m3leo_tiles.sources.asf import AsfSource

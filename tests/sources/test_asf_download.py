@@ -212,7 +212,8 @@ def test_search_download_and_hand_over_to_processor(asf, tmp_path, monkeypatch):
     import rasterio
     from rasterio.transform import from_origin
 
-    from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+    from m3leo_tiles.grid.build import build_grid
+    from m3leo_tiles.grid.tileref import grid_table_to_refs
     from m3leo_tiles.modalities import get_modality
     from m3leo_tiles.periods import Period
     from m3leo_tiles.s1.archive import scan_archive

@@ -85,7 +85,8 @@ def test_cmr_error_body_is_a_clear_error(cmr):
 
 
 def _tiles():
-    from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+    from m3leo_tiles.grid.build import build_grid
+    from m3leo_tiles.grid.tileref import grid_table_to_refs
 
     return grid_table_to_refs(build_grid(AOI))
 

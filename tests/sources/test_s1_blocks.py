@@ -10,7 +10,8 @@ import pytest
 import shapely
 
 from m3leo_tiles.errors import BadInput
-from m3leo_tiles.grid.build import build_grid, grid_table_to_refs
+from m3leo_tiles.grid.build import build_grid
+from m3leo_tiles.grid.tileref import grid_table_to_refs
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import STATIC, Period, period_from_label
 from m3leo_tiles.s1.pairing import form_pairs

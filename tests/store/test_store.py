@@ -11,11 +11,11 @@ import zarr
 
 import tests.runner.synthetic as syn
 from m3leo_tiles.errors import BadInput
+from m3leo_tiles.grid.tileref import refs_from_table
 from m3leo_tiles.periods import expand
 from m3leo_tiles.runner.engine import ModalityJob, execute
 from m3leo_tiles.runner.state import StateDB
 from m3leo_tiles.store.store import TileStore, open_store
-from m3leo_tiles.store.tiles import refs_from_table
 from m3leo_tiles.store.verify import verify
 from tests.runner.helpers import tiles_table
 
