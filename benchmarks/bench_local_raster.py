@@ -27,10 +27,10 @@ from rasterio.warp import Resampling, reproject
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from m3leo_tiles.grid import Tile  # noqa: E402
+from m3leo_tiles.grid import Tile, TileRef  # noqa: E402
 from m3leo_tiles.modalities import S2_BANDS, get_modality  # noqa: E402
 from m3leo_tiles.periods import expand  # noqa: E402
-from m3leo_tiles.sources.base import TileRef, WorkUnit  # noqa: E402
+from m3leo_tiles.sources.base import WorkUnit  # noqa: E402
 from m3leo_tiles.sources.local import LocalRasterSource  # noqa: E402
 
 N = 4  # N x N tiles
@@ -96,7 +96,7 @@ def ee_round_trips() -> float | None:
     with EEServer() as srv:
         src = EarthEngineSource(project="p", access_token="bench", url=srv.url)
         t = Tile(31, "N", 100, 1200)
-        ref = TileRef(t.id, t.grid(10), t.polygon_lonlat)
+        ref = TileRef.of(t)
         periods = expand("seasonal", "2021")
         list(src.read(WorkUnit("s2", periods[0].label, (t.id,)), {t.id: ref}, m, periods[0]))
         n0 = len(srv.requests)
@@ -112,7 +112,7 @@ def main() -> None:
         items = write_archive(tmp, tiles)
         src = LocalRasterSource(root=str(items))
         m, period = get_modality("s2"), expand("monthly", "2021-07")[0]
-        refs = {t.id: TileRef(t.id, t.grid(10), t.polygon_lonlat) for t in tiles}
+        refs = {t.id: TileRef.of(t) for t in tiles}
         src.items()
 
         def ours_tiles(block: list[Tile]) -> float:

@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = str(ROOT)
 
 import tests.runner.synthetic as syn  # noqa: E402
-from m3leo_tiles.grid.tileref import refs_from_table  # noqa: E402
+from m3leo_tiles.grid import TileRef, refs_from_table  # noqa: E402
+from m3leo_tiles.grid.tiles import BASE_RES, Tile  # noqa: E402
 from m3leo_tiles.periods import expand  # noqa: E402
 from m3leo_tiles.runner.engine import ModalityJob, UnitRetryPolicy, execute, plan_units  # noqa: E402
 from m3leo_tiles.runner.state import Outcome, StateDB  # noqa: E402
-from m3leo_tiles.sources.base import Source, TileRef, WorkUnit  # noqa: E402
+from m3leo_tiles.sources.base import Source, WorkUnit  # noqa: E402
 from m3leo_tiles.store.store import TileStore, codecs  # noqa: E402
 from tests.runner.helpers import tiles_table  # noqa: E402
 
@@ -50,9 +51,7 @@ class _PlanOnly(Source):
 
 
 def bench_plan(tmp: Path) -> float:
-    from m3leo_tiles.grid.geobox import GridSpec
-
-    g = GridSpec(32631, 0.0, 4480.0, 10.0, 10.0, 448, 448)
+    g = Tile(31, "N", 0, 0).grid(BASE_RES)
     refs = [TileRef(f"31N-{i // 1000:04d}-{i % 1000:04d}", g, None) for i in range(N_PLAN)]
     db = StateDB(str(tmp / "plan.sqlite"))
     db.record(Outcome("synth", "2020", r.id, "done", items=("x",), source="planonly",

@@ -1,7 +1,7 @@
-"""Pixel grids as small immutable values.
+"""Pixel grids as small immutable values (odc-geo's `GeoBox`, north-up and without rotation).
 
-A `GridSpec` is everything a reader needs to put pixels on a tile: CRS, upper-left corner,
-pixel size and shape. Every layer of a tile is read onto `tile.grid(resolution)`, so layers
+A `GeoBox` is everything a reader needs to put pixels on a tile: CRS, upper-left corner,
+pixel size and shape. Every layer of a tile is read onto `ref.grid_at(resolution)`, so layers
 align by construction instead of by resampling afterwards.
 """
 
@@ -12,12 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 
-#: The resolution ladder (metres) a 4480 m tile nests exactly on.
-RESOLUTIONS = (10, 20, 40, 80)
-
 
 @dataclass(frozen=True)
-class GridSpec:
+class GeoBox:
     """A north-up pixel grid: `epsg`, upper-left corner (x0, y0), pixel size (dx, dy), shape.
 
     UTM tiles have square pixels (dx == dy, metres); adopted M3LEO/geetiles tiles are lon/lat
@@ -62,9 +59,17 @@ class GridSpec:
         """Pixel-centre y coordinates (decreasing: row 0 is north)."""
         return self.y0 - self.dy * (np.arange(self.height) + 0.5)
 
-    def with_shape(self, width: int, height: int) -> GridSpec:
+    def with_shape(self, width: int, height: int) -> GeoBox:
         """The same footprint cut into another number of pixels (nested resolutions)."""
         xmin, ymin, xmax, ymax = self.bounds
-        return GridSpec(
+        return GeoBox(
             self.epsg, self.x0, self.y0, (xmax - xmin) / width, (ymax - ymin) / height, width, height
         )
+
+
+#: The name this value had before it took odc-geo's; kept only for modules other sessions are
+#: restructuring (sar/, sources/local, sources/earthengine, sources/s1stack, sources/simulated):
+#: rename them to `GeoBox` and delete this line.
+GridSpec = GeoBox
+
+__all__ = ["GeoBox", "GridSpec"]

@@ -1,10 +1,13 @@
 """The one tile value every layer above the grid passes around, and the tile table it comes from.
 
 A `TileRef` is what odc-geo would call a tile's GeoBox plus its name: an id, the 10 m pixel
-grid, and the lon/lat footprint (RFC 7946: cut at the antimeridian). The store's tile table
-(one row per tile: epsg, upper-left corner, pixel size, tile size) is its serialised form; the
-conversion from a grid GeoDataFrame to that table and from the table to TileRefs lives here,
-once, so the grid, the store and the sources agree on it by construction.
+grid, and the lon/lat footprint (RFC 7946: cut at the antimeridian). It is the one tile value:
+a `grid.tiles.Tile` is only the lattice address of our UTM tiles (adopted M3LEO/geetiles tiles
+have none), and `TileRef.of` / `TileRef.from_id` turn an address into this value. The store's
+tile table (one row per tile: epsg, upper-left corner, pixel size, tile size) is its
+serialised form; the conversion from a grid GeoDataFrame to that table and from the table to
+TileRefs (`refs_from_table`, which every other route goes through) lives here, once, so the
+grid, the store and the sources agree on it by construction.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .geobox import GridSpec
+from .geobox import GeoBox
 from .tiles import (
     BASE_PX,
     BASE_RES,
     DEFAULT_TILE_SIZE,
     Tile,
     lonlat_centres,
+    tile_from_id,
     tile_polygons_lonlat,
 )
 
@@ -33,18 +37,24 @@ class TileRef:
     """What a source needs to know about a tile: its id, its 10 m grid, its lon/lat footprint."""
 
     id: str
-    grid: GridSpec
+    grid: GeoBox
     polygon: shapely.Geometry
 
     @classmethod
     def of(cls, tile: Tile) -> TileRef:
-        """The TileRef of a lattice tile: its id, 10 m grid and lon/lat footprint."""
+        """The TileRef of a lattice address: its id, 10 m grid and lon/lat footprint."""
         return cls(tile.id, tile.grid(BASE_RES), tile.polygon_lonlat)
 
-    def grid_at(self, res: float) -> GridSpec:
-        """The tile's grid at a modality's resolution (UTM tiles: res metres)."""
-        n = int(round(self.grid.width * self.grid.dx / res)) if self.grid.epsg != 4326 else \
-            int(round(self.grid.width * BASE_RES / res))
+    @classmethod
+    def from_id(cls, tile_id: str) -> TileRef:
+        """The TileRef of a lattice tile id such as `31N-0100-1200` (ValueError otherwise)."""
+        return cls.of(tile_from_id(tile_id))
+
+    def grid_at(self, res: float) -> GeoBox:
+        """The tile's grid at a modality's resolution (UTM tiles: res metres; lon/lat tiles:
+        the same footprint cut as a UTM tile's base grid would be at `res`)."""
+        metres_per_px = self.grid.dx if self.grid.epsg != 4326 else BASE_RES
+        n = int(round(self.grid.width * metres_per_px / res))
         return self.grid.with_shape(n, n)
 
 
@@ -99,7 +109,7 @@ def refs_from_table(table: pd.DataFrame, ids: Sequence[str] | None = None,
     refs: list[TileRef] = []
     for i, r in enumerate(t.itertuples(index=False)):
         npx = int(round(r.size / BASE_RES)) if r.epsg != 4326 else BASE_PX
-        grid = GridSpec(int(r.epsg), float(r.x0), float(r.y0), float(r.dx), float(r.dy), npx, npx)
+        grid = GeoBox(int(r.epsg), float(r.x0), float(r.y0), float(r.dx), float(r.dy), npx, npx)
         refs.append(TileRef(str(r.id), grid, polys[i]))
     return refs
 

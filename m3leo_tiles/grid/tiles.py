@@ -1,13 +1,24 @@
-"""The tile system: UTM zone + column + row of a lattice anchored at the zone's false origin.
-
-Lon/lat footprints follow RFC 7946 section 3.1.9: a tile that straddles the antimeridian is
-cut there into a MultiPolygon with every longitude in [-180, 180], so it stays valid when a GIS
-reprojects it (EPSG:3857, 6933...). Ids and pixel grids live in UTM and never change.
+"""The tile lattice: UTM zone + column + row, anchored at the zone's false origin.
 
 Anchoring every zone's lattice at its own false origin (easting 0, northing 0 in the north,
 the 10,000 km false northing in the south) makes a tile's id a pure function of where it is:
 the same square gets the same id whichever region or AOI produced it, and the id parses back
 into geometry with no lookup table.
+
+`Tile` is the lattice *address* a tile id encodes (`17N-0089-0745` <-> zone 17, north, column
+89, row 745), nothing more: hashable, parseable, with the geometry that follows from it. It
+keeps its name because that is what the id spells and what the grid builder and the
+simulator enumerate. It is not the value the layers above pass around: that is
+`grid.tileref.TileRef` (id, 10 m GeoBox, lon/lat footprint), because adopted M3LEO/geetiles
+tiles are lon/lat squares with opaque ids and no lattice address at all. `TileRef.of(tile)`
+and `TileRef.from_id(id)` are the one bridge from an address to that value.
+
+Lon/lat footprints follow RFC 7946 section 3.1.9: a tile that straddles the antimeridian is
+cut there into a MultiPolygon with every longitude in [-180, 180], so it stays valid when a GIS
+reprojects it (EPSG:3857, 6933...). Ids and pixel grids live in UTM and never change.
+
+The constants below are the only place the 4480 m tile, the 10 m base grid and its 448 px
+edge are written down.
 """
 
 from __future__ import annotations
@@ -20,11 +31,13 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 
-from .geobox import RESOLUTIONS, GridSpec
+from .geobox import GeoBox
 
 DEFAULT_TILE_SIZE = 4480
 BASE_RES = 10  # metres: the finest grid every tile carries
 BASE_PX = DEFAULT_TILE_SIZE // BASE_RES  # 448; adopted lon/lat tiles are 448 x 448 too
+#: The resolution ladder (metres) a default tile nests exactly on.
+RESOLUTIONS = (BASE_RES, 2 * BASE_RES, 4 * BASE_RES, 8 * BASE_RES)
 _ID_RE = re.compile(r"^(\d{2})([NS])-(\d{4})-(\d{4})(?:-s(\d+))?$")
 
 
@@ -43,9 +56,10 @@ def central_meridian(zone: int) -> float:
 
 
 def check_tile_size(size: int) -> int:
-    """Tile sizes are positive multiples of 10 m, so the 10 m grid fits a whole number of px."""
-    if not isinstance(size, (int, np.integer)) or size <= 0 or size % 10:
-        raise ValueError(f"tile size must be a positive multiple of 10 m, got {size!r}")
+    """Tile sizes are positive multiples of the base resolution, so the base grid fits a whole
+    number of pixels."""
+    if not isinstance(size, (int, np.integer)) or size <= 0 or size % BASE_RES:
+        raise ValueError(f"tile size must be a positive multiple of {BASE_RES} m, got {size!r}")
     return int(size)
 
 
@@ -71,7 +85,7 @@ def from_lonlat(epsg: int) -> Transformer:
 
 @dataclass(frozen=True)
 class Tile:
-    """One square of a zone's lattice. Immutable and hashable; `id` round-trips."""
+    """The lattice address of one square of a zone (what its id encodes); `id` round-trips."""
 
     zone: int
     hemisphere: str
@@ -99,14 +113,14 @@ class Tile:
         x, y = self.col * self.size, self.row * self.size
         return (float(x), float(y), float(x + self.size), float(y + self.size))
 
-    def grid(self, res: float = BASE_RES) -> GridSpec:
-        """The tile's pixel grid at `res` metres (10/20/40/80 nest exactly for 4480 m)."""
+    def grid(self, res: float = BASE_RES) -> GeoBox:
+        """The tile's pixel grid at `res` metres (the RESOLUTIONS nest exactly on the default)."""
         n = self.size / res
         if abs(n - round(n)) > 1e-9:
             raise ValueError(f"resolution {res} m does not divide a {self.size} m tile")
         n = int(round(n))
         xmin, _, _, ymax = self.bounds
-        return GridSpec(self.epsg, xmin, ymax, float(res), float(res), n, n)
+        return GeoBox(self.epsg, xmin, ymax, float(res), float(res), n, n)
 
     @cached_property
     def polygon_lonlat(self) -> shapely.Polygon | shapely.MultiPolygon:

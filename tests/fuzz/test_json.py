@@ -270,18 +270,17 @@ def test_fuzzed_earth_engine_answers_through_the_client(deep, monkeypatch):
     import ee
     import googleapiclient.http
 
-    from m3leo_tiles.grid import tile_from_id
+    from m3leo_tiles.grid import TileRef
     from m3leo_tiles.modalities import get_modality
     from m3leo_tiles.periods import STATIC
     from m3leo_tiles.runner.engine import UnitRetryPolicy, run_unit
-    from m3leo_tiles.sources.base import TileRef, WorkUnit
+    from m3leo_tiles.sources.base import WorkUnit
     from m3leo_tiles.sources.earthengine import EarthEngineSource
     from tests.sources.ee_server import EEServer
 
     monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})
     monkeypatch.setattr(googleapiclient.http.time, "sleep", lambda s: None)
-    tile = tile_from_id("31N-0100-1200")
-    ref = TileRef(tile.id, tile.grid(10), tile.polygon_lonlat)
+    ref = TileRef.from_id("31N-0100-1200")
     m = get_modality("dem")
     shape = ref.grid_at(m.res).shape
     good = seeds.npy_bytes([*m.bands, "dem_valid"], shape, "<f4")
@@ -299,8 +298,8 @@ def test_fuzzed_earth_engine_answers_through_the_client(deep, monkeypatch):
 
         def check(answer: tuple) -> None:
             server.script = [answer] * 3  # the client's own retries see the same answer
-            outs = run_unit(src, WorkUnit(m.name, STATIC.label, (tile.id,)), {tile.id: ref}, m,
-                            STATIC, "unused", {tile.id: 0}, 0, UnitRetryPolicy())
+            outs = run_unit(src, WorkUnit(m.name, STATIC.label, (ref.id,)), {ref.id: ref}, m,
+                            STATIC, "unused", {ref.id: 0}, 0, UnitRetryPolicy())
             (o,) = outs
             assert o.status == "failed", o
             assert o.error and "\n" not in o.error and o.error.split(":")[0] in (

@@ -10,17 +10,17 @@ import rasterio
 from pyproj import CRS
 from rasterio.transform import from_origin
 
-from m3leo_tiles.grid import tile_from_id
+from m3leo_tiles.grid import TileRef, tile_from_id
 from m3leo_tiles.grid.tiles import to_lonlat
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import expand
-from m3leo_tiles.sources.base import TileRef, WorkUnit
+from m3leo_tiles.sources.base import WorkUnit
 from m3leo_tiles.sources.earthengine import CCI_AGB_ASSET, EarthEngineSource
 from m3leo_tiles.sources.local import LocalRasterSource
 from tests.sources.ee_server import EEServer
 
 TILE = tile_from_id("31N-0100-1200")
-REF = TileRef(TILE.id, TILE.grid(10), TILE.polygon_lonlat)
+REF = TileRef.of(TILE)
 RES = 1 / 1125  # the CCI grid: ~100 m in degrees
 Y2020 = expand("annual", "2020")[0]
 

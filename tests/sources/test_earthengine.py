@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from m3leo_tiles.errors import AuthError
-from m3leo_tiles.grid import tile_from_id
+from m3leo_tiles.grid import TileRef, tile_from_id
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import STATIC, expand
 from m3leo_tiles.runner.engine import UnitRetryPolicy, run_unit
-from m3leo_tiles.sources.base import TileRef, WorkUnit
+from m3leo_tiles.sources.base import WorkUnit
 from m3leo_tiles.sources.earthengine import EarthEngineSource
 from tests.sources.ee_server import EEServer
 
 TILE = tile_from_id("31N-0100-1200")
-REF = TileRef(TILE.id, TILE.grid(10), TILE.polygon_lonlat)
+REF = TileRef.of(TILE)
 
 
 @pytest.fixture(autouse=True)
@@ -338,7 +338,7 @@ def test_optional_modalities_into_a_store_and_a_quicklook(server, tmp_path, monk
 def test_a_tile_cut_at_the_antimeridian_filters_on_both_sides(server):
     """An RFC 7946 MultiPolygon footprint gives two small rectangles, not the whole globe."""
     tile = tile_from_id("01S-0039-1832")  # straddles 180 near Fiji
-    ref = TileRef(tile.id, tile.grid(10), tile.polygon_lonlat)
+    ref = TileRef.of(tile)
     assert ref.polygon.geom_type == "MultiPolygon"
     src = EarthEngineSource(project="p", access_token="test", url=server.url)
     m = get_modality("dem")

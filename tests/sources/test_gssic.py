@@ -7,16 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from m3leo_tiles.grid import tile_from_id
+from m3leo_tiles.grid import TileRef, tile_from_id
 from m3leo_tiles.modalities import get_modality
 from m3leo_tiles.periods import expand
-from m3leo_tiles.sources.base import TileRef, WorkUnit
+from m3leo_tiles.sources.base import WorkUnit
 from m3leo_tiles.sources.earthengine import EarthEngineSource
 from m3leo_tiles.sources.earthengine.gssic import BANDS, NODATA
 from tests.sources.ee_server import EEServer
 
 TILE = tile_from_id("31N-0100-1200")
-REF = TileRef(TILE.id, TILE.grid(10), TILE.polygon_lonlat)
+REF = TileRef.of(TILE)
 
 
 @pytest.fixture(autouse=True)
