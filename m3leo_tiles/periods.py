@@ -18,16 +18,41 @@ SEASONS = {"DJF": (12, 1, 2), "MAM": (3, 4, 5), "JJA": (6, 7, 8), "SON": (9, 10,
 
 
 @dataclass(frozen=True, order=True)
-class Period:
-    """A labelled half-open date interval [start, end)."""
+class DateWindow:
+    """A half-open date interval [start, end): what a request or an archive search covers.
+
+    A window has no label and no kind: it is not a layer of the store. A `Period` is a window
+    with both, so anything that only looks at dates (the S1 search and pairing) takes windows.
+    """
 
     start: dt.date
     end: dt.date
-    label: str
-    kind: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, dt.date) or not isinstance(self.end, dt.date):
+            raise BadInput(f"a date window needs two dates, got {self.start!r}, {self.end!r}")
+        if self.end <= self.start:
+            raise BadInput(f"date window {self.start}..{self.end} ends before it starts")
+
+    @classmethod
+    def parse(cls, spec: str, today: dt.date | None = None) -> DateWindow:
+        """The window of a request spec (see `parse_window`)."""
+        return cls(*parse_window(spec, today))
 
     def contains(self, day: dt.date) -> bool:
         return self.start <= day < self.end
+
+    def span(self) -> str:
+        """`first..last` day, both inclusive (how users give and read windows)."""
+        return f"{self.start}..{self.end - dt.timedelta(days=1)}"
+
+
+@dataclass(frozen=True, order=True)
+class Period(DateWindow):
+    """A labelled half-open date interval [start, end): one step of a modality's time axis."""
+
+    label: str
+    kind: str
 
 
 def _month(year: int, month: int) -> Period:
@@ -154,4 +179,5 @@ def period_from_label(label: str) -> Period:
     raise BadInput(f"not a period label: {label!r}")
 
 
-__all__ = ["KINDS", "STATIC", "Period", "expand", "pair_label", "parse_window", "period_from_label"]
+__all__ = ["KINDS", "STATIC", "DateWindow", "Period", "expand", "pair_label", "parse_window",
+           "period_from_label"]

@@ -10,7 +10,7 @@ import click
 import shapely
 
 from ...errors import BadInput
-from ...periods import Period, parse_window
+from ...periods import DateWindow
 from ...s1.archive import scan_archive
 from ...s1.pairing import POLICIES, common_bursts, pair_footprint
 
@@ -83,19 +83,18 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
         raise BadInput(f"S1 archive {archive!r} is not a directory")
     scanned = scan_archive(archive) if archive else None
     if period is not None:
-        start, end = parse_window(period)
+        window = DateWindow.parse(period)
     elif scanned:  # the archive's whole time span (pairs never reach outside it)
-        start = min(p.date for p in scanned)
-        end = max(p.date for p in scanned) + dt.timedelta(days=1)
+        window = DateWindow(min(p.date for p in scanned),
+                            max(p.date for p in scanned) + dt.timedelta(days=1))
     else:
-        start, end = parse_window("last-12-months")
+        window = DateWindow.parse("last-12-months")
     name, geom = _aoi(region, aoi)
     from . import AsfSource
 
     src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, burst=burst, host=host,
                     season=season)
     tiles = _tiles(geom)
-    window = Period(start, end, f"{start}/{end}", "window")
     pairs = src.find_pairs([window], tiles, aoi=geom)
     import pandas as pd
 
@@ -110,7 +109,7 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
         tmp.unlink(missing_ok=True)
     for path, why in src.skipped:
         click.echo(f"skipped {Path(path).name}: {why}", err=True)
-    hint = _window_hint(scanned, start, end, geom) if scanned is not None else None
+    hint = _window_hint(scanned, window, geom) if scanned is not None else None
     if hint:
         click.echo(hint, err=True)
     n_tiles = len({t for p in pairs for t in p.tiles})
@@ -118,7 +117,7 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
                      for p in pairs})
     click.echo(f"{name}: {len(pairs)} pair(s) ({policy}) over {len(tracks)} track(s) "
                f"{', '.join(tracks)}; {n_tiles:,} tile(s) covered of {len(tiles):,}; "
-               f"{start}..{end - dt.timedelta(days=1)} -> {out}")
+               f"{window.span()} -> {out}")
 
 
 @s1.command("assemble")
@@ -142,15 +141,15 @@ def assemble(folder, out):
         click.echo(path)
 
 
-def _window_hint(products, start: dt.date, end: dt.date, aoi: shapely.Geometry) -> str | None:
+def _window_hint(products, window: DateWindow, aoi: shapely.Geometry) -> str | None:
     """One line saying why nothing matched: no product in the window, or none over the AOI."""
     if not products:
         return None
     span = (f"{min(p.date for p in products)}..{max(p.date for p in products)}")
-    inside = [p for p in products if start <= p.date < end]
+    inside = [p for p in products if window.contains(p.date)]
     if not inside:
         return (f"hint: the archive's {len(products)} product(s) span {span}; none falls in "
-                f"{start}..{end - dt.timedelta(days=1)}: widen --period or omit it")
+                f"{window.span()}: widen --period or omit it")
     if not any(p.footprint.intersects(aoi) for p in inside):
         return (f"hint: {len(inside)} product(s) in the window, none intersects the AOI "
                 f"(archive span {span})")
