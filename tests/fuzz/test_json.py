@@ -7,9 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
@@ -26,6 +25,7 @@ from tests.conftest import S1DATA
 from tests.fuzz import seeds
 from tests.fuzz.mutate import Blob, byte_damage, mutated_json, mutated_json_bytes, run_fuzz
 from tests.fuzz.test_safe import DEPTHS
+from tests.loopback import LoopbackServer
 
 #: a parser that hangs fails its test instead of the whole run
 pytestmark = pytest.mark.timeout(240)
@@ -114,7 +114,7 @@ def test_fuzzed_aoi(tmp_path, suffix, deep):
 
 
 # ---- CMR (ASF search) -----------------------------------------------------------------------
-class CannedCmr:
+class CannedCmr(LoopbackServer):
     """A loopback CMR that answers every search with the same (possibly damaged) body."""
 
     def __init__(self) -> None:
@@ -138,13 +138,7 @@ class CannedCmr:
                 self.end_headers()
                 self.wfile.write(outer.body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(H)
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +160,7 @@ CMR_KEYS = ("items", "hits", "umm", "meta", "GranuleUR", "TemporalExtent", "Rang
 
 @pytest.mark.parametrize("deep", DEPTHS)
 def test_fuzzed_cmr_answers(cmr_page, deep):
-    server = CannedCmr()
+    server = CannedCmr().start()
     aoi = shapely.box(-128.2, 52.0, -127.9, 52.2)
     seen = Counter()
 
@@ -198,7 +192,7 @@ def test_fuzzed_cmr_answers(cmr_page, deep):
 def test_cmr_that_never_stops_paging_is_refused(cmr_page, items):
     """A server that answers every page with the same (or no) results and a search-after token
     would keep asf_search paging forever: a hang, with memory growing."""
-    server = CannedCmr()
+    server = CannedCmr().start()
     server.after = "again"
     server.body = json.dumps({**cmr_page, "hits": 10**9,
                               "items": cmr_page["items"] if items == "same" else []}).encode()

@@ -11,33 +11,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from m3leo_tiles.s1.orbits import header_from_name
+from tests.loopback import LoopbackServer
 
 _SCENE = re.compile(r"^(S1[ABCD])_..?_...._...._(\d{8}T\d{6})_(\d{8}T\d{6})_\d{6}_\w{6}_\w{4}$")
 
 
-class FakeOrbits:
+class FakeOrbits(LoopbackServer):
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}  # bucket key -> body
         self.requests: list[str] = []
         self.wrong = False  # redirect to any file of the mission, covering or not
         self.fail = 0  # next N scene requests answer 503
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeOrbits:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *a: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(self._handler())
 
     def put(self, name: str, body: bytes) -> str:
         h = header_from_name(name)

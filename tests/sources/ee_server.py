@@ -15,18 +15,19 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
+
+from tests.loopback import LoopbackServer
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ee"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 
 
-class EEServer:
+class EEServer(LoopbackServer):
     def __init__(self, dtype_of=lambda band: "<u2", fill=None):
         self.requests: list[dict] = []
         self.script: list[tuple] = []
@@ -101,17 +102,7 @@ class EEServer:
                 np.save(buf, arr)
                 self._send(200, buf.getvalue(), "application/octet-stream")
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> EEServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
     def pixel_requests(self) -> list[dict]:
         return [r for r in self.requests if r["path"].split("?")[0].endswith(":computePixels")]
