@@ -7,8 +7,9 @@ into geometry with no lookup table.
 
 `Tile` is the lattice *address* a tile id encodes (`17N-0089-0745` <-> zone 17, north, column
 89, row 745), nothing more: hashable, parseable, with the geometry that follows from it. It
-keeps its name because that is what the id spells and what the grid builder and the
-simulator enumerate. It is not the value the layers above pass around: that is
+keeps its short name: an id names exactly a square of the lattice, and a rename (TileIndex)
+would leave two names for one thing while the simulator and the SAR tests still build it.
+It is not the value the layers above pass around: that is
 `grid.tileref.TileRef` (id, 10 m GeoBox, lon/lat footprint), because adopted M3LEO/geetiles
 tiles are lon/lat squares with opaque ids and no lattice address at all. `TileRef.of(tile)`
 and `TileRef.from_id(id)` are the one bridge from an address to that value.
