@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from ..errors import BadInput
-from .base import Source, TileRef, TileResult, WorkUnit
+from .base import Source, TileResult, WorkUnit
 
 #: name -> "module:Class"; each class takes keyword options only (picklable, lazy clients).
 SOURCES: dict[str, str] = {
@@ -34,4 +34,4 @@ def get_source(name: str, **options) -> Source:
     return cls(**options)
 
 
-__all__ = ["SOURCES", "Source", "TileRef", "TileResult", "WorkUnit", "get_source", "register_source"]
+__all__ = ["SOURCES", "Source", "TileResult", "WorkUnit", "get_source", "register_source"]
