@@ -24,7 +24,9 @@ ESAWC_COLOURS = ("#006400", "#ffbb22", "#ffff4c", "#f096ff", "#fa0000", "#b4b4b4
 def class_cmap(codes: Sequence[int]) -> ListedColormap:
     if tuple(codes) == ESAWC_CODES:
         return ListedColormap(ESAWC_COLOURS)
-    return ListedColormap(plt.get_cmap("tab20").colors[:len(codes)])
+    tab20 = plt.get_cmap("tab20")
+    assert isinstance(tab20, ListedColormap)  # a qualitative map: a list of 20 colours
+    return ListedColormap(np.asarray(tab20.colors)[:len(codes)])
 
 
 def _np(x) -> np.ndarray:
