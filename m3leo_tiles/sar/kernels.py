@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from .tops import carrier
+from .tops import CarrierArgs, carrier
 
 HALF = 4  # sinc taps either side in range (8-tap kernel)
 KAISER_BETA = 4.0
@@ -87,7 +87,7 @@ def _interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, ta
 
 def interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
                    samples: np.ndarray, rng: np.ndarray, idx: np.ndarray, out: np.ndarray,
-                   carrier_args: tuple, wavelength: float,  # type: ignore[type-arg]
+                   carrier_args: CarrierArgs, wavelength: float,
                    table_y: np.ndarray = TABLE_AZ, table_x: np.ndarray = TABLE_RG) -> None:
     """Tabulated separable sinc (table_y taps in azimuth, table_x in range) of deramped
     complex64 windows (npol, rows, cols) at points idx, reramped and flattened, into

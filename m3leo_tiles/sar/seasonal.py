@@ -236,7 +236,7 @@ class SeasonalCoherence:
         """float32 (len(COHS_BANDS), H, W) in COHS_BANDS order; frees the season's pairs
         unless `drop` is False."""
         med = self.medians(label)
-        fits = []
+        fits: list[np.ndarray] = []
         for i in range(len(POLS)):
             y = debias(med[i], self.looks) if self.looks else med[i]
             fits.extend(fit_decay(BASELINES, y, self.min_points))

@@ -84,6 +84,10 @@ def deramp(win, row0, col0, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,  # 
                 r[jj] = r[jj] * c[jj]
 
 
+#: BurstCarrier.args(): lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_ref0
+CarrierArgs = tuple[int, float, float, float, float, float, np.ndarray, float, np.ndarray, float]
+
+
 @dataclass(frozen=True)
 class BurstCarrier:
     """Carrier parameters of one burst, in the order the Numba kernels take them."""
@@ -99,7 +103,7 @@ class BurstCarrier:
     dc_c: np.ndarray
     eta_ref0: float
 
-    def args(self) -> tuple:  # type: ignore[type-arg]
+    def args(self) -> CarrierArgs:
         return (self.lpb, self.dt, self.tau0, self.fs, self.ks, self.fm_t0, self.fm_c,
                 self.dc_t0, self.dc_c, self.eta_ref0)
 
