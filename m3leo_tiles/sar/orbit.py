@@ -85,7 +85,8 @@ class Orbit:
         return p, v
 
 
-def _hermite_segments(t: np.ndarray, pos: np.ndarray, vel: np.ndarray):
+def _hermite_segments(t: np.ndarray, pos: np.ndarray,
+                      vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each interval, solve the confluent Vandermonde system of its 4 nearest nodes."""
     n = len(t)
     h = np.diff(t)
@@ -104,7 +105,7 @@ def _hermite_segments(t: np.ndarray, pos: np.ndarray, vel: np.ndarray):
 
 
 @numba.njit(cache=True, inline="always")
-def horner3(c, u):
+def horner3(c: np.ndarray, u: float) -> tuple[float, float, float]:
     """A segment polynomial (coefficients lowest power first) and its first two derivatives
     at u, by one Horner pass."""
     deg = c.shape[0]
@@ -119,7 +120,8 @@ def horner3(c, u):
 
 
 @numba.njit(cache=True)
-def _eval(tn, h, coef, t):
+def _eval(tn: np.ndarray, h: np.ndarray, coef: np.ndarray,
+          t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = t.shape[0]
     p = np.empty((m, 3))
     v = np.empty((m, 3))

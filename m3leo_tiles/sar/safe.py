@@ -367,7 +367,7 @@ def _parse_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Pat
         orbit = Orbit.from_vectors(orb.azimuth_time.values, orb.position.values.T,
                                    orb.velocity.values.T, t_ref=t_ref)
 
-    def _poly(ds: xr.Dataset, var: str):
+    def _poly(ds: xr.Dataset, var: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (to_seconds(ds.azimuth_time.values, t_ref), ds.t0.values.astype(float),
                 ds[var].values.astype(float))
 
