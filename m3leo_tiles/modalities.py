@@ -12,6 +12,9 @@ import numpy as np
 
 from .errors import BadInput
 
+# what the store's array attributes hold: JSON values, narrowed to the shapes written here
+AttrValue = str | int | float | list[str] | dict[str, str]
+
 
 @dataclass(frozen=True)
 class Modality:
@@ -31,14 +34,15 @@ class Modality:
     composite: bool = False  # a reduction over dates, which `--cadence` may re-period
 
     @property
-    def fill_value(self):
+    def fill_value(self) -> float | int:
         if self.nodata is not None:
-            return np.array(self.nodata, dtype=self.dtype).item()
+            value: float | int = np.array(self.nodata, dtype=self.dtype).item()
+            return value
         return np.nan if np.dtype(self.dtype).kind == "f" else 0
 
-    def attrs(self) -> dict:
+    def attrs(self) -> dict[str, AttrValue]:
         """CF-style attributes written on the store array."""
-        a = {
+        a: dict[str, AttrValue] = {
             "long_name": self.description or self.name,
             "units": self.units,
             "bands": list(self.bands),

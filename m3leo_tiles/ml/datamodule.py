@@ -32,6 +32,9 @@ class Normalize(nn.Module):
     `inplace` reuses the image's memory (the DataModule owns its batches): two passes over
     the data instead of five temporaries."""
 
+    scale: torch.Tensor  # register_buffer's, declared so their type is not Module's getattr
+    shift: torch.Tensor
+
     def __init__(self, mean: torch.Tensor, std: torch.Tensor, channel_shape: Sequence[int],
                  inplace: bool = False):
         super().__init__()

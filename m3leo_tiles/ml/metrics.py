@@ -15,6 +15,7 @@ from torchmetrics import Metric
 
 class SegmentationMetrics(Metric):
     full_state_update = False
+    confusion: torch.Tensor  # add_state's buffer, declared so its type is not Module's getattr
 
     def __init__(self, num_classes: int, ignore_index: int = 255) -> None:
         super().__init__()
@@ -50,6 +51,9 @@ class SegmentationMetrics(Metric):
 
 class RegressionMetrics(Metric):
     full_state_update = False
+    sse: torch.Tensor  # add_state's buffers, declared so their type is not Module's getattr
+    sae: torch.Tensor
+    n: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()

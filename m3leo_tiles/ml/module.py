@@ -11,10 +11,11 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torchmetrics import Metric
 
 from .metrics import RegressionMetrics, SegmentationMetrics
 from .spec import IGNORE_INDEX
-from .unet import UNet
+from .unet import PaddingMode, UNet
 
 STAGES = ("train", "val", "test")
 
@@ -23,7 +24,7 @@ class TileTask(L.LightningModule):
     def __init__(self, in_channels: int, task: str = "segmentation", num_classes: int = 11,
                  target_factor: int = 1, target_mean: float = 0.0, target_std: float = 1.0,
                  lr: float = 1e-4, base: int = 32, depth: int = 4,
-                 padding_mode: str = "reflect"):
+                 padding_mode: PaddingMode = "reflect") -> None:
         super().__init__()
         self.save_hyperparameters()
         self.task = task
@@ -46,11 +47,18 @@ class TileTask(L.LightningModule):
         out = self(image)
         if self.task == "segmentation":
             return out.argmax(dim=1)
-        return self._to_target_grid(out) * self.hparams.target_std + self.hparams.target_mean
+        return (self._to_target_grid(out) * self.hparams["target_std"]
+                + self.hparams["target_mean"])
 
     def _to_target_grid(self, out: torch.Tensor) -> torch.Tensor:
-        k = self.hparams.target_factor
+        k = self.hparams["target_factor"]
         return (F.avg_pool2d(out, k) if k > 1 else out)[:, 0]
+
+    def _metric(self, stage: str) -> Metric:
+        """The stage's metric (a ModuleDict hands back a bare Module)."""
+        m = self.metrics[f"m_{stage}"]
+        assert isinstance(m, Metric)
+        return m
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         out = self(batch["image"])
@@ -61,14 +69,14 @@ class TileTask(L.LightningModule):
                 loss = F.cross_entropy(out, mask, ignore_index=IGNORE_INDEX)
             else:
                 loss = out.sum() * 0.0
-            self.metrics[f"m_{stage}"].update(out.detach().argmax(dim=1), mask)
+            self._metric(stage).update(out.detach().argmax(dim=1), mask)
         else:
-            mean, std = self.hparams.target_mean, self.hparams.target_std
+            mean, std = self.hparams["target_mean"], self.hparams["target_std"]
             pred = self._to_target_grid(out)
             valid = batch["target_valid"]
             z = (batch["target"] - mean) / std
             loss = F.mse_loss(pred[valid], z[valid]) if valid.any() else pred.sum() * 0.0
-            self.metrics[f"m_{stage}"].update(pred.detach() * std + mean, batch["target"], valid)
+            self._metric(stage).update(pred.detach() * std + mean, batch["target"], valid)
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, batch_size=n,
                  prog_bar=stage != "train")
         return loss
@@ -83,7 +91,7 @@ class TileTask(L.LightningModule):
         self._step(batch, "test")
 
     def _epoch_end(self, stage: str) -> None:
-        m = self.metrics[f"m_{stage}"]
+        m = self._metric(stage)
         values = m.compute()
         for k, v in values.items():
             self.log(f"{stage}/{k}", v, sync_dist=False)
@@ -104,4 +112,4 @@ class TileTask(L.LightningModule):
         self._epoch_end("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])

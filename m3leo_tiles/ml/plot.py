@@ -6,16 +6,21 @@ WorldCover colours are the product's legend (ESA WorldCover v200 product user ma
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from .spec import ESAWC_CODES, IGNORE_INDEX, DataSpec  # noqa: E402
+
+#: a torch tensor (torch is not imported here) or anything np.asarray takes
+ArrayOrTensor = Any
 
 ESAWC_COLOURS = ("#006400", "#ffbb22", "#ffff4c", "#f096ff", "#fa0000", "#b4b4b4", "#f0f0f0",
                  "#0064c8", "#0096a0", "#00cf75", "#fae6a0")
@@ -24,10 +29,12 @@ ESAWC_COLOURS = ("#006400", "#ffbb22", "#ffff4c", "#f096ff", "#fa0000", "#b4b4b4
 def class_cmap(codes: Sequence[int]) -> ListedColormap:
     if tuple(codes) == ESAWC_CODES:
         return ListedColormap(ESAWC_COLOURS)
-    return ListedColormap(plt.get_cmap("tab20").colors[:len(codes)])
+    tab20 = plt.get_cmap("tab20")
+    assert isinstance(tab20, ListedColormap)  # a qualitative map: a list of 20 colours
+    return ListedColormap(np.asarray(tab20.colors)[:len(codes)])
 
 
-def _np(x) -> np.ndarray:
+def _np(x: ArrayOrTensor) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
@@ -35,7 +42,7 @@ def label_image(mask: np.ndarray) -> np.ma.MaskedArray:
     return np.ma.masked_equal(mask.astype(np.int64), IGNORE_INDEX)
 
 
-def show_label(ax, y: np.ndarray, spec: DataSpec, title: str) -> None:
+def show_label(ax: Axes, y: np.ndarray, spec: DataSpec, title: str) -> None:
     t = spec.target
     if t is not None and t.task == "segmentation":
         k = len(t.class_codes)
@@ -47,7 +54,7 @@ def show_label(ax, y: np.ndarray, spec: DataSpec, title: str) -> None:
     ax.axis("off")
 
 
-def show_channel(ax, x: np.ndarray, title: str) -> None:
+def show_channel(ax: Axes, x: np.ndarray, title: str) -> None:
     finite = x[np.isfinite(x)]
     lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
     ax.imshow(np.ma.masked_invalid(x), cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
@@ -55,7 +62,7 @@ def show_channel(ax, x: np.ndarray, title: str) -> None:
     ax.axis("off")
 
 
-def plot_sample(sample: dict, channels: Sequence[str], spec: DataSpec, prediction=None,
+def plot_sample(sample: dict, channels: Sequence[str], spec: DataSpec, prediction: ArrayOrTensor | None = None,
                 suptitle: str | None = None) -> Figure:
     """Every input channel (first 8), the label and an optional prediction, one row."""
     image = _np(sample["image"])

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import zarr
+from zarr.abc.store import Store
 from zarr.core.sync import sync
 
 from ..errors import BadInput
@@ -39,7 +39,7 @@ class StoreReader:
         self.modalities = store.modalities()
         self.periods = {m: store.periods(m) for m in self.modalities}
         self._arrays: dict[str, zarr.Array] = {}
-        self._zstore = None
+        self._zstore: Store | None = None
 
     def __getstate__(self) -> dict:
         d = self.__dict__.copy()
@@ -52,7 +52,7 @@ class StoreReader:
         self.table["split"] = [splits.get(t, "") for t in ids]
 
     @property
-    def zstore(self) -> Any:
+    def zstore(self) -> Store:
         if self._zstore is None:
             self._zstore = zarr_store(self.url, read_only=True)
         return self._zstore

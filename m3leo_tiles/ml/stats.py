@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import zarr
+from zarr.core.common import JSON
 
 from ..store.urls import zarr_store
 from .reader import Layer, StoreReader, to_float
@@ -66,11 +67,11 @@ class Moments:
         sd = np.sqrt(var)
         return np.where(sd > 0, sd, 1.0)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, JSON]:
         return {"count": self.count.tolist(), "mean": self.mean.tolist(), "m2": self.m2.tolist()}
 
     @classmethod
-    def from_json(cls, d: dict) -> Moments:
+    def from_json(cls, d: Mapping[str, object]) -> Moments:
         return cls(*(np.asarray(d[k], np.float64) for k in ("count", "mean", "m2")))
 
 
@@ -113,8 +114,8 @@ def split_moments(reader: StoreReader, modality: str, period: str, split: str | 
     fp = fingerprint(reader, modality, period, tiles)
     root = zarr.open_group(zarr_store(reader.url, read_only=True), mode="r")
     key = "*" if split is None else split
-    entry = root.attrs.get(ATTR, {}).get(modality, {}).get(period, {}).get(key)
-    if entry and entry.get("fingerprint") == fp:
+    entry = _child(_child(_child(root.attrs, ATTR), modality), period).get(key)
+    if isinstance(entry, Mapping) and entry.get("fingerprint") == fp:
         return Moments.from_json(entry)
     log.info("computing %s %s statistics over %d %s tiles of %s", modality, period, len(tiles),
              split, reader.url)
@@ -125,11 +126,22 @@ def split_moments(reader: StoreReader, modality: str, period: str, split: str | 
     return mom
 
 
-def _store(url: str, modality: str, period: str, split: str, entry: dict) -> None:
+def _child(node: Mapping[str, JSON], key: str) -> dict[str, JSON]:
+    """node[key] as a fresh dict; {} where it is absent (or not a mapping: recomputed then)."""
+    value = node.get(key)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _store(url: str, modality: str, period: str, split: str,
+           entry: dict[str, JSON]) -> None:
     try:
         root = zarr.open_group(zarr_store(url), mode="r+")
-        allstats = dict(root.attrs.get(ATTR, {}))
-        allstats.setdefault(modality, {}).setdefault(period, {})[split] = entry
+        allstats = _child(root.attrs, ATTR)
+        by_modality = _child(allstats, modality)
+        by_period = _child(by_modality, period)
+        by_period[split] = entry
+        by_modality[period] = by_period
+        allstats[modality] = by_modality
         root.attrs[ATTR] = allstats
     except (OSError, PermissionError, ValueError) as e:  # a read-only store: use, don't keep
         log.warning("could not keep statistics in %s: %s", url, e)

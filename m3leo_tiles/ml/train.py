@@ -15,13 +15,17 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..errors import BadInput
 from ..store.store import TileStore
 from .spec import DataSpec, spec_from_config
+
+if TYPE_CHECKING:  # torch and Lightning load on first use, not on import
+    from .datamodule import TileDataModule
+    from .module import TileTask
 
 log = logging.getLogger(__name__)
 CONF_MODULE = "m3leo_tiles.ml.conf"
@@ -37,6 +41,7 @@ def compose(config: str = "train", overrides: Sequence[str] = ()) -> Any:
     from omegaconf.errors import OmegaConfBaseException
 
     GlobalHydra.instance().clear()
+    ctx: initialize_config_dir | initialize_config_module
     path = Path(config)
     overrides = list(overrides)
     try:
@@ -64,13 +69,20 @@ def run_name(cfg: Any) -> str:
     return f"{cfg.get('inputs_name', 'inputs')}-to-{cfg.get('target_name', 'target')}"
 
 
-def data_spec(cfg: Any) -> DataSpec:
+def _mapping(node: Any, problem: str) -> dict[str, Any]:
+    """A config node as a plain dict; a scalar or a list there is BadInput, not a traceback."""
     from omegaconf import OmegaConf
 
-    inputs = OmegaConf.to_container(cfg.inputs, resolve=True)
-    target = OmegaConf.to_container(cfg.target, resolve=True) if cfg.get("target") else None
-    if not isinstance(inputs, dict):
-        raise BadInput("config: inputs must map modality -> {bands, periods}")
+    value = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    if not isinstance(value, dict):
+        raise BadInput(f"config: {problem}")
+    return {str(k): v for k, v in value.items()}
+
+
+def data_spec(cfg: Any) -> DataSpec:
+    inputs = _mapping(cfg.inputs, "inputs must map modality -> {bands, periods}")
+    target = (_mapping(cfg.target, "target must map modality, task, band, period, classes")
+              if cfg.get("target") else None)
     return spec_from_config(inputs, target, cfg.res, cfg.patch, cfg.time_dim)
 
 
@@ -84,12 +96,17 @@ def _stores(cfg: Any) -> tuple[list[str], list[str]]:
     return stores, tests
 
 
-def build(cfg: Any) -> tuple[Any, Any]:
+def build(cfg: Any) -> tuple[TileDataModule, TileTask]:
     """DataModule and LightningModule for a composed config (data set up, stats ready)."""
     from .datamodule import TileDataModule
     from .module import TileTask
+    from .unet import padding_mode
 
     spec = data_spec(cfg)
+    base, depth = int(cfg.model.base), int(cfg.model.depth)
+    if base < 1 or depth < 1:
+        raise BadInput(f"model.base {base}, model.depth {depth}: both must be at least 1")
+    padding = padding_mode(str(cfg.model.padding_mode))
     stores, tests = _stores(cfg)
     dm = TileDataModule(spec, stores, tests or None, cfg.split.train, cfg.split.val,
                         cfg.split.test, cfg.loader.batch_size, cfg.loader.num_workers,
@@ -103,8 +120,7 @@ def build(cfg: Any) -> tuple[Any, Any]:
         raise BadInput("config: no target")
     assert ds.target is not None
     model = TileTask(in_ch, tspec.task, tspec.num_classes, ds.target.factor, dm.target_mean,
-                     dm.target_std, float(cfg.optim.lr), int(cfg.model.base),
-                     int(cfg.model.depth), str(cfg.model.padding_mode))
+                     dm.target_std, float(cfg.optim.lr), base, depth, padding)
     return dm, model
 
 

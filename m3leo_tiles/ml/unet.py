@@ -8,12 +8,27 @@ tests use. No torchvision: next to the CPU torch build it does not import.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BadInput
 
-def _block(cin: int, cout: int, padding_mode: str) -> nn.Sequential:
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]  # torch's Conv2d modes
+
+
+def padding_mode(name: str) -> PaddingMode:
+    """A config's padding mode, checked here rather than as a traceback from Conv2d."""
+    modes: tuple[PaddingMode, ...] = get_args(PaddingMode)
+    for mode in modes:
+        if name == mode:
+            return mode
+    raise BadInput(f"model.padding_mode {name!r}: use one of {', '.join(modes)}")
+
+
+def _block(cin: int, cout: int, padding_mode: PaddingMode) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, padding_mode=padding_mode, bias=False),
         nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
@@ -24,7 +39,7 @@ def _block(cin: int, cout: int, padding_mode: str) -> nn.Sequential:
 
 class UNet(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, base: int = 32, depth: int = 4,
-                 padding_mode: str = "reflect"):
+                 padding_mode: PaddingMode = "reflect") -> None:
         super().__init__()
         if in_channels < 1 or out_channels < 1 or base < 1 or depth < 1:
             raise ValueError("UNet needs positive channel counts and depth")

@@ -15,11 +15,15 @@ import numpy as np
 
 from .safe import Swath
 
+#: lut_parts(): calibration rows, i0, w; noise rows, j0, v; noise azimuth per line
+LutParts = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                 np.ndarray]
+
 LUTS = {"sigma0": "sigmaNought", "beta0": "betaNought", "gamma0": "gamma"}
 
 
 def lut_rows(line_lut: np.ndarray, pixel_lut: np.ndarray, values: np.ndarray,
-             lines: np.ndarray, pixels: np.ndarray):
+             lines: np.ndarray, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The two separable halves: LUT rows interpolated along pixel (n_lut, n_pixels), and
     per output line the lower LUT row index and blend weight."""
     line_lut = np.asarray(line_lut, np.float64)
@@ -50,7 +54,7 @@ def interp_separable(line_lut: np.ndarray, pixel_lut: np.ndarray, values: np.nda
 
 
 def lut_parts(sw: Swath, lines: np.ndarray, pixels: np.ndarray, kind: str = "sigma0",
-              denoise: bool = True):
+              denoise: bool = True) -> LutParts:
     """(cal rows, i0, w, noise rows, j0, v, noise azimuth per line) for a fused kernel."""
     cal = sw.calibration
     cr, ci, cw = lut_rows(cal.line.values, cal.pixel.values, cal[LUTS[kind]].values, lines,

@@ -80,7 +80,9 @@ def grid_ecef(grid: GridSpec, height: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, parallel=True)
-def _zero_doppler(tn, h, coef, xyz, t_init, tol, max_iter):
+def _zero_doppler(tn: np.ndarray, h: np.ndarray, coef: np.ndarray, xyz: np.ndarray,
+                  t_init: np.ndarray, tol: float,
+                  max_iter: int) -> tuple[np.ndarray, np.ndarray]:
     m = xyz.shape[0]
     t_out = np.empty(m)
     r_out = np.empty(m)

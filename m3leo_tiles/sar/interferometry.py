@@ -30,7 +30,8 @@ import numpy as np
 
 
 @numba.njit(cache=True, parallel=True, fastmath=False)
-def _block_pair(g1, g2, fy, fx, min_frac):
+def _block_pair(g1: np.ndarray, g2: np.ndarray, fy: int, fx: int,
+                min_frac: float) -> tuple[np.ndarray, np.ndarray]:
     ny = g1.shape[0] // fy
     nx = g1.shape[1] // fx
     coh = np.full((ny, nx), np.nan, np.float32)
@@ -78,7 +79,7 @@ def block_coherence(g1: np.ndarray, g2: np.ndarray, fy: int, fx: int | None = No
 
 
 @numba.njit(cache=True, parallel=True)
-def _block_mean(x, fy, fx, min_frac):
+def _block_mean(x: np.ndarray, fy: int, fx: int, min_frac: float) -> np.ndarray:
     ny = x.shape[0] // fy
     nx = x.shape[1] // fx
     out = np.full((ny, nx), np.nan, np.float32)

@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from .tops import carrier
+from .tops import CarrierArgs, carrier
 
 HALF = 4  # sinc taps either side in range (8-tap kernel)
 KAISER_BETA = 4.0
@@ -43,8 +43,11 @@ TABLE_AZ = kernel_table(half=3, beta=3.0)
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
-def _interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, tau0, fs, ks,  # type: ignore[no-untyped-def]
-                    fm_t0, fm_c, dc_t0, dc_c, eta_ref0, two_over_lambda, table_y, table_x):
+def _interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
+                    samples: np.ndarray, rng: np.ndarray, idx: np.ndarray, out: np.ndarray,
+                    lpb: int, dt: float, tau0: float, fs: float, ks: float, fm_t0: float,
+                    fm_c: np.ndarray, dc_t0: float, dc_c: np.ndarray, eta_ref0: float,
+                    two_over_lambda: float, table_y: np.ndarray, table_x: np.ndarray) -> None:
     """interp_complex on the float32 view (npol, rows, 2 cols) of the windows."""
     npol, nrow, ncol2 = wins.shape
     ncol = ncol2 // 2
@@ -87,7 +90,7 @@ def _interp_complex(wins, row0, col0, lines, samples, rng, idx, out, lpb, dt, ta
 
 def interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
                    samples: np.ndarray, rng: np.ndarray, idx: np.ndarray, out: np.ndarray,
-                   carrier_args: tuple, wavelength: float,  # type: ignore[type-arg]
+                   carrier_args: CarrierArgs, wavelength: float,
                    table_y: np.ndarray = TABLE_AZ, table_x: np.ndarray = TABLE_RG) -> None:
     """Tabulated separable sinc (table_y taps in azimuth, table_x in range) of deramped
     complex64 windows (npol, rows, cols) at points idx, reramped and flattened, into
@@ -104,7 +107,8 @@ def interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
 
 
 @numba.njit(cache=True, parallel=True)
-def interp_bilinear(win, row0, col0, lines, samples, idx, out):  # type: ignore[no-untyped-def]
+def interp_bilinear(win: np.ndarray, row0: float, col0: float, lines: np.ndarray,
+                    samples: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     """out[p] = bilinear value of win at (lines[p] - row0, samples[p] - col0), p in idx."""
     nrow, ncol = win.shape
     for q in numba.prange(idx.shape[0]):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numba
@@ -38,8 +38,8 @@ class Orbit:
     t: np.ndarray  # (n,) seconds since t_ref, increasing
     pos: np.ndarray  # (n, 3) m
     vel: np.ndarray  # (n, 3) m/s
-    coef: np.ndarray = None  # (n-1, 3, 8) polynomial coefficients in u = (t - t_i) / h_i
-    h: np.ndarray = None  # (n-1,) segment lengths
+    coef: np.ndarray = field(init=False)  # (n-1, 3, 8) coefficients in u = (t - t_i) / h_i
+    h: np.ndarray = field(init=False)  # (n-1,) segment lengths
 
     def __post_init__(self) -> None:
         if len(self.t) < _NODES:
@@ -56,7 +56,7 @@ class Orbit:
         times, pos, vel = times[order], np.asarray(pos, float)[order], np.asarray(vel, float)[order]
         keep = np.concatenate([[True], np.diff(times) > np.timedelta64(0, "ns")])
         times, pos, vel = times[keep], pos[keep], vel[keep]
-        t_ref = times[0] if t_ref is None else np.datetime64(t_ref, "ns")
+        t_ref = times[0] if t_ref is None else t_ref.astype("datetime64[ns]")
         return cls(t_ref, to_seconds(times, t_ref), pos, vel)
 
     def crop(self, start: np.datetime64, stop: np.datetime64, margin_s: float = 60.0) -> Orbit:
@@ -85,7 +85,8 @@ class Orbit:
         return p, v
 
 
-def _hermite_segments(t: np.ndarray, pos: np.ndarray, vel: np.ndarray):
+def _hermite_segments(t: np.ndarray, pos: np.ndarray,
+                      vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each interval, solve the confluent Vandermonde system of its 4 nearest nodes."""
     n = len(t)
     h = np.diff(t)
@@ -104,7 +105,7 @@ def _hermite_segments(t: np.ndarray, pos: np.ndarray, vel: np.ndarray):
 
 
 @numba.njit(cache=True, inline="always")
-def horner3(c, u):
+def horner3(c: np.ndarray, u: float) -> tuple[float, float, float]:
     """A segment polynomial (coefficients lowest power first) and its first two derivatives
     at u, by one Horner pass."""
     deg = c.shape[0]
@@ -119,7 +120,8 @@ def horner3(c, u):
 
 
 @numba.njit(cache=True)
-def _eval(tn, h, coef, t):
+def _eval(tn: np.ndarray, h: np.ndarray, coef: np.ndarray,
+          t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = t.shape[0]
     p = np.empty((m, 3))
     v = np.empty((m, 3))
@@ -154,6 +156,14 @@ def read_eof(path: str | Path) -> Orbit:
         raise eof_error(path, e) from None
 
 
+def _field(osv: ET.Element, tag: str) -> str:
+    """An OSV's child text; a missing one is a damaged file (read_eof names it in one line)."""
+    text = osv.findtext(tag)
+    if text is None:
+        raise ValueError(f"an OSV record has no {tag}")
+    return text
+
+
 def _read_eof(path: str | Path) -> Orbit:
     root = ET.parse(path).getroot()
     frame = root.findtext(".//Variable_Header/Ref_Frame") or "EARTH_FIXED"
@@ -161,9 +171,9 @@ def _read_eof(path: str | Path) -> Orbit:
         raise OrbitFileError(f"{Path(path).name}: orbit frame {frame!r} is not EARTH_FIXED")
     times, pos, vel = [], [], []
     for osv in root.iter("OSV"):
-        times.append(_parse_utc(osv.findtext("UTC")))
-        pos.append([float(osv.findtext(a)) for a in ("X", "Y", "Z")])
-        vel.append([float(osv.findtext(a)) for a in ("VX", "VY", "VZ")])
+        times.append(_parse_utc(_field(osv, "UTC")))
+        pos.append([float(_field(osv, a)) for a in ("X", "Y", "Z")])
+        vel.append([float(_field(osv, a)) for a in ("VX", "VY", "VZ")])
     if not times:
         raise OrbitFileError(f"{Path(path).name}: no OSV records")
     if not (np.isfinite(pos).all() and np.isfinite(vel).all()):
@@ -177,7 +187,7 @@ def find_eof(orbit_dir: str | Path, mission: str, start: np.datetime64,
     from ..s1.orbits import find_eof as choose_in_dir
 
     def utc(t: np.datetime64) -> dt.datetime:
-        return dt.datetime.fromisoformat(str(np.datetime64(t, "us")))
+        return dt.datetime.fromisoformat(str(t.astype("datetime64[us]")))
 
     h = choose_in_dir(orbit_dir, mission, utc(start), utc(stop))
     return Path(h.path) if h is not None else None

@@ -44,8 +44,11 @@ class TileGeometry:
 
 
 @numba.njit(cache=True, parallel=True)
-def _pick_bursts(t_zd, tau, shift, tau0, fs, dt, t0s, vl0, vl1, vs0, vs1, k, use_match,  # type: ignore[no-untyped-def]
-                 m_swath, m_line, sw_idx, burst, line, sample, best):
+def _pick_bursts(t_zd: np.ndarray, tau: np.ndarray, shift: float, tau0: float, fs: float,
+                 dt: float, t0s: np.ndarray, vl0: np.ndarray, vl1: np.ndarray, vs0: float,
+                 vs1: float, k: int, use_match: bool, m_swath: np.ndarray, m_line: np.ndarray,
+                 sw_idx: np.ndarray, burst: np.ndarray, line: np.ndarray, sample: np.ndarray,
+                 best: np.ndarray) -> None:
     """Per point: keep this swath's burst if it beats the current best (see geocode_grid)."""
     for p in numba.prange(t_zd.shape[0]):
         if use_match and m_swath[p] != k:
@@ -84,7 +87,8 @@ class GridPoints:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.height.shape  # type: ignore[return-value]
+        ny, nx = self.height.shape
+        return ny, nx
 
 
 #: node spacing (pixels) and height levels of GridPoints; tests/sar/test_radargrid.py
@@ -114,7 +118,9 @@ def grid_points(grid: GridSpec, height: np.ndarray, step: int = NODE_STEP,
 
 
 @numba.njit(cache=True, parallel=True)
-def _interp_nodes(tn, rn, jy, wy, jx, wx, levels, height, t_out, r_out):  # type: ignore[no-untyped-def]
+def _interp_nodes(tn: np.ndarray, rn: np.ndarray, jy: np.ndarray, wy: np.ndarray, jx: np.ndarray,
+                  wx: np.ndarray, levels: np.ndarray, height: np.ndarray, t_out: np.ndarray,
+                  r_out: np.ndarray) -> None:
     """Bilinear between nodes per height level, then Lagrange across the levels."""
     n_lev = levels.shape[0]
     inv = np.empty(n_lev)  # 1 / prod_{m != k} (levels[k] - levels[m])

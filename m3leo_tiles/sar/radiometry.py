@@ -24,7 +24,9 @@ def range_box(sw: Swath, res: float) -> int:
 
 
 @numba.njit(cache=True, parallel=True)
-def sigma0_box(win, cr, ci, cw, nr, ni, nw, naz, box, out):  # type: ignore[no-untyped-def]
+def sigma0_box(win: np.ndarray, cr: np.ndarray, ci: np.ndarray, cw: np.ndarray, nr: np.ndarray,
+               ni: np.ndarray, nw: np.ndarray, naz: np.ndarray, box: int,
+               out: np.ndarray) -> None:
     """(|DN|^2 - noise) / A^2 with bilinear LUTs, then a centred box mean of `box` samples
     along range: out[i, j] averages window columns j .. j + box - 1."""
     nrow, ncol = win.shape

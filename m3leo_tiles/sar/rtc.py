@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .geocode import zero_doppler
+from .orbit import Orbit
 
 LAYOVER, SHADOW = 1, 2
 
@@ -212,7 +213,7 @@ def rtc_area(xyz: np.ndarray, sat: np.ndarray, azimuth_time: np.ndarray,
     return RtcArea(ratio.astype(np.float32), inc.astype(np.float32), flags)
 
 
-def tile_rtc(orbit, xyz: np.ndarray, t_init: float, bin_scale: float = 2.0) -> RtcArea:
+def tile_rtc(orbit: Orbit, xyz: np.ndarray, t_init: float, bin_scale: float = 2.0) -> RtcArea:
     """`rtc_area` for a tile grid from a `sar.orbit.Orbit`: solves each pixel's zero-Doppler
     time (`sar.geocode.zero_doppler`) and takes the sensor position there."""
     t, _ = zero_doppler(orbit, xyz, t_init)

@@ -98,8 +98,8 @@ class Swath:
     fm_rate: tuple[np.ndarray, np.ndarray, np.ndarray]  # (t [s], tau0 [s], coef (n, 3))
     dc: tuple[np.ndarray, np.ndarray, np.ndarray]
     incidence_mid: float = 38.0  # degrees, mid swath
-    _files: dict = field(default_factory=dict, repr=False)
-    _fs: object = field(default=None, repr=False)
+    _files: dict[str, str] = field(default_factory=dict, repr=False)
+    _fs: fsspec.AbstractFileSystem | None = field(default=None, repr=False)
 
     # --- timing -----------------------------------------------------------------------------
     @property
@@ -116,11 +116,11 @@ class Swath:
     # --- metadata groups (xarray-sentinel) ----------------------------------------------------
     def _open_group(self, meta: str) -> xr.Dataset:
         key = f"{self.swath}/{self.pol}/{meta}".upper().replace(meta.upper(), meta)
-        path = self._files.get(key)
-        if path is None:
+        path, fs = self._files.get(key), self._fs
+        if path is None or fs is None:
             raise SafeError(f"{self.name}: no {meta} annotation for {self.swath}/{self.pol}")
         try:
-            with self._fs.open(path) as f:
+            with fs.open(path) as f:
                 ds = sentinel1.METADATA_OPENERS[meta](f, attrs={})
             if meta in _LUTS:
                 _check_lut(ds, _LUTS[meta])
@@ -332,7 +332,7 @@ def _parse_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Pat
     lpb = int(timing["linesPerBurst"])
     if not blist:
         raise SafeError(f"{product}: {key} has no bursts (not an IW SLC?)")
-    t_ref = np.datetime64(blist[0]["azimuthTime"], "ns")
+    t_ref: np.datetime64 = np.datetime64(blist[0]["azimuthTime"], "ns")
     n_samples = int(iinfo["numberOfSamples"])
     bursts = []
     for i, b in enumerate(blist):
@@ -367,7 +367,7 @@ def _parse_swath(product: str | Path, swath: str, pol: str, orbit_dir: str | Pat
         orbit = Orbit.from_vectors(orb.azimuth_time.values, orb.position.values.T,
                                    orb.velocity.values.T, t_ref=t_ref)
 
-    def _poly(ds: xr.Dataset, var: str):
+    def _poly(ds: xr.Dataset, var: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return (to_seconds(ds.azimuth_time.values, t_ref), ds.t0.values.astype(float),
                 ds[var].values.astype(float))
 
@@ -413,8 +413,8 @@ def _check_geometry(sw: Swath, where: str) -> None:
 def list_swaths(product: str | Path) -> list[tuple[str, str]]:
     """[(swath, pol), ...] with annotation and measurement present."""
     _, files, *_ = product_files(product)
-    return sorted(tuple(k.split("/")) for k in files
-                  if k.count("/") == 1 and k + "/measurement" in files)
+    pairs = [k.partition("/") for k in files if k.count("/") == 1 and k + "/measurement" in files]
+    return sorted((swath, pol) for swath, _, pol in pairs)
 
 
 def product_attrs(product: str | Path) -> dict:

@@ -58,7 +58,7 @@ def season_of(day: dt.date) -> Period:
 
 # ---- decay fit ----------------------------------------------------------------------------
 @numba.njit(cache=True, inline="always")
-def _sse(tau, t, y, n):
+def _sse(tau: float, t: np.ndarray, y: np.ndarray, n: int) -> tuple[float, float]:
     """Best rho in [0, 1] for this tau and the sum of squared residuals."""
     suu = 0.0
     suv = 0.0
@@ -78,7 +78,8 @@ def _sse(tau, t, y, n):
 
 
 @numba.njit(cache=True, parallel=True)
-def _fit_decay(t, y, min_points, lo, hi, n_grid, out):
+def _fit_decay(t: np.ndarray, y: np.ndarray, min_points: int, lo: float, hi: float,
+               n_grid: int, out: np.ndarray) -> None:
     nb, npx = y.shape
     lg_lo = math.log(lo)
     lg_hi = math.log(hi)
@@ -236,7 +237,7 @@ class SeasonalCoherence:
         """float32 (len(COHS_BANDS), H, W) in COHS_BANDS order; frees the season's pairs
         unless `drop` is False."""
         med = self.medians(label)
-        fits = []
+        fits: list[np.ndarray] = []
         for i in range(len(POLS)):
             y = debias(med[i], self.looks) if self.looks else med[i]
             fits.extend(fit_decay(BASELINES, y, self.min_points))

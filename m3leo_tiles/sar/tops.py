@@ -20,15 +20,16 @@ from .safe import Swath
 
 
 @numba.njit(cache=True, inline="always")
-def poly_at(tau, t0, c):  # type: ignore[no-untyped-def]
+def poly_at(tau: float, t0: float, c: np.ndarray) -> float:
     """c0 + c1 x + c2 x^2 with x = tau - t0 (annotation polynomials in range time)."""
     x = tau - t0
     return c[0] + x * (c[1] + x * c[2])
 
 
 @numba.njit(cache=True)
-def carrier(line, sample, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,  # type: ignore[no-untyped-def]
-            eta_ref0):
+def carrier(line: float, sample: float, lpb: int, dt: float, tau0: float, fs: float, ks: float,
+            fm_t0: float, fm_c: np.ndarray, dc_t0: float, dc_c: np.ndarray,
+            eta_ref0: float) -> float:
     """phi (rad) at a fractional burst line and sample."""
     tau = tau0 + sample / fs
     ka = poly_at(tau, fm_t0, fm_c)
@@ -41,8 +42,9 @@ def carrier(line, sample, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,  # ty
 
 
 @numba.njit(cache=True, parallel=True)
-def deramp(win, row0, col0, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,  # type: ignore[no-untyped-def]
-           eta_ref0):
+def deramp(win: np.ndarray, row0: int, col0: int, lpb: int, dt: float, tau0: float, fs: float,
+           ks: float, fm_t0: float, fm_c: np.ndarray, dc_t0: float, dc_c: np.ndarray,
+           eta_ref0: float) -> None:
     """win *= exp(-j phi) in place, phi = pi kt(tau) (eta - eta_ref(tau))^2.
 
     Along a column phi is quadratic in the line, so the phasor follows a complex recurrence
@@ -84,6 +86,10 @@ def deramp(win, row0, col0, lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,  # 
                 r[jj] = r[jj] * c[jj]
 
 
+#: BurstCarrier.args(): lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c, eta_ref0
+CarrierArgs = tuple[int, float, float, float, float, float, np.ndarray, float, np.ndarray, float]
+
+
 @dataclass(frozen=True)
 class BurstCarrier:
     """Carrier parameters of one burst, in the order the Numba kernels take them."""
@@ -99,7 +105,7 @@ class BurstCarrier:
     dc_c: np.ndarray
     eta_ref0: float
 
-    def args(self) -> tuple:  # type: ignore[type-arg]
+    def args(self) -> CarrierArgs:
         return (self.lpb, self.dt, self.tau0, self.fs, self.ks, self.fm_t0, self.fm_c,
                 self.dc_t0, self.dc_c, self.eta_ref0)
 

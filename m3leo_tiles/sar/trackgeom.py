@@ -22,7 +22,7 @@ from ..errors import DemError
 from .geocode import geodetic_to_ecef, grid_lonlat, swath_mid_time, zero_doppler
 from .product import open_product
 from .radargrid import DemFn, geocode_grid
-from .safe import C
+from .safe import C, Swath
 
 
 def _ellipsoid_normal(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -30,7 +30,8 @@ def _ellipsoid_normal(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
 
 
-def _enu_to_ecef(lon: np.ndarray, lat: np.ndarray, e, n, u) -> np.ndarray:
+def _enu_to_ecef(lon: np.ndarray, lat: np.ndarray, e: np.ndarray, n: np.ndarray,
+                 u: np.ndarray) -> np.ndarray:
     lo, la = np.deg2rad(lon), np.deg2rad(lat)
     east = np.stack([-np.sin(lo), np.cos(lo), np.zeros_like(lo)], axis=-1)
     north = np.stack([-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)], axis=-1)
@@ -108,7 +109,8 @@ def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None
             t, r = zero_doppler(geo0.orbit, xyz, swath_mid_time(geo0))
             sat, _, _ = geo0.orbit.interpolate(t)
             inc_e = incidence(sat, xyz, _ellipsoid_normal(lon, lat))
-            gy, gx = np.gradient(h, g.dy, g.dx)  # rows go south: d/dy_north = -gy
+            gy = np.gradient(h, g.dy, axis=0)  # rows go south: d/dy_north = -gy
+            gx = np.gradient(h, g.dx, axis=1)
             normal = _enu_to_ecef(lon, lat, -gx, gy, np.ones_like(h))
             normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
             inc_l = incidence(sat, xyz, normal)
@@ -133,7 +135,7 @@ def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None
         prod.close()
 
 
-def gcp_incidence_residual(sw) -> float:
+def gcp_incidence_residual(sw: Swath) -> float:
     """Max |our ellipsoid incidence - ESA's geolocation-grid incidenceAngle| (degrees)."""
     gc = sw.gcp
     lon, lat, hgt = gc.longitude.values, gc.latitude.values, gc.height.values

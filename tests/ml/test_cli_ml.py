@@ -59,6 +59,9 @@ def test_train_verb_writes_results(ml_store, tmp_path, _cli):
     (["train", "store=STORE", "++inputs.nope.bands=[x]"], "unknown modality 'nope'"),
     (["train", "store=STORE", "target=nope"], "Could not find 'target/nope'"),
     (["missing.yaml"], "no config file missing.yaml"),
+    # model settings torch would refuse with a traceback are checked before any data is read
+    (["train", "store=STORE", "model.padding_mode=mirror"], "model.padding_mode 'mirror'"),
+    (["train", "store=STORE", "model.depth=0"], "model.depth 0: both must be at least 1"),
 ])
 def test_train_bad_input_is_exit_2_one_line(ml_store, args, match, _cli, tmp_path,
                                            monkeypatch):
@@ -68,6 +71,21 @@ def test_train_bad_input_is_exit_2_one_line(ml_store, args, match, _cli, tmp_pat
     assert p.returncode == 2, p.stderr
     assert p.stderr.count("\n") == 1 and match in p.stderr, p.stderr
     assert list(tmp_path.iterdir()) == []  # nothing half-done: no run directory
+
+
+@pytest.mark.parametrize("node,match", [
+    ("target: esawc", "config: target must map"),
+    ("inputs: s1-vv-vh", "config: inputs must map"),
+])
+def test_user_yaml_with_a_scalar_node_is_exit_2(ml_store, tmp_path, _cli, node, match):
+    """A plain value where a mapping belongs was a ValueError traceback from OmegaConf."""
+    url, _ = ml_store
+    f = tmp_path / "mine.yaml"
+    f.write_text(f"defaults:\n  - train\n  - _self_\nstore: {url}\n{node}\n")
+    p = _cli("train", str(f), *FAST, "--out", str(tmp_path / "r"))
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.count("\n") == 1 and match in p.stderr, p.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_user_yaml_builds_on_shipped_groups(ml_store, tmp_path):

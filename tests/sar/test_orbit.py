@@ -95,3 +95,17 @@ def test_eof_orbit_dir_is_used_by_open_swath(s1data, tmp_path):
     moved = gcp_residuals(open_swath(safe, "IW2", "VV", orbit_dir=tmp_path / "shifted"))
     assert abs(same["rms_px"] - ann["rms_px"]) < 1e-4
     assert moved["rms_px"] > 5
+
+
+def test_an_osv_without_a_component_names_it(tmp_path):
+    from m3leo_tiles.errors import OrbitFileError
+
+    osv = "".join(
+        f"<OSV><UTC>UTC=2025-04-06T02:2{k}:00.000000</UTC><X>7e6</X><Y>0</Y><Z>0</Z>"
+        f"<VX>0</VX><VY>7e3</VY>{'' if k == 2 else '<VZ>0</VZ>'}</OSV>" for k in range(5))
+    f = tmp_path / "S1A_OPER_AUX_POEORB_OPOD_20250426T000000_V20250406T021900_20250406T022500.EOF"
+    f.write_text("<Earth_Explorer_File><Data_Block><List_of_OSVs>" + osv
+                 + "</List_of_OSVs></Data_Block></Earth_Explorer_File>")
+    with pytest.raises(OrbitFileError) as e:
+        read_eof(f)
+    assert str(e.value) == f"{f.name}: unreadable orbit file: ValueError: an OSV record has no VZ"
