@@ -42,8 +42,8 @@ import shapely
 from pyproj import Transformer
 from scipy.interpolate import LinearNDInterpolator
 
-from ...errors import BadInput
-from ...grid.tiles import Tile, utm_epsg
+from ..errors import BadInput
+from ..grid.tiles import Tile, utm_epsg
 from . import geometry as geo
 from .safe_writer import DateGeom, write_safe
 from .scene import BASELINES, CLASSES, Scene, decay_coherence, decay_params, make_scene

@@ -26,8 +26,8 @@ import shapely
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from ...grid.tiles import Tile
-from ...modalities import S2_BANDS
+from ..grid.tiles import Tile
+from ..modalities import S2_BANDS
 from .scene import CLASSES, Scene
 
 TEN_M = ("B2", "B3", "B4", "B8")
