@@ -1,7 +1,7 @@
 """Sentinel-1 processor throughput on one full-size IW burst pair (VV + VH).
 
-Data: the simulator's `simulate(out, size="burst")` when m3leo_tiles.sources.simulated exists;
-otherwise (said in the output) a stand-in built here from the real hyp3-isce2 pair's
+Data: the simulator's `simulate(out, size="burst")` (m3leo_tiles.simulator); if it fails
+(said in the output) a stand-in built here from the real hyp3-isce2 pair's
 annotations (../shared/s1data) with full-size speckle written into one IW2 burst of each date.
 Measures, in one run:
 - seconds: process_pair (s1grd ref+sec, s1coh VV+VH, s1ifg) for every tile the burst covers;
@@ -78,10 +78,8 @@ def _simulated_pair(out: Path):
     if reuse and (Path(reuse) / "simulation.json").exists():
         out = Path(reuse)
     else:
-        try:
-            from m3leo_tiles.sources.simulated import simulate
-        except ImportError:
-            return None
+        from m3leo_tiles.simulator import simulate
+
         try:
             simulate(out, size="burst", seed=0)
         except Exception as e:  # a simulator bug must not hide our numbers
@@ -181,10 +179,6 @@ def _sarsen(safe: Path, tile: TileRef, heights: np.ndarray, burst: int,
 
 
 def main() -> None:
-    if not SHARED.is_dir() and not _has_simulator():
-        print("SKIP: ../shared is absent and the simulator is not available")
-        print(json.dumps({"name": "s1", "skipped": True}))
-        return
     from m3leo_tiles.sar import pipeline
 
     out = Path(tempfile.mkdtemp(prefix="bench_s1_"))
@@ -253,14 +247,6 @@ def main() -> None:
         print(json.dumps(rec))
     finally:
         shutil.rmtree(out, ignore_errors=True)
-
-
-def _has_simulator() -> bool:
-    try:
-        import m3leo_tiles.sources.simulated  # type: ignore  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 if __name__ == "__main__":

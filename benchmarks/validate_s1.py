@@ -8,7 +8,7 @@
    (noise removal off), max abs difference in dB (<= 1e-4).
 4. Coherence vs sarxarray's complex_coherence on the real Amsterdam pair, 5x5 (<= 1e-3).
 5. A forward-modelled pair on the real hyp3 geometry (tests/sar/test_pair_truth.py).
-6. Simulator truth (m3leo_tiles.sources.simulated, seeded `small` pair, ~1 min): coherence
+6. Simulator truth (m3leo_tiles.simulator, seeded `small` pair, ~1 min): coherence
    per class within the estimator's bias and spread, sigma0 per class, phase vs the known
    deformation, no burst-edge jump (tests/sar/simtruth.py).
 7. RTC (issue 13, tests/sar/seastruth.py): gamma0-RTC by area integration on ridged terrain
@@ -171,10 +171,6 @@ def forward_pair() -> dict:
 
 
 def simulator_truth() -> dict:
-    try:
-        from m3leo_tiles.sources.simulated import simulate  # type: ignore  # noqa: F401
-    except ImportError:
-        return {"sim_truth_ok": False, "sim_note": "simulator not available in this tree"}
     try:
         from tests.sar.simtruth import run_truth_checks
 

@@ -57,8 +57,8 @@ def _commands() -> list[click.Command]:
     from .grid.commands import COMMANDS as grid
     from .ml.commands import COMMANDS as ml
     from .runner.commands import COMMANDS as runner
+    from .simulator.commands import COMMANDS as simulated
     from .sources.asf.commands import COMMANDS as asf
-    from .sources.simulated.commands import COMMANDS as simulated
     from .store.commands import COMMANDS as store
 
     return [*grid, *store, *runner, *simulated, *asf, *demo, *ml]

@@ -39,7 +39,7 @@ def s1data() -> Path:
 @pytest.fixture(scope="session")
 def small_sim(tmp_path_factory) -> Path:
     """One seeded `simulate --size small` for the whole session (about half a minute)."""
-    from m3leo_tiles.sources.simulated import simulate
+    from m3leo_tiles.simulator import simulate
 
     out = tmp_path_factory.mktemp("sim") / "small"
     simulate(out, size="small", seed=0)

@@ -1,6 +1,6 @@
 """Seed inputs for the fuzzers, made without ../shared.
 
-The SAFE seed is ESA's own metadata, as the simulator ships it (m3leo_tiles/sources/simulated/
+The SAFE seed is ESA's own metadata, as the simulator ships it (m3leo_tiles/simulator/
 data: a real track-108 IW2 manifest, annotation, calibration and noise XML), with its long
 lists cut short so one parse takes milliseconds, and a tiny measurement TIFF beside it. The EOF
 seed is a Earth Explorer orbit file in ESA's layout around that product's time.
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from m3leo_tiles.sources.simulated.safe_writer import _manifest_only
-from m3leo_tiles.sources.simulated.templates import TRACKS
+from m3leo_tiles.simulator.safe_writer import _manifest_only
+from m3leo_tiles.simulator.templates import TRACKS
 
 ASC = TRACKS["asc"]
 REF_NAME = ASC.name

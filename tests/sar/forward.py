@@ -4,7 +4,7 @@ Test-only, and not independent of the processor's geometry (it places scatterers
 same zero-Doppler geocoder and TOPS carrier): it checks that the pair machinery (per-date
 geometry, burst matching, deramp/reramp, flattening, estimator) turns a scene of known
 coherence and deformation into that coherence and phase, without burst-edge jumps. The
-project's simulator (m3leo_tiles.sources.simulated) is the independent check.
+project's simulator (m3leo_tiles.simulator) is the independent check.
 
 Each scatterer k has reflectivity a_k (circular Gaussian; the secondary's is
 gamma a_k + sqrt(1 - gamma^2) n_k) and appears in every burst whose valid block holds its

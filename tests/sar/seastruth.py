@@ -53,7 +53,7 @@ def rtc_truth() -> dict:
 
 
 def simulate_stack(out: Path, seed: int = 0) -> Path:
-    from m3leo_tiles.sources.simulated import simulate
+    from m3leo_tiles.simulator import simulate
 
     simulate(out, size="small", seed=seed, n_dates=8, spacing=6, passage="des", decay="rho",
              force=True)
@@ -129,7 +129,7 @@ def cohs_stack_truth(sim: Path, max_tiles: int = 4) -> dict:
 
 
 def simulate_relief(out: Path, seed: int = 0) -> Path:
-    from m3leo_tiles.sources.simulated import simulate
+    from m3leo_tiles.simulator import simulate
 
     simulate(out, size="small", seed=seed, radiometry="terrain", relief=200.0, force=True)
     return out

@@ -1,4 +1,4 @@
-"""Score the processor against the simulator's ground truth (m3leo_tiles.sources.simulated).
+"""Score the processor against the simulator's ground truth (m3leo_tiles.simulator).
 
 The simulator is written independently (its own orbit fit, zero-Doppler solver, TOPS
 modulation and scatterer rendering); only the SAFE files and the truth rasters connect the two.
@@ -39,7 +39,7 @@ from m3leo_tiles.sar.product import open_product
 from m3leo_tiles.sar.radargrid import geocode_grid
 from m3leo_tiles.sar.safe import open_swath
 from m3leo_tiles.sar.trackgeom import track_geometry
-from m3leo_tiles.sources.simulated import simulate
+from m3leo_tiles.simulator import simulate
 
 
 def _sem(e: np.ndarray) -> float:

@@ -154,9 +154,9 @@ def _template_orbit():
     from importlib import resources
 
     from m3leo_tiles.sar.orbit import Orbit
-    from m3leo_tiles.sources.simulated import geometry as geo
+    from m3leo_tiles.simulator import geometry as geo
 
-    data = resources.files("m3leo_tiles.sources.simulated") / "data" / "annotation-iw2-vv.xml.gz"
+    data = resources.files("m3leo_tiles.simulator") / "data" / "annotation-iw2-vv.xml.gz"
     tm = geo.read_timing(ET.fromstring(gzip.decompress(data.read_bytes())))
     times = np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t in tm.orbit_times])
     return Orbit.from_vectors(times, tm.orbit_pos, tm.orbit_vel)

@@ -18,7 +18,7 @@ from m3leo_tiles.sar.seasonal import (
     fit_decay,
     season_of,
 )
-from m3leo_tiles.sources.simulated.scene import (
+from m3leo_tiles.simulator.scene import (
     CLASSES,
     decay_coherence,
     decay_params,

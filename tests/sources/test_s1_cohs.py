@@ -76,8 +76,8 @@ def test_s1cohs_medians_match_the_pair_processor(tmp_path):
     from m3leo_tiles.grid.tiles import tile_from_id
     from m3leo_tiles.sar.dem import GeoTiffDem
     from m3leo_tiles.sar.pipeline import process_pair
+    from m3leo_tiles.simulator import simulate
     from m3leo_tiles.sources.base import TileRef
-    from m3leo_tiles.sources.simulated import simulate
 
     sim = tmp_path / "sim"
     simulate(sim, size="small", seed=3, n_dates=4, spacing=12)

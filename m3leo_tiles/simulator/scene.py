@@ -6,6 +6,7 @@ coherence, ellipsoidal heights, and a line-of-sight deformation bowl growing lin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,17 +54,17 @@ def decay_coherence(rho: float, tau: float, days: float) -> float:
     return rho + (1 - rho) * (float(np.exp(-days / tau)) if tau > 0 else 0.0)
 
 
-def decay_speckle(rng: np.random.Generator, days, rho: np.ndarray, tau: np.ndarray
-                  ) -> np.ndarray:
+def decay_speckle(rng: np.random.Generator, days: Sequence[float], rho: np.ndarray,
+                  tau: np.ndarray) -> np.ndarray:
     """Unit circular-Gaussian speckle at `days` (increasing) with the simulator's construction
-    (simulator.py): s_k = sqrt(rho) c + sqrt(1 - rho) a_k, a_k an AR(1) chain with coefficient
+    (scatterers.py): s_k = sqrt(rho) c + sqrt(1 - rho) a_k, a_k an AR(1) chain with coefficient
     exp(-(t_k - t_(k-1)) / tau), so E[s_j s_k*] = (1 - rho) exp(-|t_k - t_j| / tau) + rho.
     `rho`, `tau` are arrays of one shape (tau 0: no short-term correlation). complex64
     (len(days), *shape)."""
     rho = np.asarray(rho, np.float64)
     tau = np.asarray(tau, np.float64)
 
-    def cn():
+    def cn() -> np.ndarray:
         w = rng.standard_normal((2, *rho.shape))
         return (w[0] + 1j * w[1]) / np.sqrt(2)
 
@@ -98,11 +99,13 @@ class Scene:
         # rasters.write_truth computes the same product on tile windows (same bytes)
         return self.bowl * self.los_rate * date_index
 
-    def lookup(self, x: np.ndarray, y: np.ndarray, field: np.ndarray, order: int = 1):
+    def lookup(self, x: np.ndarray, y: np.ndarray, field: np.ndarray, order: int = 1
+               ) -> np.ndarray:
         """Sample a field at UTM coordinates (bilinear or nearest)."""
         col = (x - self.x0) / self.res - 0.5
         row = (self.y0 - y) / self.res - 0.5
-        return ndimage.map_coordinates(field, [row, col], order=order, mode="nearest")
+        return np.asarray(ndimage.map_coordinates(field, [row, col], order=order,
+                                                  mode="nearest"))
 
     def table(self, column: int) -> np.ndarray:
         lut = np.zeros(max(CLASSES) + 1, np.float64)
@@ -111,7 +114,8 @@ class Scene:
         return lut
 
 
-def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
+                  ) -> np.ndarray:
     f = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
     return (f - f.mean()) / (f.std() + 1e-12)
 

@@ -43,7 +43,7 @@ class Track:
 
     def read(self, name: str) -> str:
         """A template file (e.g. `annotation-iw2-vv.xml`) as text."""
-        data = resources.files("m3leo_tiles.sources.simulated") / "data" / (
+        data = resources.files("m3leo_tiles.simulator") / "data" / (
             f"{self.prefix}{name}.gz")
         return gzip.decompress(data.read_bytes()).decode()
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -26,8 +27,8 @@ import shapely
 from rasterio.transform import from_origin
 from scipy import ndimage
 
-from ...grid.tiles import Tile
-from ...modalities import S2_BANDS
+from ..grid.tiles import Tile
+from ..modalities import S2_BANDS
 from .scene import CLASSES, Scene
 
 TEN_M = ("B2", "B3", "B4", "B8")
@@ -69,7 +70,7 @@ def write_truth(out: Path, scene: Scene, tiles: list[Tile], steps: list[float],
 
 
 def _geotiff(path: Path, data: np.ndarray, epsg: int, x0: float, y0: float, res: float,
-             nodata=None, **tags) -> None:
+             nodata: float | None = None, **tags: str) -> None:
     profile = dict(driver="GTiff", width=data.shape[-1], height=data.shape[-2], count=1,
                    dtype=data.dtype, crs=f"EPSG:{epsg}", transform=from_origin(x0, y0, res, res),
                    tiled=True, blockxsize=256, blockysize=256, compress="deflate", zlevel=1)
@@ -82,7 +83,9 @@ def _geotiff(path: Path, data: np.ndarray, epsg: int, x0: float, y0: float, res:
 
 
 def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Generator,
-                  date0: dt.date, optical: bool = True) -> dict:
+                  date0: dt.date, optical: bool = True) -> dict[str, str]:
+    """DEM, WorldCover and (with `optical`) three Sentinel-2 L2A dates over the scene, their
+    STAC index rasters/items.json, and aoi.geojson (the union of `tiles`)."""
     rdir = out / "rasters"
     rdir.mkdir(parents=True, exist_ok=True)
     epsg, x0, y0, res = scene.epsg, scene.x0, scene.y0, scene.res
@@ -143,7 +146,7 @@ def write_rasters(out: Path, scene: Scene, tiles: list[Tile], rng: np.random.Gen
     return {"rasters": "rasters/items.json", "dem": "rasters/dem.tif", "aoi": "aoi.geojson"}
 
 
-def _bbox_lonlat(scene: Scene):
+def _bbox_lonlat(scene: Scene) -> tuple[float, float, float, float]:
     from rasterio.warp import transform_bounds
 
     h, w = scene.shape
@@ -151,7 +154,10 @@ def _bbox_lonlat(scene: Scene):
                             scene.x0 + w * scene.res, scene.y0)
 
 
-def _item(item_id, collection, when, bbox, assets, props=None) -> dict:
+def _item(item_id: str, collection: str, when: dt.datetime | None,
+          bbox: tuple[float, float, float, float], assets: dict[str, str],
+          props: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One STAC 1.0.0 Item (a Feature with bbox, datetime and GeoTIFF assets)."""
     lon0, lat0, lon1, lat1 = bbox
     return {"type": "Feature", "stac_version": "1.0.0", "id": item_id,
             "collection": collection, "bbox": [lon0, lat0, lon1, lat1],

@@ -9,14 +9,14 @@ import pytest
 import xarray_sentinel
 
 from m3leo_tiles.errors import BadInput
-from m3leo_tiles.sources.simulated import simulate
-from m3leo_tiles.sources.simulated.scene import (
+from m3leo_tiles.simulator import simulate
+from m3leo_tiles.simulator.scene import (
     CLASSES,
     decay_coherence,
     decay_params,
     decay_speckle,
 )
-from m3leo_tiles.sources.simulated.templates import ORBIT_OFFSET, TRACKS
+from m3leo_tiles.simulator.templates import ORBIT_OFFSET, TRACKS
 
 
 @pytest.mark.parametrize("passage", ["asc", "des"])

@@ -10,9 +10,9 @@ xarray-sentinel). Both are checked against ESA's geolocation grid.
 
 from __future__ import annotations
 
-import datetime as dt
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from datetime import datetime
 
 import numba
 import numpy as np
@@ -22,11 +22,28 @@ WGS84_A = 6_378_137.0
 WGS84_E2 = 6.69437999014e-3
 
 
-def parse_time(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.strip())
+def text(el: ET.Element, path: str) -> str:
+    """The text at `path` under `el` ("" when empty); a template without it is a broken one."""
+    value = el.findtext(path)
+    if value is None:
+        raise ValueError(f"annotation element <{el.tag}> has no {path}")
+    return value
 
 
-def geodetic_to_ecef(lon, lat, h):
+def child(el: ET.Element, path: str) -> ET.Element:
+    """The element at `path` under `el`, which the template must have."""
+    found = el.find(path)
+    if found is None:
+        raise ValueError(f"annotation element <{el.tag}> has no {path}")
+    return found
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.strip())
+
+
+def geodetic_to_ecef(lon: np.ndarray, lat: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """ECEF (x, y, z) in metres, stacked on the last axis, of WGS84 geodetic points."""
     lon, lat = np.radians(lon), np.radians(lat)
     n = WGS84_A / np.sqrt(1 - WGS84_E2 * np.sin(lat) ** 2)
     x = (n + h) * np.cos(lat) * np.cos(lon)
@@ -39,19 +56,19 @@ def geodetic_to_ecef(lon, lat, h):
 class OrbitFit:
     """ECEF position as a polynomial of time (seconds from `t0`), fitted to state vectors."""
 
-    t0: dt.datetime
+    t0: datetime
     scale: float
     coef: np.ndarray  # (3, degree + 1), highest power first, in scaled time
 
     @classmethod
-    def fit(cls, times: list[dt.datetime], pos: np.ndarray, degree: int = 8) -> OrbitFit:
+    def fit(cls, times: list[datetime], pos: np.ndarray, degree: int = 8) -> OrbitFit:
         t0 = times[len(times) // 2]
         t = np.array([(x - t0).total_seconds() for x in times])
         scale = float(np.abs(t).max()) or 1.0
         coef = np.stack([np.polyfit(t / scale, pos[:, k], degree) for k in range(3)])
         return cls(t0, scale, coef)
 
-    def seconds(self, when: dt.datetime) -> float:
+    def seconds(self, when: datetime) -> float:
         return (when - self.t0).total_seconds()
 
     def position(self, t: np.ndarray) -> np.ndarray:
@@ -65,7 +82,10 @@ class OrbitFit:
 
 
 @numba.njit(parallel=True, cache=True)
-def _zero_doppler(px, py, pz, coef, scale, t_guess, out_t, out_r):
+def _zero_doppler(px: np.ndarray, py: np.ndarray, pz: np.ndarray, coef: np.ndarray,
+                  scale: float, t_guess: np.ndarray, out_t: np.ndarray,
+                  out_r: np.ndarray) -> None:
+    """Newton on (P - S(t)) . V(t) = 0 per point, from `t_guess`; writes t and |P - S|."""
     deg = coef.shape[1] - 1
     for i in numba.prange(px.shape[0]):
         t = t_guess[i]
@@ -124,7 +144,7 @@ def zero_doppler(orbit: OrbitFit, points: np.ndarray, t_mid: float) -> tuple[np.
 class Timing:
     """What the simulator needs from one swath annotation."""
 
-    first_line: list[dt.datetime]  # per burst
+    first_line: list[datetime]  # per burst
     lines_per_burst: int
     samples: int
     dt: float  # azimuth time interval
@@ -136,44 +156,49 @@ class Timing:
     azimuth_bw: float
     range_window: float
     azimuth_window: float
-    fm_rates: list[tuple[dt.datetime, float, np.ndarray]]  # (time, t0, poly)
-    dc: list[tuple[dt.datetime, float, np.ndarray]]
-    orbit_times: list[dt.datetime]
+    fm_rates: list[tuple[datetime, float, np.ndarray]]  # (time, t0, poly)
+    dc: list[tuple[datetime, float, np.ndarray]]
+    orbit_times: list[datetime]
     orbit_pos: np.ndarray
     orbit_vel: np.ndarray
 
 
 def read_timing(root: ET.Element) -> Timing:
-    f = lambda path: float(root.findtext(path))  # noqa: E731
+    """The swath's timing, orbit and processing parameters from its annotation."""
+    def f(path: str) -> float:
+        return float(text(root, path))
+
     bursts = root.findall("swathTiming/burstList/burst")
-    sp = root.find("imageAnnotation/processingInformation/swathProcParamsList/swathProcParams")
+    sp = child(root, "imageAnnotation/processingInformation/swathProcParamsList/swathProcParams")
     orbits = root.findall("generalAnnotation/orbitList/orbit")
     return Timing(
-        first_line=[parse_time(b.findtext("azimuthTime")) for b in bursts],
-        lines_per_burst=int(root.findtext("swathTiming/linesPerBurst")),
-        samples=int(root.findtext("imageAnnotation/imageInformation/numberOfSamples")),
+        first_line=[parse_time(text(b, "azimuthTime")) for b in bursts],
+        lines_per_burst=int(text(root, "swathTiming/linesPerBurst")),
+        samples=int(text(root, "imageAnnotation/imageInformation/numberOfSamples")),
         dt=f("imageAnnotation/imageInformation/azimuthTimeInterval"),
         tau0=f("imageAnnotation/imageInformation/slantRangeTime"),
         fs=f("generalAnnotation/productInformation/rangeSamplingRate"),
         wavelength=C / f("generalAnnotation/productInformation/radarFrequency"),
         steering_rate=np.radians(f("generalAnnotation/productInformation/azimuthSteeringRate")),
-        range_bw=float(sp.findtext("rangeProcessing/processingBandwidth")),
-        azimuth_bw=float(sp.findtext("azimuthProcessing/processingBandwidth")),
-        range_window=float(sp.findtext("rangeProcessing/windowCoefficient")),
-        azimuth_window=float(sp.findtext("azimuthProcessing/windowCoefficient")),
-        fm_rates=[(parse_time(e.findtext("azimuthTime")), float(e.findtext("t0")),
-                   np.array(e.findtext("azimuthFmRatePolynomial").split(), float))
+        range_bw=float(text(sp, "rangeProcessing/processingBandwidth")),
+        azimuth_bw=float(text(sp, "azimuthProcessing/processingBandwidth")),
+        range_window=float(text(sp, "rangeProcessing/windowCoefficient")),
+        azimuth_window=float(text(sp, "azimuthProcessing/windowCoefficient")),
+        fm_rates=[(parse_time(text(e, "azimuthTime")), float(text(e, "t0")),
+                   np.array(text(e, "azimuthFmRatePolynomial").split(), float))
                   for e in root.findall("generalAnnotation/azimuthFmRateList/azimuthFmRate")],
-        dc=[(parse_time(e.findtext("azimuthTime")), float(e.findtext("t0")),
-             np.array(e.findtext("dataDcPolynomial").split(), float))
+        dc=[(parse_time(text(e, "azimuthTime")), float(text(e, "t0")),
+             np.array(text(e, "dataDcPolynomial").split(), float))
             for e in root.findall("dopplerCentroid/dcEstimateList/dcEstimate")],
-        orbit_times=[parse_time(o.findtext("time")) for o in orbits],
-        orbit_pos=np.array([[float(o.findtext(f"position/{c}")) for c in "xyz"] for o in orbits]),
-        orbit_vel=np.array([[float(o.findtext(f"velocity/{c}")) for c in "xyz"] for o in orbits]),
+        orbit_times=[parse_time(text(o, "time")) for o in orbits],
+        orbit_pos=np.array([[float(text(o, f"position/{c}")) for c in "xyz"] for o in orbits]),
+        orbit_vel=np.array([[float(text(o, f"velocity/{c}")) for c in "xyz"] for o in orbits]),
     )
 
 
-def nearest_poly(entries, when: dt.datetime) -> tuple[float, np.ndarray]:
+def nearest_poly(entries: list[tuple[datetime, float, np.ndarray]], when: datetime
+                 ) -> tuple[float, np.ndarray]:
+    """(t0, coefficients) of the polynomial whose reference time is nearest `when`."""
     best = min(entries, key=lambda e: abs((e[0] - when).total_seconds()))
     return best[1], best[2]
 
@@ -181,7 +206,7 @@ def nearest_poly(entries, when: dt.datetime) -> tuple[float, np.ndarray]:
 def grid_points(root: ET.Element) -> dict[str, np.ndarray]:
     """ESA's geolocation grid: line, pixel, azimuth time, slant range time, lat, lon, height."""
     pts = root.findall("geolocationGrid/geolocationGridPointList/geolocationGridPoint")
-    out = {k: np.array([float(p.findtext(k)) for p in pts])
+    out = {k: np.array([float(text(p, k)) for p in pts])
            for k in ("line", "pixel", "slantRangeTime", "latitude", "longitude", "height")}
-    out["azimuthTime"] = np.array([parse_time(p.findtext("azimuthTime")) for p in pts])
+    out["azimuthTime"] = np.array([parse_time(text(p, "azimuthTime")) for p in pts])
     return out

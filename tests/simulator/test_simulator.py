@@ -13,13 +13,13 @@ import rasterio
 import xarray_sentinel
 
 from m3leo_tiles.errors import BadInput
-from m3leo_tiles.sources.simulated import geometry as geo
-from m3leo_tiles.sources.simulated import simulate
-from m3leo_tiles.sources.simulated.scene import CLASSES
+from m3leo_tiles.simulator import geometry as geo
+from m3leo_tiles.simulator import simulate
+from m3leo_tiles.simulator.scene import CLASSES
 
 
 def _annotation(p: str = "vv") -> ET.Element:
-    data = resources.files("m3leo_tiles.sources.simulated") / "data" / f"annotation-iw2-{p}.xml.gz"
+    data = resources.files("m3leo_tiles.simulator") / "data" / f"annotation-iw2-{p}.xml.gz"
     return ET.fromstring(gzip.decompress(data.read_bytes()))
 
 
@@ -78,7 +78,7 @@ def test_calibrated_intensity_matches_the_scene(small_sim):
 
 def test_truth_and_rasters_are_on_the_tile_grids(small_sim):
     from m3leo_tiles.grid import tile_from_id
-    from m3leo_tiles.sources.simulated import SimulationManifest
+    from m3leo_tiles.simulator import SimulationManifest
 
     m = json.loads((small_sim / "simulation.json").read_text())
     assert SimulationManifest.load(small_sim).tiles == m["tiles"]

@@ -1,4 +1,5 @@
-"""`simulate`."""
+"""`simulate`: the simulator as a CLI verb (click), options mapped one to one onto
+`m3leo_tiles.simulator.simulate`."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ import click
               help="Amplitude of the hills in metres (0-500).")
 @click.option("--force", is_flag=True, help="Overwrite an existing simulation.")
 @click.option("-v", "--verbose", is_flag=True, help="Progress on stderr.")
-def simulate(size, out_dir, seed, n_dates, spacing, passage, decay, radiometry, relief,
-             force, verbose):
+def simulate(size: str, out_dir: str, seed: int, n_dates: int, spacing: str, passage: str,
+             decay: str, radiometry: str, relief: float, force: bool, verbose: bool) -> None:
     """Simulate Sentinel-1 IW SLC products (real SAFE layout) over a known scene.
 
     Also writes the scene's ground truth per tile, Sentinel-2 L2A-like COGs, a DEM and a

@@ -37,7 +37,8 @@ def energy(beta: float, alpha: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def splat(out, lines, samples, amp, freq, dt, taz, trg):
+def splat(out: np.ndarray, lines: np.ndarray, samples: np.ndarray, amp: np.ndarray,
+          freq: np.ndarray, dt: float, taz: np.ndarray, trg: np.ndarray) -> None:
     """Add every scatterer's response to `out` (serial: deterministic, no write races)."""
     nl, ns = out.shape
     bins = taz.shape[0] - 1
