@@ -32,7 +32,7 @@ class _PlainHttpAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def make_session(host: str | None = None, plain_http: bool | None = None):
+def search_session(host: str | None = None, plain_http: bool | None = None):
     """An ASFSession; for a 127.0.0.1/localhost host, https is rewritten to http."""
     import asf_search
 
@@ -95,7 +95,8 @@ def _all_pages(asf_search, args: dict) -> list:
     """asf_search.search, page by page, refusing an answer that never ends: asf_search follows
     CMR-Search-After for as long as the server sends it, so a server (or proxy) that keeps
     answering the same or an empty page would make it loop forever."""
-    out, seen = [], set()
+    out: list = []
+    seen: set[tuple[object, object]] = set()
     for page in asf_search.search_generator(**args):
         keys = {(p.meta.get("concept-id"), p.properties.get("fileID")) for p in page}
         if not page.searchComplete and (not page or keys <= seen):
@@ -116,7 +117,7 @@ def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: 
     if end <= start:
         raise BadInput(f"search window ends ({end}) before it starts ({start})")
     asf_search.REPORT_ERRORS = False
-    session = session or make_session(host)
+    session = session or search_session(host)
     kw = {"session": session}
     if host:
         kw["host"] = host

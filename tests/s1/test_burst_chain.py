@@ -19,9 +19,9 @@ from m3leo_tiles.s1.burstfiles import assemble_folder
 from m3leo_tiles.s1.download import (
     Credentials,
     DownloadCache,
-    RetryPolicy,
+    DownloadRetry,
+    download_session,
     fetch_burst_safe,
-    make_session,
 )
 from m3leo_tiles.s1.pairing import form_pairs
 from m3leo_tiles.s1.products import BurstRef, burst_refs
@@ -88,8 +88,8 @@ def test_burst_products_process_like_the_safes(small_sim, tmp_path, monkeypatch)
         for p in found:
             groups[(p.date, p.burst_ids[0])] = burst_refs(p)
         cache = DownloadCache(tmp_path / "cache")
-        session = make_session(Credentials(token=TOKEN))
-        safes = {k: fetch_burst_safe(v, cache, session, RetryPolicy(sleep=lambda s: None))
+        session = download_session(Credentials(token=TOKEN))
+        safes = {k: fetch_burst_safe(v, cache, session, DownloadRetry(sleep=lambda s: None))
                  for k, v in groups.items()}
         assert set(asf.served.values()) == {1}  # every TIFF and XML fetched once
     dates = sorted({d for d, _ in safes})

@@ -240,10 +240,10 @@ class AsfSource(Source):
             return [str(r.path) for r in records]
         from concurrent.futures import ThreadPoolExecutor
 
-        from ...s1.download import DownloadCache, fetch_product, make_session
+        from ...s1.download import DownloadCache, download_session, fetch_product
 
         cache = DownloadCache(self.cache, self.cache_bytes)
-        session = make_session()
+        session = download_session()
         # one acquisition each: an SLC zip, or a burst product assembled into a SAFE
         with ThreadPoolExecutor(max_workers=max(1, self.max_downloads)) as ex:
             futs = [ex.submit(fetch_product, [_as_product(r)], cache, session)
