@@ -345,8 +345,9 @@ def fetch_all(products: Sequence[S1Product], cache: DownloadCache, session: requ
 def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
                      session: requests.Session, retry: DownloadRetry | None = None,
                      max_workers: int = 2) -> Path:
-    """ASF burst products (one burst or a run of one SLC swath, any polarisations) downloaded
-    into the cache and assembled into a SAFE folder there, ready for the processor."""
+    """ASF burst products of one SLC (per swath a run of consecutive bursts, any swaths and
+    polarisations) downloaded into the cache and assembled into one SAFE folder there, ready
+    for the processor."""
     if not bursts:
         raise PermanentError("no bursts to fetch")
     urls: dict[str, str] = {}
@@ -379,8 +380,8 @@ def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
                   session: requests.Session, retry: DownloadRetry | None = None,
                   max_workers: int = 2) -> Path:
     """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
-    assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: one
-    burst with its polarisations, or a run of consecutive bursts of one swath)."""
+    assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: bursts
+    of one SLC, with their polarisations, a run of consecutive bursts per swath)."""
     bursts = [p for p in products if p.extra.get("burst")]
     if products and len(bursts) == len(products):
         return fetch_burst_safe([r for p in products for r in burst_refs(p)], cache, session,
