@@ -16,6 +16,7 @@ one SAFE per frame (a run per swath). Checked here:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 
 import numpy as np
@@ -49,6 +50,11 @@ def _tiny_tiff() -> bytes:
         return mem.read()
 
 
+@functools.cache
+def _xml(pol: str) -> bytes:
+    return burstcut.metadata_xml(SLC / f"{REF}.SAFE", pol)
+
+
 def _serve_real(asf: FakeAsf, runs: dict[str, list[int]]) -> None:
     """Bursts of the real track-108 SLC (metadata real, TIFFs tiny: the fixture's are empty)."""
     safe = SLC / f"{REF}.SAFE"
@@ -58,8 +64,9 @@ def _serve_real(asf: FakeAsf, runs: dict[str, list[int]]) -> None:
         ids = sorted(b for b in prod.burst_ids if b.endswith(sw))
         fps = burst_footprints(safe, sw)
         for pol in prod.polarisations:
+            xml = _xml(pol)
             for k in ix:
-                asf.add_file(f"{REF}/{sw}/{pol}/{k}.xml", burstcut.metadata_xml(safe, pol))
+                asf.add_file(f"{REF}/{sw}/{pol}/{k}.xml", xml)
                 md5 = asf.add_file(f"{REF}/{sw}/{pol}/{k}.tiff", tiff)
                 asf.items.append(umm_item(prod, asf.base, burst=ids[k], index=k, pol=pol,
                                           size=len(tiff), md5=md5, footprint=fps[k]))
