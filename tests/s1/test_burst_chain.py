@@ -6,6 +6,7 @@ cover."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from pathlib import Path
@@ -31,7 +32,8 @@ from tests.sources.asf_server import FakeAsf, umm_item
 TOKEN = "edl-token-bursts"
 
 
-def burst_footprints(safe: Path, swath: str) -> list[shapely.Geometry]:
+@functools.lru_cache(maxsize=16)
+def burst_footprints(safe: Path, swath: str) -> tuple[shapely.Geometry, ...]:
     """Each burst's ground footprint, as ASF's burst catalogue has it: the hull of the
     annotation's geolocation grid points between the burst's first and next burst's line."""
     from m3leo_tiles.sar.safe import open_swath
@@ -43,7 +45,7 @@ def burst_footprints(safe: Path, swath: str) -> list[shapely.Geometry]:
         rows = (g.line.values >= b.first_line) & (g.line.values <= b.first_line + lpb)
         pts = np.c_[g.longitude.values[rows].ravel(), g.latitude.values[rows].ravel()]
         out.append(shapely.MultiPoint(pts).convex_hull)
-    return out
+    return tuple(out)
 
 
 def serve_bursts(asf: FakeAsf, safe: Path, swath: str = "IW2", frame: bool = False,
