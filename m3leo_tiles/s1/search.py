@@ -126,7 +126,9 @@ def _query(aoi: shapely.Geometry | None, start: dt.datetime, end: dt.datetime, b
                 dataset=asf_search.DATASET.SLC_BURST if burst else asf_search.DATASET.SENTINEL1,
                 beamMode=asf_search.BEAMMODE.IW, maxResults=max_results, opts=opts)
     if aoi is not None:
-        args["intersectsWith"] = shapely.to_wkt(aoi, rounding_precision=6)
+        # CMR wants counter-clockwise rings (hulls come clockwise: asf_search would warn)
+        args["intersectsWith"] = shapely.to_wkt(shapely.orient_polygons(aoi),
+                                                rounding_precision=6)
     if not burst:
         args["processingLevel"] = asf_search.PRODUCT_TYPE.SLC
     if polarisation:
