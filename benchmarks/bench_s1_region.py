@@ -4,9 +4,11 @@
    catalogue of conus for June-August 2020 built from ESA's burst-id rule and the real
    track geometry (tests/sources/burst_catalogue.py: S1A + S1B, 6-day repeat), and the SLC
    frames those bursts make up. The planner (`fetch`'s own path: grid, source periods, pair
-   search, `plan_work`) plans s1grd + s1coh + s1ifg + s1geom through the ASF source, which
-   searches the frames with asf_search (searching the ~100k bursts one by one costs the
-   client about 4 ms each) and cuts the region into bounded block units.
+   search, `plan_work`) plans s1grd + s1coh + s1ifg + s1geom through the ASF source in its
+   default burst mode, which plans from the frames (searching the ~100k bursts one by one
+   costs asf_search about 4 ms each) and cuts the region into bounded block units; then 20
+   units spread over the plan resolve their bursts as a worker does (one CMR burst search
+   each: `resolve_s_per_unit`, `bursts_per_unit`).
 2. `m3leo-tiles simulate` writes a 4-date stack; its units (one per tile here, every S1 layer
    each) run through the engine with 2 joblib workers; each unit's processing time and its
    worker's peak RSS are logged, so busy time / (workers x wall) is measured, not guessed.
@@ -72,7 +74,7 @@ def plan_conus(tmp: Path) -> dict:
         t0 = time.perf_counter()
         req = FetchRequest(store=str(tmp / "conus.zarr"), region="conus", modalities=LAYERS,
                            period="2020-JJA", source="asf",
-                           source_options={"asf": {"host": info["host"], "burst": False,
+                           source_options={"asf": {"host": info["host"],  # bursts: default
                                                    "cache": str(tmp / "cache")}})
         jobs = resolve_jobs(req)
         _, table = grid_table("conus", 4480)
@@ -84,6 +86,8 @@ def plan_conus(tmp: Path) -> dict:
         plan = plan_work(jobs, refs, None, False, UnitRetryPolicy())
         t3 = time.perf_counter()
         plan_s = t3 - t0
+        peak = _gb()
+        resolved = resolve_sample(jobs[0].source, [u for _, u in plan.units], refs)
     finally:
         server.stdin.close()
         server.wait(timeout=60)
@@ -98,7 +102,28 @@ def plan_conus(tmp: Path) -> dict:
             "pair_periods": len(next(j for j in jobs if j.modality.name == "s1coh").periods),
             "grid_s": round(t1 - t0, 1), "search_pair_s": round(t2 - t1, 1),
             "blocks_s": round(t3 - t2, 1), "plan_s": round(plan_s, 1),
-            "plan_peak_gb": round(_gb(), 2)}
+            "plan_peak_gb": round(peak, 2), **resolved}
+
+
+def resolve_sample(source, units: list, refs: list, n: int = 20) -> dict:
+    """The read-time half of burst mode on `n` units spread over the plan: each unit's ONE
+    CMR burst search (its frames' bursts over its tiles), as a worker makes it."""
+    by_id = {r.id: r for r in refs}
+    step = max(1, len(units) // n)
+    sample = units[::step][:n]
+    times, bursts, frames = [], [], []
+    for u in sample:
+        recs = [r for r in u.payload["s1"].products if r.as_bursts]
+        t0 = time.perf_counter()
+        found = source.burst_search(recs, [by_id[t] for t in u.all_tiles])
+        times.append(time.perf_counter() - t0)
+        bursts.append(sum(len(v) for v in found.values()))
+        frames.append(sum(1 for r in recs if found.get(r.name)) / max(1, len(recs)))
+    return {"resolve_units": len(sample),
+            "resolve_s_per_unit": round(sum(times) / len(times), 3),
+            "resolve_s_max": round(max(times), 3),
+            "bursts_per_unit": round(sum(bursts) / len(bursts), 1),
+            "frames_with_bursts": round(sum(frames) / len(frames), 3)}
 
 
 def run_stack(tmp: Path, dates: int = 4) -> dict:

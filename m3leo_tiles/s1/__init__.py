@@ -7,7 +7,7 @@ Anchors: s1-reader's s1_burst_id.py / s1_orbit.py (ids and orbit choice), ASF's 
 
 Modules: `burst_id` (BurstId), `products` (S1Product, S1Pair, BurstRef, burst_refs),
 `archive` (scan_archive, read_product), `pairing` (form_pairs, tiles_for_pair), `search`
-(search_products), `orbits` (choose, find_orbit, find_eof, fetch_orbit, parse_eof),
+(search_products, frame_bursts), `orbits` (choose, find_orbit, find_eof, fetch_orbit, parse_eof),
 `download` (DownloadCache, fetch_product, fetch_burst_safe), `bursts` (assemble_safe).
 """
 

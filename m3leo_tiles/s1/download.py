@@ -101,7 +101,7 @@ class EarthdataSession(requests.Session):
         return "EarthdataSession(credentials hidden)"
 
 
-def make_session(creds: Credentials | None = None, auth_hosts: Sequence[str] = AUTH_HOSTS,
+def download_session(creds: Credentials | None = None, auth_hosts: Sequence[str] = AUTH_HOSTS,
                  require: bool = True) -> EarthdataSession:
     """A download session; `require` raises AuthError before any work when none are found."""
     creds = creds if creds is not None else earthdata_credentials()
@@ -113,7 +113,7 @@ def make_session(creds: Credentials | None = None, auth_hosts: Sequence[str] = A
 
 
 @dataclass
-class RetryPolicy:
+class DownloadRetry:
     """Bounded exponential backoff with full jitter; a separate budget for 202 waits."""
 
     attempts: int = 6
@@ -137,9 +137,9 @@ def md5_of(path: Path) -> str:
 
 def download(url: str, dest: str | os.PathLike, session: requests.Session,
              size: int | None = None, md5: str | None = None,
-             retry: RetryPolicy | None = None, timeout: float = 60.0) -> Path:
+             retry: DownloadRetry | None = None, timeout: float = 60.0) -> Path:
     """Fetch url to dest (resuming dest.part), verify size/MD5, rename; return dest."""
-    retry = retry or RetryPolicy()
+    retry = retry or DownloadRetry()
     dest = Path(dest)
     if dest.is_file() and (size is None or dest.stat().st_size == size):
         return dest  # only verified files are ever renamed into place
@@ -268,7 +268,7 @@ class DownloadCache:
 
     def fetch_file(self, name: str, url: str, session: requests.Session,
                    size: int | None = None, md5: str | None = None,
-                   retry: RetryPolicy | None = None, pinned: Iterable[Path] = ()) -> Path:
+                   retry: DownloadRetry | None = None, pinned: Iterable[Path] = ()) -> Path:
         """`root/name`, downloaded from `url` unless already there; marks it recently used."""
         dest = self.root / name
         with self._file_lock(dest.name):
@@ -278,7 +278,7 @@ class DownloadCache:
         return path
 
     def fetch(self, product: S1Product, session: requests.Session,
-              retry: RetryPolicy | None = None, pinned: Iterable[Path] = ()) -> Path:
+              retry: DownloadRetry | None = None, pinned: Iterable[Path] = ()) -> Path:
         """The product's local path, downloading it if absent; marks it recently used."""
         if not product.url:
             raise PermanentError(f"{product.name}: no download URL")
@@ -334,7 +334,7 @@ class DownloadCache:
 
 
 def fetch_all(products: Sequence[S1Product], cache: DownloadCache, session: requests.Session,
-              max_workers: int = 2, retry: RetryPolicy | None = None) -> list[Path]:
+              max_workers: int = 2, retry: DownloadRetry | None = None) -> list[Path]:
     """Download several products with at most `max_workers` transfers at once, in order."""
     pinned = [cache.path_for(p) for p in products]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
@@ -343,10 +343,11 @@ def fetch_all(products: Sequence[S1Product], cache: DownloadCache, session: requ
 
 
 def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
-                     session: requests.Session, retry: RetryPolicy | None = None,
+                     session: requests.Session, retry: DownloadRetry | None = None,
                      max_workers: int = 2) -> Path:
-    """ASF burst products (one burst or a run of one SLC swath, any polarisations) downloaded
-    into the cache and assembled into a SAFE folder there, ready for the processor."""
+    """ASF burst products of one SLC (per swath a run of consecutive bursts, any swaths and
+    polarisations) downloaded into the cache and assembled into one SAFE folder there, ready
+    for the processor."""
     if not bursts:
         raise PermanentError("no bursts to fetch")
     urls: dict[str, str] = {}
@@ -376,11 +377,11 @@ def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
 
 
 def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
-                  session: requests.Session, retry: RetryPolicy | None = None,
+                  session: requests.Session, retry: DownloadRetry | None = None,
                   max_workers: int = 2) -> Path:
     """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
-    assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: one
-    burst with its polarisations, or a run of consecutive bursts of one swath)."""
+    assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: bursts
+    of one SLC, with their polarisations, a run of consecutive bursts per swath)."""
     bursts = [p for p in products if p.extra.get("burst")]
     if products and len(bursts) == len(products):
         return fetch_burst_safe([r for p in products for r in burst_refs(p)], cache, session,

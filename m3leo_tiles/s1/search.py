@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Collection
+from typing import Any
 
 import requests
 import shapely
@@ -32,7 +34,7 @@ class _PlainHttpAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def make_session(host: str | None = None, plain_http: bool | None = None):
+def search_session(host: str | None = None, plain_http: bool | None = None) -> requests.Session:
     """An ASFSession; for a 127.0.0.1/localhost host, https is rewritten to http."""
     import asf_search
 
@@ -53,7 +55,7 @@ def _date(value: object) -> dt.datetime:
         d.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def product_from_result(r) -> S1Product:
+def product_from_result(r: Any) -> S1Product:
     """An S1Product from an asf_search ASFProduct (SLC or burst)."""
     p = r.properties
     umm = getattr(r, "umm", {}) or {}
@@ -91,11 +93,12 @@ def product_from_result(r) -> S1Product:
         md5=p.get("md5sum"), burst_ids=(full,) if full else (), extra=extra)
 
 
-def _all_pages(asf_search, args: dict) -> list:
+def _all_pages(asf_search: Any, args: dict) -> list:
     """asf_search.search, page by page, refusing an answer that never ends: asf_search follows
     CMR-Search-After for as long as the server sends it, so a server (or proxy) that keeps
     answering the same or an empty page would make it loop forever."""
-    out, seen = [], set()
+    out: list = []
+    seen: set[tuple[object, object]] = set()
     for page in asf_search.search_generator(**args):
         keys = {(p.meta.get("concept-id"), p.properties.get("fileID")) for p in page}
         if not page.searchComplete and (not page or keys <= seen):
@@ -107,25 +110,25 @@ def _all_pages(asf_search, args: dict) -> list:
     return out
 
 
-def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: bool = False,
-                    host: str | None = None, session=None, max_results: int | None = None,
-                    polarisation: str | None = None) -> list[S1Product]:
-    """IW SLC products (or SLC bursts) intersecting `aoi` with start in [start, end)."""
+def _query(aoi: shapely.Geometry | None, start: dt.datetime, end: dt.datetime, burst: bool,
+           host: str | None, session: requests.Session | None, max_results: int | None = None,
+           polarisation: str | None = None) -> list[S1Product]:
+    """One CMR search (every page) through asf_search, its answers read into S1Products;
+    errors mapped onto our taxonomy (5xx transient, 4xx permanent)."""
     import asf_search
 
-    if end <= start:
-        raise BadInput(f"search window ends ({end}) before it starts ({start})")
     asf_search.REPORT_ERRORS = False
-    session = session or make_session(host)
-    kw = {"session": session}
+    kw: dict[str, object] = {"session": session or search_session(host)}
     if host:
         kw["host"] = host
     opts = asf_search.ASFSearchOptions(**kw)
-    args = dict(intersectsWith=shapely.to_wkt(aoi.simplify(0.01), rounding_precision=6),
-                start=dt.datetime.combine(start, dt.time()).isoformat() + "Z",
-                end=dt.datetime.combine(end, dt.time()).isoformat() + "Z",
+    args = dict(start=start.isoformat() + "Z", end=end.isoformat() + "Z",
                 dataset=asf_search.DATASET.SLC_BURST if burst else asf_search.DATASET.SENTINEL1,
                 beamMode=asf_search.BEAMMODE.IW, maxResults=max_results, opts=opts)
+    if aoi is not None:
+        # CMR wants counter-clockwise rings (hulls come clockwise: asf_search would warn)
+        args["intersectsWith"] = shapely.to_wkt(shapely.orient_polygons(aoi),
+                                                rounding_precision=6)
     if not burst:
         args["processingLevel"] = asf_search.PRODUCT_TYPE.SLC
     if polarisation:
@@ -150,12 +153,43 @@ def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: 
                 shapely.errors.ShapelyError) as e:
             log.warning("ignoring unreadable search result %s: %s",
                         r.properties.get("fileID"), e)
+    return out
+
+
+def search_products(aoi: shapely.Geometry, start: dt.date, end: dt.date, burst: bool = False,
+                    host: str | None = None, session: requests.Session | None = None,
+                    max_results: int | None = None,
+                    polarisation: str | None = None) -> list[S1Product]:
+    """IW SLC products (or SLC bursts) intersecting `aoi` with start in [start, end)."""
+    if end <= start:
+        raise BadInput(f"search window ends ({end}) before it starts ({start})")
     lo = dt.datetime.combine(start, dt.time())
     hi = dt.datetime.combine(end, dt.time())
+    out = _query(aoi.simplify(0.01), lo, hi, burst, host, session, max_results, polarisation)
     out = [p for p in out if lo <= p.start < hi]
     if burst:
         out = merge_polarisations(out)
     out.sort(key=lambda p: (p.start, p.name))
+    return out
+
+
+def frame_bursts(slcs: Collection[str], aoi: shapely.Geometry | None, start: dt.datetime,
+                 end: dt.datetime, host: str | None = None, session: requests.Session | None = None
+                 ) -> dict[str, list[S1Product]]:
+    """The IW bursts of the SLCs `slcs` that intersect `aoi` (None: anywhere) and overlap
+    [start, end], from ONE CMR burst search: per SLC, its bursts (polarisations merged) by
+    swath and burst index. ASF names each burst's source SLC in UMM InputGranules
+    (`extra["burst"]["slc"]`); SLCs with no burst there are absent from the answer."""
+    if end <= start:
+        raise BadInput(f"search window ends ({end}) before it starts ({start})")
+    want = set(slcs)
+    found = [p for p in _query(aoi, start, end, True, host, session)
+             if p.extra.get("burst", {}).get("slc") in want]
+    out: dict[str, list[S1Product]] = {}
+    for p in merge_polarisations(found):
+        out.setdefault(p.extra["burst"]["slc"], []).append(p)
+    for ps in out.values():
+        ps.sort(key=lambda p: (p.extra["burst"]["swath"], p.extra["burst"]["index"]))
     return out
 
 

@@ -76,6 +76,7 @@ class ProductRecord:
     burst_ids: tuple[str, ...] = ()
     polarisations: tuple[str, ...] = ()
     burst: dict | None = field(default=None, hash=False, compare=False)  # ASF burst files
+    as_bursts: bool = False  # an SLC frame fetched as its bursts over the unit (ASF source)
 
     @property
     def pass_direction(self) -> str:
@@ -85,7 +86,8 @@ class ProductRecord:
     def of(cls, p: S1Product) -> ProductRecord:
         return cls(p.name, track_label(p.relative_orbit, p.pass_direction), p.date, p.platform,
                    p.start.isoformat(), p.stop.isoformat(), p.path, p.url, p.size, p.md5,
-                   p.burst_ids, p.polarisations, p.extra.get("burst"))
+                   p.burst_ids, p.polarisations, p.extra.get("burst"),
+                   bool(p.extra.get("as_bursts")))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ cover."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from pathlib import Path
@@ -19,9 +20,9 @@ from m3leo_tiles.s1.burstfiles import assemble_folder
 from m3leo_tiles.s1.download import (
     Credentials,
     DownloadCache,
-    RetryPolicy,
+    DownloadRetry,
+    download_session,
     fetch_burst_safe,
-    make_session,
 )
 from m3leo_tiles.s1.pairing import form_pairs
 from m3leo_tiles.s1.products import BurstRef, burst_refs
@@ -31,24 +32,47 @@ from tests.sources.asf_server import FakeAsf, umm_item
 TOKEN = "edl-token-bursts"
 
 
-def serve_bursts(asf: FakeAsf, safe: Path, swath: str = "IW2") -> int:
-    """Every burst of a swath of `safe`, both polarisations, as ASF would serve them."""
+@functools.lru_cache(maxsize=16)
+def burst_footprints(safe: Path, swath: str) -> tuple[shapely.Geometry, ...]:
+    """Each burst's ground footprint, as ASF's burst catalogue has it: the hull of the
+    annotation's geolocation grid points between the burst's first and next burst's line."""
+    from m3leo_tiles.sar.safe import open_swath
+
+    sw = open_swath(safe, swath, "VV")
+    g, lpb = sw.gcp, sw.lines_per_burst
+    out = []
+    for b in sw.bursts:
+        rows = (g.line.values >= b.first_line) & (g.line.values <= b.first_line + lpb)
+        pts = np.c_[g.longitude.values[rows].ravel(), g.latitude.values[rows].ravel()]
+        out.append(shapely.MultiPoint(pts).convex_hull)
+    return tuple(out)
+
+
+def serve_bursts(asf: FakeAsf, safe: Path, swath: str = "IW2", frame: bool = False,
+                 indices: list[int] | None = None) -> int:
+    """Bursts of a swath of `safe` (every one, or `indices`), both polarisations, as ASF
+    would serve them (their own times and footprints); `frame`: the SLC's granule too (it
+    is not downloaded in burst mode)."""
     prod = read_product(safe)
     ids = sorted(b for b in prod.burst_ids if b.endswith(swath))
     text = next((safe / "annotation").glob(f"*-{swath.lower()}-slc-vv-*.xml")).read_text()
     starts = [dt.datetime.fromisoformat(t) for t in
               re.findall(r"<burst>\s*<azimuthTime>([^<]+)</azimuthTime>", text)]
+    fps = burst_footprints(safe, swath)
     span = dt.timedelta(seconds=2.75)
+    if frame:
+        asf.items.append(umm_item(prod, asf.base, size=2**30, md5="0" * 32))
+    keep = range(len(ids)) if indices is None else indices
     for pol in prod.polarisations:
         xml = burstcut.metadata_xml(safe, pol)
-        for k, bid in enumerate(ids):
+        for k in keep:
             asf.add_file(f"{prod.name}/{swath}/{pol}/{k}.xml", xml)
             md5 = asf.add_file(f"{prod.name}/{swath}/{pol}/{k}.tiff",
                                data := burstcut.burst_tiff(safe, swath, pol, k))
-            asf.items.append(umm_item(prod, asf.base, burst=bid, index=k, pol=pol,
+            asf.items.append(umm_item(prod, asf.base, burst=ids[k], index=k, pol=pol,
                                       size=len(data), md5=md5, start=starts[k],
-                                      stop=starts[k] + span))
-    return len(ids)
+                                      stop=starts[k] + span, footprint=fps[k]))
+    return len(keep)
 
 
 def compare(full: dict, part: dict, tiles: list[str]) -> dict[str, float]:
@@ -88,8 +112,8 @@ def test_burst_products_process_like_the_safes(small_sim, tmp_path, monkeypatch)
         for p in found:
             groups[(p.date, p.burst_ids[0])] = burst_refs(p)
         cache = DownloadCache(tmp_path / "cache")
-        session = make_session(Credentials(token=TOKEN))
-        safes = {k: fetch_burst_safe(v, cache, session, RetryPolicy(sleep=lambda s: None))
+        session = download_session(Credentials(token=TOKEN))
+        safes = {k: fetch_burst_safe(v, cache, session, DownloadRetry(sleep=lambda s: None))
                  for k, v in groups.items()}
         assert set(asf.served.values()) == {1}  # every TIFF and XML fetched once
     dates = sorted({d for d, _ in safes})

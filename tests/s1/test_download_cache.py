@@ -19,10 +19,10 @@ from m3leo_tiles.errors import PermanentError
 from m3leo_tiles.s1.download import (
     Credentials,
     DownloadCache,
-    RetryPolicy,
+    DownloadRetry,
+    download_session,
     fetch_burst_safe,
     fetch_product,
-    make_session,
 )
 from m3leo_tiles.s1.products import burst_refs
 from tests.sources.asf_server import FakeAsf
@@ -43,11 +43,11 @@ def asf():
 
 
 def _session():
-    return make_session(Credentials(token=TOKEN))
+    return download_session(Credentials(token=TOKEN))
 
 
-def _policy() -> RetryPolicy:
-    return RetryPolicy(sleep=lambda s: None)
+def _policy() -> DownloadRetry:
+    return DownloadRetry(sleep=lambda s: None)
 
 
 def test_two_threads_same_burst_one_download(asf, tmp_path):
@@ -72,9 +72,9 @@ def test_two_threads_same_burst_one_download(asf, tmp_path):
 
 _CHILD = """
 import sys
-from m3leo_tiles.s1.download import Credentials, DownloadCache, make_session
+from m3leo_tiles.s1.download import Credentials, DownloadCache, download_session
 cache = DownloadCache(sys.argv[1])
-p = cache.fetch_file(sys.argv[2], sys.argv[3], make_session(Credentials(token=sys.argv[4])),
+p = cache.fetch_file(sys.argv[2], sys.argv[3], download_session(Credentials(token=sys.argv[4])),
                      int(sys.argv[5]) if sys.argv[5] != "-" else None)
 print(p)
 """

@@ -31,8 +31,9 @@ def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 
     Burst granules are laid out like ASF's SENTINEL-1_BURSTS collection: the burst's own
     times and footprint when given, `USE SERVICE API` URLs of the burst extractor
     (`/burst/{slc}/{swath}/{pol}/{index}.tiff` and `.xml`), and the source SLC in
-    InputGranules.
+    InputGranules. `p` is the SLC, or a catalogue burst naming its SLC in `extra["slc"]`.
     """
+    slc = p.extra.get("slc", p.name)
     if burst is not None:
         import dataclasses
 
@@ -57,16 +58,15 @@ def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 
     short = f"SENTINEL-1{p.platform[-1]}_SLC"
     if burst is not None:
         rel, bid, sw = burst.split("_")
-        name = p.name if p.name.endswith("-BURST") else \
-            (f"S1_{int(bid):06d}_{sw}_{p.start:%Y%m%dT%H%M%S}_{p.polarisations[0]}_"
-             f"{p.name[-4:]}-BURST")
+        name = (f"S1_{int(bid):06d}_{sw}_{p.start:%Y%m%dT%H%M%S}_{p.polarisations[0]}_"
+                f"{slc[-4:]}-BURST")
         short = "SENTINEL-1_BURSTS"
         attrs.update({"BURST_ID_FULL": burst, "BURST_ID_RELATIVE": bid,
                       "BURST_ID_ABSOLUTE": str(int(bid) * 10), "SUBSWATH_NAME": sw,
                       "BURST_INDEX": str(index), "SAMPLES_PER_BURST": "21000",
                       "BYTE_LENGTH": str(size), "AZIMUTH_TIME": _iso(p.start),
                       "AZIMUTH_ANX_TIME": "840.0"})
-    slc_path = (f"{p.name}/{burst.split('_')[2]}/{p.polarisations[0]}/{index}"
+    slc_path = (f"{slc}/{burst.split('_')[2]}/{p.polarisations[0]}/{index}"
                 if burst is not None else "")
     return {"meta": {"concept-id": f"G{abs(hash(name)) % 10**9}-ASF", "native-id": name},
             "umm": {
@@ -88,7 +88,7 @@ def umm_item(p: S1Product, base_url: str, burst: str | None = None, size: int = 
                 if burst is None else [
                     {"Type": "USE SERVICE API", "URL": f"{base_url}/burst/{slc_path}.tiff"},
                     {"Type": "USE SERVICE API", "URL": f"{base_url}/burst/{slc_path}.xml"}],
-                **({"InputGranules": [p.name + "-SLC"]} if burst is not None else {}),
+                **({"InputGranules": [slc + "-SLC"]} if burst is not None else {}),
             }}
 
 
@@ -152,7 +152,8 @@ class FakeAsf:
         self.served: dict[str, int] = {}  # burst extractor GETs per file
         self.slow = 0.0  # seconds the extractor takes before answering (races in tests)
         self.trickle = 0.0  # seconds between 64 KiB blocks of a body (kill -9 mid-download)
-        self.lazy: list[tuple[str, S1Product, bool]] = []  # (collection, product, is a burst)
+        # (collection, product, polarisation of a burst granule or None for an SLC)
+        self.lazy: list[tuple[str, S1Product, str | None]] = []
         self._lazy_tree = None
         self._queries: dict[str, list[int]] = {}
         self.requests: list[tuple[str, str, dict]] = []
@@ -177,7 +178,9 @@ class FakeAsf:
 
         for p in products:
             short = "SENTINEL-1_BURSTS" if burst else f"SENTINEL-1{p.platform[-1]}_SLC"
-            self.lazy.append((short, p, burst))
+            # CMR lists a burst once per polarisation, an SLC once
+            for pol in (p.polarisations if burst else (None,)):
+                self.lazy.append((short, p, pol))
         self._lazy_tree = shapely.STRtree([p.footprint for _, p, _ in self.lazy])
         self._queries.clear()
 
@@ -216,9 +219,9 @@ class FakeAsf:
         return out
 
     def _lazy_item(self, i: int) -> dict:
-        _, p, burst = self.lazy[i]
-        return umm_item(p, self.base, burst=p.burst_ids[0] if burst else None, size=2**30,
-                        md5="0" * 32)
+        _, p, pol = self.lazy[i]
+        return umm_item(p, self.base, burst=p.burst_ids[0] if pol else None, size=2**30,
+                        md5="0" * 32, pol=pol, index=int(p.extra.get("index", 1)))
 
     def add_file(self, name: str, data: bytes) -> str:
         self.files[name] = data

@@ -8,7 +8,9 @@ looks right, sub-swaths IW1-3 span incidence 30.8-46.0 deg (about 250 km of grou
 ascending-node longitude is calibrated on the real track-108 S1A product in ../shared/s1data
 (hyp3-isce2 fixture: ANX 2025-04-06T02:06:13.326 UTC, frame centre 128.03 W 52.05 N), so the
 tracks fall where the real ones do to within a few km. With S1A and S1B (2020) a track is
-imaged every 6 days. Frames (SLC products) are 10 consecutive burst cycles of one pass.
+imaged every 6 days. Frames (SLC products) are 10 consecutive burst cycles of one pass; each
+burst names its frame (`extra["slc"]`, ASF's InputGranules) and its index in the frame's
+swath (`extra["index"]`).
 """
 
 from __future__ import annotations
@@ -146,6 +148,11 @@ def catalogue(aoi: shapely.Geometry, start: dt.date, end: dt.date
                     by_frame.setdefault(int(t0 // (BURSTS_PER_FRAME * T_BEAM)), []).append(b)
                 for group in by_frame.values():
                     frames.append(_frame(group, platform, rel, direction, anx))
+                    for sw in SUBSWATHS:  # ASF: the source SLC and the index in its swath
+                        mine = sorted((b for b in group if b.burst_ids[0].endswith(sw)),
+                                      key=lambda b: b.start)
+                        for k, b in enumerate(mine):
+                            b.extra.update(slc=frames[-1].name, index=k)
     return bursts, frames
 
 

@@ -3,18 +3,23 @@
 Fast: a burst search result keeps what the download needs through the unit's picklable
 ProductRecord (`extra["burst"]`, burst ids, polarisations); `asf.burst=false` (text or bool)
 selects full SLCs; anything else is a one-line error.
-Slow: the simulator's SAFEs cut into ASF burst products on the loopback ASF; `fetch -m s1coh
--m s1grd --source asf` (bursts by default) downloads and assembles the bursts and gives, on
-every tile inside one burst, the archive source's numbers from the full SAFEs.
+Slow: `fetch` (bursts by default) killed with -9 while a burst TIFF is coming down, then
+rerun: the torn download is resumed, never used, and the chunks equal an uninterrupted run's.
+The burst chain's numbers against the archive are tests/sources/test_asf_burst_units.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-import numpy as np
 import pytest
 import shapely
 
@@ -50,57 +55,56 @@ def test_burst_records_keep_their_files_and_the_option_parses(tmp_path):
 
 
 @pytest.mark.slow
-def test_fetch_with_bursts_matches_the_archive_inside_a_burst(small_sim, tmp_path, monkeypatch):
-    from m3leo_tiles.runner.fetch import FetchRequest, fetch
-    from m3leo_tiles.s1.archive import read_product
-    from m3leo_tiles.store.store import open_store
+def test_kill_9_during_a_burst_download_then_rerun_gives_identical_chunks(small_sim, tmp_path):
     from tests.s1.test_burst_chain import serve_bursts
     from tests.sources.asf_server import FakeAsf
+    from tests.sources.test_asf_s1_chain import digests
 
     m = json.loads((small_sim / "simulation.json").read_text())
     dem = str(small_sim / "rasters" / "dem.tif")
-    monkeypatch.setenv("EARTHDATA_TOKEN", TOKEN)
-    urls = {"asf": str(tmp_path / "asf.zarr"), "archive": str(tmp_path / "arc.zarr")}
-    opts = {"archive": {"archive": str(small_sim / "s1"), "dem": dem}}
+    layers = ["s1grd", "s1coh"]
+    env = {**os.environ, "EARTHDATA_TOKEN": TOKEN}
     with FakeAsf() as asf:
         asf.token = TOKEN
         for p in m["products"]:
-            serve_bursts(asf, small_sim / p)
-        opts["asf"] = {"host": asf.host, "cache": str(tmp_path / "cache"), "dem": dem}
-        for name, url in urls.items():
-            s = fetch(FetchRequest(store=url, region=str(small_sim / "aoi.geojson"),
-                                   modalities=["s1coh", "s1grd"], period="2025-MAM",
-                                   source=name, source_options=opts, workers=1,
-                                   progress=False))
-            assert s.failed == 0, s.as_dict()
-        assert set(asf.served.values()) == {1}  # every burst TIFF and XML fetched once
-    # the cache holds assembled burst SAFEs, not the SLC zips
-    safes = sorted((tmp_path / "cache").glob("*.SAFE"))
-    assert safes and not list((tmp_path / "cache").glob("*.zip"))
-    fps: dict[str, list[shapely.Geometry]] = {}
-    for s in safes:
-        p = read_product(s)
-        assert len(p.burst_ids) == 1
-        fps.setdefault(str(p.date), []).append(p.footprint)
-    tiles = json.loads((small_sim / "simulation.json").read_text())["tiles"]
-    from m3leo_tiles.grid.tiles import tile_from_id
+            serve_bursts(asf, small_sim / p, frame=True)
 
-    # inside one burst: a burst SAFE's footprint stops where its annotation grid does, but
-    # its lines run ~2 km further into the neighbours' overlap (where the full SLC splits the
-    # overlap in its middle and the burst unit takes one burst whole): keep 0.03 deg clear
-    inside = []
-    for t in tiles:
-        poly = tile_from_id(t).polygon_lonlat
-        if all(sum(fp.covers(poly) for fp in v) == 1 and
-               sum(fp.buffer(0.03).intersects(poly) for fp in v) == 1 for v in fps.values()):
-            inside.append(t)
-    assert len(inside) >= 2, "fewer than two tiles inside one burst alone"
-    trees = {k: open_store(u) for k, u in urls.items()}
-    for layer, period, tol in (("s1coh", "20250406_20250418", 1e-5),
-                               ("s1grd", "2025-MAM", 1e-3)):
-        for t in inside:
-            a = trees["asf"][layer].ds[layer].sel(period=period, tile=t).values
-            b = trees["archive"][layer].ds[layer].sel(period=period, tile=t).values
-            assert np.array_equal(np.isfinite(a), np.isfinite(b)), (layer, t)
-            ok = np.isfinite(a)
-            assert ok.mean() > 0.5 and np.abs(a[ok] - b[ok]).max() <= tol, (layer, t)
+        def cli(url: str, cache: Path) -> list[str]:
+            opts = {"host": asf.host, "cache": str(cache), "dem": dem}  # bursts by default
+            return [sys.executable, "-m", "m3leo_tiles", "fetch", "--store", url, "--region",
+                    str(small_sim / "aoi.geojson"), "--period", "2025-MAM", "--source", "asf",
+                    "--workers", "1", "--json", *[a for x in layers for a in ("-m", x)],
+                    *[a for k, v in opts.items() for a in ("--source-opt", f"asf.{k}={v}")]]
+
+        cache, url = tmp_path / "cache", str(tmp_path / "k.zarr")
+        asf.trickle = 0.05  # 64 KiB every 50 ms: a burst TIFF takes many seconds
+        proc = subprocess.Popen(cli(url, cache), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(f.stat().st_size > 1 << 20 for f in cache.glob("*.tiff.part")):
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        torn = list(cache.glob("*.tiff.part"))
+        assert torn and not list(cache.glob("*.SAFE"))  # mid-download: nothing assembled
+        for t in torn:  # never under its final name unverified
+            assert not t.with_name(t.name.removesuffix(".part")).exists()
+        asf.trickle = 0.0
+        p = subprocess.run(cli(url, cache), env=env, text=True, capture_output=True)
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert json.loads(p.stdout.strip().splitlines()[-1])["failed"] == 0
+        resumed = [h.get("Range") for _, path, h in asf.requests
+                   if path.startswith("/burst/") and h.get("Range")]
+        assert resumed  # the torn TIFF was resumed, not started over
+        # the same run, never interrupted, into its own cache and store
+        ref = str(tmp_path / "ref.zarr")
+        q = subprocess.run(cli(ref, tmp_path / "cache2"), env=env, text=True,
+                           capture_output=True)
+        assert q.returncode == 0, q.stderr[-2000:]
+    for layer in layers:
+        a, b = digests(url, layer), digests(ref, layer)
+        assert a == b and len(a) == len(m["tiles"]), layer
+    assert not list(Path(url).rglob("*.partial"))

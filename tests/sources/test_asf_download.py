@@ -14,11 +14,11 @@ from m3leo_tiles.errors import AuthError, TransientError
 from m3leo_tiles.s1.download import (
     Credentials,
     DownloadCache,
-    RetryPolicy,
+    DownloadRetry,
     download,
+    download_session,
     earthdata_credentials,
     fetch_all,
-    make_session,
 )
 from m3leo_tiles.s1.products import S1Product
 from tests.sources.asf_server import FakeAsf
@@ -31,8 +31,8 @@ class Sleeps(list):
         self.append(s)
 
 
-def _policy(**kw) -> RetryPolicy:
-    return RetryPolicy(sleep=Sleeps(), **kw)
+def _policy(**kw) -> DownloadRetry:
+    return DownloadRetry(sleep=Sleeps(), **kw)
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def _data(n: int = 300_000, seed: int = 1) -> bytes:
 
 
 def _session():
-    return make_session(Credentials(token=TOKEN))
+    return download_session(Credentials(token=TOKEN))
 
 
 def _gets(asf):
@@ -104,7 +104,7 @@ def test_401_is_a_clear_auth_error(asf, tmp_path, caplog):
     asf.add_file("a.zip", _data())
     with pytest.raises(AuthError, match="Earthdata Login refused") as e:
         download(f"{asf.base}/data/a.zip", tmp_path / "a.zip",
-                 make_session(Credentials(token="wrong-secret")), None, None, _policy())
+                 download_session(Credentials(token="wrong-secret")), None, None, _policy())
     assert "wrong-secret" not in str(e.value) and "wrong-secret" not in caplog.text
     assert len(_gets(asf)) == 1  # not retried
 
@@ -112,7 +112,7 @@ def test_401_is_a_clear_auth_error(asf, tmp_path, caplog):
 def test_basic_credentials(asf, tmp_path):
     asf.token, asf.basic = None, ("alice", "s3cret")
     md5 = asf.add_file("a.zip", data := _data(1000))
-    sess = make_session(earthdata_credentials(
+    sess = download_session(earthdata_credentials(
         {"EARTHDATA_USERNAME": "alice", "EARTHDATA_PASSWORD": "s3cret"}))
     assert download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", sess, len(data), md5,
                     _policy()).read_bytes() == data
@@ -148,7 +148,7 @@ def test_missing_credentials_fail_before_any_download(tmp_path, monkeypatch):
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(AuthError, match="EARTHDATA_TOKEN.*netrc"):
-        make_session()
+        download_session()
 
 
 def _product(asf, name: str, data: bytes) -> S1Product:
@@ -255,7 +255,7 @@ def test_earthdata_login_redirect_flow(asf, tmp_path):
     """Data -> EDL authorize (basic auth there only) -> ASF login sets a cookie -> data."""
     asf.token, asf.edl = None, ("alice", "s3cret")
     md5 = asf.add_file("a.zip", data := _data(5000))
-    sess = make_session(Credentials("alice", "s3cret"), auth_hosts=("localhost",))
+    sess = download_session(Credentials("alice", "s3cret"), auth_hosts=("localhost",))
     p = download(f"{asf.base}/data/a.zip", tmp_path / "a.zip", sess, len(data), md5, _policy())
     assert p.read_bytes() == data
     paths = [path.split("?")[0] for m, path, _ in asf.requests]
@@ -263,6 +263,6 @@ def test_earthdata_login_redirect_flow(asf, tmp_path):
     edl = [h for m, path, h in asf.requests if path.startswith("/oauth")]
     assert edl[0]["Authorization"].startswith("Basic ")
     assert "asf-urs=ok" in asf.requests[-1][2].get("Cookie", "")
-    wrong = make_session(Credentials("alice", "nope"), auth_hosts=("localhost",))
+    wrong = download_session(Credentials("alice", "nope"), auth_hosts=("localhost",))
     with pytest.raises(AuthError):
         download(f"{asf.base}/data/a.zip", tmp_path / "b.zip", wrong, len(data), md5, _policy())

@@ -117,14 +117,17 @@ def test_asf_source_burst_units(cmr, real):
     mod = get_modality("s1coh")
     periods = src.periods(mod, [Period(APRIL[0], APRIL[1], "2025-04", "monthly")], tiles)
     units = src.plan(mod, periods[0], tiles)
-    # burst products pair burst by burst; a block unit holds every burst pair it needs, and
-    # a tile across a burst boundary is covered by the union of two burst pairs
+    # bursts by default: the plan pairs the SLC frames (one search, no burst granule parsed)
+    # and marks them to be fetched as their bursts over each unit at read time
     assert units and all(len(u.tiles) <= 64 for u in units)
+    assert cmr.forms and not [f for f in cmr.forms if "SENTINEL-1_BURSTS" in f["shortName"]]
     for u in units:
         work = u.payload["s1"]
         assert work.pairs and all(pw.products for pw in work.pairs)
-        assert all(p.name.endswith("-BURST") for p in work.products)
-    assert {t for u in units for t in u.tiles} <= {t.id for t in tiles}
+        assert [(p.name, p.as_bursts) for p in work.products] == [(p.name, True) for p in real]
+    assert sorted(t for u in units for t in u.tiles) == sorted(t.id for t in tiles)
+    assert not AsfSource(host=cmr.host, burst=False).products(AOI, *APRIL)[0].extra.get(
+        "as_bursts")
 
 
 def test_asf_source_bad_options(tmp_path):

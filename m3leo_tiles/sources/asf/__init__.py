@@ -1,33 +1,47 @@
 """Sentinel-1 from ASF (or a local archive): every S1 layer, processed by m3leo_tiles.sar.
 
-`AsfSource` searches CMR through `asf_search` for the run's whole window, pairs the products
-(periods of s1coh/s1ifg are pair labels YYYYMMDD_YYYYMMDD), and plans the same bounded block
-units as the archive source (sources/s1blocks.py). Burst products by default (issue 12 item
-3: a few hundred MB per burst, not 4-8 GB per SLC; `burst=false` for full SLCs). At read time
-a unit's products are downloaded into a shared, verified cache (`s1.download.fetch_product`:
-an SLC zip, or a burst's TIFF + XML assembled into a SAFE) and handed to the same processor
-(sources/s1work.py): the two sources differ only in how products are found and made local.
-With `archive=DIR` nothing touches the network.
+`AsfSource` searches CMR through `asf_search` for the run's IW SLC frames over the whole
+window, pairs them (periods of s1coh/s1ifg are pair labels YYYYMMDD_YYYYMMDD), and plans the
+same bounded block units as the archive source (sources/s1blocks.py) from the frames'
+footprints: a region-season is a few thousand frames, where its bursts are ~100k granules
+that asf_search would parse at ~4 ms each. Bursts by default (issue 12 item 3: a few hundred
+MB per burst, not 4-8 GB per SLC; `burst=false` for full SLCs): the frames are marked to be
+fetched as bursts, and at read time, in the worker, ONE CMR burst search per unit (the hull
+of its tiles, its frames' time span) finds each frame's bursts there (UMM InputGranules
+name their SLC); they are downloaded into the shared, verified cache and assembled into one
+SAFE per frame (a run of consecutive bursts per swath, `s1.bursts.assemble_safe`), handed to
+the same processor (sources/s1work.py) as SLC zips are. A frame CMR lists no burst of fails
+only the layers that use it. With `archive=DIR` nothing touches the network.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import shapely
 
-from ...errors import BadInput
+from ...errors import AuthError, BadInput, PermanentError
 from ...modalities import Modality
 from ...periods import STATIC, Period, period_from_label
 from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, pair_footprint, tiles_for_pair
 from ...s1.products import S1Pair, S1Product
 from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit
-from ..s1blocks import BLOCK, PAIR_LAYERS, S1_LAYERS, ProductRecord, plan_blocks, track_label
+from ..s1blocks import (
+    BLOCK,
+    PAIR_LAYERS,
+    S1_LAYERS,
+    ProductRecord,
+    S1Work,
+    plan_blocks,
+    track_label,
+)
 from ..s1work import ProcessorOptions, read_unit
 
 log = logging.getLogger(__name__)
@@ -36,6 +50,18 @@ log = logging.getLogger(__name__)
 GEOM_DAYS = 24
 #: s1cohs of a season reads dates up to half the longest GSSIC baseline outside it
 SEASONAL_PAD = max(SEASONAL_DT) // 2
+#: a frame's bursts start and stop within its own span; CMR matches overlapping ranges
+BURST_PAD = dt.timedelta(seconds=30)
+
+
+@dataclass
+class UnitProducts:
+    """A unit's products on disk: `paths[i]` is product i; `failed` (index -> why) could not
+    be had; `unused` are frames whose bursts touch none of the unit's tiles."""
+
+    paths: list[str]
+    failed: dict[int, str] = field(default_factory=dict)
+    unused: set[int] = field(default_factory=set)
 
 
 def _as_product(r: ProductRecord) -> S1Product:
@@ -112,7 +138,11 @@ class AsfSource(Source):
                 raise BadInput("an ASF search needs tiles or an AOI")
             from ...s1.search import search_products
 
-            out = search_products(aoi, start, end, burst=self.burst, host=self.host)
+            # frames plan and pair; in burst mode each is fetched as its bursts over a unit
+            out = search_products(aoi, start, end, host=self.host)
+            if self.burst:
+                out = [dataclasses.replace(p, extra={**p.extra, "as_bursts": True})
+                       for p in out]
         self._found[key] = out
         return out
 
@@ -234,21 +264,88 @@ class AsfSource(Source):
         return plan_blocks(requests, ordered, self._pairs or [], self.block)
 
     # --- downloads and processing -----------------------------------------------------
-    def local_paths(self, records: Sequence[ProductRecord]) -> list[str]:
-        """The products on disk: archive paths as they are, else fetched into the cache."""
+    def burst_search(self, frames: Sequence[ProductRecord], tiles: Sequence[TileRef]
+                     ) -> dict[str, list[S1Product]]:
+        """ONE CMR burst search for a unit: the bursts of its frame records over the hull of
+        its tiles (convex, so a swath's bursts there are consecutive), in the frames' time
+        span. Per frame name, its bursts (polarisations merged) by swath and index."""
+        from ...s1.search import frame_bursts
+
+        if not frames:
+            return {}
+        if not tiles:
+            raise BadInput("a burst search needs the unit's tiles")
+        hull = shapely.GeometryCollection([t.polygon for t in tiles]).convex_hull
+        start = min(dt.datetime.fromisoformat(r.start) for r in frames) - BURST_PAD
+        stop = max(dt.datetime.fromisoformat(r.stop) for r in frames) + BURST_PAD
+        return frame_bursts({r.name for r in frames}, hull, start, stop, self.host)
+
+    def _lists_bursts(self, frame: ProductRecord) -> bool:
+        """Does CMR list any burst of this SLC (anywhere)? One search in its time span."""
+        from ...s1.search import frame_bursts
+
+        start = dt.datetime.fromisoformat(frame.start) - BURST_PAD
+        stop = dt.datetime.fromisoformat(frame.stop) + BURST_PAD
+        return bool(frame_bursts({frame.name}, None, start, stop, self.host))
+
+    def fetch_unit(self, records: Sequence[ProductRecord], tiles: Sequence[TileRef] = ()
+                   ) -> UnitProducts:
+        """A unit's products on disk: archive paths as they are, else fetched into the shared
+        cache (an SLC zip; or, for a frame in burst mode, its bursts over the unit's tiles
+        assembled into one SAFE: `paths[i]` is record i either way).
+
+        A product that cannot be had (CMR lists no burst of the frame, its bursts make no
+        SAFE, a download refused for good) is in `failed` with the reason: only the layers
+        that use it fail. A frame none of whose bursts touch the unit's tiles (its footprint
+        is a hull; its bursts exist elsewhere) images none of them: it is in `unused`.
+        Credentials refused and transient failures raise, for the runner.
+        """
         if all(r.path and Path(r.path).exists() for r in records):
-            return [str(r.path) for r in records]
+            return UnitProducts([str(r.path) for r in records])
         from concurrent.futures import ThreadPoolExecutor
 
-        from ...s1.download import DownloadCache, fetch_product, make_session
+        from ...s1.download import DownloadCache, download_session, fetch_product
 
         cache = DownloadCache(self.cache, self.cache_bytes)
-        session = make_session()
-        # one acquisition each: an SLC zip, or a burst product assembled into a SAFE
+        session = download_session()
+        frames = [r for r in records if r.as_bursts and not (r.path and Path(r.path).exists())]
+        found = self.burst_search(frames, tiles)
+        out = UnitProducts([str(r.path or "") for r in records])
+        jobs: dict[int, list[S1Product]] = {}
+        for i, r in enumerate(records):
+            if r.path and Path(r.path).exists():
+                continue
+            if not r.as_bursts:
+                jobs[i] = [_as_product(r)]
+            elif found.get(r.name):
+                jobs[i] = found[r.name]
+            elif self._lists_bursts(r):
+                out.unused.add(i)
+            else:
+                out.failed[i] = (f"{r.name}: ASF lists no burst products of this SLC (CMR "
+                                 "burst search); its layers are tried again on the next run")
         with ThreadPoolExecutor(max_workers=max(1, self.max_downloads)) as ex:
-            futs = [ex.submit(fetch_product, [_as_product(r)], cache, session)
-                    for r in records]
-            return [str(f.result()) for f in futs]
+            futs = {i: ex.submit(fetch_product, ps, cache, session) for i, ps in jobs.items()}
+            for i, f in futs.items():
+                try:
+                    out.paths[i] = str(f.result())
+                except AuthError:
+                    raise
+                except PermanentError as e:
+                    out.failed[i] = f"{records[i].name}: {e}"
+        for i in set(out.failed) | out.unused:  # never opened: its layers fail or skip it
+            out.paths[i] = str(Path(self.cache) / ".unavailable" / f"{records[i].name}.SAFE")
+        return out
+
+    def local_paths(self, records: Sequence[ProductRecord], tiles: Sequence[TileRef] = ()
+                    ) -> list[str]:
+        """Every product of `records` on disk (see `fetch_unit`), or the first reason why not."""
+        got = self.fetch_unit(records, tiles)
+        if got.failed:
+            raise PermanentError(next(iter(got.failed.values())))
+        if got.unused:
+            raise PermanentError(f"{records[min(got.unused)].name}: no burst over the tiles")
+        return got.paths
 
     def _orbit_dir(self, records: Sequence[ProductRecord]) -> str | None:
         """Where precise/restituted orbits are (fetched and cached if a fetcher is installed)."""
@@ -267,10 +364,21 @@ class AsfSource(Source):
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
-        records = unit.payload["s1"].products
-        paths = self.local_paths(records)  # AuthError / TransientError go to the runner
-        proc = self.options.processing(self._orbit_dir(records))
-        yield from read_unit(unit, tiles, paths, proc)
+        work: S1Work = unit.payload["s1"]
+        records = work.products
+        # AuthError / TransientError go to the runner; one product's failure fails its layers
+        got = self.fetch_unit(records, [tiles[t] for t in unit.all_tiles])
+        if got.unused:  # frames whose bursts miss every tile: they image none of them
+            cover = {t: tuple(i for i in c if i not in got.unused) for t, c in work.cover.items()}
+            unit = dataclasses.replace(unit, payload={**unit.payload,
+                                                      "s1": dataclasses.replace(work, cover=cover)})
+        proc = self.options.processing(self._orbit_dir(
+            [r for i, r in enumerate(records) if i not in got.failed and i not in got.unused]))
+        failed = {records[i].name: why for i, why in got.failed.items()}
+        for res in read_unit(unit, tiles, got.paths, proc):
+            why = next((failed[n] for n in res.items if n in failed), None)
+            yield res if why is None else dataclasses.replace(res, status="failed", data=None,
+                                                              error=why)
 
     def __getstate__(self) -> dict:
         """Workers get options; each unit carries the products it reads."""
