@@ -174,3 +174,26 @@ def test_cmr_5xx_is_retried_by_the_client_then_transient(cmr, monkeypatch):
     with pytest.raises(TransientError, match="server error"):
         search_products(AOI, *APRIL, host=cmr.host)
     assert cmr.fail_search == 7
+
+
+def test_cli_search_burst_pairs_single_bursts(cmr, real, tmp_path, capsys):
+    import pandas as pd
+
+    from m3leo_tiles.cli import main
+
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(shapely.to_geojson(AOI))
+    out = tmp_path / "pairs.parquet"
+    with pytest.raises(SystemExit) as e:
+        main(["s1", "search", "--aoi", str(aoi), "--period", "2025-04", "--burst",
+              "--host", cmr.host, "--out", str(out)])
+    text = capsys.readouterr()
+    assert e.value.code == 0, text
+    assert [f["shortName"] for f in cmr.forms] == [["SENTINEL-1_BURSTS"]]
+    df = pd.read_parquet(out)
+    assert len(df) > 0 and set(df.label) == {"20250406_20250418"}
+    # one burst per pair, each a burst of the real SLCs, none twice
+    ids = [tuple(b) for b in df.bursts]
+    assert all(len(b) == 1 for b in ids) and len(set(ids)) == len(ids)
+    assert {b[0] for b in ids} <= set(real[0].burst_ids)
+    assert all(r.endswith("-BURST") for r in df.reference)

@@ -68,7 +68,9 @@ def s1() -> None:
 @click.option("--max-dt", type=int, help="Longest temporal baseline in days.")
 @click.option("--season", help="Seasonal policy: keep pairs whose mid-date is in this season "
               "(DJF, MAM, JJA, SON) or window.")
-@click.option("--burst", is_flag=True, help="Search SLC bursts instead of whole SLC frames.")
+@click.option("--burst", is_flag=True, help="Pair single IW bursts instead of SLC frames (a CMR "
+              "burst search: a few ms per burst, for small areas; `fetch` plans frames and "
+              "fetches their bursts).")
 @click.option("--archive", type=click.Path(), help="Pair SAFE folders/zips in DIR (no network).")
 @click.option("--host", help="CMR host to search (default: NASA CMR).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
@@ -92,7 +94,7 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
     name, geom = _aoi(region, aoi)
     from . import AsfSource
 
-    src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, burst=burst, host=host,
+    src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, burst_search=burst, host=host,
                     season=season)
     tiles = _tiles(geom)
     pairs = src.find_pairs([window], tiles, aoi=geom)
