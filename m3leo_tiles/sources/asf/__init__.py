@@ -97,7 +97,7 @@ class AsfSource(Source):
                  cache_gb: float | None = None, max_downloads: int = 2,
                  dem: str | None = None, dem_datum: str = "ellipsoid", slc_res: float = 10.0,
                  backscatter: str = "gamma0-rtc", block: int = BLOCK,
-                 burst_search: bool | str = False, **_: object) -> None:
+                 pair_bursts: bool | str = False, **_: object) -> None:
         if pairs not in POLICIES:
             raise BadInput(f"unknown pair policy {pairs!r}: use one of {', '.join(POLICIES)}")
         if archive is not None and not Path(archive).is_dir():
@@ -108,7 +108,7 @@ class AsfSource(Source):
         self.pair_policy = pairs
         self.max_dt = int(max_dt) if max_dt is not None else None
         self.burst = _flag(burst, "asf.burst")  # bursts by default (issue 12 item 3)
-        self.burst_search = _flag(burst_search, "asf.burst_search")
+        self.pair_bursts = _flag(pair_bursts, "asf.pair_bursts")
         self.host = host
         self.orbits = orbits
         self.season = season
@@ -141,10 +141,10 @@ class AsfSource(Source):
             from ...s1.search import search_products
 
             # frames plan and pair; in burst mode each is fetched as its bursts over a unit.
-            # `burst_search` pairs single bursts instead (`s1 search --burst`): one CMR record
+            # `pair_bursts` pairs single bursts instead (`s1 search --burst`): one CMR record
             # per burst and polarisation, so ~4 ms each in the client: for small areas only
-            out = search_products(aoi, start, end, burst=self.burst_search, host=self.host)
-            if self.burst and not self.burst_search:
+            out = search_products(aoi, start, end, burst=self.pair_bursts, host=self.host)
+            if self.burst and not self.pair_bursts:
                 out = [dataclasses.replace(p, extra={**p.extra, "as_bursts": True})
                        for p in out]
         self._found[key] = out

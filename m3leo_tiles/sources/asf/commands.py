@@ -94,7 +94,7 @@ def search(region, aoi, period, policy, max_dt, season, burst, archive, host, ou
     name, geom = _aoi(region, aoi)
     from . import AsfSource
 
-    src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, burst_search=burst, host=host,
+    src = AsfSource(archive=archive, pairs=policy, max_dt=max_dt, pair_bursts=burst, host=host,
                     season=season)
     tiles = _tiles(geom)
     pairs = src.find_pairs([window], tiles, aoi=geom)
