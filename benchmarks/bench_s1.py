@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("M3LEO_SHARED", ROOT.parent / "shared"))
 PAIR = SHARED / "s1data/hyp3-isce2/tests/data/packaging/slc"
 
-from m3leo_tiles.grid.geobox import GridSpec  # noqa: E402
+from m3leo_tiles.grid.geobox import GeoBox  # noqa: E402
 from m3leo_tiles.grid.tiles import Tile, utm_epsg  # noqa: E402
 from m3leo_tiles.sources.base import TileRef  # noqa: E402
 
@@ -199,12 +199,12 @@ def main() -> None:
             dem_tif = GeoTiffDem(height)
             tiles = [t for t in tiles if dem_tif.covers(t.grid)]
 
-            def dem(grid: GridSpec) -> np.ndarray:
+            def dem(grid: GeoBox) -> np.ndarray:
                 return dem_tif(grid)
 
             height = float(np.nanmedian(dem_tif(tiles[len(tiles) // 2].grid)))
         else:
-            def dem(grid: GridSpec) -> np.ndarray:
+            def dem(grid: GeoBox) -> np.ndarray:
                 return np.full(grid.shape, height)
 
         io_floor = _io_floor(safes, "IW2", burst)

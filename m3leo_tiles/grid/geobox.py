@@ -67,9 +67,4 @@ class GeoBox:
         )
 
 
-#: The name this value had before it took odc-geo's; kept only for modules other sessions are
-#: restructuring (sar/, sources/local, sources/earthengine, sources/s1stack, sources/simulated):
-#: rename them to `GeoBox` and delete this line.
-GridSpec = GeoBox
-
-__all__ = ["GeoBox", "GridSpec"]
+__all__ = ["GeoBox"]

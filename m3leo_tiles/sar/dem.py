@@ -8,7 +8,7 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject, transform_bounds
 
-from ..grid.geobox import GridSpec
+from ..grid.geobox import GeoBox
 from .geocode import grid_lonlat
 from .geoid import undulation
 
@@ -36,12 +36,12 @@ class GeoTiffDem:
             self.bounds = r.bounds
             self.nodata = r.nodata
 
-    def covers(self, grid: GridSpec) -> bool:
+    def covers(self, grid: GeoBox) -> bool:
         west, south, east, north = transform_bounds(grid.crs, self.crs, *grid.bounds)
         bb = self.bounds
         return west >= bb.left and east <= bb.right and south >= bb.bottom and north <= bb.top
 
-    def __call__(self, grid: GridSpec) -> np.ndarray:
+    def __call__(self, grid: GeoBox) -> np.ndarray:
         out = np.full(grid.shape, np.nan, np.float32)
         if not self.covers(grid):  # partial coverage counts as not covered: no extrapolation
             return out.astype(np.float64)

@@ -14,7 +14,7 @@ import numba
 import numpy as np
 from pyproj import Transformer
 
-from ..grid.geobox import GridSpec
+from ..grid.geobox import GeoBox
 from .orbit import Orbit, horner3, to_seconds
 from .safe import C, Swath
 
@@ -53,7 +53,7 @@ def upsample_bilinear(coarse: np.ndarray, iy: np.ndarray, ix: np.ndarray, ny: in
     return rows[:, jx] * (1 - wx) + rows[:, jx + 1] * wx
 
 
-def grid_lonlat(grid: GridSpec, step: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def grid_lonlat(grid: GeoBox, step: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Pixel-centre lon/lat of a grid, (height, width) each.
 
     PROJ runs on every `step`-th pixel only and the rest is bilinear: the map projection's
@@ -73,7 +73,7 @@ def grid_lonlat(grid: GridSpec, step: int = 16) -> tuple[np.ndarray, np.ndarray]
             upsample_bilinear(np.asarray(lat), iy, ix, grid.height, grid.width))
 
 
-def grid_ecef(grid: GridSpec, height: np.ndarray) -> np.ndarray:
+def grid_ecef(grid: GeoBox, height: np.ndarray) -> np.ndarray:
     """ECEF of every pixel centre of a grid, given ellipsoidal heights on it."""
     lon, lat = grid_lonlat(grid)
     return geodetic_to_ecef(lon, lat, height)

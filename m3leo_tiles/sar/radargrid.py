@@ -18,14 +18,14 @@ import numpy as np
 from pyproj import Transformer
 
 from ..errors import DemError
-from ..grid.geobox import GridSpec
+from ..grid.geobox import GeoBox
 from .geocode import geodetic_to_ecef, grid_ecef, swath_mid_time, zero_doppler
 from .orbit import Orbit
 from .product import Product
 from .safe import C
 
 #: heights (m above WGS84) on a grid; NaN where the DEM does not reach
-DemFn = Callable[[GridSpec], np.ndarray]
+DemFn = Callable[[GeoBox], np.ndarray]
 
 
 @dataclass
@@ -101,7 +101,7 @@ def _nodes(n: int, step: int) -> np.ndarray:
     return np.unique(np.r_[np.arange(0, n, step), n - 1])
 
 
-def grid_points(grid: GridSpec, height: np.ndarray, step: int = NODE_STEP,
+def grid_points(grid: GeoBox, height: np.ndarray, step: int = NODE_STEP,
                 n_levels: int = N_LEVELS) -> GridPoints:
     """GridPoints of a grid with ellipsoidal heights on it (lon/lat by PROJ at the nodes)."""
     h = np.asarray(height, np.float64)
@@ -228,7 +228,7 @@ def pick_bursts(prod: Product, t_first: np.ndarray, r: np.ndarray,
                         sample.reshape(shape), r)
 
 
-def tile_height(grid: GridSpec, dem: DemFn) -> np.ndarray:
+def tile_height(grid: GeoBox, dem: DemFn) -> np.ndarray:
     """The DEM's ellipsoidal heights on a grid (DemError if it does not cover it)."""
     h = np.asarray(dem(grid), dtype=np.float64)
     if h.shape != grid.shape:
@@ -238,12 +238,12 @@ def tile_height(grid: GridSpec, dem: DemFn) -> np.ndarray:
     return h
 
 
-def tile_xyz(grid: GridSpec, dem: DemFn) -> np.ndarray:
+def tile_xyz(grid: GeoBox, dem: DemFn) -> np.ndarray:
     """ECEF (H, W, 3) of a grid's pixel centres at the DEM's heights (DemError if not covered)."""
     return grid_ecef(grid, tile_height(grid, dem))
 
 
-def tile_points(grid: GridSpec, dem: DemFn) -> GridPoints | np.ndarray:
+def tile_points(grid: GeoBox, dem: DemFn) -> GridPoints | np.ndarray:
     """What geocode_grid needs for a tile grid: GridPoints, or exact ECEF on small grids."""
     h = tile_height(grid, dem)
     if min(grid.shape) < 4 * NODE_STEP:
@@ -251,7 +251,7 @@ def tile_points(grid: GridSpec, dem: DemFn) -> GridPoints | np.ndarray:
     return grid_points(grid, h)
 
 
-def grid_at(tile: Any, res: float) -> GridSpec:
+def grid_at(tile: Any, res: float) -> GeoBox:
     """The tile's grid at another resolution (a TileRef, or anything with a 10 m `grid`)."""
     if hasattr(tile, "grid_at"):
         return tile.grid_at(res)  # type: ignore[no-any-return]

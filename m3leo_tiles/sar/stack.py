@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from ..errors import DemError, PairError, SarError
-from ..grid.geobox import GridSpec
+from ..grid.geobox import GeoBox
 from .interferometry import block_coherence
 from .product import Product, check_same_track, open_product
 from .radargrid import DemFn, GridPoints, TileGeometry, geocode_grid, grid_at, tile_points
@@ -78,7 +78,7 @@ class TileStack:
         return float((self.times[j] - self.times[i]) / np.timedelta64(1, "s")) / 86400.0
 
 
-def _geocode_on(products: Sequence[Product], grid: GridSpec, dem: DemFn
+def _geocode_on(products: Sequence[Product], grid: GeoBox, dem: DemFn
                 ) -> tuple[list[TileGeometry], int | None]:
     """Every date geocoded onto one grid of the tile (its DEM points read once)."""
     with stage("dem"):

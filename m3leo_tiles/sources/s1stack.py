@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadInput, TransientError
-from ..grid.geobox import GridSpec
+from ..grid.geobox import GeoBox
 from ..sar.radiometry import to_db_nan
 from .base import TileRef
 from .s1blocks import PAIR_LAYERS
 
-DemFn = Callable[[GridSpec], np.ndarray]
+DemFn = Callable[[GeoBox], np.ndarray]
 POLS = ("VV", "VH")
 RTC = "gamma0-rtc"  # terrain-flattened gamma0 (sar/rtc.py): beta0 from the calibration, / area
 

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from pyproj import Transformer
 
-from m3leo_tiles.grid.geobox import GridSpec
+from m3leo_tiles.grid.geobox import GeoBox
 from m3leo_tiles.sar.geocode import geodetic_to_ecef, image_time, zero_doppler
 from m3leo_tiles.sar.safe import C
 from m3leo_tiles.sar.tops import burst_carrier, poly_at
@@ -53,7 +53,7 @@ def _splat(out, r0, c0, lk, sk, fk, phk, ak, dt):
                 out[row, col] += base * ws
 
 
-def scatterers(grid: GridSpec, height: float, spacing: float, margin: float, seed: int):
+def scatterers(grid: GeoBox, height: float, spacing: float, margin: float, seed: int):
     """ECEF positions and unit reflectivities of a jittered scatterer lattice over a grid."""
     rng = np.random.default_rng(seed)
     xmin, ymin, xmax, ymax = grid.bounds

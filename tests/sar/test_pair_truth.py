@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from m3leo_tiles.grid.geobox import GridSpec
+from m3leo_tiles.grid.geobox import GeoBox
 from m3leo_tiles.sar.geocode import grid_ecef
 from m3leo_tiles.sar.interferometry import block_coherence, expected_abs_coherence
 from m3leo_tiles.sar.product import open_product
@@ -26,21 +26,21 @@ GAMMA = 0.8
 D_RANGE = 0.01  # m, range increase of the secondary
 
 
-def _split_grid(safe, lon, lat, h) -> GridSpec:
+def _split_grid(safe, lon, lat, h) -> GeoBox:
     """A 1.28 km grid centred where the reference switches from burst 3 to burst 4."""
     from pyproj import Transformer
 
     zone = int((lon + 180) // 6) + 1
     epsg = 32600 + zone
     x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
-    coarse = GridSpec(epsg, x - 4000, y + 4000, 50, 50, 160, 160)
+    coarse = GeoBox(epsg, x - 4000, y + 4000, 50, 50, 160, 160)
     prod = open_product(str(safe), ["VV"], swaths=["IW2"])
     geo = geocode_grid(prod, grid_ecef(coarse, np.full(coarse.shape, h)))
     col = 80
     rows = np.flatnonzero(np.diff(geo.burst[:, col]) != 0)
     r = int(rows[0])
     cx, cy = coarse.xs()[col], coarse.ys()[r]
-    return GridSpec(epsg, cx - 640, cy + 640, 10, 10, 128, 128)
+    return GeoBox(epsg, cx - 640, cy + 640, 10, 10, 128, 128)
 
 
 def pair_truth(s1data, tmp_path) -> dict:

@@ -9,7 +9,7 @@ import pytest
 from pyproj import Transformer
 
 from m3leo_tiles.errors import PairError, PermanentError, SafeError
-from m3leo_tiles.grid.geobox import GridSpec
+from m3leo_tiles.grid.geobox import GeoBox
 from m3leo_tiles.sar.geocode import grid_ecef
 from m3leo_tiles.sar.product import check_pair, open_product
 from m3leo_tiles.sar.radargrid import geocode_grid
@@ -27,7 +27,7 @@ def _grid_at(lon, lat, n=9, res=10.0):
     zone = int((lon + 180) // 6) + 1
     epsg = (32600 if lat >= 0 else 32700) + zone
     x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
-    return GridSpec(epsg, x - res * (n // 2 + 0.5), y + res * (n // 2 + 0.5), res, res, n, n)
+    return GeoBox(epsg, x - res * (n // 2 + 0.5), y + res * (n // 2 + 0.5), res, res, n, n)
 
 
 @pytest.mark.parametrize("ia,ir", [(4, 10), (2, 3), (7, 18)])
@@ -124,7 +124,7 @@ def test_geoid_offline(tmp_path):
     # a DEM in EGM2008 heights is lifted by N onto the ellipsoid
     import rasterio
 
-    g = GridSpec(32633, 290000, 4650000, 10, 10, 8, 8)
+    g = GeoBox(32633, 290000, 4650000, 10, 10, 8, 8)
     dem = tmp_path / "d.tif"
     with rasterio.open(dem, "w", driver="GTiff", width=40, height=40, count=1,
                        dtype="float32", crs=g.crs,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 
-from m3leo_tiles.grid.geobox import GridSpec
+from m3leo_tiles.grid.geobox import GeoBox
 from m3leo_tiles.grid.tiles import tile_from_id
 from m3leo_tiles.sar.geocode import grid_ecef
 from m3leo_tiles.sar.product import open_product
@@ -29,14 +29,14 @@ from ..conftest import S1DATA
 from .synth import PAIR
 
 
-def _grid_at(lon: float, lat: float) -> GridSpec:
+def _grid_at(lon: float, lat: float) -> GeoBox:
     epsg = (32600 if lat >= 0 else 32700) + int((lon + 180) // 6) + 1
     x, y = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
-    return GridSpec(epsg, x - 2240, y + 2240, 10, 10, 448, 448)
+    return GeoBox(epsg, x - 2240, y + 2240, 10, 10, 448, 448)
 
 
 @pytest.fixture(scope="module")
-def case(request) -> tuple[list[str], list[GridSpec]]:
+def case(request) -> tuple[list[str], list[GeoBox]]:
     """Two dates of one track and two tile grids they cover: the real pair's annotations at
     two points of ESA's IW2 geolocation grid, else the simulator's products and tiles."""
     if S1DATA.is_dir():
@@ -51,7 +51,7 @@ def case(request) -> tuple[list[str], list[GridSpec]]:
                                                     for t in m["tiles"][:2]]
 
 
-def _rough(grid: GridSpec) -> np.ndarray:
+def _rough(grid: GeoBox) -> np.ndarray:
     yy, xx = np.mgrid[0:grid.height, 0:grid.width]
     noise = np.random.default_rng(0).normal(0, 30, grid.shape)
     return 800 + 700 * np.sin(xx / 37.0) * np.cos(yy / 53.0) + noise

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import AuthError, NoData, PermanentError, TransientError
-from ...grid.geobox import GridSpec
+from ...grid.geobox import GeoBox
 from ...modalities import Modality
 from ...periods import Period
 from ..base import Source, TileRef, TileResult, WorkUnit
@@ -199,13 +199,13 @@ class EarthEngineSource(Source):
         return recipe.image(_region(tile), period)
 
     # ---- requests ------------------------------------------------------------------------------
-    def _grid(self, grid: GridSpec) -> dict:
+    def _grid(self, grid: GeoBox) -> dict:
         return {"dimensions": {"width": grid.width, "height": grid.height},
                 "affineTransform": {"scaleX": grid.dx, "shearX": 0.0, "translateX": grid.x0,
                                     "shearY": 0.0, "scaleY": -grid.dy, "translateY": grid.y0},
                 "crsCode": grid.crs}
 
-    def _pixels(self, image, bands: list[str], grid: GridSpec, itemsize: int) -> dict:
+    def _pixels(self, image, bands: list[str], grid: GeoBox, itemsize: int) -> dict:
         """Band arrays; splits the bands when a request would pass the 48 MiB cap."""
         import ee
         import google.auth.exceptions

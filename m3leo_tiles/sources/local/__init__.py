@@ -30,7 +30,7 @@ import shapely
 from rasterio.enums import Resampling
 
 from ...errors import BadInput, NoData, PermanentError
-from ...grid.geobox import GridSpec
+from ...grid.geobox import GeoBox
 from ...modalities import S2_BANDS, Modality
 from ...periods import Period
 from ..base import Source, TileRef, TileResult, WorkUnit
@@ -115,7 +115,7 @@ class LocalRasterSource(Source):
             yield TileResult(tid, "done", data, items=tuple(i.id for i in used))
 
     # ---- Sentinel-2 ------------------------------------------------------------------------
-    def _s2_scene(self, item: Item, grid: GridSpec, bands: tuple[str, ...]) -> np.ndarray:
+    def _s2_scene(self, item: Item, grid: GeoBox, bands: tuple[str, ...]) -> np.ndarray:
         """One scene's bands as reflectance x 1e4 (float32, NaN = invalid) on the grid."""
         missing = [b for b in bands + ("SCL",) if b not in item.assets]
         if missing:
@@ -133,7 +133,7 @@ class LocalRasterSource(Source):
             boa_offset(item.properties)), np.array(SCL_INVALID, np.float32))
         return out
 
-    def _composite(self, tile: TileRef, grid: GridSpec, period: Period,
+    def _composite(self, tile: TileRef, grid: GeoBox, period: Period,
                    bands: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, list[Item]]:
         items = self._select(tile, S2, period)
         if not items:
@@ -172,7 +172,7 @@ class LocalRasterSource(Source):
         if not items:
             raise NoData("no DEM tile covers this tile")
         # one pixel of border so slope/aspect need no edge special case
-        big = GridSpec(grid.epsg, grid.x0 - grid.dx, grid.y0 + grid.dy, grid.dx, grid.dy,
+        big = GeoBox(grid.epsg, grid.x0 - grid.dx, grid.y0 + grid.dy, grid.dx, grid.dy,
                        grid.width + 2, grid.height + 2)
         paths = [it.assets["elevation"] for it in items]
         elev = read_mosaic(paths, big, Resampling.bilinear) if len(paths) > 1 else None

@@ -19,7 +19,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import from_bounds
 
 from ...errors import PermanentError
-from ...grid.geobox import GridSpec
+from ...grid.geobox import GeoBox
 from .kernels import resample_separable
 
 
@@ -48,7 +48,7 @@ def _transform_bounds(src_crs, dst_crs, bounds, name: str, raster_crs, other: st
                              f"{other}") from None
 
 
-def _tile_bounds_in(crs, grid: GridSpec, name: str):
+def _tile_bounds_in(crs, grid: GeoBox, name: str):
     return _transform_bounds(grid.crs, crs, grid.bounds, name, crs, f"the tile's {grid.crs}")
 
 
@@ -88,7 +88,7 @@ def _open(path: str):
     return rasterio.open(path)
 
 
-def _separable_plan(crs, transform, grid: GridSpec, resampling: Resampling):
+def _separable_plan(crs, transform, grid: GeoBox, resampling: Resampling):
     """For a raster in the tile's CRS, axis-aligned and no finer than the tile grid: the
     source window and per-row/column sample positions of an exact separable resampling
     (nearest or bilinear), which is what GDAL computes there, without a warp. Else None."""
@@ -123,7 +123,7 @@ def _read_padded(ds, win) -> tuple[np.ndarray, tuple[int, int, int, int]] | None
     return data, (r0 - ro, r1 - ro, c0 - co, c1 - co)
 
 
-def read_onto(paths: list[str], grid: GridSpec, resampling: Resampling,
+def read_onto(paths: list[str], grid: GeoBox, resampling: Resampling,
               src_nodata: float | None = None) -> np.ndarray:
     """Warp same-grid rasters (one band each) onto `grid` in one GDAL call.
 
@@ -188,7 +188,7 @@ def read_onto(paths: list[str], grid: GridSpec, resampling: Resampling,
     return out
 
 
-def read_mosaic(paths: list[str], grid: GridSpec, resampling: Resampling) -> np.ndarray | None:
+def read_mosaic(paths: list[str], grid: GeoBox, resampling: Resampling) -> np.ndarray | None:
     """Rasters side by side on one lattice (DEM tiles) pasted into one source array and warped
     once, so pixels near a seam interpolate across it instead of from a renormalised edge.
     None when they are not on one lattice (the caller then warps them one by one)."""
@@ -237,7 +237,7 @@ def read_mosaic(paths: list[str], grid: GridSpec, resampling: Resampling) -> np.
     return out
 
 
-def first_valid(paths: list[str], grid: GridSpec, resampling: Resampling,
+def first_valid(paths: list[str], grid: GeoBox, resampling: Resampling,
                  src_nodata: float | None = None) -> np.ndarray:
     """Single-band rasters warped one by one onto `grid`; where they overlap the first with
     data wins; NaN where none reaches."""
