@@ -124,7 +124,7 @@ def _burst_tiles(safe: Path, swath: str, burst: int | None) -> tuple[list[TileRe
         for r in range(int(min(y) // 4480), int(max(y) // 4480) + 1):
             t = Tile(zone, hem, c, r)
             if shapely.box(*t.bounds).intersects(upoly):
-                tiles.append(TileRef(t.id, t.grid(10), t.polygon_lonlat))
+                tiles.append(TileRef.of(t))
     return tiles, burst
 
 

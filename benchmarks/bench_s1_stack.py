@@ -37,7 +37,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from m3leo_tiles.grid.tiles import tile_from_id  # noqa: E402
 from m3leo_tiles.sar.seasonal import BASELINES, SeasonalCoherence, mid_date, season_of  # noqa: E402
 from m3leo_tiles.sources.base import Target, TileRef, WorkUnit  # noqa: E402
 from m3leo_tiles.sources.s1blocks import ProductRecord, S1Work  # noqa: E402
@@ -71,7 +70,7 @@ def run(sim: Path, n_tiles: int) -> dict:
     m = json.loads((sim / "simulation.json").read_text())
     dates = [dt.date.fromisoformat(d) for d in m["dates"]]
     paths = [str(sim / p) for p in m["products"]]
-    tiles = [TileRef(t, tile_from_id(t).grid(10), tile_from_id(t).polygon_lonlat)
+    tiles = [TileRef.from_id(t)
              for t in m["tiles"][:n_tiles]]
     pairs = [(i, j) for i, j in combinations(range(len(dates)), 2)
              if (dates[j] - dates[i]).days in BASELINES]

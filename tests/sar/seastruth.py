@@ -61,7 +61,6 @@ def simulate_stack(out: Path, seed: int = 0) -> Path:
 
 
 def cohs_stack_truth(sim: Path, max_tiles: int = 4) -> dict:
-    from m3leo_tiles.grid.tiles import tile_from_id
     from m3leo_tiles.sar.dem import GeoTiffDem
     from m3leo_tiles.sar.interferometry import effective_looks_from_floor, expected_abs_coherence
     from m3leo_tiles.sar.pipeline import process_pair
@@ -73,7 +72,7 @@ def cohs_stack_truth(sim: Path, max_tiles: int = 4) -> dict:
     dates = [dt.date.fromisoformat(d) for d in m["dates"]]
     prods = [str(sim / p) for p in m["products"]]
     ids = m["tiles"][:max_tiles]
-    tiles = [TileRef(t, tile_from_id(t).grid(10), tile_from_id(t).polygon_lonlat) for t in ids]
+    tiles = [TileRef.from_id(t) for t in ids]
     dem = GeoTiffDem(str(sim / "rasters" / "dem.tif"))
     acc = {t: SeasonalCoherence((112, 112)) for t in ids}
     n_pairs = 0
@@ -143,7 +142,6 @@ def rtc_sim_truth(sim: Path) -> dict:
     (local incidence > 8 degrees below the ellipsoid's) and facing away (> 8 above), away
     from layover/shadow and class edges. sigma0 = beta0 sin(theta_e) differs between the
     two; gamma0-RTC cos(theta_e) must give the class sigma0 on both within 1 dB."""
-    from m3leo_tiles.grid.tiles import tile_from_id
     from m3leo_tiles.sar.dem import GeoTiffDem
     from m3leo_tiles.sar.geocode import grid_ecef, swath_mid_time
     from m3leo_tiles.sar.pipeline import open_product, process_grd
@@ -153,7 +151,7 @@ def rtc_sim_truth(sim: Path) -> dict:
 
     m = json.loads((sim / "simulation.json").read_text())
     safe = str(sim / m["products"][0])
-    tiles = [TileRef(t, tile_from_id(t).grid(10), tile_from_id(t).polygon_lonlat)
+    tiles = [TileRef.from_id(t)
              for t in m["tiles"]]
     dem = GeoTiffDem(str(sim / "rasters" / "dem.tif"))
     beta = process_grd(safe, tiles, dem, polarisations=("VV",), kind="beta0")

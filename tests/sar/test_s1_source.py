@@ -31,7 +31,7 @@ def _tile_at(lon, lat) -> TileRef:
     zone = int((lon + 180) // 6) + 1
     x, y = Transformer.from_crs(4326, 32600 + zone, always_xy=True).transform(lon, lat)
     t = Tile(zone, "N", int(x // 4480), int(y // 4480))
-    return TileRef(t.id, t.grid(10), t.polygon_lonlat)
+    return TileRef.of(t)
 
 
 def _dem(path, tile: TileRef, h: float):

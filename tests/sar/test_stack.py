@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from m3leo_tiles.errors import DemError, PairError
-from m3leo_tiles.grid.tiles import tile_from_id
 from m3leo_tiles.sar.dem import GeoTiffDem
 from m3leo_tiles.sar.pipeline import process_pair
 from m3leo_tiles.sar.stack import iter_stack, open_stack, pair_coherence
@@ -24,7 +23,7 @@ from m3leo_tiles.sources.base import TileRef
 @pytest.fixture(scope="module")
 def sim(small_sim):
     m = json.loads((small_sim / "simulation.json").read_text())
-    tiles = [TileRef(t, tile_from_id(t).grid(10), tile_from_id(t).polygon_lonlat)
+    tiles = [TileRef.from_id(t)
              for t in m["tiles"]]
     return [str(small_sim / p) for p in m["pairs"][0]], tiles, \
         GeoTiffDem(str(small_sim / "rasters" / "dem.tif"))

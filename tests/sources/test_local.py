@@ -27,7 +27,7 @@ S2_DIR = "rio-tiler-pds/tests/fixtures/sentinel-cogs/sentinel-s2-l2a-cogs/29/R/K
 
 def ref(tile_id: str) -> TileRef:
     t = tile_from_id(tile_id)
-    return TileRef(t.id, t.grid(10), t.polygon_lonlat)
+    return TileRef.of(t)
 
 
 def read_one(src, tile: TileRef, modality: str, period):

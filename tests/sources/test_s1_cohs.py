@@ -73,7 +73,6 @@ def test_s1cohs_of_one_pair_is_its_coherence(small_sim, tmp_path):
 
 @pytest.mark.slow
 def test_s1cohs_medians_match_the_pair_processor(tmp_path):
-    from m3leo_tiles.grid.tiles import tile_from_id
     from m3leo_tiles.sar.dem import GeoTiffDem
     from m3leo_tiles.sar.pipeline import process_pair
     from m3leo_tiles.simulator import simulate
@@ -88,8 +87,7 @@ def test_s1cohs_medians_match_the_pair_processor(tmp_path):
     assert (s.done, s.failed) == (1, 0), s.as_dict()
     cohs = _bands(url, "s1cohs", "2025-MAM", tile)
 
-    t = tile_from_id(tile)
-    ref = TileRef(tile, t.grid(10), t.polygon_lonlat)
+    ref = TileRef.from_id(tile)
     dem = GeoTiffDem(str(sim / "rasters" / "dem.tif"))
     dates = [dt.date.fromisoformat(d) for d in m["dates"]]
     by_dt: dict[int, list[np.ndarray]] = {}

@@ -20,7 +20,6 @@ from m3leo_tiles.store.store import open_store
 
 
 def test_gamma0_rtc_is_the_area_normalised_beta0(small_sim, tmp_path):
-    from m3leo_tiles.grid.tiles import tile_from_id
     from m3leo_tiles.sar.dem import GeoTiffDem
     from m3leo_tiles.sar.geocode import grid_ecef, swath_mid_time
     from m3leo_tiles.sar.pipeline import open_product, process_grd
@@ -40,8 +39,7 @@ def test_gamma0_rtc_is_the_area_normalised_beta0(small_sim, tmp_path):
     assert (s.done, s.failed) == (1, 0), s.as_dict()
     got = open_store(url)["s1grd"].ds["s1grd"].sel(period="2025-MAM", tile=tile)
 
-    t = tile_from_id(tile)
-    ref = TileRef(tile, t.grid(10), t.polygon_lonlat)
+    ref = TileRef.from_id(tile)
     d = GeoTiffDem(dem)
     safes = [str(small_sim / p) for p in m["products"]]
     prod = open_product(safes[0], ["VV"])
