@@ -64,13 +64,9 @@ def plan_conus(tmp: Path) -> dict:
     from m3leo_tiles.runner.engine import UnitRetryPolicy, plan_work
     from m3leo_tiles.runner.fetch import FetchRequest, resolve_jobs
     from m3leo_tiles.runner.runstore import grid_table
+    from tests.loopback import spawn
 
-    server = subprocess.Popen([sys.executable, "-m", "tests.sources.asf_server", "conus",
-                               "2020-06-01", "2020-09-01"], cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-    try:
-        info = json.loads(server.stdout.readline())
+    with spawn("tests.sources.asf_server", "conus", "2020-06-01", "2020-09-01") as info:
         t0 = time.perf_counter()
         req = FetchRequest(store=str(tmp / "conus.zarr"), region="conus", modalities=LAYERS,
                            period="2020-JJA", source="asf",
@@ -88,9 +84,6 @@ def plan_conus(tmp: Path) -> dict:
         plan_s = t3 - t0
         peak = _gb()
         resolved = resolve_sample(jobs[0].source, [u for _, u in plan.units], refs)
-    finally:
-        server.stdin.close()
-        server.wait(timeout=60)
     units = [u for _, u in plan.units]
     sizes = [len(u.all_tiles) for u in units]
     planned = {(p.track, p.date) for u in units for p in u.payload["s1"].products}

@@ -13,9 +13,10 @@ import hashlib
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from m3leo_tiles.s1.products import S1Product
+from tests.loopback import LoopbackServer, serve_until_stdin_closes
 
 
 def _iso(t: dt.datetime) -> str:
@@ -125,15 +126,10 @@ def _matches(item: dict, form: dict) -> bool:
     return True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address) -> None:
-        """Connections cut on purpose (and clients hanging up) are not test failures."""
-
-
-class FakeAsf:
+class FakeAsf(LoopbackServer):
     """CMR search + data downloads on 127.0.0.1; knobs for failures, state for assertions."""
+
+    quiet_errors = True  # connections cut on purpose (and clients hanging up) are no failures
 
     def __init__(self) -> None:
         self.items: list[dict] = []
@@ -158,18 +154,8 @@ class FakeAsf:
         self._queries: dict[str, list[int]] = {}
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
-        self.httpd = _Server(("127.0.0.1", 0), self._handler())
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        self.base = f"http://{self.host}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeAsf:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *a: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(self._handler())
+        self.base = self.url
 
     def add_catalogue(self, products, burst: bool) -> None:
         """Serve many granules (a region's season) lazily: indexed once, their UMM-G built only
@@ -376,23 +362,20 @@ class FakeAsf:
 
 def serve_catalogue(region: str, start: str, end: str) -> None:
     """Serve a region's burst catalogue (tests/sources/burst_catalogue.py) until stdin closes;
-    prints one JSON line first: host, bursts, frames (benchmarks run it as a subprocess so
-    the catalogue's memory is not the planner's)."""
-    import sys
-
+    prints one JSON line first: url, host, bursts, frames, acquisitions (benchmarks run it
+    with `tests.loopback.spawn`, so the catalogue's memory is not the planner's)."""
     from m3leo_tiles.grid.regions import load_aoi
     from tests.sources.burst_catalogue import catalogue
 
     _, aoi = load_aoi(region)
     bursts, frames = catalogue(aoi, dt.date.fromisoformat(start), dt.date.fromisoformat(end))
-    with FakeAsf() as fake:
-        fake.page_size = 2000  # CMR's largest page
-        fake.add_catalogue(frames, burst=False)
-        fake.add_catalogue(bursts, burst=True)
-        acq = {(b.relative_orbit, b.pass_direction, b.date) for b in bursts}
-        print(json.dumps({"host": fake.host, "bursts": len(bursts), "frames": len(frames),
-                          "acquisitions": len(acq)}), flush=True)
-        sys.stdin.read()
+    fake = FakeAsf()
+    fake.page_size = 2000  # CMR's largest page
+    fake.add_catalogue(frames, burst=False)
+    fake.add_catalogue(bursts, burst=True)
+    acq = {(b.relative_orbit, b.pass_direction, b.date) for b in bursts}
+    serve_until_stdin_closes(fake, bursts=len(bursts), frames=len(frames),
+                             acquisitions=len(acq))
 
 
 if __name__ == "__main__":
