@@ -77,7 +77,7 @@ def plan_conus(tmp: Path) -> dict:
         refs = refs_from_table(table, list(table["id"]))
         t1 = time.perf_counter()
         for job in jobs:  # the searches and the pairing happen here
-            job.periods = job.source.periods(job.modality, job.periods, refs)
+            job.periods = job.source.periods(job.modality, job.request, refs)
         t2 = time.perf_counter()
         plan = plan_work(jobs, refs, None, False, UnitRetryPolicy())
         t3 = time.perf_counter()

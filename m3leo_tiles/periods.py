@@ -146,13 +146,21 @@ def expand(kind: str, spec: str, today: dt.date | None = None) -> list[Period]:
             for name in SEASONS:
                 out.append(_season(y, name))
     elif kind == "pair":
-        return [Period(start, end, f"{start:%Y%m%d}/{end:%Y%m%d}", "pair")]
+        raise BadInput("pair periods are found by their source in a window: see `request`")
     # a period belongs to the request when its middle day does: `2020` seasonal is 2020-DJF
     # (Dec 2019 to Feb 2020, as M3LEO's winter) to 2020-SON
     sel = [p for p in out if start <= p.start + (p.end - p.start) / 2 < end]
     if not sel:
         raise BadInput(f"period {spec!r} holds no whole {kind} period")
     return sel
+
+
+def request(kind: str, spec: str, today: dt.date | None = None) -> list[DateWindow]:
+    """What a run asks of a modality: its concrete periods, or, for pairs, the one window in
+    which its source searches them (a window, not a period: it labels no layer)."""
+    if kind == "pair":
+        return [DateWindow.parse(spec, today)]
+    return list(expand(kind, spec, today))
 
 
 def pair_label(d1: dt.date, d2: dt.date) -> str:

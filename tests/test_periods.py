@@ -45,3 +45,32 @@ def test_a_period_is_a_labelled_window():
         Period(D(2025, 4, 6), D(2025, 4, 19), "20250406_20250418", "pair")
     with pytest.raises(BadInput, match="ends before it starts"):
         period_from_label("20250418_20250406")
+
+
+def test_a_pair_request_is_a_window_not_a_period():
+    from m3leo_tiles.periods import request
+
+    (w,) = request("pair", "2025-MAM")
+    assert type(w) is DateWindow and (w.start, w.end) == (D(2025, 3, 1), D(2025, 6, 1))
+    assert request("annual", "2020") == expand("annual", "2020")
+    with pytest.raises(BadInput, match="found by their source"):
+        expand("pair", "2025")
+
+
+def test_a_source_that_finds_no_pairs_refuses_a_pair_window():
+    from m3leo_tiles.modalities import get_modality
+    from m3leo_tiles.periods import request
+    from m3leo_tiles.sources.base import Source
+
+    class Plain(Source):
+        name = "plain"
+
+        def read(self, unit, tiles, modality, period):  # pragma: no cover - never called
+            raise AssertionError
+
+    coh = get_modality("s1coh")
+    with pytest.raises(BadInput, match="source 'plain' cannot find the pair periods of s1coh"):
+        Plain().periods(coh, request("pair", "2025"), [])
+    grd = get_modality("s1grd")
+    assert Plain().periods(grd, request("seasonal", "2025-MAM"), []) == \
+        [period_from_label("2025-MAM")]

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import M3leoError, NoData, StorageFull, TransientError, is_disk_full
 from ..modalities import Modality
-from ..periods import Period
+from ..periods import DateWindow, Period
 from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
 from ..store.store import TileStore, write_chunk
 from .state import Outcome, StateDB, UnitState
@@ -61,6 +61,9 @@ class ModalityJob:
     modality: Modality
     source: Source
     periods: list[Period]
+    #: what the run asked (`periods.request`): periods, or the window a pair source searches;
+    #: `Source.periods` turns it into `periods` once the tiles are known
+    request: Sequence[DateWindow] = ()
 
 
 @dataclass

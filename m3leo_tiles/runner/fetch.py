@@ -16,7 +16,7 @@ from ..errors import BadInput, StorageFull, is_disk_full
 from ..grid.tileref import refs_from_table
 from ..grid.tiles import DEFAULT_TILE_SIZE
 from ..modalities import Modality, get_modality
-from ..periods import expand
+from ..periods import request
 from ..sources import Source, get_source
 from ..store.urls import check_writable_url
 from .engine import ModalityJob, RunSummary, UnitRetryPolicy, execute, plan_work
@@ -85,7 +85,7 @@ def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
                 raise BadInput(f"--cadence must be one of {', '.join(COMPOSITE_KINDS)}")
             if m.composite:  # products made per year or per pair keep their own periods
                 kind = req.cadence
-        periods = expand(kind, req.period or "static")
+        asked = request(kind, req.period or "static")
         src_name = req.sources.get(name) or req.source or m.default_source
         source = instances.get(src_name) or get_source(src_name,
                                                        **req.source_options.get(src_name, {}))
@@ -93,7 +93,7 @@ def resolve_jobs(req: FetchRequest) -> list[ModalityJob]:
         if source.modalities and name not in source.modalities:
             raise BadInput(f"source {src_name!r} does not serve modality {name!r} "
                            f"(it serves {', '.join(source.modalities)})")
-        jobs.append(ModalityJob(m, source, periods))
+        jobs.append(ModalityJob(m, source, [], asked))
     return jobs
 
 
@@ -112,7 +112,7 @@ def plan_only(jobs: list[ModalityJob], refs, db: StateDB | None,
     """What a fetch would do, per modality and period, without writing anything (no store,
     no state, no credentials needed; S1 sources still search to find their pairs)."""
     for job in jobs:
-        job.periods = job.source.periods(job.modality, job.periods, refs)
+        job.periods = job.source.periods(job.modality, job.request, refs)
     plan = plan_work(jobs, refs, db, req.retry_failed, req.policy)
     per = plan.per_target()
     rows = []
@@ -150,7 +150,7 @@ def _run(req: FetchRequest, jobs: list[ModalityJob], target: RunStore) -> RunSum
     with target.session() as (store, db):
         refs = refs_from_table(target.table, target.ids)
         for job in jobs:
-            job.periods = job.source.periods(job.modality, job.periods, refs)
+            job.periods = job.source.periods(job.modality, job.request, refs)
         run_id = db.start_run(f"fetch {','.join(req.modalities)} {req.period}")
         summary = execute(store, db, jobs, refs, workers=req.workers, scheduler=req.scheduler,
                           retry_failed=req.retry_failed, policy=req.policy,

@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import BadInput
 from ..grid.tileref import TileRef
 from ..modalities import Modality
-from ..periods import Period
+from ..periods import DateWindow, Period
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,16 @@ class PlanRequest:
     tiles: Sequence[TileRef]
 
 
+def concrete(source: str, modality: Modality, request: Sequence[DateWindow]) -> list[Period]:
+    """The request's periods as they are; a bare window (pairs to find) is one this source
+    cannot resolve."""
+    out = [r for r in request if isinstance(r, Period)]
+    if len(out) != len(request):
+        raise BadInput(f"source {source!r} cannot find the {modality.period_kind} periods of "
+                       f"{modality.name} in a date window")
+    return out
+
+
 class Source(ABC):
     """A plug-in backend. Subclasses set `name` and `modalities` and implement `read`."""
 
@@ -92,10 +103,10 @@ class Source(ABC):
     #: True when the source's client already retries (the runner then tries a unit once a run)
     retries_inside: bool = False
 
-    def periods(self, modality: Modality, request: Sequence[Period],
+    def periods(self, modality: Modality, request: Sequence[DateWindow],
                 tiles: Sequence[TileRef]) -> list[Period]:
         """Concrete periods for a request; pair sources replace the window with found pairs."""
-        return list(request)
+        return concrete(self.name, modality, request)
 
     def plan(self, modality: Modality, period: Period, tiles: Sequence[TileRef]) -> list[WorkUnit]:
         """Group tiles into work units; the default is one unit per tile."""

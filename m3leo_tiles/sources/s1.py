@@ -20,11 +20,11 @@ import shapely
 
 from ..errors import BadInput
 from ..modalities import Modality
-from ..periods import STATIC, Period, period_from_label
+from ..periods import STATIC, DateWindow, Period, period_from_label
 from ..s1.archive import scan_archive
 from ..s1.pairing import form_pairs
 from ..s1.products import S1Pair, S1Product
-from .base import PlanRequest, Source, TileRef, TileResult, WorkUnit
+from .base import PlanRequest, Source, TileRef, TileResult, WorkUnit, concrete
 from .s1blocks import BLOCK, PAIR_LAYERS, S1_LAYERS, plan_blocks, track_label
 from .s1work import ProcessorOptions, read_unit
 
@@ -68,7 +68,7 @@ class S1ArchiveSource(Source):
         return self._pairs
 
     # --- Source interface -----------------------------------------------------------------
-    def periods(self, modality: Modality, request: Sequence[Period],
+    def periods(self, modality: Modality, request: Sequence[DateWindow],
                 tiles: Sequence[TileRef]) -> list[Period]:
         tree = shapely.STRtree([t.polygon for t in tiles]) if tiles else None  # once per call
         if modality.name == "s1geom":  # one static layer per track the tiles see
@@ -80,7 +80,7 @@ class S1ArchiveSource(Source):
                 tracks.setdefault(label, Period(STATIC.start, STATIC.end, label, "static"))
             return [tracks[k] for k in sorted(tracks)]
         if modality.name not in PAIR_LAYERS:
-            return list(request)
+            return concrete(self.name, modality, request)
         out: dict[str, Period] = {}
         for pair in self.pairs():
             inside = any(r.contains(pair.reference.date) and r.contains(pair.secondary.date)

@@ -241,6 +241,6 @@ def test_cadence_leaves_products_that_are_not_composites_alone():
 
     jobs = resolve_jobs(FetchRequest(store="unused.zarr", modalities=["s2", "esawc"],
                                      period="2021", cadence="monthly"))
-    periods = {j.modality.name: [p.label for p in j.periods] for j in jobs}
+    periods = {j.modality.name: [getattr(p, "label", None) for p in j.request] for j in jobs}
     assert periods["s2"][:2] == ["2021-01", "2021-02"] and len(periods["s2"]) == 12
     assert periods["esawc"] == ["2021"]  # WorldCover is a yearly map, not a composite

@@ -15,7 +15,7 @@ from pyproj import Transformer
 from m3leo_tiles.errors import PairError, SafeError
 from m3leo_tiles.grid.tiles import Tile
 from m3leo_tiles.modalities import get_modality
-from m3leo_tiles.periods import expand
+from m3leo_tiles.periods import expand, request
 from m3leo_tiles.sar.geocode import grid_ecef
 from m3leo_tiles.sar.product import open_product
 from m3leo_tiles.sar.radargrid import geocode_grid
@@ -68,7 +68,7 @@ def test_scan_pair_plan_and_failures(archive, tmp_path):
     assert len(src.products()) == 3  # the corrupt zip is skipped
     assert [p.label for p in src.pairs()] == ["20250406_20250418"]
     coh = get_modality("s1coh")
-    periods = src.periods(coh, expand("pair", "2025"), [tile, far])
+    periods = src.periods(coh, request("pair", "2025"), [tile, far])
     assert [p.label for p in periods] == ["20250406_20250418"]
     units = src.plan(coh, periods[0], [tile, far])
     assert len(units) == 1 and units[0].tiles == (tile.id,)
@@ -113,7 +113,7 @@ def test_pair_unit_on_speckle(archive, tmp_path):
         prod.close()
     src = S1ArchiveSource(archive=str(archive), dem=_dem(tmp_path / "dem.tif", tile, h))
     coh = get_modality("s1coh")
-    period = src.periods(coh, expand("pair", "2025"), [tile])[0]
+    period = src.periods(coh, request("pair", "2025"), [tile])[0]
     unit = src.plan(coh, period, [tile])[0]
     r = list(src.read(unit, {tile.id: tile}, coh, period))[0]
     assert r.status == "done", r.error
@@ -171,7 +171,7 @@ def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
     tile = _tile_at(lon, lat)
     src = S1ArchiveSource(archive=str(archive), dem=_dem(tmp_path / "dem.tif", tile, h))
     coh = get_modality("s1coh")
-    period = src.periods(coh, expand("pair", "2025"), [tile])[0]
+    period = src.periods(coh, request("pair", "2025"), [tile])[0]
     def pair_unit(ref, sec) -> WorkUnit:
         recs = tuple(ProductRecord(Path(p).name, "t108A", dt.date(2025, 4, 6), "S1A", "", "",
                                    path=str(p)) for p in (ref, sec))

@@ -29,10 +29,10 @@ import shapely
 
 from ...errors import AuthError, BadInput, PermanentError
 from ...modalities import Modality
-from ...periods import STATIC, Period, period_from_label
+from ...periods import STATIC, DateWindow, Period, period_from_label
 from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, pair_footprint, tiles_for_pair
 from ...s1.products import S1Pair, S1Product
-from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit
+from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit, concrete
 from ..s1blocks import (
     BLOCK,
     PAIR_LAYERS,
@@ -159,14 +159,14 @@ class AsfSource(Source):
         return shapely.union_all(polys) if len(polys) <= 2000 else \
             shapely.MultiPolygon(list(shapely.get_parts(polys))).convex_hull
 
-    def _pair_window(self, request: Sequence[Period]) -> tuple[dt.date, dt.date]:
+    def _pair_window(self, request: Sequence[DateWindow]) -> tuple[dt.date, dt.date]:
         start, end = min(r.start for r in request), max(r.end for r in request)
         if self.pair_policy == "seasonal":  # GSSIC: mid-date in the period, dates may lie out
             half = dt.timedelta(days=max(SEASONAL_DT) // 2)
             start, end = start - half, end + half
         return start, end
 
-    def find_pairs(self, request: Sequence[Period], tiles: Sequence[TileRef],
+    def find_pairs(self, request: Sequence[DateWindow], tiles: Sequence[TileRef],
                    aoi: shapely.Geometry | None = None, exact: bool = True) -> list[S1Pair]:
         """Pairs inside the request whose common footprint fully covers at least one tile.
 
@@ -220,7 +220,7 @@ class AsfSource(Source):
         return end - dt.timedelta(days=GEOM_DAYS), end
 
     # --- Source interface -------------------------------------------------------------
-    def periods(self, modality: Modality, request: Sequence[Period],
+    def periods(self, modality: Modality, request: Sequence[DateWindow],
                 tiles: Sequence[TileRef]) -> list[Period]:
         if modality.name == "s1geom":  # one static layer per track over the tiles
             prods = self.products(self._aoi(tiles), *self._geom_window())
@@ -231,7 +231,7 @@ class AsfSource(Source):
                 pad = dt.timedelta(days=SEASONAL_PAD if modality.name == "s1cohs" else 0)
                 self._remember(min(r.start for r in request) - pad,
                                max(r.end for r in request) + pad)
-            return list(request)
+            return concrete(self.name, modality, request)
         if request:
             self._remember(*self._pair_window(request))
         labels = sorted({p.label for p in self.find_pairs(request, tiles, exact=False)})
