@@ -86,7 +86,7 @@ def plan_conus(tmp: Path) -> dict:
         resolved = resolve_sample(jobs[0].source, [u for _, u in plan.units], refs)
     units = [u for _, u in plan.units]
     sizes = [len(u.all_tiles) for u in units]
-    planned = {(p.track, p.date) for u in units for p in u.payload["s1"].products}
+    planned = {(p.track, p.date) for u in units for p in u.payload.products}
     return {"bursts": info["bursts"], "frames": info["frames"],
             "acquisitions": info["acquisitions"], "acquisitions_planned": len(planned),
             "tiles": len(refs), "units": len(units), "max_tiles_per_unit": max(sizes),
@@ -106,7 +106,7 @@ def resolve_sample(source, units: list, refs: list, n: int = 20) -> dict:
     sample = units[::step][:n]
     times, bursts, frames = [], [], []
     for u in sample:
-        recs = [r for r in u.payload["s1"].products if r.as_bursts]
+        recs = [r for r in u.payload.products if r.as_bursts]
         t0 = time.perf_counter()
         found = source.burst_search(recs, [by_id[t] for t in u.all_tiles])
         times.append(time.perf_counter() - t0)

@@ -84,7 +84,7 @@ def run(sim: Path, n_tiles: int) -> dict:
     work = S1Work(recs, {t: tuple(range(len(recs))) for t in ids}, (), (), (),
                   tuple((lb, tuple(prs)) for lb, prs in sorted(seasons.items())))
     first, *rest = sorted(seasons)
-    unit = WorkUnit("s1cohs", first, ids, key="bench", payload={"s1": work},
+    unit = WorkUnit("s1cohs", first, ids, key="bench", payload=work,
                     more=tuple(Target("s1cohs", lb, ids) for lb in rest))
     proc = ProcessorOptions(str(sim / "rasters" / "dem.tif")).processing(None)
 

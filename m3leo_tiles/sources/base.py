@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -46,7 +46,8 @@ class WorkUnit:
     tiles: tuple[str, ...]
     key: str = ""
     items: tuple[str, ...] = ()
-    payload: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    #: what the source planned for the unit, typed by the source (an S1 block: `S1Work`)
+    payload: object = field(default=None, hash=False, compare=False)
     more: tuple[Target, ...] = ()
 
     @property

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import shapely
 
-from ..errors import BadInput
+from ..errors import BadInput, PermanentError
 from ..modalities import Modality
 from ..periods import STATIC, DateWindow, Period, period_from_label
 from ..s1.archive import scan_archive
 from ..s1.pairing import form_pairs
 from ..s1.products import S1Pair, S1Product
 from .base import PlanRequest, Source, TileRef, TileResult, WorkUnit, concrete
-from .s1blocks import BLOCK, PAIR_LAYERS, S1_LAYERS, plan_blocks, track_label
+from .s1blocks import BLOCK, PAIR_LAYERS, S1_LAYERS, plan_blocks, track_label, unit_work
 from .s1work import ProcessorOptions, read_unit
 
 
@@ -106,8 +106,11 @@ class S1ArchiveSource(Source):
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
-        work = unit.payload["s1"]
-        paths = [p.path for p in work.products]
+        work = unit_work(unit)
+        missing = [p.name for p in work.products if not p.path]
+        if missing:  # the archive plans only products it found on disk
+            raise PermanentError(f"{missing[0]}: the archive plan has no path for it")
+        paths = [str(p.path) for p in work.products]
         yield from read_unit(unit, tiles, paths, self.options.processing(self.orbits))
 
     def __getstate__(self) -> dict:

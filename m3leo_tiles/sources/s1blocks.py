@@ -112,6 +112,14 @@ class S1Work:
     cohs: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = ()  # season -> its pairs
 
 
+def unit_work(unit: WorkUnit) -> S1Work:
+    """The S1Work a block unit carries (a unit another source planned is a TypeError)."""
+    if not isinstance(unit.payload, S1Work):
+        raise TypeError(f"unit {unit.key or unit.modality}: not an S1 block unit "
+                        f"(payload {type(unit.payload).__name__})")
+    return unit.payload
+
+
 class _Catalogue:
     """Products grouped by footprint (one per burst id, else one per product), indexed once."""
 
@@ -357,5 +365,5 @@ def _unit(bkey: tuple, name: str, b: dict, cat: _Catalogue,
     first, *rest = b["targets"]
     return WorkUnit(first.modality, first.period, first.tiles,
                     key="-".join(str(x) for x in bkey) + f":{name}",
-                    items=tuple(p.name for p in work.products), payload={"s1": work},
+                    items=tuple(p.name for p in work.products), payload=work,
                     more=tuple(rest))

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import BadInput
 from .base import TileRef, TileResult, WorkUnit
-from .s1blocks import PAIR_LAYERS, S1Work
+from .s1blocks import PAIR_LAYERS, S1Work, unit_work
 from .s1stack import POLS, DemFn, Processing, ProductPool, TileInputs, TileOutputs, compute_tile
 
 __all__ = ["BACKSCATTER", "GRD_BANDS", "ProcessorOptions", "TileInputs", "TileOutputs",
@@ -82,7 +82,7 @@ def _fill(acc: np.ndarray | None, new: np.ndarray) -> np.ndarray:
 def read_unit(unit: WorkUnit, tiles: Mapping[str, TileRef], paths: Sequence[str],
               proc: Processing) -> Iterator[TileResult]:
     """TileResults of every target of a block unit; `paths[i]` is product i on disk."""
-    work: S1Work = unit.payload["s1"]
+    work = unit_work(unit)
     wanted = {(t.modality, t.period): set(t.tiles) for t in unit.targets}
     with ProductPool(proc.orbits) as pool:  # each product opened once per unit, not per tile
         for tid in unit.all_tiles:

@@ -72,7 +72,7 @@ def test_scan_pair_plan_and_failures(archive, tmp_path):
     assert [p.label for p in periods] == ["20250406_20250418"]
     units = src.plan(coh, periods[0], [tile, far])
     assert len(units) == 1 and units[0].tiles == (tile.id,)
-    assert [pw.label for pw in units[0].payload["s1"].pairs] == [periods[0].label]
+    assert [pw.label for pw in units[0].payload.pairs] == [periods[0].label]
     # measurement TIFFs of the hyp3 pair are 0-byte placeholders: a clear failure
     res = list(src.read(units[0], {tile.id: tile}, coh, periods[0]))
     assert res[0].status == "failed" and "measurement" in res[0].error
@@ -177,7 +177,7 @@ def test_bad_inputs_fail_clearly(archive, tmp_path, s1data):
                                    path=str(p)) for p in (ref, sec))
         work = S1Work(recs, {tile.id: (0, 1)}, (),
                       (PairWork(period.label, "t108A", ((0, 1),), (tile.id,)),), ())
-        return WorkUnit("s1coh", period.label, (tile.id,), payload={"s1": work})
+        return WorkUnit("s1coh", period.label, (tile.id,), payload=work)
 
     # a corrupt zip in a unit: failed, with the reason
     bad = pair_unit(next(archive.glob("*.zip")), safes[1])

@@ -105,9 +105,9 @@ def test_asf_source_periods_and_plan(cmr, real):
     assert sorted(ids) == sorted(t.id for t in tiles)  # the AOI lies inside both frames
     for u in units:
         assert u.items == (real[0].name, real[1].name)
-        (pw,) = u.payload["s1"].pairs
+        (pw,) = u.payload.pairs
         assert pw.label == "20250406_20250418" and pw.track == "t108A"
-        ref = u.payload["s1"].products[pw.products[0][0]]
+        ref = u.payload.products[pw.products[0][0]]
         assert ref.url.endswith(f"{real[0].name}.zip") and ref.md5 == "0" * 32
 
 
@@ -122,7 +122,7 @@ def test_asf_source_burst_units(cmr, real):
     assert units and all(len(u.tiles) <= 64 for u in units)
     assert cmr.forms and not [f for f in cmr.forms if "SENTINEL-1_BURSTS" in f["shortName"]]
     for u in units:
-        work = u.payload["s1"]
+        work = u.payload
         assert work.pairs and all(pw.products for pw in work.pairs)
         assert [(p.name, p.as_bursts) for p in work.products] == [(p.name, True) for p in real]
     assert sorted(t for u in units for t in u.tiles) == sorted(t.id for t in tiles)

@@ -59,7 +59,7 @@ def test_units_are_bounded_blocks_and_own_their_chunks(region):
     # ascending and descending alike (their bands share the tile's one chunk)
     tree = shapely.STRtree([p.footprint for p in bursts])
     for u in units[::7]:
-        work = u.payload["s1"]
+        work = u.payload
         grd = dict(work.grd).get("2020-JJA", ())
         for t in u.all_tiles:
             ref = next(r for r in refs if r.id == t)
@@ -68,11 +68,11 @@ def test_units_are_bounded_blocks_and_own_their_chunks(region):
             got = {work.products[i].name for i in set(work.cover[t]) & set(grd)}
             if (t, "s1grd", "2020-JJA") in owner:
                 assert got == want
-    passes = {p.pass_direction for u in units for p in u.payload["s1"].products}
+    passes = {p.pass_direction for u in units for p in u.payload.products}
     assert passes == {"ASCENDING", "DESCENDING"}
     # a pair's tiles lie inside the union of its burst pairs' common footprints
-    u = max(units, key=lambda u: len(u.payload["s1"].pairs))
-    work = u.payload["s1"]
+    u = max(units, key=lambda u: len(u.payload.pairs))
+    work = u.payload
     by_name = {p.name: p for p in bursts}
     for pw in work.pairs:
         region_ = shapely.union_all([by_name[work.products[i].name].footprint.intersection(

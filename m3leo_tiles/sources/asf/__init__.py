@@ -38,9 +38,9 @@ from ..s1blocks import (
     PAIR_LAYERS,
     S1_LAYERS,
     ProductRecord,
-    S1Work,
     plan_blocks,
     track_label,
+    unit_work,
 )
 from ..s1work import ProcessorOptions, read_unit
 
@@ -368,14 +368,13 @@ class AsfSource(Source):
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
-        work: S1Work = unit.payload["s1"]
+        work = unit_work(unit)
         records = work.products
         # AuthError / TransientError go to the runner; one product's failure fails its layers
         got = self.fetch_unit(records, [tiles[t] for t in unit.all_tiles])
         if got.unused:  # frames whose bursts miss every tile: they image none of them
             cover = {t: tuple(i for i in c if i not in got.unused) for t, c in work.cover.items()}
-            unit = dataclasses.replace(unit, payload={**unit.payload,
-                                                      "s1": dataclasses.replace(work, cover=cover)})
+            unit = dataclasses.replace(unit, payload=dataclasses.replace(work, cover=cover))
         proc = self.options.processing(self._orbit_dir(
             [r for i, r in enumerate(records) if i not in got.failed and i not in got.unused]))
         failed = {records[i].name: why for i, why in got.failed.items()}
