@@ -50,8 +50,8 @@ class UnitRetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with full jitter."""
-        rng = rng or random
-        return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        uniform = rng.uniform if rng is not None else random.uniform
+        return uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
 @dataclass
