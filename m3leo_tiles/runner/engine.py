@@ -20,7 +20,6 @@ import os
 import random
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from ..modalities import Modality
 from ..periods import Period
 from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
 from ..store.store import TileStore, write_chunk
+from .executors import WorkerPool, modules_of, run_dask, run_inline
 from .state import Outcome, StateDB, UnitState
 
 log = logging.getLogger(__name__)
@@ -271,25 +271,9 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
 Task = tuple  # the positional arguments of run_unit
 
 
-def _execute_joblib(tasks: list[Task], workers: int) -> Generator[list[Outcome]]:
-    if workers <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            yield run_unit(*t)
-        return
-    from joblib import Parallel, delayed
-
-    # loky spawns fresh processes (no inherited sockets, as the EE client needs)
-    yield from Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
-        delayed(run_unit)(*t) for t in tasks)
-
-
-def _execute_dask(tasks: list[Task], scheduler: str) -> Generator[list[Outcome]]:
-    from distributed import Client, as_completed
-
-    with Client(scheduler) as client:
-        futures = [client.submit(run_unit, *t, pure=False) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+def unit_weight(unit: WorkUnit) -> int:
+    """The chunks a unit writes: the engine's measure of its work, to run the longest first."""
+    return sum(len(t.tiles) for t in unit.targets)
 
 
 class Progress:
@@ -353,6 +337,22 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     policy = policy or UnitRetryPolicy()
     summary = RunSummary()
     t0 = time.perf_counter()
+    # local workers start now and import what the units need while the coordinator plans
+    pool = (WorkerPool(workers, (__name__,) + modules_of(j.source for j in jobs))
+            if workers > 1 and not scheduler else None)
+    try:
+        return _execute(store, db, jobs, refs, pool, t0, summary, scheduler, retry_failed,
+                        policy, progress, on_outcomes)
+    except BaseException:
+        if pool is not None:
+            pool.stop()
+        raise
+
+
+def _execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Sequence[TileRef],
+             pool: WorkerPool | None, t0: float, summary: RunSummary, scheduler: str | None,
+             retry_failed: bool, policy: UnitRetryPolicy, progress: bool | None,
+             on_outcomes: Callable[[list[Outcome]], None] | None) -> RunSummary:
     ref_by_id = {r.id: r for r in refs}
     # metadata first, by the coordinator alone, then a fresh handle for indices
     for job in jobs:
@@ -383,12 +383,22 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
         tasks.append((source, u, {t: ref_by_id[t] for t in tiles}, main.modality, main.period,
                       store.url, {t: tile_index[t] for t in tiles}, main.period_index, policy,
                       {k: specs[k] for k in keys[1:]}))
+    # longest first (stable: equal units keep the plan's order, which keeps neighbours together)
+    tasks.sort(key=lambda t: -unit_weight(t[1]))
     summary.units = len(tasks)
     total = sum(len(t.tiles) for _, u in plan.units for t in u.targets)
     bar = Progress(total, "fetch", progress)
     recorder = DurableRecorder(db, durable=store.is_local)
     full: str | None = None
-    results = _execute_dask(tasks, scheduler) if scheduler else _execute_joblib(tasks, workers)
+    results: Generator[list[Outcome]]
+    if scheduler:
+        results = run_dask(run_unit, tasks, scheduler)
+    elif pool is not None and len(tasks) > 1:
+        results = pool.run(run_unit, tasks)
+    else:
+        if pool is not None:
+            pool.stop()  # nothing to share out: no idle workers left behind
+        results = run_inline(run_unit, tasks)
     try:
         for outs in results:
             if any(o.disk_full for o in outs):
@@ -404,9 +414,7 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
             if full:
                 break
     finally:
-        with warnings.catch_warnings():  # joblib says it cancelled them: that is the point
-            warnings.simplefilter("ignore", UserWarning)
-            results.close()  # stops the workers' remaining units after a break
+        results.close()  # stops the workers' remaining units after a break
         recorder.flush()  # also on Ctrl-C: what finished is synced and recorded
         bar.close()
     summary.seconds = time.perf_counter() - t0
