@@ -31,7 +31,7 @@ from ..modalities import Modality
 from ..periods import Period
 from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
 from ..store.store import TileStore, write_chunk
-from .executors import WorkerPool, modules_of, run_dask, run_inline
+from .executors import WorkerPool, run_dask, run_inline
 from .state import Outcome, StateDB, UnitState
 
 log = logging.getLogger(__name__)
@@ -337,22 +337,6 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     policy = policy or UnitRetryPolicy()
     summary = RunSummary()
     t0 = time.perf_counter()
-    # local workers start now and import what the units need while the coordinator plans
-    pool = (WorkerPool(workers, (__name__,) + modules_of(j.source for j in jobs))
-            if workers > 1 and not scheduler else None)
-    try:
-        return _execute(store, db, jobs, refs, pool, t0, summary, scheduler, retry_failed,
-                        policy, progress, on_outcomes)
-    except BaseException:
-        if pool is not None:
-            pool.stop()
-        raise
-
-
-def _execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Sequence[TileRef],
-             pool: WorkerPool | None, t0: float, summary: RunSummary, scheduler: str | None,
-             retry_failed: bool, policy: UnitRetryPolicy, progress: bool | None,
-             on_outcomes: Callable[[list[Outcome]], None] | None) -> RunSummary:
     ref_by_id = {r.id: r for r in refs}
     # metadata first, by the coordinator alone, then a fresh handle for indices
     for job in jobs:
@@ -393,11 +377,9 @@ def _execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: S
     results: Generator[list[Outcome]]
     if scheduler:
         results = run_dask(run_unit, tasks, scheduler)
-    elif pool is not None and len(tasks) > 1:
-        results = pool.run(run_unit, tasks)
+    elif workers > 1 and len(tasks) > 1:
+        results = WorkerPool(workers).run(run_unit, tasks)
     else:
-        if pool is not None:
-            pool.stop()  # nothing to share out: no idle workers left behind
         results = run_inline(run_unit, tasks)
     try:
         for outs in results:

@@ -1,18 +1,19 @@
-"""Where work units run: a warm pool of local worker processes (loky), or a Dask cluster.
+"""Where work units run: local worker processes (loky), or a Dask cluster.
 
-The local pool is started before the coordinator writes metadata and plans, and each worker
-imports the modules its units need at once, so worker start-up (a fresh interpreter importing
-numpy, zarr and the source's stack: about a second on 2 cores) overlaps the coordinator's work
-instead of idling behind it. Tasks go out in the order given (the engine puts the longest
-first: Graham's LPT rule, so a run does not end on one long unit started last) and at most
-`AHEAD` per worker wait in the queue, so workers never wait on the coordinator and a
-region-scale plan is not pickled all at once.
+Tasks go out in the order given (the engine puts the longest first: Graham's LPT rule, so a run
+does not end on one long unit started last) and `AHEAD` per worker wait in loky's queue, so a
+worker that finishes a unit starts the next at once instead of waiting on the coordinator, and
+a region-scale plan is never pickled all at once.
+
+No warm-up task is sent ahead of the units: loky takes a worker's memory reference after its
+first call and replaces a worker that grew 300 MB past it, so a light first call makes every
+worker that then opens an S1 stack look like a leak and restart cold (measured: each second
+unit ran in a fresh process, 8 s instead of 1 s). On 2 cores, imports in the workers would
+compete with the coordinator's planning anyway.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -22,39 +23,19 @@ from typing import Any
 AHEAD = 2
 
 
-def modules_of(objects: Iterable[object]) -> tuple[str, ...]:
-    """The modules that define these objects' classes and their bases (what unpickling them
-    in a worker imports), in first-seen order."""
-    out: dict[str, None] = {}
-    for obj in objects:
-        for cls in type(obj).__mro__:
-            if cls.__module__ not in ("__main__", "builtins", "abc"):
-                out.setdefault(cls.__module__)
-    return tuple(out)
-
-
-def import_modules(modules: Sequence[str]) -> int:
-    """A worker's warm-up: import what its units will need; returns its pid."""
-    for name in modules:
-        importlib.import_module(name)
-    return os.getpid()
-
-
 class WorkerPool:
-    """Local worker processes, started (and warming up) as soon as the pool is made.
+    """Local worker processes (started on the first task).
 
     loky spawns fresh interpreters: no inherited sockets (the EE client needs that) and no
-    inherited threads (zarr's event loop). The executor is loky's reusable one, so a later run
-    in the same process finds its workers warm.
+    inherited threads (zarr's event loop). The executor is loky's reusable one, as joblib's
+    is, so a later run in the same process finds its workers warm.
     """
 
-    def __init__(self, workers: int, modules: Sequence[str] = ()):
+    def __init__(self, workers: int):
         from joblib.externals.loky import get_reusable_executor
 
         self.workers = workers
         self.executor = get_reusable_executor(max_workers=workers, timeout=300)
-        for _ in range(workers):
-            self.executor.submit(import_modules, tuple(modules))
 
     def run(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Generator[Any]:
         """fn(*task) for every task, results as they finish; closing the generator early
@@ -102,4 +83,4 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[tuple], scheduler: str) -> 
             yield fut.result()
 
 
-__all__ = ["AHEAD", "WorkerPool", "import_modules", "modules_of", "run_dask", "run_inline"]
+__all__ = ["AHEAD", "WorkerPool", "run_dask", "run_inline"]
