@@ -71,3 +71,16 @@ def test_worker_pool_yields_every_result_and_stops_early():
     assert next(results) in {2**k for k in range(40)}
     results.close()  # a consumer that stops (full disk, Ctrl-C) stops the pool's tasks
     assert sorted(WorkerPool(2).run(pow, [(3, k) for k in range(5)])) == [1, 3, 9, 27, 81]
+
+
+def _frozen_count() -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
+def test_a_worker_freezes_its_imports_before_its_first_task():
+    # what the worker imported is frozen; the coordinator's own collector is untouched
+    counts = list(WorkerPool(2).run(_frozen_count, [()] * 4))
+    assert len(counts) == 4 and min(counts) > 10_000
+    assert _frozen_count() == 0
