@@ -20,6 +20,7 @@ in an S1 worker, 0.09 s frozen), time a worker spent neither computing nor writi
 from __future__ import annotations
 
 import gc
+import os
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -27,6 +28,19 @@ from typing import Any
 
 #: tasks queued per worker beyond the one it runs
 AHEAD = 2
+
+#: thread pools a worker's libraries size from the environment (joblib limits the same ones)
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def worker_env(workers: int) -> dict[str, str]:
+    """cores / workers threads per worker unless the user set them: N workers each running
+    a Numba or BLAS pool as wide as the machine would oversubscribe the cores N times."""
+    n = str(max(1, (os.cpu_count() or 1) // workers))
+    env = {v: os.environ.get(v, n) for v in THREAD_VARS}
+    env.setdefault("ENABLE_IPC", os.environ.get("ENABLE_IPC", "1"))  # TBB: share one pool
+    return env
 
 _frozen = False
 
@@ -55,7 +69,8 @@ class WorkerPool:
         from joblib.externals.loky import get_reusable_executor
 
         self.workers = workers
-        self.executor = get_reusable_executor(max_workers=workers, timeout=300)
+        self.executor = get_reusable_executor(max_workers=workers, timeout=300,
+                                              env=worker_env(workers))
 
     def run(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Generator[Any]:
         """fn(*task) for every task, results as they finish; closing the generator early
@@ -103,4 +118,5 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[tuple], scheduler: str) -> 
             yield fut.result()
 
 
-__all__ = ["AHEAD", "WorkerPool", "call_in_worker", "run_dask", "run_inline"]
+__all__ = ["AHEAD", "THREAD_VARS", "WorkerPool", "call_in_worker", "run_dask", "run_inline",
+           "worker_env"]

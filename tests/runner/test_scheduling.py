@@ -84,3 +84,18 @@ def test_a_worker_freezes_its_imports_before_its_first_task():
     counts = list(WorkerPool(2).run(_frozen_count, [()] * 4))
     assert len(counts) == 4 and min(counts) > 10_000
     assert _frozen_count() == 0
+
+
+def _threads() -> tuple[str | None, str | None]:
+    import os
+
+    return os.environ.get("NUMBA_NUM_THREADS"), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_workers_share_the_cores_instead_of_each_taking_all(monkeypatch):
+    import os
+
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting is kept
+    want = str(max(1, (os.cpu_count() or 1) // 2))
+    assert set(WorkerPool(2).run(_threads, [()] * 3)) == {(want, "3")}
