@@ -7,16 +7,15 @@
    search, `plan_work`) plans s1grd + s1coh + s1ifg + s1geom through the ASF source, which
    searches the frames with asf_search (searching the ~100k bursts one by one costs the
    client about 4 ms each) and cuts the region into bounded block units.
-2. `m3leo-tiles simulate` writes a season's stack on one track: 8 acquisitions 6 days apart
-   (2025-04-06 .. 05-18, all in MAM; a season holds 7-8 per track at a 12-day repeat, 15 at
-   6 days), so the run has what a real season's units have; its units
-   (one per tile here, every S1 layer each) run through the engine with 2 workers; each
-   unit's processing time (inside the worker) and its worker's peak RSS are logged, so busy
-   time / (workers x wall) is measured, not guessed. The wall is the engine's whole run,
-   worker start-up included. Until 2026-11-30 the stack had 4 dates, a third of a season:
-   4 units on 2 workers in ~6 s, of which each worker's start-up (spawn and imports, ~1.2 s
-   before its first unit can start: a fixed cost a region run pays once for thousands of
-   units) was a fifth, so the ratio read 0.76-0.85 whatever the engine did.
+2. `m3leo-tiles simulate --size tile` writes a 4-date stack over 3 bursts (36 tiles); its units
+   (one per tile here, every S1 layer each: 36 units, 18 per worker, as a region run has many
+   units per worker) run through the engine with 2 workers; each unit's processing time
+   (inside the worker) and its worker's peak RSS are logged, so busy time / (workers x wall)
+   is measured, not guessed. The wall is the engine's whole run, worker start-up included.
+   Until 2026-11-30 the run used `--size small` (4 tiles): 4 units on 2 workers in ~6 s, of
+   which each worker's start-up (spawn and imports, ~1.2 s before its first unit can start, a
+   fixed cost a region run pays once for thousands of units) was a fifth, so the ratio read
+   0.76-0.85 whatever the engine did, and fell as units got faster.
 
 Last line: {"name": "s1_region", "bursts", "acquisitions", "units", "max_tiles_per_unit",
 "plan_s", "plan_peak_gb", "worker_peak_gb", "workers_busy_ratio", ...}.
@@ -107,14 +106,14 @@ def plan_conus(tmp: Path) -> dict:
             "plan_peak_gb": round(_gb(), 2)}
 
 
-def run_stack(tmp: Path, dates: int = 8, spacing: int = 6) -> dict:
+def run_stack(tmp: Path, dates: int = 4, size: str = "tile") -> dict:
     from m3leo_tiles.runner.fetch import FetchRequest, fetch
     from m3leo_tiles.sources import register_source
 
     sim = tmp / "sim"
-    subprocess.run([sys.executable, "-m", "m3leo_tiles", "simulate", "--size", "small",
-                    "--dates", str(dates), "--spacing", str(spacing), "--out", str(sim)],
-                   check=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "m3leo_tiles", "simulate", "--size", size,
+                    "--dates", str(dates), "--out", str(sim)], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
     log = tmp / "units.jsonl"
     register_source("timed", "__main__:TimedArchive")
     s = fetch(FetchRequest(store=str(tmp / "sim.zarr"), region=str(sim / "aoi.geojson"),
@@ -125,7 +124,7 @@ def run_stack(tmp: Path, dates: int = 8, spacing: int = 6) -> dict:
                            workers=2, progress=False))
     rows = [json.loads(x) for x in log.read_text().splitlines()]
     busy = sum(r["s"] for r in rows)
-    return {"dates": dates, "spacing_days": spacing, "sim_units": s.units, "sim_done": s.done,
+    return {"dates": dates, "sim_size": size, "sim_units": s.units, "sim_done": s.done,
             "sim_failed": s.failed,
             "sim_wall_s": round(s.seconds, 1), "busy_s": round(busy, 1),
             "worker_peak_gb": round(max(r["rss_gb"] for r in rows), 2),
