@@ -1,8 +1,8 @@
 """plan -> execute -> record.
 
 The coordinator (this process) owns the state database and all store metadata. Workers
-(local loky processes, longest unit first, or Dask workers with `scheduler=`) receive whole work units, read them from
-their source, write whole chunks no other worker touches, and hand back small outcomes that the
+(local loky processes, fed the longest units first, or Dask workers with `scheduler=`) receive
+whole work units, read them from their source, write whole chunks no other worker touches, and hand back small outcomes that the
 coordinator records. Everything a worker does is a pure function of its unit, so the chunks do
 not depend on the worker count or the scheduler.
 
