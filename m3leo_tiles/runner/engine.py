@@ -3,8 +3,8 @@
 The coordinator (this process) owns the state database and all store metadata. Workers
 (local loky processes, fed the longest units first, or Dask workers with `scheduler=`) receive
 whole work units, read them from their source, write whole chunks no other worker touches, and
-hand back small outcomes that the coordinator records. Everything a worker does is a pure function of its unit, so the chunks do
-not depend on the worker count or the scheduler.
+hand back small outcomes that the coordinator records. Everything a worker does is a pure
+function of its unit, so the chunks do not depend on the worker count or the scheduler.
 
 Retries compose with the clients' own: a source client (the EE client retries 429/5xx five
 times itself) gives up with `TransientError`; the worker retries the unit a bounded number of
