@@ -9,9 +9,15 @@
    costs asf_search about 4 ms each) and cuts the region into bounded block units; then 20
    units spread over the plan resolve their bursts as a worker does (one CMR burst search
    each: `resolve_s_per_unit`, `bursts_per_unit`).
-2. `m3leo-tiles simulate` writes a 4-date stack; its units (one per tile here, every S1 layer
-   each) run through the engine with 2 joblib workers; each unit's processing time and its
-   worker's peak RSS are logged, so busy time / (workers x wall) is measured, not guessed.
+2. `m3leo-tiles simulate --size tile` writes a 4-date stack over 3 bursts (36 tiles); its units
+   (one per tile here, every S1 layer each: 36 units, 18 per worker, as a region run has many
+   units per worker) run through the engine with 2 workers; each unit's processing time
+   (inside the worker) and its worker's peak RSS are logged, so busy time / (workers x wall)
+   is measured, not guessed. The wall is the engine's whole run, worker start-up included.
+   Until 2026-11-30 the run used `--size small` (4 tiles): 4 units on 2 workers in ~6 s, of
+   which each worker's start-up (spawn and imports, ~1.2 s before its first unit can start, a
+   fixed cost a region run pays once for thousands of units) was a fifth, so the ratio read
+   0.76-0.85 whatever the engine did, and fell as units got faster.
 
 Last line: {"name": "s1_region", "bursts", "acquisitions", "units", "max_tiles_per_unit",
 "plan_s", "plan_peak_gb", "worker_peak_gb", "workers_busy_ratio", ...}.
@@ -119,12 +125,12 @@ def resolve_sample(source, units: list, refs: list, n: int = 20) -> dict:
             "frames_with_bursts": round(sum(frames) / len(frames), 3)}
 
 
-def run_stack(tmp: Path, dates: int = 4) -> dict:
+def run_stack(tmp: Path, dates: int = 4, size: str = "tile") -> dict:
     from m3leo_tiles.runner.fetch import FetchRequest, fetch
     from m3leo_tiles.sources import register_source
 
     sim = tmp / "sim"
-    subprocess.run([sys.executable, "-m", "m3leo_tiles", "simulate", "--size", "small",
+    subprocess.run([sys.executable, "-m", "m3leo_tiles", "simulate", "--size", size,
                     "--dates", str(dates), "--out", str(sim)], check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
     log = tmp / "units.jsonl"
@@ -137,7 +143,8 @@ def run_stack(tmp: Path, dates: int = 4) -> dict:
                            workers=2, progress=False))
     rows = [json.loads(x) for x in log.read_text().splitlines()]
     busy = sum(r["s"] for r in rows)
-    return {"dates": dates, "sim_units": s.units, "sim_done": s.done, "sim_failed": s.failed,
+    return {"dates": dates, "sim_size": size, "sim_units": s.units, "sim_done": s.done,
+            "sim_failed": s.failed,
             "sim_wall_s": round(s.seconds, 1), "busy_s": round(busy, 1),
             "worker_peak_gb": round(max(r["rss_gb"] for r in rows), 2),
             "workers_busy_ratio": round(busy / (2 * s.seconds), 3)}

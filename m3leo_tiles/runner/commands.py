@@ -66,7 +66,7 @@ def print_plan(rows, as_json: bool = False) -> None:
               "GeoParquet.")
 @click.option("--limit", type=int, help="Only the first N tiles (in id order).")
 @click.option("--workers", "-j", type=int, default=1, show_default=True,
-              help="Parallel worker processes (joblib).")
+              help="Parallel worker processes (loky, longest units first).")
 @click.option("--source", help="Source for every modality (default: each modality's own); "
               f"one of {', '.join(sorted(SOURCES))}.")
 @click.option("--source-opt", multiple=True, metavar="SOURCE.KEY=VALUE",

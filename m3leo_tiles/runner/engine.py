@@ -1,10 +1,10 @@
 """plan -> execute -> record.
 
 The coordinator (this process) owns the state database and all store metadata. Workers
-(joblib processes, or Dask workers with `scheduler=`) receive whole work units, read them from
-their source, write whole chunks no other worker touches, and hand back small outcomes that the
-coordinator records. Everything a worker does is a pure function of its unit, so the chunks do
-not depend on the worker count or the scheduler.
+(local loky processes, fed the longest units first, or Dask workers with `scheduler=`) receive
+whole work units, read them from their source, write whole chunks no other worker touches, and
+hand back small outcomes that the coordinator records. Everything a worker does is a pure
+function of its unit, so the chunks do not depend on the worker count or the scheduler.
 
 Retries compose with the clients' own: a source client (the EE client retries 429/5xx five
 times itself) gives up with `TransientError`; the worker retries the unit a bounded number of
@@ -20,7 +20,6 @@ import os
 import random
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from ..modalities import Modality
 from ..periods import DateWindow, Period
 from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
 from ..store.store import TileStore, write_chunk
+from .executors import WorkerPool, run_dask, run_inline
 from .state import Outcome, StateDB, UnitState
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ class UnitRetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with full jitter."""
-        rng = rng or random
-        return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        uniform = rng.uniform if rng is not None else random.uniform
+        return uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
 @dataclass
@@ -274,25 +274,9 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
 Task = tuple  # the positional arguments of run_unit
 
 
-def _execute_joblib(tasks: list[Task], workers: int) -> Generator[list[Outcome]]:
-    if workers <= 1 or len(tasks) <= 1:
-        for t in tasks:
-            yield run_unit(*t)
-        return
-    from joblib import Parallel, delayed
-
-    # loky spawns fresh processes (no inherited sockets, as the EE client needs)
-    yield from Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered")(
-        delayed(run_unit)(*t) for t in tasks)
-
-
-def _execute_dask(tasks: list[Task], scheduler: str) -> Generator[list[Outcome]]:
-    from distributed import Client, as_completed
-
-    with Client(scheduler) as client:
-        futures = [client.submit(run_unit, *t, pure=False) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+def unit_weight(unit: WorkUnit) -> int:
+    """The chunks a unit writes: the engine's measure of its work, to run the longest first."""
+    return sum(len(t.tiles) for t in unit.targets)
 
 
 class Progress:
@@ -386,12 +370,20 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
         tasks.append((source, u, {t: ref_by_id[t] for t in tiles}, main.modality, main.period,
                       store.url, {t: tile_index[t] for t in tiles}, main.period_index, policy,
                       {k: specs[k] for k in keys[1:]}))
+    # longest first (stable: equal units keep the plan's order, which keeps neighbours together)
+    tasks.sort(key=lambda t: -unit_weight(t[1]))
     summary.units = len(tasks)
     total = sum(len(t.tiles) for _, u in plan.units for t in u.targets)
     bar = Progress(total, "fetch", progress)
     recorder = DurableRecorder(db, durable=store.is_local)
     full: str | None = None
-    results = _execute_dask(tasks, scheduler) if scheduler else _execute_joblib(tasks, workers)
+    results: Generator[list[Outcome]]
+    if scheduler:
+        results = run_dask(run_unit, tasks, scheduler)
+    elif workers > 1 and len(tasks) > 1:
+        results = WorkerPool(workers).run(run_unit, tasks)
+    else:
+        results = run_inline(run_unit, tasks)
     try:
         for outs in results:
             if any(o.disk_full for o in outs):
@@ -407,9 +399,7 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
             if full:
                 break
     finally:
-        with warnings.catch_warnings():  # joblib says it cancelled them: that is the point
-            warnings.simplefilter("ignore", UserWarning)
-            results.close()  # stops the workers' remaining units after a break
+        results.close()  # stops the workers' remaining units after a break
         recorder.flush()  # also on Ctrl-C: what finished is synced and recorded
         bar.close()
     summary.seconds = time.perf_counter() - t0
