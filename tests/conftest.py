@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # worker processes (joblib, Dask, CLI subprocesses) import the test-only synthetic source
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+# no test reaches the real s1-orbits service: unless a test points it at a loopback server,
+# orbit requests meet a closed local port (the annotation-orbit fallback, with its warning)
+os.environ.setdefault("M3LEO_S1_ORBITS_URL", "http://127.0.0.1:9")
 SHARED = Path(os.environ.get("M3LEO_SHARED", ROOT.parent / "shared"))
 S1DATA = SHARED / "s1data"
 
