@@ -28,6 +28,23 @@ from typing import Any, Self
 ROOT = Path(__file__).resolve().parents[1]
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers a whole body in one call."""
+
+    def log_message(self, *a: object) -> None:
+        pass
+
+    def send_body(self, code: int, body: bytes, ctype: str,
+                  headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 class LoopbackServer:
     """An HTTP server on 127.0.0.1:<free port> answering with `handler`; a context manager."""
 

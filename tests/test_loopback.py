@@ -6,17 +6,13 @@ import textwrap
 import threading
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from tests.loopback import LoopbackServer, spawn
+from tests.loopback import LoopbackServer, QuietHandler, spawn
 
 
-class Hello(BaseHTTPRequestHandler):
-    def log_message(self, *a: object) -> None:
-        pass
-
+class Hello(QuietHandler):
     def do_GET(self) -> None:
         body = f"hello {self.path}".encode()
         self.send_response(200)

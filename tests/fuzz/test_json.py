@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import math
 from collections import Counter
-from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
@@ -25,7 +24,7 @@ from tests.conftest import S1DATA
 from tests.fuzz import seeds
 from tests.fuzz.mutate import Blob, byte_damage, mutated_json, mutated_json_bytes, run_fuzz
 from tests.fuzz.test_safe import DEPTHS
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 #: a parser that hangs fails its test instead of the whole run
 pytestmark = pytest.mark.timeout(240)
@@ -123,10 +122,7 @@ class CannedCmr(LoopbackServer):
         self.posts = 0
         outer = self
 
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a: object) -> None:
-                pass
-
+        class H(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.posts += 1

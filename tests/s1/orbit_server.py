@@ -12,10 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import urllib.parse
-from http.server import BaseHTTPRequestHandler
 
 from m3leo_tiles.s1.orbits import header_from_name
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 _SCENE = re.compile(r"^(S1[ABCD])_..?_...._...._(\d{8}T\d{6})_(\d{8}T\d{6})_\d{6}_\w{6}_\w{4}$")
 
@@ -51,20 +50,8 @@ class FakeOrbits(LoopbackServer):
     def _handler(self):
         fake = self
 
-        class H(BaseHTTPRequestHandler):
+        class H(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def _send(self, code: int, body: bytes, ctype: str, extra: dict | None = None):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in (extra or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
 
             def do_GET(self) -> None:
                 fake.requests.append(self.path)
@@ -72,19 +59,19 @@ class FakeOrbits(LoopbackServer):
                 if url.path.startswith("/scene/"):
                     if fake.fail > 0:
                         fake.fail -= 1
-                        return self._send(503, b'{"message": "busy"}', "application/json")
+                        return self.send_body(503, b'{"message": "busy"}', "application/json")
                     m = _SCENE.match(url.path[len("/scene/"):])
                     if not m:
-                        return self._send(400, b'{"detail": "invalid scene"}', "application/json")
+                        return self.send_body(400, b'{"detail": "invalid scene"}', "application/json")
                     t0, t1 = (dt.datetime.strptime(x, "%Y%m%dT%H%M%S") for x in m.group(2, 3))
                     key = fake.choose(m.group(1), t0, t1)
                     if key is None:
-                        return self._send(404, b'{"detail": "no orbit"}', "application/json")
-                    return self._send(302, b"", "text/plain", {"Location": f"{fake.url}/{key}"})
+                        return self.send_body(404, b'{"detail": "no orbit"}', "application/json")
+                    return self.send_body(302, b"", "text/plain", {"Location": f"{fake.url}/{key}"})
                 key = url.path.lstrip("/")
                 if key in fake.objects:
-                    return self._send(200, fake.objects[key], "binary/octet-stream")
-                return self._send(404, b"<Error><Code>NoSuchKey</Code></Error>",
+                    return self.send_body(200, fake.objects[key], "binary/octet-stream")
+                return self.send_body(404, b"<Error><Code>NoSuchKey</Code></Error>",
                                   "application/xml")
 
         return H

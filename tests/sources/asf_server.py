@@ -13,10 +13,9 @@ import hashlib
 import json
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler
 
 from m3leo_tiles.s1.products import S1Product
-from tests.loopback import LoopbackServer, serve_until_stdin_closes
+from tests.loopback import LoopbackServer, QuietHandler, serve_until_stdin_closes
 
 
 def _iso(t: dt.datetime) -> str:
@@ -101,6 +100,19 @@ def _parse(text: str) -> dt.datetime | None:
     return d.astimezone(dt.UTC).replace(tzinfo=None) if d.tzinfo else d
 
 
+def _form_shapes(form: dict) -> list:
+    """The polygons and bounding boxes of a CMR search form (lon/lat shapely geometries)."""
+    import shapely
+
+    shapes = []
+    for poly in form.get("polygon", []):
+        v = [float(x) for x in poly.split(",")]
+        shapes.append(shapely.Polygon(list(zip(v[::2], v[1::2], strict=True))))
+    for box in form.get("bounding_box", []):
+        shapes.append(shapely.box(*[float(x) for x in box.split(",")]))
+    return shapes
+
+
 def _matches(item: dict, form: dict) -> bool:
     """CMR's temporal and polygon filters, enough for the tests."""
     import shapely
@@ -111,13 +123,7 @@ def _matches(item: dict, form: dict) -> bool:
         a, b = (t.split(",") + ["", ""])[:2]
         if a and rng["EndingDateTime"] < a or b and rng["BeginningDateTime"] > b:
             return False
-    shapes = []
-    for poly in form.get("polygon", []):
-        v = [float(x) for x in poly.split(",")]
-        shapes.append(shapely.Polygon(list(zip(v[::2], v[1::2], strict=True))))
-    for box in form.get("bounding_box", []):
-        shapes.append(shapely.box(*[float(x) for x in box.split(",")]))
-    for aoi in shapes:
+    for aoi in _form_shapes(form):
         pts = umm["SpatialExtent"]["HorizontalSpatialDomain"]["Geometry"]["GPolygons"][0]
         fp = shapely.Polygon([(q["Longitude"], q["Latitude"])
                               for q in pts["Boundary"]["Points"]])
@@ -171,21 +177,14 @@ class FakeAsf(LoopbackServer):
         self._queries.clear()
 
     def _lazy_matches(self, form: dict) -> list[int]:
-        import shapely
 
         key = json.dumps(sorted((k, v) for k, v in form.items() if k not in ("page_size",)))
         with self.lock:
             hit = self._queries.get(key)
         if hit is not None:
             return hit
-        shapes = []
-        for poly in form.get("polygon", []):
-            v = [float(x) for x in poly.split(",")]
-            shapes.append(shapely.Polygon(list(zip(v[::2], v[1::2], strict=True))))
-        for box in form.get("bounding_box", []):
-            shapes.append(shapely.box(*[float(x) for x in box.split(",")]))
         idx = set(range(len(self.lazy)))
-        for aoi in shapes:
+        for aoi in _form_shapes(form):
             idx &= set(self._lazy_tree.query(aoi, predicate="intersects").tolist())
         shorts = set(form.get("shortName", []))
         windows = []
@@ -224,21 +223,11 @@ class FakeAsf(LoopbackServer):
     def _handler(self):
         fake = self
 
-        class H(BaseHTTPRequestHandler):
+        class H(QuietHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *a: object) -> None:
-                pass
-
             def _json(self, code: int, body: object, headers: dict | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(code, json.dumps(body).encode(), "application/json", headers)
 
             def do_POST(self) -> None:
                 fake.requests.append(("POST", self.path, dict(self.headers)))

@@ -15,12 +15,11 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
 
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, QuietHandler
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ee"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
@@ -40,30 +39,21 @@ class EEServer(LoopbackServer):
         self.algorithms = gzip.decompress((DATA / "algorithms.json.gz").read_bytes())
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):  # quiet
-                pass
-
-            def _send(self, code: int, body: bytes, ctype: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(QuietHandler):
 
             def do_GET(self):
                 server.requests.append({"method": "GET", "path": self.path,
                                         "auth": self.headers.get("Authorization")})
                 if self.path.startswith("/$discovery/rest"):
-                    return self._send(200, server.discovery, "application/json")
+                    return self.send_body(200, server.discovery, "application/json")
                 if self.path.split("?")[0].endswith("/algorithms"):
                     if server.algorithms_error:
                         code, message = server.algorithms_error
                         err = {"error": {"code": code, "message": message,
                                          "status": STATUS.get(code, "UNKNOWN")}}
-                        return self._send(code, json.dumps(err).encode(), "application/json")
-                    return self._send(200, server.algorithms, "application/json")
-                self._send(404, b'{"error": {"code": 404, "message": "not found", '
+                        return self.send_body(code, json.dumps(err).encode(), "application/json")
+                    return self.send_body(200, server.algorithms, "application/json")
+                self.send_body(404, b'{"error": {"code": 404, "message": "not found", '
                                 b'"status": "NOT_FOUND"}}', "application/json")
 
             def do_POST(self):
@@ -74,24 +64,24 @@ class EEServer(LoopbackServer):
                                             "auth": None})
                     tok = {"access_token": server.minted_token, "expires_in": 3600,
                            "token_type": "Bearer"}
-                    return self._send(200, json.dumps(tok).encode(), "application/json")
+                    return self.send_body(200, json.dumps(tok).encode(), "application/json")
                 body = json.loads(raw)
                 server.requests.append({"method": "POST", "path": self.path, "body": body,
                                         "auth": self.headers.get("Authorization")})
                 if not self.path.split("?")[0].endswith("/image:computePixels"):
-                    return self._send(404, b"{}", "application/json")
+                    return self.send_body(404, b"{}", "application/json")
                 if server.script:
                     kind, *rest = server.script.pop(0)
                     if kind == "error":
                         code, message = rest
                         err = {"error": {"code": code, "message": message,
                                          "status": STATUS.get(code, "UNKNOWN")}}
-                        return self._send(code, json.dumps(err).encode(), "application/json")
+                        return self.send_body(code, json.dumps(err).encode(), "application/json")
                     if kind == "raw":
-                        return self._send(200, rest[0], "application/octet-stream")
+                        return self.send_body(200, rest[0], "application/octet-stream")
                     if kind == "raw-error":  # any status with any body (hostile answers)
                         code, body = rest
-                        return self._send(code, body, "application/json")
+                        return self.send_body(code, body, "application/json")
                 grid = body["grid"]
                 w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
                 bands = body.get("bandIds") or ["b"]
@@ -100,7 +90,7 @@ class EEServer(LoopbackServer):
                     arr[b] = server.fill(b, h, w)
                 buf = io.BytesIO()
                 np.save(buf, arr)
-                self._send(200, buf.getvalue(), "application/octet-stream")
+                self.send_body(200, buf.getvalue(), "application/octet-stream")
 
         super().__init__(Handler)
 
