@@ -139,8 +139,11 @@ def mutated_json(draw, seed: object, keys: Sequence[str] = (), max_ops: int = 3)
         if draw(st.integers(0, 3)) == 0:
             del holder[path[-1]]
         else:
-            holder[path[-1]] = draw(st.sampled_from(BAD_JSON) | st.text(max_size=8)
-                                    | st.integers() | st.floats())
+            # a copy: BAD_JSON's lists and dicts must not be mutated by a later op, or the
+            # next example draws from changed values (hypothesis: FlakyStrategyDefinition)
+            holder[path[-1]] = copy.deepcopy(draw(st.sampled_from(BAD_JSON)
+                                                  | st.text(max_size=8) | st.integers()
+                                                  | st.floats()))
     return doc
 
 
