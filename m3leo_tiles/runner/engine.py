@@ -373,7 +373,7 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     # longest first (stable: equal units keep the plan's order, which keeps neighbours together)
     tasks.sort(key=lambda t: -unit_weight(t[1]))
     summary.units = len(tasks)
-    total = sum(len(t.tiles) for _, u in plan.units for t in u.targets)
+    total = sum(unit_weight(u) for _, u in plan.units)
     bar = Progress(total, "fetch", progress)
     recorder = DurableRecorder(db, durable=store.is_local)
     full: str | None = None

@@ -180,12 +180,14 @@ def test_asf_source_downloads_unit_products_into_cache(asf, tmp_path, monkeypatc
     a, b = _product(asf, "REF", _data(2000, 7)), _product(asf, "SEC", _data(3000, 8))
     src = AsfSource(cache=str(tmp_path / "cache"))
     records = [ProductRecord.of(a), ProductRecord.of(b)]
-    ref, sec = src.local_paths(records)
+    got = src.fetch_unit(records)
+    assert (got.failed, got.unused) == ({}, set())
+    ref, sec = got.paths
     assert open(ref, "rb").read() == _data(2000, 7) and sec.endswith("SEC.zip")
     monkeypatch.setenv("EARTHDATA_TOKEN", "bad")
     (tmp_path / "cache" / "SEC.zip").unlink()
     with pytest.raises(AuthError):
-        src.local_paths(records)
+        src.fetch_unit(records)
 
 
 def test_redirect_to_signed_url_drops_credentials_and_resumes(asf, tmp_path):

@@ -304,7 +304,8 @@ class AsfSource(Source):
         is a hull; its bursts exist elsewhere) images none of them: it is in `unused`.
         Credentials refused and transient failures raise, for the runner.
         """
-        if all(r.path and Path(r.path).exists() for r in records):
+        local = [bool(r.path and Path(r.path).exists()) for r in records]
+        if all(local):
             return UnitProducts([str(r.path) for r in records])
         from concurrent.futures import ThreadPoolExecutor
 
@@ -312,12 +313,12 @@ class AsfSource(Source):
 
         cache = DownloadCache(self.cache, self.cache_bytes)
         session = download_session()
-        frames = [r for r in records if r.as_bursts and not (r.path and Path(r.path).exists())]
+        frames = [r for r, here in zip(records, local, strict=True) if r.as_bursts and not here]
         found = self.burst_search(frames, tiles)
         out = UnitProducts([str(r.path or "") for r in records])
         jobs: dict[int, list[S1Product]] = {}
         for i, r in enumerate(records):
-            if r.path and Path(r.path).exists():
+            if local[i]:
                 continue
             if not r.as_bursts:
                 jobs[i] = [_as_product(r)]
@@ -340,16 +341,6 @@ class AsfSource(Source):
         for i in set(out.failed) | out.unused:  # never opened: its layers fail or skip it
             out.paths[i] = str(Path(self.cache) / ".unavailable" / f"{records[i].name}.SAFE")
         return out
-
-    def local_paths(self, records: Sequence[ProductRecord], tiles: Sequence[TileRef] = ()
-                    ) -> list[str]:
-        """Every product of `records` on disk (see `fetch_unit`), or the first reason why not."""
-        got = self.fetch_unit(records, tiles)
-        if got.failed:
-            raise PermanentError(next(iter(got.failed.values())))
-        if got.unused:
-            raise PermanentError(f"{records[min(got.unused)].name}: no burst over the tiles")
-        return got.paths
 
     def _orbit_dir(self, records: Sequence[ProductRecord]) -> str | None:
         """Where precise/restituted orbits are (fetched and cached if a fetcher is installed)."""
