@@ -31,6 +31,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def track108_aoi(tmp_path) -> Path:
+    """A GeoJSON AOI inside the real track-108 SLCs of ../shared (hyp3-isce2's pair)."""
+    p = tmp_path / "aoi.geojson"
+    p.write_text('{"type":"Polygon","coordinates":[[[-128.2,52.0],[-127.9,52.0],[-127.9,52.2],'
+                 '[-128.2,52.2],[-128.2,52.0]]]}')
+    return p
+
+
 @pytest.fixture(scope="session")
 def s1data() -> Path:
     """../shared/s1data, or a clean skip where it is absent."""

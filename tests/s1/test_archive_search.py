@@ -30,14 +30,6 @@ def nested(tmp_path) -> Path:
     return root
 
 
-@pytest.fixture
-def aoi(tmp_path) -> Path:
-    p = tmp_path / "aoi.geojson"
-    p.write_text('{"type":"Polygon","coordinates":[[[-128.2,52.0],[-127.9,52.0],[-127.9,52.2],'
-                 '[-128.2,52.2],[-128.2,52.0]]]}')
-    return p
-
-
 def test_scan_descends_subfolders_not_into_safes(nested):
     paths = product_paths(nested)
     assert [p.relative_to(nested).as_posix() for p in paths] == [
@@ -48,9 +40,9 @@ def test_scan_descends_subfolders_not_into_safes(nested):
     assert BurstId.parse("108_230132_IW2") in prods[0].bursts
 
 
-def test_search_without_period_spans_the_archive(nested, aoi, tmp_path, capsys):
+def test_search_without_period_spans_the_archive(nested, track108_aoi, tmp_path, capsys):
     out = tmp_path / "pairs.parquet"
-    code, text = _main(["s1", "search", "--aoi", str(aoi), "--archive", str(nested),
+    code, text = _main(["s1", "search", "--aoi", str(track108_aoi), "--archive", str(nested),
                         "--out", str(out)], capsys)
     assert code == 0, text
     assert "1 pair(s)" in text and "2025-04-06..2025-04-18" in text and "hint" not in text
@@ -60,9 +52,9 @@ def test_search_without_period_spans_the_archive(nested, aoi, tmp_path, capsys):
     assert df.iloc[0].secondary_path.endswith(f"s1/{SEC}.SAFE")
 
 
-def test_search_window_excluding_everything_hints(nested, aoi, tmp_path, capsys):
+def test_search_window_excluding_everything_hints(nested, track108_aoi, tmp_path, capsys):
     out = tmp_path / "pairs.parquet"
-    code, text = _main(["s1", "search", "--aoi", str(aoi), "--archive", str(nested),
+    code, text = _main(["s1", "search", "--aoi", str(track108_aoi), "--archive", str(nested),
                         "--period", "2024", "--out", str(out)], capsys)
     assert code == 0, text
     assert "0 pair(s)" in text
@@ -81,9 +73,9 @@ def test_search_aoi_outside_every_product_hints(nested, tmp_path, capsys):
     assert "hint: 2 product(s) in the window, none intersects the AOI" in text
 
 
-def test_empty_archive_keeps_the_rolling_default(tmp_path, aoi, capsys):
+def test_empty_archive_keeps_the_rolling_default(tmp_path, track108_aoi, capsys):
     (tmp_path / "empty").mkdir()
-    code, text = _main(["s1", "search", "--aoi", str(aoi), "--archive", str(tmp_path / "empty"),
+    code, text = _main(["s1", "search", "--aoi", str(track108_aoi), "--archive", str(tmp_path / "empty"),
                         "--out", str(tmp_path / "p.parquet")], capsys)
     assert code == 0 and "0 pair(s)" in text and "hint" not in text, text
 

@@ -216,14 +216,6 @@ def test_find_orbit_prefers_poeorb_then_newest_resorb(tmp_path):
 
 
 # --- CLI -----------------------------------------------------------------------------------
-@pytest.fixture
-def aoi(tmp_path) -> Path:
-    p = tmp_path / "aoi.geojson"
-    p.write_text('{"type":"Polygon","coordinates":[[[-128.2,52.0],[-127.9,52.0],[-127.9,52.2],'
-                 '[-128.2,52.2],[-128.2,52.0]]]}')
-    return p
-
-
 def _main(argv: list[str], capsys) -> tuple[int, str]:
     """The real entry point (exit codes and one-line errors), in process."""
     from m3leo_tiles.cli import main
@@ -234,11 +226,11 @@ def _main(argv: list[str], capsys) -> tuple[int, str]:
     return e.value.code, cap.out + cap.err
 
 
-def test_cli_search_archive(zipped, aoi, tmp_path, capsys):
+def test_cli_search_archive(zipped, track108_aoi, tmp_path, capsys):
     import pandas as pd
 
     out = tmp_path / "pairs.parquet"
-    code, text = _main(["s1", "search", "--aoi", str(aoi), "--period",
+    code, text = _main(["s1", "search", "--aoi", str(track108_aoi), "--period",
                         "2025-04-01/2025-04-30", "--pairs", "sequential",
                         "--archive", str(zipped), "--out", str(out)], capsys)
     assert code == 0, text
@@ -256,13 +248,13 @@ def test_cli_search_archive(zipped, aoi, tmp_path, capsys):
     (["--max-dt", "0"], "max-dt"),
     (["--no-aoi"], "--region or --aoi"),
 ])
-def test_cli_bad_input(args, msg, aoi, zipped, tmp_path, capsys):
+def test_cli_bad_input(args, msg, track108_aoi, zipped, tmp_path, capsys):
     out = tmp_path / "pairs.parquet"
     base = ["s1", "search", "--archive", str(zipped), "--out", str(out)]
     if args == ["--no-aoi"]:
         args = []
     else:
-        base += ["--aoi", str(aoi)]
+        base += ["--aoi", str(track108_aoi)]
     code, text = _main(base + args, capsys)
     assert code == 2
     assert msg in text and len(text.strip().splitlines()) == 1, text
