@@ -85,15 +85,25 @@ def pretrain(config: str, overrides: tuple[str, ...], out: Path | None, fast: bo
 @click.option("--fast", is_flag=True, help="A few steps on 64 px patches with a small UNet.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="A config override for every run (repeatable).")
+@click.option("--pretrained", multiple=True, metavar="CKPT",
+              help="--grid pretrain: a `pretrain` checkpoint to fine-tune (repeatable); input "
+                   "sets without one are pretrained on the stores first.")
 def baselines(stores: tuple[str, ...], test_stores: tuple[str, ...], out: Path, grid: str,
-              fast: bool, overrides: tuple[str, ...]) -> None:
+              fast: bool, overrides: tuple[str, ...], pretrained: tuple[str, ...]) -> None:
     """Run the baseline grid; write results.csv, results.md and predictions-<target>.png."""
     _need_ml()
+    from . import pretrain_grid
     from .baselines import run
     from .train import set_threads
 
     set_threads()
-    results = run(list(stores), out, grid, fast, overrides, list(test_stores))
+    if pretrain_grid.is_pretrain_grid(grid):
+        results = pretrain_grid.run(list(stores), out, grid, fast, list(overrides),
+                                    list(test_stores), list(pretrained))
+    elif pretrained:
+        raise BadInput("--pretrained is for a pretraining grid (--grid pretrain)")
+    else:
+        results = run(list(stores), out, grid, fast, overrides, list(test_stores))
     for r in results:
         metric = next((f"{k} {r[k]:.4f}" for k in ("miou", "rmse") if k in r), r["status"])
         click.echo(f"{r['run']}: {metric}")
