@@ -84,7 +84,7 @@ def vit_task(cfg: Any, dm: Any, in_ch: int, task: str, num_classes: int, factor:
                      float(cfg.optim.lr), encoder="vit", vit=shape.as_dict(),
                      head=str(m.get("head", "linear")), freeze=freeze)
     if ck is not None:
-        model.model.encoder.load_state_dict(ck.state, strict=True)
+        model.encoder.load_state_dict(ck.state, strict=True)
     return model
 
 

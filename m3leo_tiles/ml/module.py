@@ -46,7 +46,7 @@ class TileTask(L.LightningModule):
         self.model = NETS[encoder](dict(self.hparams),
                                    num_classes if task == "segmentation" else 1)
         if freeze:
-            self.model.encoder.requires_grad_(False)
+            self.encoder.requires_grad_(False)
         if task == "segmentation":
             self.metrics = torch.nn.ModuleDict(
                 {f"m_{s}": SegmentationMetrics(num_classes, IGNORE_INDEX) for s in STAGES})
@@ -131,8 +131,15 @@ class TileTask(L.LightningModule):
     def train(self, mode: bool = True) -> TileTask:
         super().train(mode)
         if self.hparams.get("freeze"):  # a frozen encoder stays in inference mode
-            self.model.encoder.eval()
+            self.encoder.eval()
         return self
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The ViT's encoder (what `freeze` and `model.init` are about)."""
+        enc = self.model.encoder
+        assert isinstance(enc, torch.nn.Module)
+        return enc
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad],
