@@ -90,7 +90,7 @@ def build(cfg: Any) -> tuple[PretrainDataModule, MAETask]:
         raise BadInput(f"mae.mask_ratio {m.mask_ratio} must lie strictly between 0 and 1")
     task = MAETask(shape.as_dict(), list(dm.channels), int(m.dec_dim), int(m.dec_depth),
                    int(m.dec_heads), float(m.mask_ratio), float(cfg.optim.lr),
-                   float(cfg.optim.weight_decay))
+                   float(cfg.optim.weight_decay), bool(m.get("norm_pix", True)))
     return dm, task
 
 
@@ -158,7 +158,8 @@ def pretrain(cfg: Any, out: Path | None = None) -> dict[str, Any]:
         "name": name, "kind": "mae", "inputs": str(cfg.get("inputs_name", "")),
         "channels": list(dm.channels), "vit": task.shape.as_dict(),
         "decoder": {k: int(cfg.mae[k]) for k in ("dec_dim", "dec_depth", "dec_heads")},
-        "mask_ratio": float(cfg.mae.mask_ratio), "patch_px": dm.datasets["train"].patch,
+        "mask_ratio": float(cfg.mae.mask_ratio), "norm_pix": bool(task.hparams["norm_pix"]),
+        "patch_px": dm.datasets["train"].patch,
         "stores": [str(s) for s in dm.stores], "regions": dm.datasets["train"].regions,
         "train_samples": len(dm.datasets["train"]), "eval_split": ev,
         "eval_samples": len(dm.datasets[ev]), "steps": steps, "resumed_from_step": start_step,
