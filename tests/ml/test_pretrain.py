@@ -152,6 +152,13 @@ class _Killed(Callback):
             raise RuntimeError("killed")
 
 
+class _Count(Callback):
+    steps = 0
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        _Count.steps += 1
+
+
 def test_a_killed_pretraining_continues_from_its_last_checkpoint(ml_store, tmp_path,
                                                                  monkeypatch):
     url, _ = ml_store
@@ -167,12 +174,19 @@ def test_a_killed_pretraining_continues_from_its_last_checkpoint(ml_store, tmp_p
     monkeypatch.setattr(lightning, "Trainer", dying)
     with pytest.raises(RuntimeError, match="killed"):
         pretrain(cfg, tmp_path)
-    monkeypatch.setattr(lightning, "Trainer", real)
     assert not (tmp_path / "results.json").exists()
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False
                       )["global_step"] == 3
+
+    def counting(*a, **k):
+        k["callbacks"] = [*k["callbacks"], _Count()]
+        return real(*a, **k)
+
+    monkeypatch.setattr(lightning, "Trainer", counting)
     res = pretrain(cfg, tmp_path)
-    assert res["resumed_from_step"] == 3 and res["steps"] == 6
+    monkeypatch.setattr(lightning, "Trainer", real)
+    # the rerun trained the 3 steps that were missing, not 6 from scratch
+    assert res["resumed_from_step"] == 3 and res["steps"] == 6 and _Count.steps == 3
     # another pretraining into the same directory is refused
     with pytest.raises(BadInput, match="holds a different pretraining"):
         pretrain(compose("mae-s1", [f"store={url}", *TINY, "mae.mask_ratio=0.5"]), tmp_path)
