@@ -139,7 +139,8 @@ def build(cfg: Any) -> tuple[TileDataModule, TileTask]:
     if fraction is not None:  # few-label runs: these tiles' labels, every tile's statistics
         from .finetune import label_fraction
 
-        dm.label_tiles = label_fraction(ds, float(fraction), int(cfg.split.get("fraction_seed", 0)))
+        dm.label_tiles = label_fraction(ds, float(fraction),
+                                        int(cfg.split.get("fraction_seed", 0)))
     in_ch = len(ds.channels)
     tspec = spec.target
     if tspec is None:

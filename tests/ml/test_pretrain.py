@@ -108,6 +108,16 @@ def test_a_frozen_probe_leaves_the_encoder_bit_identical(pretrained, ml_store, t
                    for k, v in res["_model"].model.encoder.state_dict().items())
 
 
+def test_a_pretrained_encoder_fine_tunes_to_a_regression_target(pretrained, ml_store, tmp_path):
+    """AGB (Mg/ha, 40 m): the ViT's per-pixel output is pooled onto the target's grid."""
+    url, _ = ml_store
+    res = train(compose("train", [f"store={url}", *FT, "target=agb",
+                                  f"model.init={pretrained['checkpoint']}",
+                                  "model.head=shallow"]), tmp_path / "agb")
+    assert res["task"] == "regression" and res["encoder"] == "vit" and res["steps"] == 4
+    assert np.isfinite(res["rmse"]) and res["rmse"] > 0
+
+
 @pytest.mark.parametrize("override, said", [
     ("inputs=s1-asc+coh", "pretrained on 2 channels, the config has 3"),
     ("model.vit.patch=16", "patch size 8, the config has model.vit.patch 16"),
