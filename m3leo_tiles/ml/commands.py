@@ -67,11 +67,10 @@ def pretrain(config: str, overrides: tuple[str, ...], out: Path | None, fast: bo
     set_threads()
     cfg = compose(config, (["size=tiny"] if fast else []) + list(overrides))
     res = run_pretrain(cfg, out)
-    ratio = res["loss_ratio"]
-    click.echo(f"{res['name']}: masked-patch loss {res['eval_loss']:.4f} on {res['eval_split']}, "
-               f"visible-mean {res['eval_visible_mean_loss']:.4f}"
-               + (f" (ratio {ratio:.3f})" if ratio is not None else "")
-               + f" ({res['steps']} steps, {res['fit_s']:.0f} s) -> {res['checkpoint']}")
+    own = "; each hidden patch's own mean: 1.0" if res["norm_pix"] else ""
+    click.echo(f"{res['name']}: masked-patch loss {res['eval_loss']:.4f} on {res['eval_split']} "
+               f"(the visible patches' mean: {res['eval_visible_mean_loss']:.4f}{own}) "
+               f"({res['steps']} steps, {res['fit_s']:.0f} s) -> {res['checkpoint']}")
 
 
 @click.command()
