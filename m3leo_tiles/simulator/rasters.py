@@ -59,8 +59,8 @@ def write_truth(out: Path, scene: Scene, tiles: list[Tile], steps: list[float],
         rs, cs = _window(scene, t)
         cls = scene.classes[rs, cs]
         defo = np.stack([scene.bowl[rs, cs] * scene.los_rate * k for k in steps])
+        ifg = np.angle(np.exp(4j * np.pi * np.diff(defo, axis=0) / wavelength))
         unw = 4 * np.pi * np.diff(defo, axis=0) / wavelength
-        ifg = np.angle(np.exp(1j * unw))
         np.savez_compressed(
             d / f"{t.id}.npz", classes=cls, height=scene.height[rs, cs], deformation=defo,
             coherence=scene.table(4)[cls].astype(np.float32),

@@ -62,9 +62,9 @@ class BlockUnwrapper:
             if inputs:
                 try:
                     unw = unwrap_tiles(inputs)
-                except (RuntimeError, OSError, ValueError) as e:  # SNAPHU's failure: this pair's
-                    first = (str(e).strip().splitlines() or [""])[-1]
-                    failure = f"SNAPHU failed: {type(e).__name__}: {first}"[:300]
+                except (RuntimeError, OSError, ValueError) as err:  # SNAPHU failed: this pair only
+                    first = (str(err).strip().splitlines() or [""])[-1]
+                    failure = f"SNAPHU failed: {type(err).__name__}: {first}"[:300]
             for e in entries:
                 error = e.error or (failure if e.tile.id in inputs else None)
                 if error:

@@ -11,9 +11,11 @@ one component):
 - cells off by more than pi from their component's offset (unwrapping errors) <= 1% of the
   labelled cells;
 - >= 95% of the cells wholly of a coherent class (bare, urban, cropland) are labelled.
-Seams: the offset of cells beside a tile seam inside one block, both sides of the seam
-(`unw_seam_offset_rad`, ~0 when one reference holds), and, unwrapping every tile alone
-(block = 1 tile), the same seams' offsets (2 pi k + c: `unw_tile_alone_seam_offsets_rad`).
+Components are per SNAPHU run, i.e. per block. Seams: the largest offset jump across a tile
+seam inside one block, cells of one component on both sides (`unw_seam_offset_rad`, ~0 when
+one reference holds); the jumps across block seams (`unw_block_seam_offsets_rad`,
+2 pi k + c); and, unwrapping every tile alone (block = 1 tile), the jumps across every seam
+(`unw_tile_alone_seam_offsets_rad`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from m3leo_tiles.periods import request
 from m3leo_tiles.simulator import simulate
 from m3leo_tiles.sources.base import PlanRequest
 from m3leo_tiles.sources.s1 import S1ArchiveSource
+from m3leo_tiles.sources.s1blocks import BLOCK, block_of
 
 COHERENT = (3, 4, 5)  # cropland, bare, urban
 N80 = 56
@@ -67,10 +70,10 @@ def _cells(x: np.ndarray, how: str = "mean") -> np.ndarray:
     return c.mean(axis=(1, 3)) if how == "mean" else c.all(axis=(1, 3))
 
 
-def score(sim: Path, res: dict[str, np.ndarray], alone: dict[str, np.ndarray] | None = None
-          ) -> dict:
+def score(sim: Path, res: dict[str, np.ndarray], alone: dict[str, np.ndarray] | None = None,
+          block: int = BLOCK) -> dict:
     m = json.loads((sim / "simulation.json").read_text())
-    resid, comp, cohs, coherent, tiles, truths = [], [], [], [], [], []
+    resid, comp, cohs, coherent, tiles, truths, blocks = [], [], [], [], [], [], []
     for t in m["tiles"]:
         tr = np.load(sim / "truth" / f"{t}.npz")
         if t not in res:
@@ -80,12 +83,13 @@ def score(sim: Path, res: dict[str, np.ndarray], alone: dict[str, np.ndarray] | 
         resid.append(u - truth)
         truths.append(truth)
         comp.append(cc)
+        blocks.append(block_of(t, block))
         cohs.append(_cells(tr["coherence"]))
         coherent.append(_cells(np.isin(tr["classes"], COHERENT), "all"))
         tiles.append(t)
     if not tiles:
         return {"unw_truth_ok": False, "unw_note": "no tile unwrapped"}
-    r, c = np.stack(resid), np.stack(comp)
+    r, c = np.stack(resid), _global_labels(np.stack(comp), blocks)
     coh, coherent_ = np.stack(cohs), np.stack(coherent)
     offsets = {}
     err = np.zeros(r.shape, bool)
@@ -108,7 +112,8 @@ def score(sim: Path, res: dict[str, np.ndarray], alone: dict[str, np.ndarray] | 
         "unw_coherent_labelled_frac": round(cover, 4),
         "unw_cells_scored": int(good.sum()),
         "unw_truth_range_rad": round(float(np.ptp(np.stack(truths))), 2),
-        "unw_seam_offset_rad": _seams(tiles, r, c),
+        "unw_seam_offset_rad": _seams(tiles, r, c, blocks, True),
+        "unw_block_seam_offsets_rad": _seams(tiles, r, c, blocks, False),
     }
     if alone is not None:
         pick = [k for k, t in enumerate(tiles) if t in alone]
@@ -140,16 +145,34 @@ def _edge(a: np.ndarray, side: str, first: bool) -> np.ndarray:
     return a[..., -1, :] if first else a[..., 0, :]
 
 
-def _seams(tiles: list[str], r: np.ndarray, c: np.ndarray) -> float | None:
-    """Median |offset jump| across the block's tile seams, cells of one component."""
+def _global_labels(c: np.ndarray, blocks: list[tuple]) -> np.ndarray:
+    """Component labels unique across blocks: each block is its own SNAPHU run."""
+    out = np.zeros(c.shape, np.int64)
+    ids: dict[tuple, int] = {}
+    for k, b in enumerate(blocks):
+        for label in np.unique(c[k][c[k] > 0]).tolist():
+            out[k][c[k] == label] = ids.setdefault((b, label), len(ids) + 1)
+    return out
+
+
+def _seams(tiles: list[str], r: np.ndarray, c: np.ndarray, blocks: list[tuple],
+           inside: bool) -> float | list[float] | None:
+    """Offset jumps (rad, median over the seam's cells) across tile seams: inside blocks,
+    between cells of one component, the largest |jump|; between blocks, every jump."""
     jumps = []
     for k, k2, side in _neighbours(tiles):
+        if (blocks[k] == blocks[k2]) != inside:
+            continue
         a, b = _edge(r[k], side, True), _edge(r[k2], side, False)
         ca, cb = _edge(c[k], side, True), _edge(c[k2], side, False)
-        ok = (ca > 0) & (ca == cb) & np.isfinite(a) & np.isfinite(b)
+        ok = (ca > 0) & (cb > 0) & np.isfinite(a) & np.isfinite(b)
+        if inside:
+            ok &= ca == cb
         if ok.sum() >= 5:
-            jumps.append(float(np.median(b[ok] - a[ok])))
-    return round(float(np.max(np.abs(jumps))), 4) if jumps else None
+            jumps.append(round(float(np.median(b[ok] - a[ok])), 4))
+    if inside:
+        return float(np.max(np.abs(jumps))) if jumps else None
+    return jumps
 
 
 def _tile_offsets(tiles: list[str], r: list[np.ndarray]) -> list[float]:
