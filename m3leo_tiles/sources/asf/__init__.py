@@ -385,6 +385,11 @@ class AsfSource(Source):
         """Called by fetch before any work."""
         self.options.check(self.name)
 
+    def check_for(self, modality: str) -> None:
+        """gunw reads products, it does not process SLCs: no DEM needed."""
+        if modality != "gunw":
+            self.check()
+
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
         if modality.name == "gunw":
