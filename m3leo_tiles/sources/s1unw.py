@@ -17,7 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import BadInput, TransientError
 from .base import TileRef, TileResult
+from .s1stack import Processing
+
+#: the layover/shadow mask's grid (m): the track geometry at 40 m, 16x cheaper than at 10 m,
+#: still 4 samples a side per 80 m cell (a cell is masked if any of them is)
+MASK_RES = 40.0
 
 
 @dataclass
@@ -48,6 +54,26 @@ class BlockUnwrapper:
                 valid = ~bits.reshape(n, f, n, f).any(axis=(1, 3))
         self.entries.setdefault((label, track), []).append(
             _Entry(tile, data, valid, items, error))
+
+    @staticmethod
+    def mask_geometry(tile: TileRef, path: str | None, proc: Processing, needed: bool = True
+                      ) -> tuple[np.ndarray | None, str | None]:
+        """The tile's track geometry at MASK_RES for the layover/shadow mask (when the unit
+        computes no `s1geom` of the tile): (geometry or None, failure or None)."""
+        if path is None or not needed:
+            return None, None
+        import dataclasses
+
+        from ..sar.trackgeom import track_geometry
+
+        coarse = dataclasses.replace(tile, grid=tile.grid_at(MASK_RES))
+        try:
+            return track_geometry(path, [coarse], proc.dem, orbit_dir=proc.orbits
+                                  ).get(tile.id), None
+        except (BadInput, TransientError):
+            raise
+        except Exception as e:  # noqa: BLE001 - this tile's mask, so this tile's s1unw
+            return None, f"layover/shadow mask: {type(e).__name__}: {e}"
 
     def results(self) -> Iterator[TileResult]:
         """One TileResult per added tile: unwrapped per (label, track) mosaic."""

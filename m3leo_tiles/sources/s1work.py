@@ -110,8 +110,6 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
         prs = [(i, j) for i, j in pw.products if i in cov and j in cov]
         pair_plan.append((pw.label, prs, asked, pw.track))
         inputs.pairs.extend((paths[i], paths[j], tuple(asked)) for i, j in prs)
-        if "s1unw" in asked and prs and paths[prs[0][0]] not in inputs.geoms:
-            inputs.geoms.append(paths[prs[0][0]])  # its layover/shadow masks the unwrapping
     cohs_plan = []  # (season, product pairs)
     for label, prs_ in work.cohs:
         if tid in wanted.get(("s1cohs", label), ()):
@@ -139,9 +137,11 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
                     merged[m] = _fill(merged[m], res[m])
         for m in asked:
             if m == "s1unw":
-                geom = out.geoms.get(paths[prs[0][0]]) if prs else None
+                path = paths[prs[0][0]] if prs else None
+                geom, gerr = (out.geoms.get(path), None) if path in out.geoms else \
+                    unwrapper.mask_geometry(tile, path, proc, merged[m] is not None)
                 unwrapper.add(tile, label, track, merged[m], geom, items,
-                              errs[0] if errs else None)
+                              errs[0] if errs else gerr)
                 continue
             yield _result(tid, m, label, merged[m], items, errs)
     for label, used in grd:
