@@ -57,7 +57,7 @@ def pair_store(tmp_path_factory):
         store.ensure_modality(m)
         idx = store.ensure_periods(name, LABELS)
         for t in range(4):
-            for (first, days), lb in zip(PAIRS, LABELS, strict=True):
+            for (_first, days), lb in zip(PAIRS, LABELS, strict=True):
                 arr = np.full((len(m.bands), 8, 8), float(days), np.float32)
                 write_chunk(url, name, t, idx[lb], arr)
     return url
