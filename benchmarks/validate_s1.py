@@ -20,8 +20,14 @@
    decay per class (~5 min), every GSSIC-baseline pair through the pair processor, then
    sar/seasonal.py: median per baseline within the estimator's bias and spread, tau within
    20% where measurable.
+9. Unwrapped phase (issue 22, tests/sar/unwtruth.py): a simulated small pair with a 10 cm
+   deformation bowl (~3.6 fringes), `s1unw` from the archive source's block units (SNAPHU on
+   the block mosaic) against the unwrapped LOS phase truth: per component, RMS after its
+   median offset <= 0.3 rad (true coherence >= 0.4), unwrapping errors (> pi off) <= 1%,
+   >= 95% of coherent-class cells labelled; plus the offsets across tile and block seams.
 Last line: {"name": "s1_truth", "geoloc_rms_px", "sigma0_max_abs_db",
-"coh_max_abs_diff_sarxarray", "sim_truth_ok", "rtc_flat_ok", "cohs_truth_ok", ...}.
+"coh_max_abs_diff_sarxarray", "sim_truth_ok", "rtc_flat_ok", "cohs_truth_ok",
+"unw_truth_ok", ...}.
 """
 
 from __future__ import annotations
@@ -200,6 +206,12 @@ def cohs_check() -> dict:
         return cohs_stack_truth(simulate_stack(Path(d) / "stack"))
 
 
+def unw_check() -> dict:
+    from tests.sar.unwtruth import unw_truth_checks
+
+    return unw_truth_checks()
+
+
 def main() -> None:
     if not S1.is_dir():
         print(f"SKIP: {S1} is absent (needs ../shared/s1data)")
@@ -207,7 +219,7 @@ def main() -> None:
         return
     rec: dict = {"name": "s1_truth"}
     for f in (geolocation, calibration, coherence, versus_sarsen, forward_pair, simulator_truth,
-              rtc_check, cohs_check):
+              rtc_check, cohs_check, unw_check):
         try:
             rec.update(f())
         except Exception as e:  # report, do not hide the others
@@ -216,7 +228,8 @@ def main() -> None:
                      and rec.get("sigma0_max_abs_db", 1) <= 1e-4
                      and rec.get("coh_max_abs_diff_sarxarray", 1) <= 1e-3
                      and rec.get("sim_truth_ok", False)
-                     and rec.get("rtc_flat_ok", False) and rec.get("cohs_truth_ok", False))
+                     and rec.get("rtc_flat_ok", False) and rec.get("cohs_truth_ok", False)
+                     and rec.get("unw_truth_ok", False))
     per = rec.pop("geoloc_per_swath", None)
     if per:
         print("geolocation RMS per swath (px):", json.dumps(per))
@@ -229,7 +242,8 @@ def main() -> None:
            "coh_max_abs_diff_sarxarray": rec.pop("coh_max_abs_diff_sarxarray", None),
            "sim_truth_ok": rec.pop("sim_truth_ok", False),
            "rtc_flat_ok": rec.pop("rtc_flat_ok", False),
-           "cohs_truth_ok": rec.pop("cohs_truth_ok", False)}
+           "cohs_truth_ok": rec.pop("cohs_truth_ok", False),
+           "unw_truth_ok": rec.pop("unw_truth_ok", False)}
     out.update(rec)
     print(json.dumps(out))
 

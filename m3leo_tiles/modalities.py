@@ -117,6 +117,25 @@ REGISTRY: dict[str, Modality] = {
         Modality("s1ifg", ("VV",), "float32", 40, "pair", "asf", "archive", units="rad",
                  description="Sentinel-1 wrapped interferometric phase, flat-earth and "
                              "topography removed"),
+        # s1unw: unwrapped per block unit by SNAPHU (sar/unwrap.py, sources/s1unw.py; issue 22)
+        Modality("s1unw", ("unw_VV", "conncomp"), "float32", 80, "pair", "asf", "archive",
+                 units="rad",
+                 description="Sentinel-1 unwrapped interferometric phase (VV, 80 m, SNAPHU "
+                             "statistical cost on the block mosaic; same sign as s1ifg: a "
+                             "range increase d reads +4 pi d / lambda) and its connected "
+                             "component (0 = not unwrapped, unw_VV NaN there); one phase "
+                             "reference per component, 2 pi k + c apart between components",
+                 band_units={"unw_VV": "rad", "conncomp": "1"}),
+        # gunw: ARIA S1 GUNW standard products from ASF (sources/asf/gunw.py; issue 22)
+        Modality("gunw", ("unwrappedPhase", "coherence", "connectedComponents", "amplitude"),
+                 "float32", 80, "pair", "asf", "-", units="rad",
+                 description="M3LEO-compatible ARIA Sentinel-1 GUNW (JPL ISCE2 topsApp + "
+                             "SNAPHU, 3 arc-second): /science/grids/data unwrapped phase, "
+                             "coherence, connected components (nearest, 0 = not unwrapped) "
+                             "and amplitude, resampled onto the 80 m tile grid; NaN where "
+                             "the product has no data",
+                 band_units={"unwrappedPhase": "rad", "coherence": "1",
+                             "connectedComponents": "1", "amplitude": "1"}),
         # s1cohs: seasonal coherence as GSSIC, from our own pairs (m3leo_tiles/sar/seasonal.py)
         Modality("s1cohs", tuple(f"{p}_{d}" for p in ("VV", "VH") for d in (6, 12, 18, 24, 36, 48))
                  + tuple(f"{q}_{p}" for p in ("VV", "VH") for q in ("rho", "tau", "rmse")),

@@ -24,7 +24,7 @@ from ..errors import BadInput
 from ..modalities import get_modality
 from ..store.store import TileStore
 from ..store.urls import zarr_store
-from .spec import IGNORE_INDEX, DataSpec
+from .spec import IGNORE_INDEX, DataSpec, InputSpec, select_pairs
 
 
 class StoreReader:
@@ -144,13 +144,19 @@ class Layer:
 def resolve_layers(spec: DataSpec, readers: Sequence[StoreReader]) -> tuple[list[Layer], Layer | None]:
     """Inputs and target as Layers with concrete periods, identical in every store."""
 
-    def periods_for(modality: str, wanted: tuple[str, ...] | None, single: bool) -> tuple[str, ...]:
+    def periods_for(modality: str, wanted: tuple[str, ...] | None, single: bool,
+                    pick: InputSpec | None = None) -> tuple[str, ...]:
         chosen: tuple[str, ...] | None = None
         for r in readers:
             if modality not in r.modalities:
                 raise BadInput(f"store {r.url} has no modality {modality} "
                                f"(it holds {', '.join(r.modalities) or 'none'})")
             have = r.periods[modality]
+            if pick is not None and pick.baselines is not None:  # pairs by temporal baseline
+                sel = select_pairs(have, pick.baselines, pick.within)
+                if isinstance(sel, str):
+                    raise BadInput(f"store {r.url}: {modality}: {sel}")
+                wanted = sel
             if wanted:
                 missing = [p for p in wanted if p not in have]
                 if missing:
@@ -174,7 +180,7 @@ def resolve_layers(spec: DataSpec, readers: Sequence[StoreReader]) -> tuple[list
     for i in spec.inputs:
         m, bands = i.resolve()
         inputs.append(Layer(m.name, bands, tuple(m.bands.index(b) for b in bands),
-                            periods_for(m.name, i.periods, False), spec.factor(m.name),
+                            periods_for(m.name, i.periods, False, i), spec.factor(m.name),
                             i.valid))
     target = None
     if spec.target is not None:

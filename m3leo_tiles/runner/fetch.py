@@ -135,7 +135,7 @@ def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
     if req.dry_run:
         return plan_only(jobs, refs_from_table(target.table, target.ids), target.db, req)
     for job in jobs:
-        job.source.check()  # e.g. credentials: one clear error before any work
+        job.source.check_for(job.modality.name)  # e.g. credentials: one clear error first
     try:
         return _run(req, jobs, target)
     except OSError as e:  # store metadata or the lock file on a full disk

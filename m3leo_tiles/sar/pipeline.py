@@ -35,6 +35,9 @@ __all__ = ["LAYERS", "STAGES", "DemError", "DemFn", "PairError", "Product", "Saf
            "pair_layers", "pair_tiles", "process_grd", "process_pair", "to_db_nan"]
 
 LAYERS = ("s1grd_ref", "s1grd_sec", "s1coh", "s1ifg")
+#: asked for by name only: `s1unw` is the 80 m unwrapping input (wrapped phase, coherence of
+#: the first polarisation) that sources/s1unw.py mosaics per block and unwraps (issue 22)
+EXTRA_LAYERS = ("s1unw",)
 
 
 def pair_layers(stack: TileStack, layers: Sequence[str] = LAYERS, coh_res: float = 40,
@@ -59,12 +62,17 @@ def pair_layers(stack: TileStack, layers: Sequence[str] = LAYERS, coh_res: float
             out["s1ifg"] = ifg[None].astype(np.float32)
         if "s1coh" in layers:
             out["s1coh"] = coh
+    if "s1unw" in layers:
+        from .unwrap import UNW_RES
+
+        coh1, ph1 = pair_coherence(stack, i, j, UNW_RES, stack.slc_pols[:1])
+        out["s1unw"] = np.stack([ph1[0], coh1[0]]).astype(np.float32)
     return out
 
 
 def _resample_kw(layers: Sequence[str], pols: Sequence[str], slc_res: float,
                  kind: str) -> dict[str, Any]:
-    want_c = "s1coh" in layers or "s1ifg" in layers
+    want_c = "s1coh" in layers or "s1ifg" in layers or "s1unw" in layers
     return {"slc": want_c, "power": "s1grd_ref" in layers or "s1grd_sec" in layers,
             "slc_pols": list(pols) if "s1coh" in layers else list(pols[:1]),
             "slc_res": slc_res, "kind": kind}
@@ -78,7 +86,7 @@ def pair_tiles(ref: Product, sec: Product, tiles: Iterable[Any], dem: DemFn,
 
     value None: the reference does not cover the tile; error: e.g. the DEM does not cover it.
     """
-    bad = set(layers) - set(LAYERS)
+    bad = set(layers) - set(LAYERS + EXTRA_LAYERS)
     if bad:
         raise ValueError(f"unknown layers {sorted(bad)}; use {LAYERS}")
     pols = [p.upper() for p in polarisations]
@@ -144,7 +152,7 @@ def iter_pair(reference_safe: str, secondary_safe: str, tiles: Sequence[Any], de
               backscatter: str = "sigma0", layers: Sequence[str] = LAYERS
               ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
     """process_pair as a generator of (tile_id, layers): memory bounded by one tile."""
-    bad = set(layers) - set(LAYERS)
+    bad = set(layers) - set(LAYERS + EXTRA_LAYERS)
     if bad:
         raise ValueError(f"unknown layers {sorted(bad)}; use {LAYERS}")
     pols = [p.upper() for p in polarisations]

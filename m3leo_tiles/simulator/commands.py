@@ -29,10 +29,14 @@ import click
               "gamma0 (sigma0 / cos theta) on every slope, as gamma0-RTC should recover.")
 @click.option("--relief", type=float, default=60.0, show_default=True,
               help="Amplitude of the hills in metres (0-500).")
+@click.option("--deformation-cm", type=float, default=None,
+              help="LOS range increase per 12 days at the deformation bowl's centre, cm "
+              "(default 1; 10 gives several fringes per pair, to test unwrapping).")
 @click.option("--force", is_flag=True, help="Overwrite an existing simulation.")
 @click.option("-v", "--verbose", is_flag=True, help="Progress on stderr.")
 def simulate(size: str, out_dir: str, seed: int, n_dates: int, spacing: str, passage: str,
-             decay: str, radiometry: str, relief: float, force: bool, verbose: bool) -> None:
+             decay: str, radiometry: str, relief: float, deformation_cm: float | None,
+             force: bool, verbose: bool) -> None:
     """Simulate Sentinel-1 IW SLC products (real SAFE layout) over a known scene.
 
     Also writes the scene's ground truth per tile, Sentinel-2 L2A-like COGs, a DEM and a
@@ -43,6 +47,7 @@ def simulate(size: str, out_dir: str, seed: int, n_dates: int, spacing: str, pas
 
     m = run(out_dir, size=size, seed=seed, n_dates=n_dates, force=force, spacing=int(spacing),
             passage=passage, decay=decay, radiometry=radiometry, relief=relief,
+            deformation_cm=deformation_cm,
             progress=(lambda msg: click.echo(msg, err=True)) if verbose else None)
     click.echo(f"simulated {len(m['products'])} products, {len(m['tiles'])} tiles, "
                f"{m['lines']} x {m['samples']} samples per swath in {m['seconds']} s -> {out_dir}")

@@ -4,7 +4,8 @@
   4 bare, 5 urban), `height` (ellipsoidal m), `deformation` (LOS range increase per date, m,
   shape (dates, y, x)), `coherence` (12-day class coherence), `sigma0_vv_db`, `sigma0_vh_db`,
   `ifg_phase` (per consecutive pair: wrap(4 pi (d2 - d1) / lambda), the phase g1 conj(g2)
-  keeps after flattening and topography removal), `rho` and `tau` (days) of the temporal
+  keeps after flattening and topography removal), `unw_phase` (the same, unwrapped:
+  4 pi (d2 - d1) / lambda, what `s1unw` recovers up to 2 pi k + c per component), `rho` and `tau` (days) of the temporal
   decay gamma(t) = (1 - rho) exp(-t / tau) + rho (tau 0: gamma = rho for t > 0).
 - `rasters/`: Sentinel-2 L2A-like COGs (B2..B12 at 10/20 m, SCL at 20 m; three dates, clouds
   (SCL 9) on the second). Current L2A convention (processing baseline >= 04.00): uint16
@@ -59,12 +60,14 @@ def write_truth(out: Path, scene: Scene, tiles: list[Tile], steps: list[float],
         cls = scene.classes[rs, cs]
         defo = np.stack([scene.bowl[rs, cs] * scene.los_rate * k for k in steps])
         ifg = np.angle(np.exp(4j * np.pi * np.diff(defo, axis=0) / wavelength))
+        unw = 4 * np.pi * np.diff(defo, axis=0) / wavelength
         np.savez_compressed(
             d / f"{t.id}.npz", classes=cls, height=scene.height[rs, cs], deformation=defo,
             coherence=scene.table(4)[cls].astype(np.float32),
             sigma0_vv_db=scene.table(2)[cls].astype(np.float32),
             sigma0_vh_db=scene.table(3)[cls].astype(np.float32),
-            ifg_phase=ifg.astype(np.float32), rho=rho_lut[cls], tau=tau_lut[cls])
+            ifg_phase=ifg.astype(np.float32), unw_phase=unw.astype(np.float32),
+            rho=rho_lut[cls], tau=tau_lut[cls])
         files.append(f"truth/{t.id}.npz")
     return files
 

@@ -47,8 +47,12 @@ SIZES: dict[str, tuple[int, int | None, float, float]] = {
 MAX_DATES = 16
 
 
+#: LOS range increase per 12 days at the deformation bowl's centre by default (1 cm)
+DEFORMATION_CM = 1.0
+
+
 def _check(size: str, n_dates: int, spacing: int, passage: str, decay: str, radiometry: str,
-           relief: float) -> None:
+           relief: float, deformation_cm: float = DEFORMATION_CM) -> None:
     """One clear BadInput per impossible request, before anything is written."""
     if size not in SIZES:
         raise BadInput(f"unknown size {size!r}: small, tile or burst")
@@ -64,20 +68,26 @@ def _check(size: str, n_dates: int, spacing: int, passage: str, decay: str, radi
         raise BadInput(f"unknown radiometry {radiometry!r}: flat or terrain")
     if not 0 <= relief <= 500:
         raise BadInput(f"--relief must be between 0 and 500 m, not {relief}")
+    if not -50 <= deformation_cm <= 50:
+        raise BadInput(f"--deformation-cm must be between -50 and 50, not {deformation_cm}")
 
 
 def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: int = 2,
              force: bool = False, progress: Callable[[str], None] | None = None,
              spacing: int = 12, passage: str = "asc", decay: str = "ar1",
-             radiometry: str = "flat", relief: float = 60.0) -> SimulationManifest:
+             radiometry: str = "flat", relief: float = 60.0,
+             deformation_cm: float | None = None) -> SimulationManifest:
     """Write `n_dates` SAFE products, ground truth, S2/DEM/WorldCover rasters and an AOI.
 
     `spacing` 12 (one platform) or 6 days (two); `passage` "asc" or "des" picks the real
     geometry (templates.py); `decay` "ar1" (rho = 0) or "rho" (class long-term coherence,
     scene.decay_params) sets the temporal coherence model; `radiometry` "flat" or "terrain"
-    (see above) and `relief` (m, the hills' amplitude) shape the terrain signal.
+    (see above) and `relief` (m, the hills' amplitude) shape the terrain signal;
+    `deformation_cm` is the bowl's LOS range increase per 12 days at its centre (default
+    1 cm; 10 cm gives ~3.6 fringes per 12-day pair, for unwrapping, issue 22).
     """
-    _check(size, n_dates, spacing, passage, decay, radiometry, relief)
+    defo_cm = DEFORMATION_CM if deformation_cm is None else float(deformation_cm)
+    _check(size, n_dates, spacing, passage, decay, radiometry, relief, defo_cm)
     track = TRACKS[passage]
     out = Path(out_dir)
     if (out / "simulation.json").exists() and not force:
@@ -95,7 +105,8 @@ def simulate(out_dir: str | Path, size: str = "small", seed: int = 0, n_dates: i
     cx, cy = to_utm.transform(sw.corners[:, 0], sw.corners[:, 1])
     margin = 600.0
     scene = make_scene(rng, epsg, (min(cx) - margin, min(cy) - margin, max(cx) + margin,
-                                   max(cy) + margin), relief=relief)
+                                   max(cy) + margin), relief=relief,
+                       los_rate=defo_cm / 100)
     say(f"scene {scene.shape[1]} x {scene.shape[0]} px in EPSG:{epsg}")
 
     dates = stack_dates(track, tm, n_dates, spacing)

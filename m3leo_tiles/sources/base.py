@@ -131,5 +131,10 @@ class Source(ABC):
     def check(self) -> None:  # noqa: B027 - optional hook
         """Refuse early (e.g. missing credentials), before a run writes anything."""
 
+    def check_for(self, modality: str) -> None:
+        """`check` for a run that asks this source for `modality` (a source whose layers
+        need different settings, e.g. ASF: a DEM for S1 processing, none for gunw)."""
+        self.check()
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and caches."""

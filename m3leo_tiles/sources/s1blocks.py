@@ -40,8 +40,8 @@ from .base import PlanRequest, Target, TileRef, WorkUnit
 
 BLOCK = 8  # tiles per block side: 64 tiles per unit
 MAX_TILES = 128
-S1_LAYERS = ("s1grd", "s1coh", "s1ifg", "s1geom", "s1cohs")
-PAIR_LAYERS = ("s1coh", "s1ifg")
+S1_LAYERS = ("s1grd", "s1coh", "s1ifg", "s1geom", "s1cohs", "s1unw")
+PAIR_LAYERS = ("s1coh", "s1ifg", "s1unw")  # s1unw: unwrapped per block (s1unw.py)
 
 
 def track_label(relative_orbit: int, pass_direction: str) -> str:
@@ -257,7 +257,7 @@ def _block_units(bkey: tuple, tiles: list[str], refs: Mapping[str, TileRef],
     xy, ring = _corners([refs[t].polygon for t in tiles])
     for label in sorted(by_label):
         layer_tiles = {m: want.get((m, label), set()) for m in PAIR_LAYERS}
-        if not (layer_tiles["s1coh"] or layer_tiles["s1ifg"]):
+        if not any(layer_tiles.values()):
             continue
         by_track = by_label[label]
         taken: set[str] = set()
@@ -269,7 +269,7 @@ def _block_units(bkey: tuple, tiles: list[str], refs: Mapping[str, TileRef],
             inside = np.bincount(ring, weights=out, minlength=len(tiles)) == 0
             mine = tuple(t for t, ok in zip(tiles, inside.tolist(), strict=True)
                          if ok and t not in taken and
-                         (t in layer_tiles["s1coh"] or t in layer_tiles["s1ifg"]))
+                         any(t in ts for ts in layer_tiles.values()))
             if mine:
                 taken.update(mine)
                 works.append((label, track, by_track[track], mine))

@@ -26,6 +26,7 @@ from ..errors import BadInput
 from .base import TileRef, TileResult, WorkUnit
 from .s1blocks import PAIR_LAYERS, S1Work, unit_work
 from .s1stack import POLS, DemFn, Processing, ProductPool, TileInputs, TileOutputs, compute_tile
+from .s1unw import BlockUnwrapper
 
 __all__ = ["BACKSCATTER", "GRD_BANDS", "ProcessorOptions", "TileInputs", "TileOutputs",
            "compute_tile", "per_pass", "read_unit", "seasonal"]
@@ -84,13 +85,16 @@ def read_unit(unit: WorkUnit, tiles: Mapping[str, TileRef], paths: Sequence[str]
     """TileResults of every target of a block unit; `paths[i]` is product i on disk."""
     work = unit_work(unit)
     wanted = {(t.modality, t.period): set(t.tiles) for t in unit.targets}
+    unwrapper = BlockUnwrapper()  # s1unw: 80 m inputs held per block, unwrapped at the end
     with ProductPool(proc.orbits) as pool:  # each product opened once per unit, not per tile
         for tid in unit.all_tiles:
-            yield from _tile(tiles[tid], work, wanted, paths, proc, pool)
+            yield from _tile(tiles[tid], work, wanted, paths, proc, pool, unwrapper)
+    yield from unwrapper.results()
 
 
 def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
-          paths: Sequence[str], proc: Processing, pool: ProductPool) -> Iterator[TileResult]:
+          paths: Sequence[str], proc: Processing, pool: ProductPool,
+          unwrapper: BlockUnwrapper) -> Iterator[TileResult]:
     tid = tile.id
     cov = set(work.cover.get(tid, ()))
     prods = work.products
@@ -104,7 +108,7 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
         if tid not in pw.tiles or not asked:
             continue
         prs = [(i, j) for i, j in pw.products if i in cov and j in cov]
-        pair_plan.append((pw.label, prs, asked))
+        pair_plan.append((pw.label, prs, asked, pw.track))
         inputs.pairs.extend((paths[i], paths[j], tuple(asked)) for i, j in prs)
     cohs_plan = []  # (season, product pairs)
     for label, prs_ in work.cohs:
@@ -117,11 +121,11 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
         if tid in wanted.get(("s1geom", track), ()):
             first = next((i for i in ps if i in cov), None)
             geom_plan.append((track, first))
-            if first is not None:
+            if first is not None and paths[first] not in inputs.geoms:
                 inputs.geoms.append(paths[first])
     out = compute_tile(tile, inputs, proc, pool)
 
-    for label, prs, asked in pair_plan:
+    for label, prs, asked, track in pair_plan:
         items = tuple(prods[k].name for pr in prs for k in pr)
         errs = [out.errors[(paths[i], paths[j])] for i, j in prs
                 if (paths[i], paths[j]) in out.errors]
@@ -132,6 +136,13 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
                 if m in res:
                     merged[m] = _fill(merged[m], res[m])
         for m in asked:
+            if m == "s1unw":
+                path = paths[prs[0][0]] if prs else None
+                geom, gerr = (out.geoms.get(path), None) if path in out.geoms else \
+                    unwrapper.mask_geometry(tile, path, proc, merged[m] is not None)
+                unwrapper.add(tile, label, track, merged[m], geom, items,
+                              errs[0] if errs else gerr)
+                continue
             yield _result(tid, m, label, merged[m], items, errs)
     for label, used in grd:
         items = tuple(prods[i].name for i in used)

@@ -166,7 +166,7 @@ def test_cross_region_tests_on_every_tile_of_the_other_store(ml_store, tmp_path)
 def test_m3leo_grid_composes_every_run_and_skips_what_the_store_lacks(ml_store, tmp_path):
     url, _ = ml_store
     cfgs = baselines.plan([url], "m3leo", True, ["seasons=[2020-MAM]", "label_year=2020"])
-    assert len(cfgs) == 9 * 4
+    assert len(cfgs) == 13 * 4  # with the GUNW rows (gunw, s1unw, each + s2rgb)
     assert {c.target_name for c in cfgs} == {"esawc", "ghsbuilt", "treecover", "agb"}
     assert "s1cohs" in {c.inputs_name for c in cfgs}
     agb = next(c for c in cfgs if c.target_name == "agb" and c.inputs_name == "s1-vv-vh")

@@ -261,3 +261,26 @@ def test_simulated_annotations_geolocate_with_their_own_orbits(small_sim):
         for f in sorted((small_sim / prod / "annotation").glob("*.xml")):
             dl, dp = _grid_errors(ET.parse(f).getroot())
             assert np.abs(dl).max() < 0.1 and np.abs(dp).max() < 0.1, (f.name, dl, dp)
+
+
+def test_the_truth_holds_the_unwrapped_los_phase_of_each_pair(small_sim):
+    """unw_phase = 4 pi (d2 - d1) / lambda per consecutive pair (issue 22): it wraps to the
+    interferogram truth and peaks where the bowl does (a range increase reads positive)."""
+    m = json.loads((small_sim / "simulation.json").read_text())
+    lam, rate = m["wavelength"], m["los_rate_m_per_12d"]
+    peak = 0.0
+    for f in m["truth"]:
+        t = np.load(small_sim / f)
+        d = t["deformation"]
+        assert t["unw_phase"].shape == (len(m["dates"]) - 1, *d.shape[1:])
+        assert np.allclose(t["unw_phase"], 4 * np.pi * np.diff(d, axis=0) / lam, atol=1e-5)
+        assert np.allclose(np.angle(np.exp(1j * (t["unw_phase"] - t["ifg_phase"]))), 0,
+                           atol=1e-4)
+        peak = max(peak, float(t["unw_phase"].max()))
+    assert 0 < peak <= 4 * np.pi * rate / lam + 1e-5  # the bowl's centre at most
+
+
+def test_deformation_cm_out_of_range_is_one_clear_error(tmp_path):
+    with pytest.raises(BadInput, match="--deformation-cm must be between -50 and 50"):
+        simulate(tmp_path / "x", deformation_cm=80.0)
+    assert not (tmp_path / "x").exists()

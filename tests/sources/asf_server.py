@@ -371,3 +371,46 @@ if __name__ == "__main__":
     import sys
 
     serve_catalogue(*sys.argv[1:4])
+
+
+def gunw_item(name: str, footprint, start: dt.datetime, stop: dt.datetime, base_url: str,
+              size: int, md5: str, track: int = 64, direction: str = "ASCENDING") -> dict:
+    """A UMM-G granule of an ARIA S1 GUNW standard product, as CMR lists them in ASF's
+    SENTINEL-1_INTERFEROGRAMS collection (asf_search reads it as an ARIAS1GUNWProduct)."""
+    ring = list(shapely_orient(footprint).exterior.coords)
+    attrs = {"PATH_NUMBER": str(track), "FRAME_NUMBER": "120", "BEAM_MODE": "IW",
+             "BEAM_MODE_TYPE": "IW", "PROCESSING_TYPE": "GUNW_STD",
+             "ASCENDING_DESCENDING": direction, "POLARIZATION": "VV",
+             "ASF_PLATFORM": "Sentinel-1 Interferogram (BETA)", "BYTES": str(size),
+             "MD5SUM": md5, "VERSION": "2_0_4", "PERPENDICULAR_BASELINE": "85.0",
+             "CENTER_LAT": str(footprint.centroid.y), "CENTER_LON": str(footprint.centroid.x)}
+    return {"meta": {"concept-id": f"G{abs(hash(name)) % 10**9}-ASF", "native-id": name},
+            "umm": {
+                "GranuleUR": name,
+                "CollectionReference": {"ShortName": "SENTINEL-1_INTERFEROGRAMS"},
+                "TemporalExtent": {"RangeDateTime": {"BeginningDateTime": _iso(start),
+                                                     "EndingDateTime": _iso(stop)}},
+                "SpatialExtent": {"HorizontalSpatialDomain": {"Geometry": {"GPolygons": [
+                    {"Boundary": {"Points": [{"Longitude": x, "Latitude": y}
+                                             for x, y in ring]}}]}}},
+                "OrbitCalculatedSpatialDomains": [{"OrbitNumber": 33000}],
+                "AdditionalAttributes": [{"Name": k, "Values": [v]} for k, v in attrs.items()],
+                "DataGranule": {"Identifiers": [{"IdentifierType": "ProducerGranuleId",
+                                                 "Identifier": name}],
+                                "ArchiveAndDistributionInformation": [
+                                    {"Name": f"{name}.nc", "Format": "netCDF-4",
+                                     "SizeInBytes": size,
+                                     "Checksum": {"Value": md5, "Algorithm": "MD5"}}],
+                                "ProductionDateTime": _iso(stop)},
+                "Platforms": [{"ShortName": "SENTINEL-1A",
+                               "Instruments": [{"ShortName": "C-SAR"}]}],
+                "RelatedUrls": [{"Type": "GET DATA", "URL": f"{base_url}/data/{name}.nc"}],
+                "InputGranules": [],
+            }}
+
+
+def shapely_orient(poly):
+    """Counter-clockwise exterior ring, as CMR stores polygons."""
+    import shapely
+
+    return shapely.orient_polygons(poly)

@@ -28,7 +28,7 @@ from tests.sources.asf_server import FakeAsf, umm_item
 from tests.sources.test_asf_archive import _zip_safe
 
 TOKEN = "edl-token-for-the-chain"
-LAYERS = ["s1grd", "s1coh", "s1ifg", "s1geom"]
+LAYERS = ["s1grd", "s1coh", "s1ifg", "s1geom", "s1unw"]
 
 
 def digests(url: str, modality: str) -> dict[str, str]:
@@ -87,7 +87,8 @@ def test_every_s1_layer_online_matches_the_archive_byte_for_byte(stores, small_s
     url, s = runs["asf"]
     # one unit per block: every layer of its tiles from one unit
     blocks = {block_of(t) for t in m["tiles"]}
-    assert (s.done, s.failed, s.nodata, s.units) == (4 * n, 0, 0, len(blocks)), s.as_dict()
+    assert (s.done, s.failed, s.nodata, s.units) == (len(LAYERS) * n, 0, 0, len(blocks)), \
+        s.as_dict()
     # search went through CMR, both products came down verified into the cache
     assert any(path.startswith("/search/granules") for _, path, _ in served.requests)
     assert sorted(p.name for p in (out / "cache").glob("*.zip")) == \
@@ -95,6 +96,9 @@ def test_every_s1_layer_online_matches_the_archive_byte_for_byte(stores, small_s
     tree = open_store(url)
     assert list(tree["s1coh"].ds.period.values) == ["20250406_20250418"]
     assert list(tree["s1geom"].ds.period.values) == ["t108A"]
+    unw = tree["s1unw"].ds["s1unw"].isel(period=0)
+    assert list(unw.band.values) == ["unw_VV", "conncomp"] and unw.shape[-1] == 56
+    assert (unw.sel(band="conncomp").values > 0).mean() > 0.5  # most of the scene unwrapped
     grd = tree["s1grd"].ds["s1grd"].isel(period=0)
     assert list(grd.band.values) == ["VV_asc", "VH_asc", "VV_des", "VH_des",
                                      "count_asc", "count_des"]

@@ -12,6 +12,7 @@ name their SLC); they are downloaded into the shared, verified cache and assembl
 SAFE per frame (a run of consecutive bursts per swath, `s1.bursts.assemble_safe`), handed to
 the same processor (sources/s1work.py) as SLC zips are. A frame CMR lists no burst of fails
 only the layers that use it. With `archive=DIR` nothing touches the network.
+`gunw` (ARIA GUNW products, not SLCs) is searched, planned and read by gunw.py.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class AsfSource(Source):
     """Every S1 layer from ASF IW SLC (or burst) products, or from a local SAFE archive."""
 
     name = "asf"
-    modalities = S1_LAYERS
+    modalities = S1_LAYERS + ("gunw",)
     version = "asf-2"  # gamma0-rtc by default
 
     def __init__(self, cache: str | None = None, archive: str | None = None,
@@ -120,6 +121,7 @@ class AsfSource(Source):
         self._pairs_memo: tuple | None = None
         self._found: dict[tuple, list[S1Product]] = {}  # (aoi wkb, start, end) -> products
         self._window: tuple[dt.date, dt.date] | None = None  # the dated layers' search window
+        self._gunw: dict[tuple, list] = {}  # (aoi wkb, start, end) -> GUNW products
         self.skipped: list[tuple[str, str]] = []
 
     # --- search and pairing -----------------------------------------------------------
@@ -219,9 +221,27 @@ class AsfSource(Source):
         end = dt.date.today()
         return end - dt.timedelta(days=GEOM_DAYS), end
 
+    def gunw_products(self, request: Sequence[DateWindow], tiles: Sequence[TileRef]) -> list:
+        """GUNW_STD products over the tiles with both dates in the request (one search per
+        window and area, remembered for planning)."""
+        from ...s1.gunw import search_gunw
+
+        aoi = self._aoi(tiles)
+        if aoi is None or not request:
+            return []
+        start, end = min(r.start for r in request), max(r.end for r in request)
+        key = (shapely.to_wkb(aoi), start, end)
+        if key not in self._gunw:
+            self._gunw[key] = search_gunw(aoi, start, end, self.host)
+        return [g for g in self._gunw[key]
+                if any(r.contains(g.earlier) and r.contains(g.later) for r in request)]
+
     # --- Source interface -------------------------------------------------------------
     def periods(self, modality: Modality, request: Sequence[DateWindow],
                 tiles: Sequence[TileRef]) -> list[Period]:
+        if modality.name == "gunw":  # pair labels of the GUNW products there, earlier first
+            labels = sorted({g.label for g in self.gunw_products(request, tiles)})
+            return [period_from_label(lb) for lb in labels]
         if modality.name == "s1geom":  # one static layer per track over the tiles
             prods = self.products(self._aoi(tiles), *self._geom_window())
             labels = sorted({track_label(p.relative_orbit, p.pass_direction) for p in prods})
@@ -242,6 +262,14 @@ class AsfSource(Source):
 
     def plan_all(self, requests: Sequence[PlanRequest]) -> list[WorkUnit]:
         """One search over the run's window, then the shared block planner."""
+        gunw = [r for r in requests if r.modality.name == "gunw"]
+        if gunw:
+            from .gunw import plan_gunw
+
+            rest = [r for r in requests if r.modality.name != "gunw"]
+            units = plan_gunw(gunw, [g for r in gunw for g in self.gunw_products(
+                [r.period], r.tiles) if g.label == r.period.label], self.block)
+            return units + (self.plan_all(rest) if rest else [])
         if not requests:
             return []
         dated = [r.period for r in requests if r.period.kind != "static"]
@@ -357,8 +385,16 @@ class AsfSource(Source):
         """Called by fetch before any work."""
         self.options.check(self.name)
 
+    def check_for(self, modality: str) -> None:
+        """gunw reads products, it does not process SLCs: no DEM needed."""
+        if modality != "gunw":
+            self.check()
+
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
              period: Period) -> Iterator[TileResult]:
+        if modality.name == "gunw":
+            yield from self._read_gunw(unit, tiles)
+            return
         work = unit_work(unit)
         records = work.products
         # AuthError / TransientError go to the runner; one product's failure fails its layers
@@ -374,11 +410,31 @@ class AsfSource(Source):
             yield res if why is None else dataclasses.replace(res, status="failed", data=None,
                                                               error=why)
 
+    def _read_gunw(self, unit: WorkUnit, tiles: Mapping[str, TileRef]) -> Iterator[TileResult]:
+        """Download the unit's GUNW products (shared, verified cache), then read them."""
+        from ...s1.download import DownloadCache, download_session
+        from .gunw import GunwWork, read_gunw_unit
+
+        work = unit.payload
+        if not isinstance(work, GunwWork):
+            raise TypeError(f"unit {unit.key}: not a gunw unit")
+        cache = DownloadCache(self.cache, self.cache_bytes)
+        session = download_session()
+        paths = []
+        for r in work.products:
+            if not r.url:
+                raise PermanentError(f"{r.name}: no download URL")
+            suffix = Path(r.url.split("?")[0]).suffix or ".nc"
+            paths.append(str(cache.fetch_file(r.name + suffix, r.url, session, r.size, r.md5)))
+        with cache.using([Path(p) for p in paths]):
+            yield from read_gunw_unit(unit, tiles, paths)
+
     def __getstate__(self) -> dict:
         """Workers get options; each unit carries the products it reads."""
         d = dict(self.__dict__)
         d["_pairs"] = None
         d["_found"] = {}
+        d["_gunw"] = {}
         return d
 
 

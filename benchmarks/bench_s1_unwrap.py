@@ -1,0 +1,141 @@
+"""What unwrapping (`s1unw`, issue 22) adds to a Sentinel-1 block unit.
+
+`m3leo-tiles simulate --size tile --deformation-cm 10` writes a pair over 3 bursts (36 tiles,
+a 10 cm deformation bowl: several fringes). The archive source plans its block units; the
+bench joins them into ONE unit holding all 36 tiles (the production planner cuts them at
+8-tile block boundaries, which this swath straddles), then reads that unit twice through the
+production path (`sources.s1work.read_unit`), numba warm:
+- `block_s`: the unit's S1 processing without unwrapping (s1coh + s1ifg: resampling, flat
+  and topographic phase, coherence and phase at 40 m);
+- with s1unw too: the same plus the 80 m phase and coherence, the layover/shadow mask (the
+  track geometry per tile) and ONE SNAPHU run on the block mosaic; `unwrap_s` is the
+  difference, `snaphu_s` the SNAPHU call alone, `ratio` = unwrap_s / block_s.
+`peak_gb` is the process's peak RSS. Timings on a shared machine are indicative; the CPU
+seconds (this process's threads and SNAPHU's child process) are less sensitive to load:
+`unwrap_cpu_s`, `block_cpu_s`, `cpu_ratio`.
+
+Last line: {"name": "s1_unwrap", "block_tiles", "pairs", "unwrap_s", "block_s", "ratio",
+"peak_gb", ...}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from m3leo_tiles.grid.tileref import TileRef  # noqa: E402
+from m3leo_tiles.modalities import get_modality  # noqa: E402
+from m3leo_tiles.periods import request  # noqa: E402
+from m3leo_tiles.sources.base import PlanRequest, Target, WorkUnit  # noqa: E402
+from m3leo_tiles.sources.s1 import S1ArchiveSource  # noqa: E402
+from m3leo_tiles.sources.s1blocks import PairWork, S1Work  # noqa: E402
+from m3leo_tiles.sources.s1work import read_unit  # noqa: E402
+
+
+def cpu() -> float:
+    """CPU seconds of this process (all threads) and its children (SNAPHU runs as one)."""
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + ch.ru_utime + ch.ru_stime
+
+
+def one_unit(units: list[WorkUnit]) -> WorkUnit:
+    """The planner's block units of one pair joined into one unit over all their tiles."""
+    first = units[0].payload
+    assert isinstance(first, S1Work)
+    names = [p.name for p in first.products]
+    cover: dict[str, tuple[int, ...]] = {}
+    tiles: list[str] = []
+    for u in units:
+        w = u.payload
+        assert isinstance(w, S1Work) and [p.name for p in w.products] == names
+        cover.update(w.cover)
+        tiles.extend(t for pw in w.pairs for t in pw.tiles)
+    pw0 = first.pairs[0]
+    work = dataclasses.replace(first, cover=cover,
+                               pairs=(PairWork(pw0.label, pw0.track, pw0.products,
+                                               tuple(tiles)),))
+    return WorkUnit("s1coh", pw0.label, tuple(tiles), key="bench", items=tuple(names),
+                    payload=work)
+
+
+def run(sim: Path) -> dict:
+    m = json.loads((sim / "simulation.json").read_text())
+    refs = [TileRef.from_id(t) for t in m["tiles"]]
+    by_id = {t.id: t for t in refs}
+    src = S1ArchiveSource(archive=str(sim / "s1"), dem=str(sim / "rasters" / "dem.tif"))
+    coh, unw = get_modality("s1coh"), get_modality("s1unw")
+    period = src.periods(coh, request("pair", m["dates"][0][:4]), refs)[0]
+    units = src.plan_all([PlanRequest(get_modality(n), period, refs)
+                          for n in ("s1coh", "s1ifg")])
+    base = one_unit(units)
+    with_unw = dataclasses.replace(base, more=(Target("s1ifg", period.label, base.tiles),
+                                               Target("s1unw", period.label, base.tiles)))
+    without = dataclasses.replace(base, more=(Target("s1ifg", period.label, base.tiles),))
+    proc = src.options.processing(None)
+    paths = [str(p.path) for p in base.payload.products]  # type: ignore[attr-defined]
+
+    import m3leo_tiles.sar.unwrap as unwrap_mod
+
+    snaphu_s = [0.0]
+    real = unwrap_mod.unwrap_phase
+
+    def timed(*a, **k):  # the SNAPHU call alone (one per mosaic)
+        t0 = time.perf_counter()
+        try:
+            return real(*a, **k)
+        finally:
+            snaphu_s[0] += time.perf_counter() - t0
+
+    unwrap_mod.unwrap_phase = timed  # type: ignore[assignment]
+    # warm-up: numba compilation and the DEM/product caches, on a few tiles
+    warm = dataclasses.replace(with_unw, tiles=base.tiles[:2],
+                               more=(Target("s1unw", period.label, base.tiles[:2]),))
+    list(read_unit(warm, by_id, paths, proc))
+    snaphu_s[0] = 0.0
+    t0, c0 = time.perf_counter(), cpu()
+    res0 = list(read_unit(without, by_id, paths, proc))
+    block_s, block_cpu = time.perf_counter() - t0, cpu() - c0
+    t0, c0 = time.perf_counter(), cpu()
+    res1 = list(read_unit(with_unw, by_id, paths, proc))
+    with_s, with_cpu = time.perf_counter() - t0, cpu() - c0
+    unwrap_mod.unwrap_phase = real  # type: ignore[assignment]
+    done = [r for r in res1 if r.modality == "s1unw" and r.status == "done"]
+    unwrap_s = with_s - block_s
+    grids = [by_id[t].grid_at(80) for t in base.tiles]
+    mosaic = (round((max(g.y0 for g in grids) - min(g.y0 for g in grids)) / 80) + 56,
+              round((max(g.x0 for g in grids) - min(g.x0 for g in grids)) / 80) + 56)
+    return {"name": "s1_unwrap", "block_tiles": len(base.tiles), "pairs": 1,
+            "unwrap_s": round(unwrap_s, 2), "block_s": round(block_s, 2),
+            "ratio": round(unwrap_s / block_s, 3),
+            "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+            "snaphu_s": round(snaphu_s[0], 2), "mosaic_px": list(mosaic),
+            "unwrap_cpu_s": round(with_cpu - block_cpu, 2), "block_cpu_s": round(block_cpu, 2),
+            "cpu_ratio": round((with_cpu - block_cpu) / block_cpu, 3),
+            "s1unw_done_tiles": len(done),
+            "results_without": len(res0), "results_with": len(res1),
+            "data": "simulate --size tile --deformation-cm 10", "unw": unw.name}
+
+
+def main() -> None:
+    sim_arg = sys.argv[1] if len(sys.argv) > 1 else None
+    if sim_arg:
+        print(json.dumps(run(Path(sim_arg))))
+        return
+    from m3leo_tiles.simulator import simulate
+
+    with tempfile.TemporaryDirectory() as d:
+        sim = Path(d) / "tile"
+        simulate(sim, size="tile", seed=0, deformation_cm=10.0)
+        print(json.dumps(run(sim)))
+
+
+if __name__ == "__main__":
+    main()

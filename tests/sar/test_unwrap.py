@@ -1,0 +1,125 @@
+"""SNAPHU unwrapping of block mosaics (sar/unwrap.py, sources/s1unw.py; issue 22).
+
+Truths here are analytic: a Gaussian deformation bowl of several fringes, wrapped and given
+phase noise of the looks SNAPHU is told; tiles are real lattice tiles (their 80 m GeoBoxes),
+so the mosaic is placed by the same coordinates a block unit uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from m3leo_tiles.grid.tileref import TileRef
+from m3leo_tiles.sar.unwrap import (
+    TileInput,
+    effective_looks,
+    unwrap_phase,
+    unwrap_tiles,
+    wrap,
+)
+from m3leo_tiles.sources.s1unw import BlockUnwrapper
+
+N = 56
+# four tiles of one 8 x 8 block, 2 x 2 (rows count northwards)
+TILES = ["31N-0100-1201", "31N-0101-1201", "31N-0100-1200", "31N-0101-1200"]
+
+
+def bowl(h: int, w: int, peak: float = 30.0, seed: int = 0, coh: float = 0.6
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(truth, wrapped noisy phase, coherence) on an h x w raster."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = peak * np.exp(-((yy - 0.45 * h) ** 2 + (xx - 0.55 * w) ** 2) / (2 * (0.25 * h) ** 2))
+    sigma = np.sqrt((1 - coh**2) / (2 * effective_looks() * coh**2))
+    noisy = truth + rng.normal(0, sigma, truth.shape)
+    return truth, wrap(noisy), np.full(truth.shape, coh, np.float32)
+
+
+def test_a_multi_fringe_bowl_unwraps_to_the_truth_up_to_one_constant():
+    truth, ph, coh = bowl(112, 112)
+    res = unwrap_phase(ph, coh)
+    lab = res.conncomp > 0
+    assert lab.mean() > 0.99 and len(np.unique(res.conncomp[lab])) == 1
+    d = res.unw[lab] - truth[lab]
+    assert np.sqrt(np.mean((d - np.median(d)) ** 2)) < 0.3
+    assert truth.max() - truth.min() > 4 * np.pi  # several fringes, not one
+    # the reference: a whole number of cycles away from the wrapped phase, median in (-pi, pi]
+    assert np.allclose(wrap(res.unw[lab] - ph[lab]), 0, atol=1e-3)
+    assert -np.pi < np.median(res.unw[lab]) <= np.pi
+
+
+def test_incoherent_and_invalid_cells_are_nan_with_label_zero(monkeypatch):
+    truth, ph, coh = bowl(112, 112)
+    coh[:30, :40] = 0.05  # a lake: incoherent
+    valid = np.ones(ph.shape, bool)
+    valid[80:, 80:] = False  # layover / shadow
+    res = unwrap_phase(ph, coh, valid)
+    for sl in (np.s_[2:28, 2:38], np.s_[80:, 80:]):
+        assert (res.conncomp[sl] == 0).all() and np.isnan(res.unw[sl]).all()
+    assert (res.conncomp[40:70, 40:70] > 0).all()
+    # nothing to unwrap: all NaN / 0, and SNAPHU is not even called
+    import snaphu
+
+    monkeypatch.setattr(snaphu, "unwrap", lambda *a, **k: pytest.fail("SNAPHU called"))
+    none = unwrap_phase(ph, np.full(ph.shape, 0.05, np.float32))
+    assert np.isnan(none.unw).all() and (none.conncomp == 0).all()
+
+
+def _inputs(truth: np.ndarray, ph: np.ndarray, coh: np.ndarray) -> dict[str, TileInput]:
+    out = {}
+    for t in TILES:
+        g = TileRef.from_id(t).grid_at(80)
+        r = 0 if t.endswith("1201") else N  # north row first
+        c = 0 if "-0100-" in t else N
+        out[t] = TileInput(g, ph[r:r + N, c:c + N], coh[r:r + N, c:c + N])
+    return out
+
+
+def test_tiles_of_a_block_share_one_reference_tiles_alone_do_not():
+    truth, ph, coh = bowl(2 * N, 2 * N, peak=40.0, seed=3)
+    ins = _inputs(truth, ph, coh)
+    block = unwrap_tiles(ins)
+    offsets = []
+    for t in TILES:
+        r = 0 if t.endswith("1201") else N
+        c = 0 if "-0100-" in t else N
+        d = block[t][0] - truth[r:r + N, c:c + N]
+        offsets.append(float(np.nanmedian(d)))
+        assert block[t].shape == (2, N, N)
+    assert np.ptp(offsets) < 0.1  # one reference across the tile seams
+    assert len({float(x) for t in TILES for x in np.unique(block[t][1]) if x > 0}) == 1
+    alone = []
+    for t in TILES:
+        r = 0 if t.endswith("1201") else N
+        c = 0 if "-0100-" in t else N
+        one = unwrap_tiles({t: ins[t]})[t]
+        alone.append(float(np.nanmedian(one[0] - truth[r:r + N, c:c + N])))
+    k = (np.array(alone) - alone[0]) / (2 * np.pi)
+    assert np.allclose(k, np.round(k), atol=0.05) and np.ptp(alone) > 6  # 2 pi k apart
+
+
+def test_a_snaphu_failure_fails_that_pairs_tiles_only(monkeypatch):
+    import snaphu
+
+    truth, ph, coh = bowl(N, N)
+    tile = TileRef.from_id(TILES[0])
+    calls = []
+
+    def broken(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("snaphu v2.0.7\nFatal: cannot allocate the network\n")
+        return np.zeros(ph.shape, np.float32), np.ones(ph.shape, np.uint32)
+
+    monkeypatch.setattr(snaphu, "unwrap", broken)
+    u = BlockUnwrapper()
+    u.add(tile, "20250406_20250418", "t108A", np.stack([ph, coh]), None, ("a", "b"), None)
+    u.add(tile, "20250418_20250430", "t108A", np.stack([ph, coh]), None, ("b", "c"), None)
+    u.add(TileRef.from_id(TILES[1]), "20250418_20250430", "t108A", None, None, ("b", "c"), None)
+    res = {(r.period, r.tile): r for r in u.results()}
+    bad = res[("20250406_20250418", TILES[0])]
+    assert bad.status == "failed" and bad.modality == "s1unw"
+    assert bad.error == "SNAPHU failed: RuntimeError: Fatal: cannot allocate the network"
+    assert res[("20250418_20250430", TILES[0])].status == "done"
+    assert res[("20250418_20250430", TILES[1])].status == "nodata"  # no input: nodata
