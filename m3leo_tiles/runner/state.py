@@ -126,6 +126,17 @@ class StateDB:
             "WHERE modality=? AND period=?", (modality, period))
         return {r[0]: UnitState(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows}
 
+    def unit_rows(self, modality: str, period: str) -> list[tuple[str, str, str, str]]:
+        """(tile, status, source, version) of every recorded unit of a layer (the report)."""
+        return self.conn.execute(
+            "SELECT tile, status, coalesce(source, ''), coalesce(version, '') FROM units "
+            "WHERE modality=? AND period=?", (modality, period)).fetchall()
+
+    def runs(self) -> list[tuple[int, float | None, float | None, str, str | None]]:
+        """(id, started, finished, command, summary JSON) of every run, oldest first."""
+        return self.conn.execute(
+            "SELECT id, started, finished, command, summary FROM runs ORDER BY id").fetchall()
+
     def counts(self) -> list[tuple[str, str, str, int]]:
         return self.conn.execute(
             "SELECT modality, period, status, count(*) FROM units "
