@@ -117,6 +117,11 @@ class Browser:
             self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y,
                                                    "button": "left", "clickCount": 1})
 
+    def wheel(self, x: float, y: float, delta_y: float) -> None:
+        """A mouse wheel turn at (x, y): negative `delta_y` scrolls up (maps zoom in)."""
+        self.call("Input.dispatchMouseEvent", {"type": "mouseWheel", "x": x, "y": y,
+                                               "deltaX": 0, "deltaY": delta_y})
+
     def errors(self) -> list[str]:
         """Console errors, uncaught exceptions and error log entries the page produced."""
         out = []

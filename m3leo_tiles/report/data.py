@@ -156,7 +156,8 @@ def _failures(db: StateDB, layers: list[Layer], ids: list[str]
     units: list[tuple[int, int, int, int]] = []
     reasons: dict[str, int] = {}
     for m, p, t, attempts, _transient, err in db.failures():
-        reason = (err or "unknown").splitlines()[0][:200]
+        # one group per kind of failure: a message naming its own tile would be its own group
+        reason = (err or "unknown").splitlines()[0][:200].replace(t, "<tile>")
         groups[reason].append((m, p, t))
         r = reasons.setdefault(reason, len(reasons))
         if t in index and (m, p) in layer_of:
