@@ -33,7 +33,8 @@ log = logging.getLogger("m3leo_tiles")
 
 #: modules (below `m3leo_tiles`) whose `COMMANDS` list the verbs
 VERB_MODULES = ("grid.commands", "store.commands", "runner.commands", "simulator.commands",
-                "sources.asf.commands", "demo", "ml.commands", "report.commands")
+                "sources.asf.commands", "demo", "ml.commands", "report.commands",
+                "stac.commands")
 
 _PACKAGE = Path(__file__).resolve().parent
 
