@@ -214,7 +214,7 @@ def collect(url: str, state: str | None = None, quicklooks: str | None = None) -
         raise BadInput(f"no state database at {state}")
     table = store.tile_table()
     ids = [str(t) for t in table["id"]]
-    db = StateDB(state, create=False)
+    db = StateDB(state, create=False, read_only=True)
     try:
         layers = _layers(store, db, ids)
         failures, failed_units, reasons = _failures(db, layers, ids)

@@ -85,12 +85,18 @@ def _full(e: sqlite3.OperationalError, path: str) -> None:
 
 
 class StateDB:
-    def __init__(self, path: str, store_url: str | None = None, create: bool = True):
+    def __init__(self, path: str, store_url: str | None = None, create: bool = True,
+                 read_only: bool = False):
         self.path = path
         try:
-            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if read_only:  # readers (the report): not even a WAL checkpoint on close
+                self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro",
+                                            uri=True, timeout=30, isolation_level=None)
+                create = False
+            else:
+                self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.conn.executescript(SCHEMA)
             fmt = self._meta("format")

@@ -88,7 +88,7 @@ def test_stale_nodes_sees_a_change_made_after_consolidating(tmp_path):
 
 def test_an_s3_store_opens_with_consolidated_metadata(s3_env, tmp_path):
     make_store(tmp_path / "unused.zarr", 3)  # writes t.wkt around the test tiles
-    url = "s3://m3leo/consolidated.zarr"
+    url = "s3://seeing/consolidated.zarr"
     _cli(s3_env, *fetch_args(url, "--region", str(tmp_path / "t.wkt"), "--limit", "2"))
     assert stale_nodes(url) == []
     ds = open_quietly(url, "synth")

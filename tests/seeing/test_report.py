@@ -97,7 +97,7 @@ def test_report_of_an_s3_store(s3_env, tmp_path):
     from tests.runner.test_cli_runs import fetch_args, make_store
 
     make_store(tmp_path / "unused.zarr", 3)
-    url = "s3://m3leo/report.zarr"
+    url = "s3://seeing/report.zarr"
     env = {**ENV, **s3_env}
     p = cli(*fetch_args(url, "--region", str(tmp_path / "t.wkt")), env=env)
     assert p.returncode == 0, p.stderr
