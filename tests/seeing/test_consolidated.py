@@ -86,7 +86,7 @@ def test_stale_nodes_sees_a_change_made_after_consolidating(tmp_path):
     assert stale_nodes(url) == ["tiles/lon"]
 
 
-def test_an_s3_store_opens_with_consolidated_metadata(s3_env, tmp_path):
+def test_an_s3_store_opens_with_consolidated_metadata_and_reports(s3_env, tmp_path):
     make_store(tmp_path / "unused.zarr", 3)  # writes t.wkt around the test tiles
     url = "s3://seeing/consolidated.zarr"
     _cli(s3_env, *fetch_args(url, "--region", str(tmp_path / "t.wkt"), "--limit", "2"))
@@ -96,3 +96,10 @@ def test_an_s3_store_opens_with_consolidated_metadata(s3_env, tmp_path):
     assert ds["synth"].shape == live["synth"].shape and ds["synth"].shape[1] == 1
     assert list(ds["tile"].values) == list(live["tile"].values)
     assert int(ds["synth"][0, 0, 0, 0, 0]) > 0
+    # the report reads the same store through fsspec (sizes included)
+    page = tmp_path / "s3.html"
+    p = _cli(s3_env, "report", "--store", url, "--out", str(page))
+    assert str(page) in p.stdout
+    html = page.read_text()
+    assert f"<code>{url}</code>" in html and '<span class="n done">' in html
+    assert "<td>synth</td><td>0 B</td>" not in html and "<td>synth</td><td>" in html

@@ -93,21 +93,6 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         assert not (tmp_path / "r.html").exists()
 
 
-def test_report_of_an_s3_store(s3_env, tmp_path):
-    from tests.runner.test_cli_runs import fetch_args, make_store
-
-    make_store(tmp_path / "unused.zarr", 3)
-    url = "s3://seeing/report.zarr"
-    env = {**ENV, **s3_env}
-    p = cli(*fetch_args(url, "--region", str(tmp_path / "t.wkt")), env=env)
-    assert p.returncode == 0, p.stderr
-    out = tmp_path / "s3.html"
-    p = cli("report", "--store", url, "--out", str(out), env=env)
-    assert p.returncode == 0, p.stderr
-    html = out.read_text()
-    assert f"<code>{url}</code>" in html and "synth" in html and "0 B" not in html
-
-
 @needs_chromium
 def test_the_page_in_chromium_counts_clicks_and_no_console_error(small, page):
     from m3leo_tiles.store.store import TileStore
@@ -162,8 +147,8 @@ def _budget(tmp_path: Path, n: int, load_s: float, max_mb: float) -> None:
 
 
 @needs_chromium
-def test_a_20k_tile_page_stays_within_a_tenth_of_the_budget(tmp_path):
-    _budget(tmp_path, 20_000, LOAD_S / 5, MAX_MB / 10)
+def test_a_10k_tile_page_stays_within_a_fifth_of_the_budget(tmp_path):
+    _budget(tmp_path, 10_000, LOAD_S / 5, MAX_MB / 20)
 
 
 @pytest.mark.slow
