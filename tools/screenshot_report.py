@@ -20,7 +20,7 @@ from tests.browser import Browser  # noqa: E402 - the tests' DevTools driver
 def main(argv: list[str]) -> Path:
     page = Path(argv[0]) if argv else ROOT / "demo" / "out" / "report.html"
     out = Path(argv[1]) if len(argv) > 1 else ROOT / "docs" / "img" / "report.png"
-    with Browser(width=1280, height=860) as b:
+    with Browser(width=1280, height=940) as b:
         b.open(page)
         tile = b.js("(document.querySelector('script.quicklook') || {dataset: {}}).dataset.tile"
                     " || window.m3leo.ids[Math.floor(window.m3leo.ids.length / 2)]")

@@ -19,6 +19,7 @@ from typing import Any
 
 import pystac
 
+from ..errors import BadInput
 from ..modalities import REGISTRY
 from ..periods import Period, period_from_label
 from ..store.store import TileStore
@@ -38,7 +39,17 @@ def _interval(p: Period) -> str:
 
 
 def _dated(labels: list[str]) -> list[Period]:
-    return [p for p in map(period_from_label, labels) if p.kind != "static"]
+    """The periods with dates among the labels (not 'static', nor a per-track label such as
+    s1geom's 't108A', which names an orbit track, not a time)."""
+    out = []
+    for label in labels:
+        try:
+            p = period_from_label(str(label))
+        except BadInput:
+            continue
+        if p.kind != "static":
+            out.append(p)
+    return out
 
 
 def _dims(tile_ids: list[str], periods: list[Period], bands: list[str], px: int,
@@ -49,7 +60,8 @@ def _dims(tile_ids: list[str], periods: list[Period], bands: list[str], px: int,
                  "tiles asset's row of the same index (the group's `tile` array holds the ids)",
                  "extent": [0, max(len(tile_ids) - 1, 0)], "step": 1},
         "period": {"type": "temporal", "description": "period label: a year, season, month, "
-                   "interferometric pair or 'static'",
+                   "interferometric pair, 'static' or an orbit track (s1geom); `values` are "
+                   "the dated ones as ISO 8601 intervals, in label order",
                    "extent": ([_iso(min(p.start for p in periods)),
                                _iso(max(p.end for p in periods))] if periods
                               else [None, None])},

@@ -122,10 +122,16 @@ def test_licences_and_citations_of_the_sources(tmp_path):
 
     url = make_store(tmp_path / "multi.zarr", 2)
     store = TileStore.open(url)
-    for m in ("s2", "esawc", "ghsbuilt", "agb", "gssic", "s1coh"):
+    for m in ("s2", "esawc", "ghsbuilt", "agb", "gssic", "s1coh", "s1geom"):
         store.ensure_modality(get_modality(m))
+    store.ensure_periods("s2", ["2020-JJA"])
+    store.ensure_periods("s1geom", ["t108A"])  # a track's geometry: a label, not a time
     doc = build(url).to_dict(include_self_link=False, transform_hrefs=False)
     validate(doc)
+    assert doc["extent"]["temporal"]["interval"] == [["2020-06-01T00:00:00Z",
+                                                      "2020-09-01T00:00:00Z"]]
+    assert "values" not in doc["assets"]["s1geom"]["cube:dimensions"]["period"]
+    assert doc["assets"]["s1geom"]["m3leo:periods"] == ["t108A"]
     licences = [ln for ln in doc["links"] if ln["rel"] == "license"]
     titles = " ".join(ln["title"] for ln in licences)
     for name in ("Copernicus Sentinel-1", "Copernicus Sentinel-2", "ESA WorldCover",
