@@ -106,6 +106,32 @@ def corners(table: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def _declared(target: str) -> tuple[str, str] | None:
+    """(name, version) a source class of this package declares in its body, read from the
+    module's source: importing it would load its clients (numba, rasterio, ee) for two
+    strings. None when the class does not state both plainly (then it is imported)."""
+    import ast
+
+    modname, clsname = target.split(":")
+    if not modname.startswith(f"{__package__.split('.')[0]}."):
+        return None
+    base = Path(__file__).resolve().parents[1].joinpath(*modname.split(".")[1:])
+    path = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    if not path.is_file():
+        return None
+    found: dict[str, str] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and node.name == clsname:
+            for stmt in node.body:
+                target_node = (stmt.targets[0] if isinstance(stmt, ast.Assign)
+                               and len(stmt.targets) == 1 else getattr(stmt, "target", None))
+                value = getattr(stmt, "value", None)
+                if isinstance(target_node, ast.Name) and isinstance(value, ast.Constant) \
+                        and isinstance(value.value, str):
+                    found[target_node.id] = value.value
+    return (found["name"], found["version"]) if {"name", "version"} <= set(found) else None
+
+
 def current_versions(sources: Iterable[str]) -> dict[str, str | None]:
     """`name:version` each source has now (what the engine compares), None where the source
     is not installed here (its units are then never called stale)."""
@@ -115,9 +141,12 @@ def current_versions(sources: Iterable[str]) -> dict[str, str | None]:
     for name in sources:
         target = SOURCES.get(name)
         try:
-            modname, clsname = str(target).split(":")
-            cls = getattr(importlib.import_module(modname), clsname)
-            out[name] = f"{cls.name}:{cls.version}"
+            declared = _declared(str(target)) if target else None
+            if declared is None:
+                modname, clsname = str(target).split(":")
+                cls = getattr(importlib.import_module(modname), clsname)
+                declared = (cls.name, cls.version)
+            out[name] = f"{declared[0]}:{declared[1]}"
         except (ValueError, ImportError, AttributeError) as e:
             log.warning("source %r not available (%s): its units are not checked for staleness",
                         name, e)

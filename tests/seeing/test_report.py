@@ -155,3 +155,39 @@ def test_a_10k_tile_page_stays_within_a_fifth_of_the_budget(tmp_path):
 @needs_chromium
 def test_a_200k_tile_page_loads_within_budget(tmp_path):
     _budget(tmp_path, 200_000, LOAD_S, MAX_MB)
+
+
+def test_source_versions_read_from_source_match_the_imported_classes():
+    import importlib
+
+    from m3leo_tiles.report.data import _declared
+    from m3leo_tiles.sources import SOURCES
+
+    builtin = {k: v for k, v in SOURCES.items() if v.startswith("m3leo_tiles.")}
+    assert len(builtin) >= 4
+    for target in builtin.values():
+        modname, clsname = target.split(":")
+        cls = getattr(importlib.import_module(modname), clsname)
+        assert _declared(target) == (cls.name, cls.version), target
+
+
+def test_units_of_an_older_asf_version_are_stale_and_the_report_loads_no_s1_client(small,
+                                                                                   tmp_path):
+    import shutil
+    import sqlite3
+
+    url = str(tmp_path / "copy.zarr")
+    shutil.copytree(small, url)
+    for suffix in (".state.sqlite", ".state.sqlite-wal", ".state.sqlite-shm"):  # WAL mode
+        if Path(small + suffix).exists():
+            shutil.copy(small + suffix, url + suffix)
+    with sqlite3.connect(url + ".state.sqlite") as con:
+        con.execute("UPDATE units SET source='asf', version='asf:asf-1' WHERE period='2021'")
+    code = ("import sys\nimport tests.runner.synthetic\n"
+            "from m3leo_tiles.report.data import collect\n"
+            f"d = collect({url!r})\n"
+            "print([la.counts['stale'] for la in d.layers], "
+            "[m for m in ('torch', 'numba', 'rasterio') if m in sys.modules])")
+    p = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[-2] == "[1, 3] []"
