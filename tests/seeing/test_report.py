@@ -36,10 +36,31 @@ def small(tmp_path_factory) -> str:
     return small_store(tmp_path_factory.mktemp("report"))
 
 
+def png(width: int, height: int) -> bytes:
+    """A valid grey RGB PNG, written with the standard library only."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    rows = b"".join(b"\0" + b"\x80" * 3 * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                                0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
 @pytest.fixture(scope="module")
 def page(small, tmp_path_factory) -> Path:
+    """The small store's page, with a quicklook for its first tile."""
+    from m3leo_tiles.store.store import TileStore
+
+    ql = tmp_path_factory.mktemp("ql")
+    (ql / f"{TileStore.open(small, mode='r').tile_ids[1]}.png").write_bytes(png(40, 30))
+    (ql / "not-a-tile.png").write_bytes(png(4, 4))
     out = tmp_path_factory.mktemp("page") / "report.html"
-    p = cli("report", "--store", small, "--out", str(out))
+    p = cli("report", "--store", small, "--out", str(out), "--quicklooks", str(ql))
     assert p.returncode == 0, p.stderr
     return out
 
@@ -118,6 +139,13 @@ def test_the_page_in_chromium_counts_clicks_and_no_console_error(small, page):
             assert got == [tile, status]
         reason = b.js("document.querySelector('#tile-info .reason')")
         assert reason is None  # a done tile shows no failure reason
+        # tile 1 has a quicklook: shown, decoded by the browser; tile 6 has none
+        size = b.js("(async () => { const i = document.querySelector('#tile-info img'); "
+                    "await i.decode(); return [i.naturalWidth, i.naturalHeight]; })()")
+        assert size == [40, 30]
+        assert b.js("document.querySelectorAll('script.quicklook').length") == 1
+        b.click(*b.js(f"window.m3leo.tileClientXY({json.dumps(ids[6])})"))
+        assert b.js("document.querySelector('#tile-info img')") is None
         assert b.errors() == []
 
 
