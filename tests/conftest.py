@@ -50,9 +50,22 @@ def s1data() -> Path:
 
 @pytest.fixture(scope="session")
 def small_sim(tmp_path_factory) -> Path:
-    """One seeded `simulate --size small` for the whole session (about half a minute)."""
+    """One seeded `simulate --size small` for the whole session (about half a minute).
+
+    Under pytest-xdist the workers share one copy: the first to take the lock simulates into
+    a temporary folder and renames it into place, the others wait and reuse it."""
+    from filelock import FileLock
+
     from m3leo_tiles.simulator import simulate
 
-    out = tmp_path_factory.mktemp("sim") / "small"
-    simulate(out, size="small", seed=0)
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder every worker's basetemp lives in
+    out = root / "shared-sim" / "small"
+    out.parent.mkdir(exist_ok=True)
+    with FileLock(str(out.parent / ".lock")):
+        if not out.is_dir():
+            part = out.parent / "small.part"
+            simulate(part, size="small", seed=0)
+            part.rename(out)
     return out

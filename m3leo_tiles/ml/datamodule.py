@@ -76,6 +76,7 @@ class TileDataModule(L.LightningDataModule):
         self.datasets: dict[str, TileDataset] = {}
         self.normalize: Normalize | None = None
         self.target_mean, self.target_std = 0.0, 1.0
+        self.label_tiles: list[str] | None = None  # few-label runs: the tiles whose labels train
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

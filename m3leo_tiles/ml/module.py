@@ -4,6 +4,8 @@ Segmentation: cross-entropy with the ignore index, one confusion matrix per spli
 the network predicts on the working grid in standardised target units; the prediction is
 average-pooled onto the target's own (nested, coarser) grid before the loss, and RMSE is
 computed there in physical units on float targets. Adam at fdlsar's 1e-4 by default.
+The network is a UNet or a ViT with a dense head (`encoder`, see NETS); `freeze` keeps a
+pretrained ViT encoder's weights as they are (a probe: only the head trains).
 """
 
 from __future__ import annotations
@@ -16,20 +18,35 @@ from torchmetrics import Metric
 from .metrics import RegressionMetrics, SegmentationMetrics
 from .spec import IGNORE_INDEX
 from .unet import PaddingMode, UNet
+from .vit import ViTDense, ViTShape
 
 STAGES = ("train", "val", "test")
+
+
+def _unet(hp: dict, out_channels: int) -> torch.nn.Module:
+    return UNet(hp["in_channels"], out_channels, hp["base"], hp["depth"], hp["padding_mode"])
+
+
+def _vit(hp: dict, out_channels: int) -> torch.nn.Module:
+    return ViTDense(ViTShape(**hp["vit"]), out_channels, hp["head"])
+
+
+NETS = {"unet": _unet, "vit": _vit}
 
 
 class TileTask(L.LightningModule):
     def __init__(self, in_channels: int, task: str = "segmentation", num_classes: int = 11,
                  target_factor: int = 1, target_mean: float = 0.0, target_std: float = 1.0,
                  lr: float = 1e-4, base: int = 32, depth: int = 4,
-                 padding_mode: PaddingMode = "reflect") -> None:
+                 padding_mode: PaddingMode = "reflect", encoder: str = "unet",
+                 vit: dict | None = None, head: str = "linear", freeze: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.task = task
-        self.model = UNet(in_channels, num_classes if task == "segmentation" else 1, base, depth,
-                          padding_mode)
+        self.model = NETS[encoder](dict(self.hparams),
+                                   num_classes if task == "segmentation" else 1)
+        if freeze:
+            self.encoder.requires_grad_(False)
         if task == "segmentation":
             self.metrics = torch.nn.ModuleDict(
                 {f"m_{s}": SegmentationMetrics(num_classes, IGNORE_INDEX) for s in STAGES})
@@ -111,5 +128,19 @@ class TileTask(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._epoch_end("test")
 
+    def train(self, mode: bool = True) -> TileTask:
+        super().train(mode)
+        if self.hparams.get("freeze"):  # a frozen encoder stays in inference mode
+            self.encoder.eval()
+        return self
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The ViT's encoder (what `freeze` and `model.init` are about)."""
+        enc = self.model.encoder
+        assert isinstance(enc, torch.nn.Module)
+        return enc
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams["lr"])
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad],
+                                lr=self.hparams["lr"])

@@ -96,17 +96,38 @@ def _stores(cfg: Any) -> tuple[list[str], list[str]]:
     return stores, tests
 
 
-def build(cfg: Any) -> tuple[TileDataModule, TileTask]:
-    """DataModule and LightningModule for a composed config (data set up, stats ready)."""
-    from .datamodule import TileDataModule
+def _unet_task(cfg: Any, dm: TileDataModule, in_ch: int, task: str, num_classes: int,
+               factor: int) -> TileTask:
     from .module import TileTask
     from .unet import padding_mode
 
-    spec = data_spec(cfg)
     base, depth = int(cfg.model.base), int(cfg.model.depth)
     if base < 1 or depth < 1:
         raise BadInput(f"model.base {base}, model.depth {depth}: both must be at least 1")
-    padding = padding_mode(str(cfg.model.padding_mode))
+    if cfg.model.get("init") or cfg.model.get("freeze"):
+        raise BadInput("model.init and model.freeze need model.encoder=vit (a pretrained ViT)")
+    return TileTask(in_ch, task, num_classes, factor, dm.target_mean, dm.target_std,
+                    float(cfg.optim.lr), base, depth, padding_mode(str(cfg.model.padding_mode)))
+
+
+def _vit_task(cfg: Any, dm: TileDataModule, in_ch: int, task: str, num_classes: int,
+              factor: int) -> TileTask:
+    from .finetune import vit_task
+
+    return vit_task(cfg, dm, in_ch, task, num_classes, factor)
+
+
+ENCODERS = {"unet": _unet_task, "vit": _vit_task}
+
+
+def build(cfg: Any) -> tuple[TileDataModule, TileTask]:
+    """DataModule and LightningModule for a composed config (data set up, stats ready)."""
+    from .datamodule import TileDataModule
+
+    spec = data_spec(cfg)
+    encoder = str(cfg.model.get("encoder", "unet"))
+    if encoder not in ENCODERS:
+        raise BadInput(f"model.encoder {encoder!r}: use one of {', '.join(ENCODERS)}")
     stores, tests = _stores(cfg)
     dm = TileDataModule(spec, stores, tests or None, cfg.split.train, cfg.split.val,
                         cfg.split.test, cfg.loader.batch_size, cfg.loader.num_workers,
@@ -114,13 +135,18 @@ def build(cfg: Any) -> tuple[TileDataModule, TileTask]:
                         split_file=str(cfg.split.file) if cfg.split.get("file") else None)
     dm.setup()
     ds = dm.datasets["train"]
+    fraction = cfg.split.get("fraction")
+    if fraction is not None:  # few-label runs: these tiles' labels, every tile's statistics
+        from .finetune import label_fraction
+
+        dm.label_tiles = label_fraction(ds, float(fraction),
+                                        int(cfg.split.get("fraction_seed", 0)))
     in_ch = len(ds.channels)
     tspec = spec.target
     if tspec is None:
         raise BadInput("config: no target")
     assert ds.target is not None
-    model = TileTask(in_ch, tspec.task, tspec.num_classes, ds.target.factor, dm.target_mean,
-                     dm.target_std, float(cfg.optim.lr), base, depth, padding)
+    model = ENCODERS[encoder](cfg, dm, in_ch, tspec.task, tspec.num_classes, ds.target.factor)
     return dm, model
 
 
@@ -172,6 +198,11 @@ def train(cfg: Any, out: Path | None = None) -> dict[str, Any]:
         "val_samples": len(dm.datasets["val"]) if has_val else 0,
         "test_samples": len(dm.datasets["test"]), "test_regions": dm.datasets["test"].regions,
         "params": n_parameters(model.model), "steps": int(trainer.global_step),
+        "encoder": str(cfg.model.get("encoder", "unet")), "init": cfg.model.get("init"),
+        "freeze": bool(cfg.model.get("freeze", False)),
+        "trainable_params": sum(p.numel() for p in model.model.parameters() if p.requires_grad),
+        "label_fraction": cfg.split.get("fraction"),
+        "label_tiles": dm.label_tiles,
         "epochs": int(trainer.current_epoch), "checkpoint": "best val/loss" if best else "last",
         "fit_s": round(fit_s, 2), "device": str(torch.device(trainer.strategy.root_device)),
         **test,
