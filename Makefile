@@ -1,10 +1,11 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# `make test` also builds the documentation site strictly (`make docs`).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-all demo bench lint clean
+.PHONY: install test test-all demo bench lint docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) docs
 	$(PY) -m pytest -q -x --timeout=600
 
 test-all: $(STAMP)
@@ -27,9 +28,13 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+# the documentation site, strict: a broken link or reference fails the build (and `make test`)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo/out bench-out .pytest_cache .mypy_cache
+	rm -rf $(VENV) demo/out bench-out build/site .pytest_cache .mypy_cache

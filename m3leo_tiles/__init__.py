@@ -1,13 +1,18 @@
 """m3leo-tiles: multi-modal SAR + optical tiles on one UTM lattice, written to Zarr."""
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-try:
-    __version__ = version("m3leo-tiles")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+def __getattr__(name: str) -> Any:
+    """`__version__` on first use: importlib.metadata costs the CLI's every call otherwise."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("m3leo-tiles")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0.0.0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def open_store(url: str):
@@ -17,4 +22,4 @@ def open_store(url: str):
     return _open(url)
 
 
-__all__ += ["open_store"]
+__all__ = ["__version__", "open_store"]

@@ -1,7 +1,8 @@
 """The offline demo: the whole chain on simulated data, through the normal CLI.
 
     simulate -> grid -> refresh (s2, dem, esawc, s1grd, s1coh, s1ifg) -> status -> quicklooks
-    -> baselines --fast (the seed's three experiments: S1 VV+VH, S2 RGB, fused -> WorldCover)
+    -> report (demo/out/report.html) -> baselines --fast (the seed's three experiments: S1
+    VV+VH, S2 RGB, fused -> WorldCover)
 
 Run by `make demo` (or `m3leo-tiles demo`). Everything lands in demo/out/. Running it twice
 does no work the second time: the simulator is seeded and skips an existing output, and
@@ -55,6 +56,8 @@ def run_demo(config: Path = DEFAULT_CONFIG, fresh: bool = False, seed: int = 0) 
     for t in tiles[:4]:
         args += ["--tile", t]
     _cli(*args)
+    _cli("report", "--store", store, "--out", str(out / "report.html"), "--quicklooks",
+         str(out / "quicklook"))
     ml = out / "baselines"
     if not (ml / "results.md").exists():
         # the grid's splits: the demo store's region is an AOI file, its tiles carry none;
@@ -65,7 +68,8 @@ def run_demo(config: Path = DEFAULT_CONFIG, fresh: bool = False, seed: int = 0) 
     else:
         click.echo(f"baselines exist: {ml / 'results.md'}", err=True)
     click.echo(f"\ndemo finished in {time.perf_counter() - t0:.0f} s: store {store}, "
-               f"quicklooks in {out / 'quicklook'}, baselines in {ml}", err=True)
+               f"quicklooks in {out / 'quicklook'}, report {out / 'report.html'}, baselines in "
+               f"{ml}", err=True)
     return out
 
 

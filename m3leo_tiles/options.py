@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from .grid.tiles import DEFAULT_TILE_SIZE
+from .grid.lattice import DEFAULT_TILE_SIZE
 
 STORE_HELP = "The region's Zarr store: a path (ending .zarr) or an fsspec URL."
 

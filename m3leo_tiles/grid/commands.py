@@ -87,19 +87,15 @@ def grid(region, tile_size, out, split_angle, split_bands, split_pct, splits_csv
 @tile_size_opt
 def regions(tile_size):
     """List the built-in regions with their area and tile count (and M3LEO's)."""
-    from pyproj import Geod
+    from .summary import M3LEO_TILES, summaries
 
-    from .build import count_tiles
-    from .regions import M3LEO_TILES, REGIONS, region_geometry
-
-    size = _tile_size(tile_size)
-    geod = Geod(ellps="WGS84")
+    try:  # stored figures need no check; computing them checks the size
+        rows = summaries(tile_size)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
     click.echo(f"{'region':<13} {'area km2':>12} {'tiles':>9} {'M3LEO':>9}")
-    for name in REGIONS:
-        g = region_geometry(name)
-        area = abs(geod.geometry_area_perimeter(g)[0]) / 1e6
-        n = count_tiles(g, size)
-        click.echo(f"{name:<13} {area:>12,.0f} {n:>9,} {M3LEO_TILES[name]:>9,}")
+    for r in rows:
+        click.echo(f"{r.name:<13} {r.area_km2:>12,.0f} {r.tiles:>9,} {M3LEO_TILES[r.name]:>9,}")
 
 
 COMMANDS = [grid, regions]

@@ -16,11 +16,8 @@ import shapely
 from shapely.validation import explain_validity
 
 from ..errors import BadInput
-
-REGIONS = ("conus", "europe", "middleeast", "pakin", "china", "southamerica")
-#: M3LEO's unique tile locations per region (its dataset table)
-M3LEO_TILES = {"conus": 167_406, "europe": 200_489, "middleeast": 163_986, "pakin": 147_791,
-               "china": 285_402, "southamerica": 83_756}
+from .summary import M3LEO_TILES as M3LEO_TILES  # re-exported: callers read it here
+from .summary import REGIONS as REGIONS
 
 
 def _region_file(name: str) -> Traversable:

@@ -18,8 +18,8 @@ Lon/lat footprints follow RFC 7946 section 3.1.9: a tile that straddles the anti
 cut there into a MultiPolygon with every longitude in [-180, 180], so it stays valid when a GIS
 reprojects it (EPSG:3857, 6933...). Ids and pixel grids live in UTM and never change.
 
-The constants below are the only place the 4480 m tile, the 10 m base grid and its 448 px
-edge are written down.
+The constants below (the tile edge in `lattice`) are the only place the 4480 m tile, the 10 m
+base grid and its 448 px edge are written down.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import shapely
 from pyproj import Transformer
 
 from .geobox import GeoBox
+from .lattice import DEFAULT_TILE_SIZE
 
-DEFAULT_TILE_SIZE = 4480
 BASE_RES = 10  # metres: the finest grid every tile carries
 BASE_PX = DEFAULT_TILE_SIZE // BASE_RES  # 448; adopted lon/lat tiles are 448 x 448 too
 #: The resolution ladder (metres) a default tile nests exactly on.

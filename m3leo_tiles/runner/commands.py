@@ -9,9 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import BadInput
-from ..modalities import REGISTRY
 from ..options import state_opt, store_opt, tile_size_opt
-from ..sources import SOURCES
 
 
 def _source_options(pairs: tuple[str, ...]) -> dict[str, dict]:
@@ -67,8 +65,8 @@ def print_plan(rows, as_json: bool = False) -> None:
 @click.option("--limit", type=int, help="Only the first N tiles (in id order).")
 @click.option("--workers", "-j", type=int, default=1, show_default=True,
               help="Parallel worker processes (loky, longest units first).")
-@click.option("--source", help="Source for every modality (default: each modality's own); "
-              f"one of {', '.join(sorted(SOURCES))}.")
+@click.option("--source", help="Source for every modality (default: each modality's own, "
+              "see `m3leo-tiles modalities`): local, earthengine, archive, asf or a plugin's.")
 @click.option("--source-opt", multiple=True, metavar="SOURCE.KEY=VALUE",
               help="A source option, e.g. local.root=/data/rasters (repeatable).")
 @click.option("--ee-project", envvar="EE_PROJECT", metavar="PROJECT",
@@ -193,6 +191,8 @@ def status(store, state, show_failed, as_json):
 @click.command()
 def modalities():
     """List the modalities: bands, dtype, resolution, period kind and sources."""
+    from ..modalities import REGISTRY
+
     w = max(8, *(len(n) for n in REGISTRY))
     click.echo(f"{'name':<{w}} {'res':>4} {'dtype':<8} {'periods':<9} {'source':<12} "
                f"{'offline':<9} bands")

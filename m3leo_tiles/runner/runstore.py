@@ -3,8 +3,9 @@
 `RunStore.resolve` answers everything that can be refused without writing: the store exists or
 may be created, belongs to the region and tile size asked for, and its state database is ours.
 `RunStore.session()` is the one step that takes the store for the run: the run lock, creating
-the store if it is new, opening the state, removing zarr's leftover `.partial` files and healing
-metadata a killed run cut short, in that order, all under the lock.
+the store if it is new, opening the state, removing zarr's leftover `.partial` files, healing
+metadata a killed run cut short and consolidating the metadata, in that order, all under the
+lock; the metadata is consolidated again when the session ends.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 
 from ..errors import BadInput, M3leoError
 from ..grid.tileref import table_from_grid
+from ..store.consolidated import consolidate, consolidate_after_run
 from ..store.store import TileStore
 from ..store.urls import default_state_path
 from .state import StateDB
@@ -142,7 +144,11 @@ class RunStore:
                 log.info("removed %d leftover .partial files", removed)
             for repair in self.store.heal():
                 log.warning("store repaired after an interrupted run: %s", repair)
-            yield self.store, self.db
+            consolidate(self.url)
+            try:
+                yield self.store, self.db
+            finally:
+                consolidate_after_run(self.url)
         self.db.close()
 
 

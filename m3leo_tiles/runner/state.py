@@ -85,12 +85,18 @@ def _full(e: sqlite3.OperationalError, path: str) -> None:
 
 
 class StateDB:
-    def __init__(self, path: str, store_url: str | None = None, create: bool = True):
+    def __init__(self, path: str, store_url: str | None = None, create: bool = True,
+                 read_only: bool = False):
         self.path = path
         try:
-            self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if read_only:  # readers (the report): not even a WAL checkpoint on close
+                self.conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro",
+                                            uri=True, timeout=30, isolation_level=None)
+                create = False
+            else:
+                self.conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.conn.executescript(SCHEMA)
             fmt = self._meta("format")
@@ -125,6 +131,17 @@ class StateDB:
             "SELECT tile, status, attempts, transient, error, updated, version FROM units "
             "WHERE modality=? AND period=?", (modality, period))
         return {r[0]: UnitState(r[1], r[2], bool(r[3]), r[4], r[5], r[6]) for r in rows}
+
+    def unit_rows(self, modality: str, period: str) -> list[tuple[str, str, str, str]]:
+        """(tile, status, source, version) of every recorded unit of a layer (the report)."""
+        return self.conn.execute(
+            "SELECT tile, status, coalesce(source, ''), coalesce(version, '') FROM units "
+            "WHERE modality=? AND period=?", (modality, period)).fetchall()
+
+    def runs(self) -> list[tuple[int, float | None, float | None, str, str | None]]:
+        """(id, started, finished, command, summary JSON) of every run, oldest first."""
+        return self.conn.execute(
+            "SELECT id, started, finished, command, summary FROM runs ORDER BY id").fetchall()
 
     def counts(self) -> list[tuple[str, str, str, int]]:
         return self.conn.execute(

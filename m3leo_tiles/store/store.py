@@ -100,7 +100,7 @@ class TileStore:
     @classmethod
     def exists(cls, url: str) -> bool:
         try:
-            zarr.open_group(zarr_store(url, read_only=True), mode="r")
+            zarr.open_group(zarr_store(url, read_only=True), mode="r", use_consolidated=False)
             return True
         except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError, ValueError):
             return False
@@ -114,7 +114,8 @@ class TileStore:
             check_writable_url(url)
         zs = zarr_store(url, read_only=(mode == "r"))  # a clear error for a bad URL
         try:
-            root = zarr.open_group(zs, mode=mode, zarr_format=3)
+            # the live metadata: a run changes it as it goes (see `consolidated`)
+            root = zarr.open_group(zs, mode=mode, zarr_format=3, use_consolidated=False)
         except Exception as e:  # noqa: BLE001 - zarr raises many kinds for a foreign path
             raise BadInput(f"{url} is not a Zarr v3 store: {type(e).__name__}") from None
         meta = root.attrs.get("m3leo_tiles")
