@@ -204,8 +204,12 @@ def _reducer(kind: str):
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: masked
                 if kind == "count":
                     out[n] = Band(count.astype(np.float64), count > 0, "<i4")
-                elif kind == "median":
-                    out[n] = Band(np.nan_to_num(np.nanmedian(x, axis=0)), count > 0, "<f8")
+                elif kind == "median":  # of the unmasked values (a mean of the middle two)
+                    srt = np.sort(x, axis=0)  # NaN (masked) last
+                    k = np.maximum(count, 1)[None]
+                    mid = (np.take_along_axis(srt, (k - 1) // 2, 0)
+                           + np.take_along_axis(srt, k // 2, 0))[0] / 2
+                    out[n] = Band(np.nan_to_num(mid), count > 0, "<f8")
                 else:
                     dtype = str(np.result_type(*[img.bands[n].dtype for img in collection]))
                     out[n] = Band(np.nan_to_num(np.nanmax(x, axis=0)), count > 0, dtype)
@@ -286,6 +290,7 @@ class Graph:
     def __init__(self, expr: dict, assets: dict[str, Any], shape: tuple[int, int]):
         self.values, self.assets, self.shape = expr["values"], assets, shape
         self.result = expr["result"]
+        self.memo: dict[str, Any] = {}  # values outside any mapped function, evaluated once
 
     def evaluate(self) -> Any:
         return self.node(self.values[self.result], {})
@@ -294,7 +299,12 @@ class Graph:
         if "constantValue" in n:
             return n["constantValue"]
         if "valueReference" in n:
-            return self.node(self.values[n["valueReference"]], env)
+            ref = n["valueReference"]
+            if env:
+                return self.node(self.values[ref], env)
+            if ref not in self.memo:
+                self.memo[ref] = self.node(self.values[ref], env)
+            return self.memo[ref]
         if "argumentReference" in n:
             return env[n["argumentReference"]]
         if "arrayValue" in n:

@@ -14,6 +14,7 @@ from m3leo_tiles.periods import STATIC, expand
 from m3leo_tiles.runner.engine import UnitRetryPolicy, run_unit
 from m3leo_tiles.sources.base import WorkUnit
 from m3leo_tiles.sources.earthengine import EarthEngineSource
+from tests.sources.ee_graph import Asset
 from tests.sources.ee_server import EEServer
 
 TILE = tile_from_id("31N-0100-1200")
@@ -206,58 +207,88 @@ def test_cli_unregistered_project_exits_2_in_one_line_and_creates_nothing(
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wkt"]
 
 
-def test_s1grd_ee_composites_per_pass_with_nan_where_a_pass_has_no_scene(server):
-    src = EarthEngineSource(project="p", access_token="test", url=server.url)
-    server.dtype_of = lambda band: "<u2" if band.startswith("count") else "<f4"
+N = 448  # the 10 m grid of a 4480 m tile
+RAMP = np.arange(N)[None, :] * np.ones((N, 1)) / N  # values vary along x: a flip shows
+HERE = (2.0, 48.0, 3.0, 49.0)  # around TILE
+AWAY = (10.0, 44.0, 11.0, 45.0)
 
-    def fill(band, h, w):
-        if band == "count_asc":
-            return np.full((h, w), 5)
-        if band == "count_des":  # descending passes cover the western half only
-            return np.where(np.arange(w)[None, :] < w // 2, 2, 0).repeat(h, 0)
-        return np.full((h, w), -12.5 if band.startswith("VV") else -19.0)
 
-    server.fill = fill
-    (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-DJF")[0])
-    assert r.status == "done" and r.data.shape == (4, 448, 448) and r.data.dtype == np.float32
-    vv_asc, vh_asc, vv_des, vh_des = r.data
-    assert (vv_asc == -12.5).all() and (vh_asc == -19.0).all()
-    assert (vv_des[:, :224] == -12.5).all() and np.isnan(vv_des[:, 224:]).all()
-    assert np.isnan(vh_des[:, 224:]).all()
-    body = server.pixel_requests()[-1]["body"]
-    assert body["bandIds"] == ["VV_asc", "VH_asc", "VV_des", "VH_des", "count_asc", "count_des"]
-    graph = json.dumps(body["expression"])
-    for needle in ("COPERNICUS/S1_GRD", '"IW"', '"ASCENDING"', '"DESCENDING"',
-                   "transmitterReceiverPolarisation", "2019-12-01", "2020-03-01",
-                   "reduce.median"):
-        assert needle in graph, needle
-    # both reductions of both passes run over the masked stand-in too, so a pass with no
-    # acquisition still has bands (Earth Engine reduces an empty collection to none)
-    assert graph.count("ImageCollection.merge") >= 4
-    server.fill = lambda band, h, w: np.zeros((h, w))
-    (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-MAM")[0])
-    assert r.status == "nodata" and "no Sentinel-1" in r.error
+def s1_scene(date: str, orbit: str, vv: float, vh: float, west_only: bool = False,
+             mode: str = "IW", pols: tuple[str, ...] = ("VV", "VH"),
+             bbox: tuple[float, ...] = HERE) -> Asset:
+    """A COPERNICUS/S1_GRD image (dB, as the catalogue stores it) with its properties."""
+    def band(v: float) -> np.ma.MaskedArray:
+        a = np.ma.masked_array(v + RAMP, np.zeros((N, N), bool))
+        if west_only:
+            a[:, N // 2:] = np.ma.masked  # the scene ends mid-tile
+        return a
+    return Asset({p: band({"VV": vv, "VH": vh}[p]) for p in pols},
+                 {"instrumentMode": mode, "transmitterReceiverPolarisation": list(pols),
+                  "orbitProperties_pass": orbit}, bbox=bbox, date=date)
+
+
+def test_s1grd_ee_composites_per_pass_with_nan_where_a_pass_has_no_scene():
+    """Pixels the loopback evaluates from the recipe on known scenes: the per-pass median of
+    the IW VV+VH scenes of the season over the tile, NaN where a pass saw nothing."""
+    keep_asc = [s1_scene("2019-12-03", "ASCENDING", -12.0, -19.0),
+                s1_scene("2020-01-08", "ASCENDING", -14.0, -18.0),
+                s1_scene("2020-02-25", "ASCENDING", -11.0, -21.0)]
+    keep_des = [s1_scene("2019-12-10", "DESCENDING", -9.0, -16.0, west_only=True),
+                s1_scene("2020-01-15", "DESCENDING", -10.0, -17.0, west_only=True)]
+    left_out = [s1_scene("2020-01-01", "ASCENDING", 5.0, 5.0, mode="EW"),  # not IW
+                s1_scene("2020-03-01", "ASCENDING", 5.0, 5.0),  # spring
+                s1_scene("2019-11-30", "DESCENDING", 5.0, 5.0),  # autumn
+                s1_scene("2020-01-02", "DESCENDING", 5.0, 5.0, pols=("VV",)),  # no VH
+                s1_scene("2020-01-03", "ASCENDING", 5.0, 5.0, bbox=AWAY)]  # elsewhere
+    assets = {"COPERNICUS/S1_GRD": keep_asc + left_out + keep_des}
+    with EEServer(assets=assets) as server:
+        src = EarthEngineSource(project="p", access_token="test", url=server.url)
+        (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-DJF")[0])
+        assert r.status == "done" and r.data.shape == (4, N, N) and r.data.dtype == np.float32
+        east = np.zeros((N, N), bool)
+        east[:, N // 2:] = True
+        for i, (pol, scenes, nan) in enumerate((("VV", keep_asc, None), ("VH", keep_asc, None),
+                                                ("VV", keep_des, east), ("VH", keep_des, east))):
+            want = np.median([sc.bands[pol].data for sc in scenes], axis=0)  # dB, per pixel
+            if nan is not None:
+                want[nan] = np.nan
+            np.testing.assert_allclose(r.data[i], want.astype(np.float32), rtol=1e-6,
+                                       equal_nan=True, err_msg=f"band {i}")
+        body = server.pixel_requests()[-1]["body"]
+        assert body["bandIds"] == ["VV_asc", "VH_asc", "VV_des", "VH_des", "count_asc",
+                                   "count_des"]
+        (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-SON")[0])  # no scene
+        assert r.status == "nodata" and "no Sentinel-1" in r.error
 
 
 def test_treecover_and_ghsbuilt_on_their_coarser_rungs(server):
-    src = EarthEngineSource(project="p", access_token="test", url=server.url)
-    server.dtype_of = lambda band: "u1" if band == "tree_cover" else "<u2"
-    server.fill = lambda band, h, w: np.full((h, w), 42)
-    (r,) = read(src, "treecover", expand("annual", "2020")[0])
-    assert r.status == "done" and r.data.shape == (1, 56, 56) and (r.data == 42).all()
-    body = server.pixel_requests()[-1]["body"]
-    assert body["grid"]["affineTransform"]["scaleX"] == 80.0
-    assert body["grid"]["affineTransform"]["translateX"] == 100 * 4480.0
-    assert "MODIS/061/MOD44B" in json.dumps(body) and "2021-01-01" in json.dumps(body)
-    (r,) = read(src, "ghsbuilt", expand("annual", "2020")[0])
-    assert r.status == "done" and r.data.shape == (1, 112, 112) and r.data.dtype == np.uint16
-    assert "JRC/GHSL/P2023A/GHS_BUILT_S/2020" in json.dumps(server.pixel_requests()[-1])
-    n = len(server.requests)
-    (r,) = read(src, "ghsbuilt", expand("annual", "2021")[0])
-    assert r.status == "nodata" and "every 5 years" in r.error and len(server.requests) == n
-    server.fill = lambda band, h, w: np.full((h, w), 255)  # a year MODIS has not produced
-    (r,) = read(src, "treecover", expand("annual", "2026")[0])
-    assert r.status == "nodata"
+    mod44b = [Asset({"Percent_Tree_Cover": np.ma.masked_array(
+        np.where(RAMP[:56, ::8] < 0.8, np.round(100 * RAMP[:56, ::8]), 200),
+        np.zeros((56, 56), bool))}, date="2020-03-05", dtype="|u1"),
+        Asset({"Percent_Tree_Cover": np.full((56, 56), 99.0)}, date="2019-03-06", dtype="|u1")]
+    ghs = Asset({"built_surface": np.round(4000 * RAMP[:112, ::4])}, dtype="<u2")
+    ghs_masked = np.ma.masked_array(np.zeros((112, 112)), np.ones((112, 112), bool))
+    assets = {"MODIS/061/MOD44B": mod44b, "JRC/GHSL/P2023A/GHS_BUILT_S/2020": ghs,
+              "JRC/GHSL/P2023A/GHS_BUILT_S/2025": Asset({"built_surface": ghs_masked})}
+    with EEServer(assets=assets) as server:
+        src = EarthEngineSource(project="p", access_token="test", url=server.url)
+        (r,) = read(src, "treecover", expand("annual", "2020")[0])
+        assert r.status == "done" and r.data.shape == (1, 56, 56)
+        # the year's own image (not 2019's 99 %), MODIS 200 (water) kept as the product has it
+        np.testing.assert_array_equal(r.data[0], mod44b[0].bands["Percent_Tree_Cover"].data)
+        body = server.pixel_requests()[-1]["body"]
+        assert body["grid"]["affineTransform"]["scaleX"] == 80.0
+        assert body["grid"]["affineTransform"]["translateX"] == 100 * 4480.0
+        (r,) = read(src, "ghsbuilt", expand("annual", "2020")[0])
+        assert r.status == "done" and r.data.shape == (1, 112, 112) and r.data.dtype == np.uint16
+        np.testing.assert_array_equal(r.data[0], ghs.bands["built_surface"])
+        (r,) = read(src, "ghsbuilt", expand("annual", "2025")[0])  # masked: GHSL's no data
+        assert r.status == "nodata" and "no ghsbuilt data" in r.error
+        n = len(server.requests)
+        (r,) = read(src, "ghsbuilt", expand("annual", "2021")[0])
+        assert r.status == "nodata" and "every 5 years" in r.error and len(server.requests) == n
+        (r,) = read(src, "treecover", expand("annual", "2026")[0])  # a year MODIS lacks
+        assert r.status == "nodata"
 
 
 def test_refused_credentials_are_an_auth_error_at_check(server):
