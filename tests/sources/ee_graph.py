@@ -16,6 +16,8 @@ not know is a 400 naming it, never a made-up answer.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,8 +232,23 @@ def _intersects(leftField: str, rightValue: tuple, **_: Any) -> Callable[[Img], 
     return keep
 
 
-def _ms(date: str) -> int:
+def _ms(date: str | int) -> int:
+    """A date (ISO text, or already milliseconds since the epoch) in milliseconds."""
+    if isinstance(date, int | float):
+        return int(date)
     return int(dt.datetime.fromisoformat(date).replace(tzinfo=dt.UTC).timestamp() * 1000)
+
+
+_UNIT_MS = {"second": 1000, "minute": 60_000, "hour": 3_600_000, "day": 86_400_000,
+            "week": 7 * 86_400_000}
+_JODA = {"YYYY-MM-dd": "%Y-%m-%d", "YYYY-MM-dd'T'HH:mm:ss": "%Y-%m-%dT%H:%M:%S"}
+
+
+def _date_format(date: int, format: str | None = None, **_: Any) -> str:
+    if (format or "YYYY-MM-dd'T'HH:mm:ss") not in _JODA:
+        raise GraphError(f"loopback Date.format does not know the pattern {format!r}")
+    t = dt.datetime.fromtimestamp(date / 1000, dt.UTC)
+    return t.strftime(_JODA[format or "YYYY-MM-dd'T'HH:mm:ss"])
 
 
 def _date_range_contains(leftValue: tuple[int, int], rightField: str,
@@ -258,11 +275,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "Image.max": _binary(np.maximum, None),
     "Image.log10": _unary(np.log10, "<f8"),
     "Image.not": _unary(lambda v: (v == 0).astype(np.float64), "|u1"),
-    "Image.round": _unary(np.round),
+    "Image.round": _unary(lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5)),  # half away
     "Image.toFloat": _cast(None, None, "<f4"),
     "Image.toUint8": _cast(0, 255, "|u1"),
     "Image.toUint16": _cast(0, 65535, "<u2"),
-    "Image.resample": lambda input, **_: input,  # the held images are on the grid already
+    "Image.resample": lambda image, **_: image,  # the held images are on the grid already
     "ImageCollection.fromImages": lambda images, **_: list(images),
     "ImageCollection.merge": lambda collection1, collection2, **_: collection1 + collection2,
     "ImageCollection.mosaic": _mosaic,
@@ -278,6 +295,15 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "Filter.listContains": lambda leftField, rightValue, **_: (
         lambda img: rightValue in img.props.get(leftField, ())),
     "DateRange": lambda start, end=None, **_: (_ms(start), _ms(end)),
+    "Date": lambda value, **_: _ms(value),
+    "Date.millis": lambda date, **_: date,
+    "Date.advance": lambda date, delta, unit, **_: date + int(delta * _UNIT_MS[unit]),
+    "Date.format": _date_format,
+    "List.distinct": lambda list, **_: [*dict.fromkeys(list)],
+    "AggregateFeatureCollection.array": lambda collection, property, **_: [
+        img.props[property] for img in collection if property in img.props],
+    "Element.set": lambda object, key, value, **_: Img(object.bands, {**object.props,
+                                                                      key: value}),
     "Feature": lambda geometry, metadata=None, **_: geometry,
     "GeometryConstructors.Rectangle": lambda coordinates, **_: tuple(coordinates),
     "Projection": lambda crs, **_: crs,
@@ -290,7 +316,8 @@ class Graph:
     def __init__(self, expr: dict, assets: dict[str, Any], shape: tuple[int, int]):
         self.values, self.assets, self.shape = expr["values"], assets, shape
         self.result = expr["result"]
-        self.memo: dict[str, Any] = {}  # values outside any mapped function, evaluated once
+        self.memo: dict[str, Any] = {}  # values that read no function argument, once each
+        self._free: dict[str, bool] = {}
 
     def evaluate(self) -> Any:
         return self.node(self.values[self.result], {})
@@ -300,10 +327,10 @@ class Graph:
             return n["constantValue"]
         if "valueReference" in n:
             ref = n["valueReference"]
-            if env:
+            if self.free(ref):  # reads a mapped function's argument: evaluated per call
                 return self.node(self.values[ref], env)
             if ref not in self.memo:
-                self.memo[ref] = self.node(self.values[ref], env)
+                self.memo[ref] = self.node(self.values[ref], {})
             return self.memo[ref]
         if "argumentReference" in n:
             return env[n["argumentReference"]]
@@ -322,12 +349,25 @@ class Graph:
             return None
         raise GraphError(f"loopback: unknown value node {sorted(n)}")
 
+    def free(self, ref: str) -> bool:
+        """Whether value `ref` reads an argument of a mapped function (then it cannot be
+        evaluated once for all calls)."""
+        if ref not in self._free:
+            self._free[ref] = False  # (a graph has no cycles; this only ends recursion)
+            text = json.dumps(self.values[ref])
+            refs = re.findall(r'"(?:valueReference|body)": "([^"]+)"', text)
+            self._free[ref] = '"argumentReference"' in text or any(self.free(r) for r in refs)
+        return self._free[ref]
+
     def call(self, fn: Closure, *args: Any) -> Any:
         return self.node(self.values[fn.body], dict(zip(fn.args, args, strict=True)))
 
     def invoke(self, name: str, args: dict[str, Any], env: dict[str, Any]) -> Any:
         if name == "Collection.map":
             return [self.call(args["baseAlgorithm"], img) for img in args["collection"]]
+        if name == "List.map":
+            out = [self.call(args["baseAlgorithm"], x) for x in args["list"]]
+            return [x for x in out if x is not None] if args.get("dropNulls") else out
         if name == "ImageCollection.load":
             if args["id"] not in self.assets:
                 raise GraphError(f"ImageCollection.load: ImageCollection asset '{args['id']}' "
