@@ -296,7 +296,7 @@ def test_s1grd_ee_composites_per_pass_with_nan_where_a_pass_has_no_scene():
         assert r.status == "nodata" and "no Sentinel-1" in r.error
 
 
-def test_treecover_and_ghsbuilt_on_their_coarser_rungs(server):
+def test_treecover_and_ghsbuilt_on_their_coarser_rungs():
     mod44b = [Asset({"Percent_Tree_Cover": np.ma.masked_array(
         np.where(RAMP[:56, ::8] < 0.8, np.round(100 * RAMP[:56, ::8]), 200),
         np.zeros((56, 56), bool))}, date="2020-03-05", dtype="|u1"),
