@@ -49,7 +49,10 @@ def _cgroup_quota(cgroup_root: Path, proc_cgroup: Path) -> float | None:
         return None
     limits: list[float] = []
     for line in lines:
-        _, controllers, rel = line.split(":", 2)
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
         v1 = "cpu" in controllers.split(",")
         if not v1 and controllers:
             continue
