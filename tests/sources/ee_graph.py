@@ -46,7 +46,8 @@ class Img:
 @dataclass(frozen=True)
 class Asset:
     """An image the server holds: band arrays on the request grid (a masked array's mask is
-    the image mask; a scalar fills the grid), its properties, footprint and date."""
+    the image mask; a scalar fills the grid; a function of the grid's (h, w) gives one for
+    any grid), its properties, footprint and date."""
 
     bands: dict[str, Any]
     props: dict[str, Any] = field(default_factory=dict)
@@ -57,7 +58,7 @@ class Asset:
     def image(self, shape: tuple[int, int]) -> Img:
         bands = {}
         for name, a in self.bands.items():
-            arr = np.ma.asarray(a)
+            arr = np.ma.asarray(a(shape) if callable(a) else a)
             if arr.ndim == 0:
                 arr = np.ma.masked_array(np.full(shape, arr.data), np.full(shape, arr.mask))
             if arr.shape != shape:

@@ -372,7 +372,32 @@ def test_cli_fetch_through_earth_engine_writes_the_store(one_granule, tmp_path, 
     assert len(server.pixel_requests()) == out["done"]  # the rerun fetched no pixels
 
 
-def test_optional_modalities_into_a_store_and_a_quicklook(server, tmp_path, monkeypatch, capsys):
+def _ramp(scale: float, offset: float = 0.0):
+    """A band for any grid: offset + scale * x / width."""
+    return lambda shape: offset + scale * np.linspace(0, 1, shape[1])[None, :].repeat(
+        shape[0], 0)
+
+
+@pytest.fixture
+def optional():
+    """A loopback holding descending S1 scenes of summer 2020 (no ascending one), a MOD44B
+    and a GHS-BUILT-S image, their bands given for any grid."""
+    des = {"instrumentMode": "IW", "transmitterReceiverPolarisation": ["VV", "VH"],
+           "orbitProperties_pass": "DESCENDING"}
+    assets = {
+        "COPERNICUS/S1_GRD": [Asset({"VV": _ramp(10, -20), "VH": _ramp(10, -26)}, des,
+                                    date=f"2020-0{m}-15") for m in (6, 7, 8)],
+        "MODIS/061/MOD44B": [Asset({"Percent_Tree_Cover": lambda shape: np.where(
+            _ramp(1)(shape) < 0.8, np.round(_ramp(100)(shape)), 200)}, date="2020-03-05",
+            dtype="|u1")],
+        "JRC/GHSL/P2023A/GHS_BUILT_S/2020": Asset({"built_surface": _ramp(5000)},
+                                                  dtype="<u2")}
+    with EEServer(assets=assets) as server:
+        yield server
+
+
+def test_optional_modalities_into_a_store_and_a_quicklook(optional, tmp_path, monkeypatch,
+                                                          capsys):
     """s1grd-ee with no ascending pass, treecover and ghsbuilt through `fetch`, then one
     quicklook with a panel each (the s1grd-ee panel shows the pass that has data)."""
     import matplotlib.image
@@ -381,16 +406,7 @@ def test_optional_modalities_into_a_store_and_a_quicklook(server, tmp_path, monk
     from m3leo_tiles.quicklook import quicklook_tile
 
     monkeypatch.setenv("EE_ACCESS_TOKEN", "test")
-    server.dtype_of = lambda b: ("<f4" if b[:2] in ("VV", "VH") else "u1" if b == "tree_cover"
-                                 else "<u2")
-
-    def fill(band, h, w):
-        ramp = np.linspace(0, 1, w)[None, :].repeat(h, 0)
-        return {"count_asc": np.zeros((h, w)), "count_des": np.full((h, w), 3),
-                "tree_cover": np.where(ramp < 0.8, 100 * ramp, 200),
-                "built_surface": 5000 * ramp}.get(band, -20 + 10 * ramp)
-
-    server.fill = fill
+    server = optional
     aoi = tmp_path / "a.wkt"
     aoi.write_text("POLYGON((2 48, 2.02 48, 2.02 48.02, 2 48.02, 2 48))")
     store = str(tmp_path / "s.zarr")
