@@ -54,16 +54,26 @@ class Asset:
     bbox: tuple[float, float, float, float] = (-180.0, -90.0, 180.0, 90.0)  # lon/lat
     date: str | None = None  # system:time_start
     dtype: str = "<f4"
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     def image(self, shape: tuple[int, int]) -> Img:
+        """The image on a grid of `shape` (converted once per shape: bands are not to be
+        changed once a request has read them)."""
+        if shape not in self._cache:
+            self._cache[shape] = self._convert(shape)
+        return Img(self._cache[shape].bands, dict(self._cache[shape].props))
+
+    def _convert(self, shape: tuple[int, int]) -> Img:
         bands = {}
         for name, a in self.bands.items():
-            arr = np.ma.asarray(a(shape) if callable(a) else a)
-            if arr.ndim == 0:
-                arr = np.ma.masked_array(np.full(shape, arr.data), np.full(shape, arr.mask))
-            if arr.shape != shape:
-                raise GraphError(f"loopback asset band {name}: {arr.shape}, grid is {shape}")
-            bands[name] = Band(arr.data.astype(np.float64), ~np.ma.getmaskarray(arr), self.dtype)
+            a = a(shape) if callable(a) else a
+            if np.ndim(a) == 0:
+                a = np.ma.masked_array(np.full(shape, np.ma.getdata(a), np.float64),
+                                       np.full(shape, np.ma.getmask(a) is np.True_))
+            if np.shape(a) != shape:
+                raise GraphError(f"loopback asset band {name}: {np.shape(a)}, grid is {shape}")
+            valid = ~np.ma.getmaskarray(a) if np.ma.isMaskedArray(a) else np.ones(shape, bool)
+            bands[name] = Band(np.asarray(np.ma.getdata(a), np.float64), valid, self.dtype)
         props = dict(self.props)
         if self.date:
             d = dt.datetime.fromisoformat(self.date).replace(tzinfo=dt.UTC)
