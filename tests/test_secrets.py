@@ -7,7 +7,9 @@ EE_SERVICE_ACCOUNT_KEY, source option); Earthdata a username/password (env), a t
 ~/.netrc (HOME pointed at a temp dir). The servers check that the credential was used; then
 every output is scanned for the secrets (also base64-encoded, as a Basic header carries them):
 stdout, stderr, the JSON log, every file of the store (attributes included), the state DB and
-its journal, the download cache and the orbit folder.
+its journal, the download cache, the orbit folder, TMPDIR, and HOME with its XDG cache,
+config, data and state folders (where defaults put caches and state), less the credential
+files the test itself placed there.
 """
 
 from __future__ import annotations
@@ -54,9 +56,16 @@ def _run(args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def _base_env(home: Path) -> dict:
+    """HOME, the XDG cache and TMPDIR in the test's folder, so every default place the
+    program (or a library it calls) may write is one the scan reads."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("EARTHDATA_", "EE_", "GOOGLE_", "NETRC"))}
-    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), PYTHONPATH=os.getcwd())
+           if not k.startswith(("EARTHDATA_", "EE_", "GOOGLE_", "NETRC", "XDG_"))}
+    tmp = home.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
+               XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
+               XDG_STATE_HOME=str(home / ".local/state"), TMPDIR=str(tmp),
+               PYTHONPATH=os.getcwd())
     return env
 
 
@@ -82,8 +91,17 @@ def _scan(secrets: list[str], texts: dict[str, str], roots: list[Path]) -> list[
     return found
 
 
+#: files the test itself put under HOME (a credential given by file is in it by design)
+HOME_INPUTS = (".netrc",)
+
+
 def _outputs(work: Path) -> list[Path]:
-    return [p for p in work.iterdir() if p.name not in ("home", "inputs")]
+    """Everything the run could have written: the working folder (store, state, log, cache,
+    TMPDIR) and HOME with its XDG cache/config/data/state, less the test's own inputs."""
+    home = work / "home"
+    return [p for p in work.iterdir() if p.name not in ("home", "inputs")] + [
+        p for p in home.rglob("*") if p.is_file() and p.relative_to(home).as_posix()
+        not in HOME_INPUTS]
 
 
 # about 8 s each: one channel in the fast suite, the others with --runslow

@@ -21,10 +21,12 @@ enough to trigger several, ran in 2.9 s instead of 4.3 s (4-date simulated stack
 from __future__ import annotations
 
 import gc
+import math
 import os
 import warnings
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from pathlib import Path
 from typing import Any
 
 #: tasks queued per worker beyond the one it runs
@@ -35,10 +37,67 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
                "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+def _cgroup_quota(cgroup_root: Path, proc_cgroup: Path) -> float | None:
+    """CPUs the process's cgroup may use (quota / period), None when unlimited or unknown.
+
+    v2: `cpu.max` ("max 100000" or "200000 100000") in the process's group or any parent;
+    v1: `cpu.cfs_quota_us` / `cpu.cfs_period_us` under the `cpu` controller (quota -1 is
+    unlimited). The tightest limit on the path wins, as the kernel enforces every level."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, rel = parts
+        v1 = "cpu" in controllers.split(",")
+        if not v1 and controllers:
+            continue
+        base = cgroup_root
+        if v1:  # mounted as cpu/ or cpu,cpuacct/ depending on the distribution
+            base = next((cgroup_root / d for d in ("cpu", "cpu,cpuacct", "cpuacct,cpu")
+                         if (cgroup_root / d).is_dir()), cgroup_root / "cpu")
+        here = base / rel.lstrip("/")
+        for d in (here, *here.parents):
+            try:
+                if v1:
+                    quota = int((d / "cpu.cfs_quota_us").read_text())
+                    period = int((d / "cpu.cfs_period_us").read_text())
+                else:
+                    quota_s, period_s = (d / "cpu.max").read_text().split()
+                    quota, period = (-1 if quota_s == "max" else int(quota_s)), int(period_s)
+            except (OSError, ValueError):
+                quota, period = -1, 0
+            if quota > 0 and period > 0:
+                limits.append(quota / period)
+            if d == base:
+                break
+    return min(limits) if limits else None
+
+
+def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup"),
+                proc_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """CPUs this process may actually run on: the affinity mask (taskset, a batch
+    scheduler's cpuset), lowered to a cgroup CPU quota (a container's `--cpus`), at least 1.
+    `os.cpu_count()` counts the whole machine and would oversubscribe both."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows: no affinity API
+        n = os.cpu_count() or 1
+    quota = _cgroup_quota(cgroup_root, proc_cgroup)
+    if quota is not None:
+        n = min(n, math.ceil(quota))
+    return max(1, n)
+
+
 def worker_env(workers: int) -> dict[str, str]:
-    """cores / workers threads per worker unless the user set them: N workers each running
-    a Numba or BLAS pool as wide as the machine would oversubscribe the cores N times."""
-    n = str(max(1, (os.cpu_count() or 1) // workers))
+    """usable CPUs / workers threads per worker unless the user set them: N workers each
+    running a Numba or BLAS pool as wide as the machine would oversubscribe the cores N
+    times."""
+    n = str(max(1, usable_cpus() // workers))
     env = {v: os.environ.get(v, n) for v in THREAD_VARS}
     env["ENABLE_IPC"] = os.environ.get("ENABLE_IPC", "1")  # TBB: one pool across workers
     return env
@@ -121,4 +180,4 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[tuple], scheduler: str) -> 
 
 
 __all__ = ["AHEAD", "THREAD_VARS", "WorkerPool", "call_in_worker", "run_dask", "run_inline",
-           "worker_env"]
+           "usable_cpus", "worker_env"]

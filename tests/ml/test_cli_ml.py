@@ -194,3 +194,25 @@ def test_agb_regression_trains_on_valid_pixels_only(ml_store, tmp_path):
     last = ds[3]["target_valid"].numpy()  # the bottom-right patch holds the 2 nodata cells
     assert (~last).sum() == 2 and not last[-1, -2:].any()
     assert res["task"] == "regression" and np.isfinite(res["rmse"]) and res["rmse"] > 0
+    # the loss and the RMSE ignore invalid pixels: whatever their target holds (the dataset
+    # writes 0, which an unmasked loss would also fit), the same loss and RMSE; a valid
+    # pixel's target does count
+    model, dm = res["_model"], res["_datamodule"]
+    model.log = lambda *a, **k: None  # outside a Trainer
+    batch = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
+    valid = batch["target_valid"]
+    assert (~valid).sum() >= 2 and valid.sum() > 10 * (~valid).sum()
+
+    def loss_and_rmse(where: torch.Tensor, value: float) -> tuple[float, float]:
+        b = dict(batch, target=batch["target"].masked_fill(where, value))
+        metric = model._metric("test")
+        metric.reset()
+        with torch.no_grad():
+            loss = float(model._step(b, "test"))
+        return loss, float(metric.compute()["rmse"])
+
+    low, high = loss_and_rmse(~valid, -1e6), loss_and_rmse(~valid, 1e6)
+    assert low == high == loss_and_rmse(~valid, 0.0), (low, high)
+    first = torch.zeros_like(valid)
+    first[0, 0, 0] = True
+    assert valid[0, 0, 0] and loss_and_rmse(first, 1e6) != low

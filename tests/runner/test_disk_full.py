@@ -1,22 +1,30 @@
 """A run on a filesystem that fills up: a clear error, nothing recorded done that is not on
 disk, and a rerun after space is freed that completes with the same bytes.
 
-The store and its state database live on a small tmpfs mounted for the test (root only;
-skipped with the reason where mounting is not allowed).
+Two ways to fill the disk: a small tmpfs mounted for the test (root only; skipped with the
+reason where mounting is not allowed), and, everywhere, ENOSPC injected at the chunk file's
+write call (zarr's LocalStore `_put`) and SQLite's own SQLITE_FULL (`max_page_count`), the
+errors a full filesystem gives at those two places.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import zarr
+import zarr.storage._local as zarr_local
 
-from m3leo_tiles.runner.state import StateDB
+import tests.runner.synthetic as syn
+from m3leo_tiles.errors import StorageFull
+from m3leo_tiles.runner.state import Outcome, StateDB
+from tests.runner.helpers import tiles_table
 from tests.runner.test_cli_runs import cli, fetch_args, make_store
-from tests.runner.test_engine import chunk_digests
+from tests.runner.test_engine import chunk_digests, run
 
 
 @pytest.fixture
@@ -116,9 +124,6 @@ def _fill(path: Path) -> None:
 def test_a_full_disk_under_the_state_database_is_storage_full(small_disk):
     """SQLite's "database or disk is full" (or its I/O error when it cannot even grow its
     journal) becomes the run's clear StorageFull, and the batch is rolled back."""
-    from m3leo_tiles.errors import StorageFull
-    from m3leo_tiles.runner.state import Outcome
-
     db = StateDB(str(small_disk / "s.state.sqlite"), "s.zarr")
     db.record([Outcome("synth", "2020", "t0", "done")])
     _fill(small_disk / "filler")
@@ -129,4 +134,63 @@ def test_a_full_disk_under_the_state_database_is_storage_full(small_disk):
     (small_disk / "filler").unlink()
     db = StateDB(str(small_disk / "s.state.sqlite"), create=False)
     assert [t for _, t in db.done_units("synth")] == ["t0"]  # the full batch left no trace
+    db.close()
+
+
+class FullAfter:
+    """zarr's LocalStore write (`_put`) on a disk with room for `room` more chunks: the next
+    chunk's `.partial` file is created and its write fails with ENOSPC, as on a full disk."""
+
+    def __init__(self, room: int):
+        self.room, self.refused = room, 0
+        self.put = zarr_local._put
+
+    def __call__(self, path: Path, value, exclusive: bool = False) -> int:
+        if "/synth/synth/c/" not in path.as_posix():  # metadata and the tile table fit
+            return self.put(path, value, exclusive=exclusive)
+        if self.room > 0:
+            self.room -= 1
+            return self.put(path, value, exclusive=exclusive)
+        self.refused += 1
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zarr_local._atomic_write(path, "wb") as f:
+            f.write(b"\0" * 512)  # some bytes landed before the disk filled
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f.name)
+
+
+def test_enospc_at_the_chunk_write_stops_the_run_and_the_rerun_completes(tmp_path, monkeypatch):
+    """No mount needed: the run stops with StorageFull naming the cause, every unit it
+    recorded done has its chunk on disk, no `.partial` is left, and the rerun after space
+    is freed writes only what is missing, byte for byte the reference."""
+    table = tiles_table(4)
+    ref, url = str(tmp_path / "ref.zarr"), str(tmp_path / "s.zarr")
+    run(ref, table, syn.SyntheticSource())
+    full = FullAfter(room=2)
+    monkeypatch.setattr(zarr_local, "_put", full)
+    with pytest.raises(StorageFull, match=r"^no space left on device \(.*\.partial\): the run "
+                                          r"stopped after 2 units done; free space and rerun"):
+        run(url, table, syn.SyntheticSource())
+    assert full.refused == 1  # the run stopped at the first refused write
+    monkeypatch.undo()  # space freed
+    assert _check_done_are_on_disk(url, ref) == 2
+    assert not list(Path(url).rglob("*.partial"))
+    s, failures = run(url, table, syn.SyntheticSource())
+    assert (s.done, s.failed, failures) == (2, 0, [])
+    assert chunk_digests(url) == chunk_digests(ref) and len(chunk_digests(ref)) == 4
+
+
+def test_sqlite_full_under_the_state_database_is_storage_full(tmp_path):
+    """No mount needed: SQLite's own SQLITE_FULL ("database or disk is full"), here from a
+    page limit, becomes StorageFull and the batch leaves no trace."""
+    path = str(tmp_path / "s.state.sqlite")
+    db = StateDB(path, "s.zarr")
+    db.record([Outcome("synth", "2020", "t0", "done")])
+    pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+    db.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+    many = [Outcome("synth", "2020", f"t{i}", "done", error="x" * 2000) for i in range(1, 300)]
+    with pytest.raises(StorageFull, match="no space left for the state database .*s.state.sqlite"):
+        db.record(many)
+    db.close()
+    db = StateDB(path, create=False)
+    assert [t for _, t in db.done_units("synth")] == ["t0"]
     db.close()

@@ -20,6 +20,7 @@ PX, N, SUB = 10.0, 192, 4  # map pixel, pixels per side, sub-points per pixel si
 DR, DY = 2.33, 14.0  # radar cell: slant range (m), azimuth (m)
 GAMMA0 = {0: 10 ** (-0.8), 1: 10 ** (-1.4)}  # two classes: -8 and -14 dB
 UP = np.array([0.0, 0.0, 1.0])  # the local frame's vertical
+TOL_DB = 0.1  # class means of gamma0-RTC against the forward model (why: see its use)
 
 
 def height(x, y, amp, period=1280.0):
@@ -114,10 +115,15 @@ def test_gamma0_rtc_flattens_slopes_that_sigma0_does_not():
         sig_f, sig_a = db(sigma0[facing].mean()), db(sigma0[away].mean())
         rtc_f, rtc_a = db(g_rtc[facing].mean()), db(g_rtc[away].mean())
         assert sig_f - sig_a > 4.0, (sig_f, sig_a)  # several dB apart in sigma0
-        assert abs(rtc_f - rtc_a) < 1.0, (rtc_f, rtc_a)  # within 1 dB in gamma0-RTC
-        assert abs(rtc_f - db(g_true)) < 1.0 and abs(rtc_a - db(g_true)) < 1.0
+        # within 0.1 dB in gamma0-RTC: each mean is over > 2000 pixels whose spread (0.3 dB,
+        # the forward model's 64 geocoding points per pixel) leaves a standard error of
+        # 0.01 dB, and the facet model and the processor's per-pixel planes differ by 0.03
+        # dB at most here (measured); a normalisation off by a tenth of its exponent shows
+        # as 0.6 dB between the two slopes
+        assert abs(rtc_f - rtc_a) < TOL_DB, (rtc_f, rtc_a)
+        assert abs(rtc_f - db(g_true)) < TOL_DB and abs(rtc_a - db(g_true)) < TOL_DB
         # flat ground: gamma0-RTC = sigma0 / cos(theta), the class value
-        assert abs(db(g_rtc[flat].mean()) - db(g_true)) < 0.2
+        assert abs(db(g_rtc[flat].mean()) - db(g_true)) < TOL_DB
         assert abs(db(area.ratio[flat].mean()) - db(cot[flat].mean())) < 0.2
 
 
@@ -147,26 +153,56 @@ def test_bad_shapes_are_refused():
         rtc_area(xyz[:, :-1], sat, t, up=UP)
 
 
-def _template_orbit():
-    """The ESA orbit of the simulator's ascending template (track 108), as a sar Orbit."""
+def _template_vectors() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ESA state vectors of the simulator's ascending template (track 108): times (ns),
+    ECEF positions and velocities, as its annotation lists them."""
     import gzip
     import xml.etree.ElementTree as ET
     from importlib import resources
 
-    from m3leo_tiles.sar.orbit import Orbit
     from m3leo_tiles.simulator import geometry as geo
 
     data = resources.files("m3leo_tiles.simulator") / "data" / "annotation-iw2-vv.xml.gz"
     tm = geo.read_timing(ET.fromstring(gzip.decompress(data.read_bytes())))
     times = np.array([np.datetime64(t.replace(tzinfo=None), "ns") for t in tm.orbit_times])
-    return Orbit.from_vectors(times, tm.orbit_pos, tm.orbit_vel)
+    return times, np.asarray(tm.orbit_pos, float), np.asarray(tm.orbit_vel, float)
+
+
+def _template_orbit():
+    """The template's orbit as the processor's Orbit."""
+    from m3leo_tiles.sar.orbit import Orbit
+
+    return Orbit.from_vectors(*_template_vectors())
+
+
+def _sensor_at_zero_doppler(xyz: np.ndarray) -> np.ndarray:
+    """The sensor position (ECEF) where each point crosses zero Doppler, computed without
+    the processor's orbit or Doppler code: a cubic Hermite spline through consecutive state
+    vectors (positions and velocities; error ~1 mm at 10 s spacing), and Newton's method on
+    f(t) = (P - S(t)) . V(t) with f'(t) = (P - S) . A - |V|^2."""
+    from scipy.interpolate import CubicHermiteSpline
+
+    times, pos, vel = _template_vectors()
+    ts = (times - times[0]) / np.timedelta64(1, "s")
+    spline = CubicHermiteSpline(ts, pos, vel, axis=0)
+    speed, accel = spline.derivative(1), spline.derivative(2)
+    p = xyz.reshape(-1, 3)
+    t = np.full(len(p), ts.mean())
+    for _ in range(30):
+        d, v = p - spline(t), speed(t)
+        step = np.sum(d * v, -1) / (np.sum(d * accel(t), -1) - np.sum(v * v, -1))
+        t -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    assert np.abs(step).max() < 1e-9 and (ts[0] < t).all() and (t < ts[-1]).all()
+    return spline(t).reshape(xyz.shape)
 
 
 @pytest.mark.parametrize("tilt", [(0.0, 0.0), (0.25, 0.05), (-0.25, -0.05)])
 def test_tile_rtc_on_planes_in_real_orbit_geometry(tilt):
     """A plane seen from S1's orbit: A_gamma / A_beta = cot(local incidence) everywhere."""
     from m3leo_tiles.grid.tiles import tile_from_id
-    from m3leo_tiles.sar.geocode import grid_ecef, grid_lonlat, zero_doppler
+    from m3leo_tiles.sar.geocode import grid_ecef, grid_lonlat
     from m3leo_tiles.sar.rtc import tile_rtc
 
     orbit = _template_orbit()
@@ -177,15 +213,15 @@ def test_tile_rtc_on_planes_in_real_orbit_geometry(tilt):
     xyz = grid_ecef(grid, h)
     area = tile_rtc(orbit, xyz, float(orbit.t.mean()))
     # independent truth: the plane's normal (-a, -b, 1) in ENU, the look vector to the
-    # zero-Doppler sensor position
+    # zero-Doppler sensor position from our own orbit interpolation and Doppler solution (an
+    # orbit or Doppler bug in the processor would otherwise cancel)
     lon, lat = (np.deg2rad(v) for v in grid_lonlat(grid))
     east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], -1)
     north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)], -1)
     up = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
     n = -a * east - b * north + up
     n /= np.linalg.norm(n, axis=-1, keepdims=True)
-    t, _ = zero_doppler(orbit, xyz, float(orbit.t.mean()))
-    look = orbit.interpolate(t)[0] - xyz
+    look = _sensor_at_zero_doppler(xyz) - xyz
     look /= np.linalg.norm(look, axis=-1, keepdims=True)
     c = np.sum(n * look, axis=-1)
     cot = c / np.sqrt(1 - c**2)

@@ -5,7 +5,10 @@ wheel), and answers `POST .../image:computePixels` with NPY bytes of a structure
 field per requested band, on the requested grid. `algorithms_error` makes the algorithms list
 (the call `ee.Initialize` makes) answer an error instead, as for an unregistered project. `script` holds canned answers that come first:
 ("error", code, message), ("raw", bytes) or ("raw-error", code, bytes); then every band gets
-`fill(band, grid)`.
+`fill(band, grid)`, unless the server holds `assets` ({asset id: [Asset, ...] for a
+collection, or an Asset for an image}): then the expression is evaluated on them
+(tests/sources/ee_graph.py), so the pixels follow from the recipe, and what Earth Engine
+would refuse (an unknown band or asset) is its 400.
 `POST /token` is an OAuth token endpoint for service-account keys whose `token_uri` points
 here: it answers `minted_token`. Every request records its Authorization header.
 """
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.loopback import LoopbackServer, QuietHandler
+from tests.sources.ee_graph import GraphError, compute_pixels
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ee"
 STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
@@ -27,8 +31,9 @@ STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENI
 
 
 class EEServer(LoopbackServer):
-    def __init__(self, dtype_of=lambda band: "<u2", fill=None):
+    def __init__(self, dtype_of=lambda band: "<u2", fill=None, assets: dict | None = None):
         self.requests: list[dict] = []
+        self.assets = assets
         self.script: list[tuple] = []
         self.algorithms_error: tuple[int, str] | None = None  # e.g. an unregistered project
         self.minted_token = "ya29.loopback-minted-token"
@@ -84,10 +89,19 @@ class EEServer(LoopbackServer):
                         return self.send_body(code, body, "application/json")
                 grid = body["grid"]
                 w, h = grid["dimensions"]["width"], grid["dimensions"]["height"]
-                bands = body.get("bandIds") or ["b"]
-                arr = np.zeros((h, w), dtype=[(b, server.dtype_of(b)) for b in bands])
-                for b in bands:
-                    arr[b] = server.fill(b, h, w)
+                if server.assets is not None:
+                    try:
+                        arr = compute_pixels(body["expression"], server.assets, (h, w),
+                                             body.get("bandIds"))
+                    except GraphError as e:
+                        err = {"error": {"code": 400, "message": str(e),
+                                         "status": "INVALID_ARGUMENT"}}
+                        return self.send_body(400, json.dumps(err).encode(), "application/json")
+                else:
+                    bands = body.get("bandIds") or ["b"]
+                    arr = np.zeros((h, w), dtype=[(b, server.dtype_of(b)) for b in bands])
+                    for b in bands:
+                        arr[b] = server.fill(b, h, w)
                 buf = io.BytesIO()
                 np.save(buf, arr)
                 self.send_body(200, buf.getvalue(), "application/octet-stream")

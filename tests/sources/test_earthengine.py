@@ -14,6 +14,7 @@ from m3leo_tiles.periods import STATIC, expand
 from m3leo_tiles.runner.engine import UnitRetryPolicy, run_unit
 from m3leo_tiles.sources.base import WorkUnit
 from m3leo_tiles.sources.earthengine import EarthEngineSource
+from tests.sources.ee_graph import Asset
 from tests.sources.ee_server import EEServer
 
 TILE = tile_from_id("31N-0100-1200")
@@ -40,12 +41,50 @@ def read(src, modality: str, period):
     return list(src.read(WorkUnit(m.name, period.label, (TILE.id,)), {TILE.id: REF}, m, period))
 
 
-def test_one_request_per_tile_period_on_the_exact_grid(server):
-    src = EarthEngineSource(project="p", access_token="test", url=server.url)
-    (r,) = read(src, "s2", expand("seasonal", "2021-JJA")[0])
-    assert r.status == "done" and r.data.shape == (11, 448, 448) and r.data.dtype == np.uint16
-    assert (r.data[:10] == 1234).all() and (r.data[10] == 7).all()
-    (req,) = server.pixel_requests()
+S2 = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
+
+
+def s2_granule(date: str, level: float, scl: np.ndarray | int = 4,
+               bbox: tuple[float, ...] = (2.0, 48.0, 3.0, 49.0)) -> Asset:
+    """A COPERNICUS/S2_SR_HARMONIZED granule: uint16 reflectance (a level per date, an offset
+    per band, a ramp along x) and its scene classes (4: vegetation, clear; 9: cloud)."""
+    ramp = np.round(500 * np.arange(448)[None, :] / 448) * np.ones((448, 1))
+    bands: dict = {b: level + 100 * i + ramp for i, b in enumerate(S2)}
+    bands["SCL"] = scl
+    return Asset(bands, bbox=bbox, date=date, dtype="<u2")
+
+
+def test_one_request_per_tile_period_on_the_exact_grid():
+    """The s2 composite the loopback evaluates from the recipe on known granules: per pixel
+    the median over days (one mosaic per day: overlapping granules of a pass count once) of
+    the SCL-clear values, rounded half up; and the count of clear days."""
+    north_cloud = np.where(np.arange(448)[:, None] < 224, 9, 4) * np.ones((1, 448))
+    east = (slice(None), slice(224, None))
+    day1 = [s2_granule("2021-06-10T10:30:00", 1000.0),  # two granules of one pass
+            s2_granule("2021-06-10T10:30:20", 1500.0)]
+    day1[1].bands["SCL"] = np.where(np.arange(448)[None, :] >= 224, 4, 0) * np.ones((448, 1))
+    day2 = s2_granule("2021-07-05T10:30:00", 1101.0, north_cloud)
+    day3 = s2_granule("2021-08-20T10:30:00", 1201.0)  # a median of two ends in .5
+    others = [s2_granule("2021-05-30T10:30:00", 9000.0),  # spring
+              s2_granule("2021-07-15T10:30:00", 9000.0, bbox=(10.0, 44.0, 11.0, 45.0))]
+    assets = {"COPERNICUS/S2_SR_HARMONIZED": day1 + [day2] + others + [day3]}
+    with EEServer(assets=assets) as server:
+        src = EarthEngineSource(project="p", access_token="test", url=server.url)
+        (r,) = read(src, "s2", expand("seasonal", "2021-JJA")[0])
+        assert r.status == "done" and r.data.shape == (11, 448, 448)
+        assert r.data.dtype == np.uint16
+        for i, b in enumerate(S2):
+            d1 = day1[0].bands[b].copy()
+            d1[east] = day1[1].bands[b][east]  # the later granule on top where it is clear
+            days = np.stack([d1, np.where(north_cloud == 4, day2.bands[b], np.nan),
+                             day3.bands[b]])
+            want = np.floor(np.nanmedian(days, axis=0) + 0.5)  # round half up
+            np.testing.assert_array_equal(r.data[i], want, err_msg=b)
+        np.testing.assert_array_equal(r.data[10], np.where(north_cloud == 4, 3, 2))
+        (req,) = server.pixel_requests()
+        n = len(server.requests)
+        (r,) = read(src, "s2", expand("seasonal", "2021-SON")[0])  # no granule: nodata
+        assert r.status == "nodata" and len(server.requests) == n + 1
     body = req["body"]
     assert body["fileFormat"] == "NPY"
     assert body["bandIds"] == ["B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12",
@@ -63,10 +102,7 @@ def test_one_request_per_tile_period_on_the_exact_grid(server):
     for needle in ("ImageCollection.mosaic", "List.distinct", "YYYY-MM-dd",
                    "reduce.median", "reduce.count", "Image.round", "Image.max"):
         assert needle in graph, needle
-    # a second tile-period costs exactly one more request (initialised once per process)
-    n = len(server.requests)
-    read(src, "s2", expand("seasonal", "2021-SON")[0])
-    assert len(server.requests) == n + 1
+    # (the second tile-period above cost exactly one more request: initialised once)
 
 
 def test_dem_and_worldcover_graphs(server):
@@ -206,58 +242,88 @@ def test_cli_unregistered_project_exits_2_in_one_line_and_creates_nothing(
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.wkt"]
 
 
-def test_s1grd_ee_composites_per_pass_with_nan_where_a_pass_has_no_scene(server):
-    src = EarthEngineSource(project="p", access_token="test", url=server.url)
-    server.dtype_of = lambda band: "<u2" if band.startswith("count") else "<f4"
-
-    def fill(band, h, w):
-        if band == "count_asc":
-            return np.full((h, w), 5)
-        if band == "count_des":  # descending passes cover the western half only
-            return np.where(np.arange(w)[None, :] < w // 2, 2, 0).repeat(h, 0)
-        return np.full((h, w), -12.5 if band.startswith("VV") else -19.0)
-
-    server.fill = fill
-    (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-DJF")[0])
-    assert r.status == "done" and r.data.shape == (4, 448, 448) and r.data.dtype == np.float32
-    vv_asc, vh_asc, vv_des, vh_des = r.data
-    assert (vv_asc == -12.5).all() and (vh_asc == -19.0).all()
-    assert (vv_des[:, :224] == -12.5).all() and np.isnan(vv_des[:, 224:]).all()
-    assert np.isnan(vh_des[:, 224:]).all()
-    body = server.pixel_requests()[-1]["body"]
-    assert body["bandIds"] == ["VV_asc", "VH_asc", "VV_des", "VH_des", "count_asc", "count_des"]
-    graph = json.dumps(body["expression"])
-    for needle in ("COPERNICUS/S1_GRD", '"IW"', '"ASCENDING"', '"DESCENDING"',
-                   "transmitterReceiverPolarisation", "2019-12-01", "2020-03-01",
-                   "reduce.median"):
-        assert needle in graph, needle
-    # both reductions of both passes run over the masked stand-in too, so a pass with no
-    # acquisition still has bands (Earth Engine reduces an empty collection to none)
-    assert graph.count("ImageCollection.merge") >= 4
-    server.fill = lambda band, h, w: np.zeros((h, w))
-    (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-MAM")[0])
-    assert r.status == "nodata" and "no Sentinel-1" in r.error
+N = 448  # the 10 m grid of a 4480 m tile
+RAMP = np.arange(N)[None, :] * np.ones((N, 1)) / N  # values vary along x: a flip shows
+HERE = (2.0, 48.0, 3.0, 49.0)  # around TILE
+AWAY = (10.0, 44.0, 11.0, 45.0)
 
 
-def test_treecover_and_ghsbuilt_on_their_coarser_rungs(server):
-    src = EarthEngineSource(project="p", access_token="test", url=server.url)
-    server.dtype_of = lambda band: "u1" if band == "tree_cover" else "<u2"
-    server.fill = lambda band, h, w: np.full((h, w), 42)
-    (r,) = read(src, "treecover", expand("annual", "2020")[0])
-    assert r.status == "done" and r.data.shape == (1, 56, 56) and (r.data == 42).all()
-    body = server.pixel_requests()[-1]["body"]
-    assert body["grid"]["affineTransform"]["scaleX"] == 80.0
-    assert body["grid"]["affineTransform"]["translateX"] == 100 * 4480.0
-    assert "MODIS/061/MOD44B" in json.dumps(body) and "2021-01-01" in json.dumps(body)
-    (r,) = read(src, "ghsbuilt", expand("annual", "2020")[0])
-    assert r.status == "done" and r.data.shape == (1, 112, 112) and r.data.dtype == np.uint16
-    assert "JRC/GHSL/P2023A/GHS_BUILT_S/2020" in json.dumps(server.pixel_requests()[-1])
-    n = len(server.requests)
-    (r,) = read(src, "ghsbuilt", expand("annual", "2021")[0])
-    assert r.status == "nodata" and "every 5 years" in r.error and len(server.requests) == n
-    server.fill = lambda band, h, w: np.full((h, w), 255)  # a year MODIS has not produced
-    (r,) = read(src, "treecover", expand("annual", "2026")[0])
-    assert r.status == "nodata"
+def s1_scene(date: str, orbit: str, vv: float, vh: float, west_only: bool = False,
+             mode: str = "IW", pols: tuple[str, ...] = ("VV", "VH"),
+             bbox: tuple[float, ...] = HERE) -> Asset:
+    """A COPERNICUS/S1_GRD image (dB, as the catalogue stores it) with its properties."""
+    def band(v: float) -> np.ma.MaskedArray:
+        a = np.ma.masked_array(v + RAMP, np.zeros((N, N), bool))
+        if west_only:
+            a[:, N // 2:] = np.ma.masked  # the scene ends mid-tile
+        return a
+    return Asset({p: band({"VV": vv, "VH": vh}[p]) for p in pols},
+                 {"instrumentMode": mode, "transmitterReceiverPolarisation": list(pols),
+                  "orbitProperties_pass": orbit}, bbox=bbox, date=date)
+
+
+def test_s1grd_ee_composites_per_pass_with_nan_where_a_pass_has_no_scene():
+    """Pixels the loopback evaluates from the recipe on known scenes: the per-pass median of
+    the IW VV+VH scenes of the season over the tile, NaN where a pass saw nothing."""
+    keep_asc = [s1_scene("2019-12-03", "ASCENDING", -12.0, -19.0),
+                s1_scene("2020-01-08", "ASCENDING", -14.0, -18.0),
+                s1_scene("2020-02-25", "ASCENDING", -11.0, -21.0)]
+    keep_des = [s1_scene("2019-12-10", "DESCENDING", -9.0, -16.0, west_only=True),
+                s1_scene("2020-01-15", "DESCENDING", -10.0, -17.0, west_only=True)]
+    left_out = [s1_scene("2020-01-01", "ASCENDING", 5.0, 5.0, mode="EW"),  # not IW
+                s1_scene("2020-03-01", "ASCENDING", 5.0, 5.0),  # spring
+                s1_scene("2019-11-30", "DESCENDING", 5.0, 5.0),  # autumn
+                s1_scene("2020-01-02", "DESCENDING", 5.0, 5.0, pols=("VV",)),  # no VH
+                s1_scene("2020-01-03", "ASCENDING", 5.0, 5.0, bbox=AWAY)]  # elsewhere
+    assets = {"COPERNICUS/S1_GRD": keep_asc + left_out + keep_des}
+    with EEServer(assets=assets) as server:
+        src = EarthEngineSource(project="p", access_token="test", url=server.url)
+        (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-DJF")[0])
+        assert r.status == "done" and r.data.shape == (4, N, N) and r.data.dtype == np.float32
+        east = np.zeros((N, N), bool)
+        east[:, N // 2:] = True
+        for i, (pol, scenes, nan) in enumerate((("VV", keep_asc, None), ("VH", keep_asc, None),
+                                                ("VV", keep_des, east), ("VH", keep_des, east))):
+            want = np.median([sc.bands[pol].data for sc in scenes], axis=0)  # dB, per pixel
+            if nan is not None:
+                want[nan] = np.nan
+            np.testing.assert_allclose(r.data[i], want.astype(np.float32), rtol=1e-6,
+                                       equal_nan=True, err_msg=f"band {i}")
+        body = server.pixel_requests()[-1]["body"]
+        assert body["bandIds"] == ["VV_asc", "VH_asc", "VV_des", "VH_des", "count_asc",
+                                   "count_des"]
+        (r,) = read(src, "s1grd-ee", expand("seasonal", "2020-SON")[0])  # no scene
+        assert r.status == "nodata" and "no Sentinel-1" in r.error
+
+
+def test_treecover_and_ghsbuilt_on_their_coarser_rungs():
+    mod44b = [Asset({"Percent_Tree_Cover": np.ma.masked_array(
+        np.where(RAMP[:56, ::8] < 0.8, np.round(100 * RAMP[:56, ::8]), 200),
+        np.zeros((56, 56), bool))}, date="2020-03-05", dtype="|u1"),
+        Asset({"Percent_Tree_Cover": np.full((56, 56), 99.0)}, date="2019-03-06", dtype="|u1")]
+    ghs = Asset({"built_surface": np.round(4000 * RAMP[:112, ::4])}, dtype="<u2")
+    ghs_masked = np.ma.masked_array(np.zeros((112, 112)), np.ones((112, 112), bool))
+    assets = {"MODIS/061/MOD44B": mod44b, "JRC/GHSL/P2023A/GHS_BUILT_S/2020": ghs,
+              "JRC/GHSL/P2023A/GHS_BUILT_S/2025": Asset({"built_surface": ghs_masked})}
+    with EEServer(assets=assets) as server:
+        src = EarthEngineSource(project="p", access_token="test", url=server.url)
+        (r,) = read(src, "treecover", expand("annual", "2020")[0])
+        assert r.status == "done" and r.data.shape == (1, 56, 56)
+        # the year's own image (not 2019's 99 %), MODIS 200 (water) kept as the product has it
+        np.testing.assert_array_equal(r.data[0], mod44b[0].bands["Percent_Tree_Cover"].data)
+        body = server.pixel_requests()[-1]["body"]
+        assert body["grid"]["affineTransform"]["scaleX"] == 80.0
+        assert body["grid"]["affineTransform"]["translateX"] == 100 * 4480.0
+        (r,) = read(src, "ghsbuilt", expand("annual", "2020")[0])
+        assert r.status == "done" and r.data.shape == (1, 112, 112) and r.data.dtype == np.uint16
+        np.testing.assert_array_equal(r.data[0], ghs.bands["built_surface"])
+        (r,) = read(src, "ghsbuilt", expand("annual", "2025")[0])  # masked: GHSL's no data
+        assert r.status == "nodata" and "no ghsbuilt data" in r.error
+        n = len(server.requests)
+        (r,) = read(src, "ghsbuilt", expand("annual", "2021")[0])
+        assert r.status == "nodata" and "every 5 years" in r.error and len(server.requests) == n
+        (r,) = read(src, "treecover", expand("annual", "2026")[0])  # a year MODIS lacks
+        assert r.status == "nodata"
 
 
 def test_refused_credentials_are_an_auth_error_at_check(server):
@@ -266,13 +332,24 @@ def test_refused_credentials_are_an_auth_error_at_check(server):
         EarthEngineSource(project="p3", access_token="expired", url=server.url).check()
 
 
-def test_cli_fetch_through_earth_engine_writes_the_store(server, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def one_granule():
+    """A loopback holding one clear S2 granule (the same values on every tile's grid)."""
+    granule = Asset({**{b: 1234.0 for b in S2}, "SCL": 4.0}, date="2021-07-01", dtype="<u2")
+    with EEServer(assets={"COPERNICUS/S2_SR_HARMONIZED": [granule]}) as s:
+        yield s
+
+
+def test_cli_fetch_through_earth_engine_writes_the_store(one_granule, tmp_path, monkeypatch,
+                                                         capsys):
     """The whole path from the command line: check, initialise once, one request per
-    tile-period, chunks in the store, and a rerun that asks Earth Engine nothing."""
+    tile-period, chunks in the store (the granule's values, one clear day), and a rerun that
+    asks Earth Engine nothing."""
     import xarray as xr
 
     from m3leo_tiles.cli import main
 
+    server = one_granule
     monkeypatch.setenv("EE_ACCESS_TOKEN", "test")
     aoi = tmp_path / "a.wkt"
     aoi.write_text("POLYGON((2 48, 2.05 48, 2.05 48.04, 2 48.04, 2 48))")
@@ -287,7 +364,7 @@ def test_cli_fetch_through_earth_engine_writes_the_store(server, tmp_path, monke
     ds = xr.open_zarr(store, group="s2", consolidated=False, mask_and_scale=False)
     assert list(ds["period"].values) == ["2021-JJA"]
     assert (ds["s2"].isel(tile=0, period=0).sel(band="B2").values == 1234).all()
-    assert (ds["s2"].isel(tile=0, period=0).sel(band="count").values == 7).all()
+    assert (ds["s2"].isel(tile=0, period=0).sel(band="count").values == 1).all()
     with pytest.raises(SystemExit):
         main(args)
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["already_done"] == \
@@ -295,7 +372,32 @@ def test_cli_fetch_through_earth_engine_writes_the_store(server, tmp_path, monke
     assert len(server.pixel_requests()) == out["done"]  # the rerun fetched no pixels
 
 
-def test_optional_modalities_into_a_store_and_a_quicklook(server, tmp_path, monkeypatch, capsys):
+def _ramp(scale: float, offset: float = 0.0):
+    """A band for any grid: offset + scale * x / width."""
+    return lambda shape: offset + scale * np.linspace(0, 1, shape[1])[None, :].repeat(
+        shape[0], 0)
+
+
+@pytest.fixture
+def optional():
+    """A loopback holding descending S1 scenes of summer 2020 (no ascending one), a MOD44B
+    and a GHS-BUILT-S image, their bands given for any grid."""
+    des = {"instrumentMode": "IW", "transmitterReceiverPolarisation": ["VV", "VH"],
+           "orbitProperties_pass": "DESCENDING"}
+    assets = {
+        "COPERNICUS/S1_GRD": [Asset({"VV": _ramp(10, -20), "VH": _ramp(10, -26)}, des,
+                                    date=f"2020-0{m}-15") for m in (6, 7, 8)],
+        "MODIS/061/MOD44B": [Asset({"Percent_Tree_Cover": lambda shape: np.where(
+            _ramp(1)(shape) < 0.8, np.round(_ramp(100)(shape)), 200)}, date="2020-03-05",
+            dtype="|u1")],
+        "JRC/GHSL/P2023A/GHS_BUILT_S/2020": Asset({"built_surface": _ramp(5000)},
+                                                  dtype="<u2")}
+    with EEServer(assets=assets) as server:
+        yield server
+
+
+def test_optional_modalities_into_a_store_and_a_quicklook(optional, tmp_path, monkeypatch,
+                                                          capsys):
     """s1grd-ee with no ascending pass, treecover and ghsbuilt through `fetch`, then one
     quicklook with a panel each (the s1grd-ee panel shows the pass that has data)."""
     import matplotlib.image
@@ -304,16 +406,7 @@ def test_optional_modalities_into_a_store_and_a_quicklook(server, tmp_path, monk
     from m3leo_tiles.quicklook import quicklook_tile
 
     monkeypatch.setenv("EE_ACCESS_TOKEN", "test")
-    server.dtype_of = lambda b: ("<f4" if b[:2] in ("VV", "VH") else "u1" if b == "tree_cover"
-                                 else "<u2")
-
-    def fill(band, h, w):
-        ramp = np.linspace(0, 1, w)[None, :].repeat(h, 0)
-        return {"count_asc": np.zeros((h, w)), "count_des": np.full((h, w), 3),
-                "tree_cover": np.where(ramp < 0.8, 100 * ramp, 200),
-                "built_surface": 5000 * ramp}.get(band, -20 + 10 * ramp)
-
-    server.fill = fill
+    server = optional
     aoi = tmp_path / "a.wkt"
     aoi.write_text("POLYGON((2 48, 2.02 48, 2.02 48.02, 2 48.02, 2 48))")
     store = str(tmp_path / "s.zarr")

@@ -2,7 +2,9 @@
 
 Fast: on the session's two-date simulation (one 12-day pair, mid-date in 2025-MAM) the
 season's VV_12 / VH_12 bands are that pair's `s1coh` from the same run, every other baseline
-is NaN, and the decay fit (three baselines needed) is NaN. Slow: on a four-date stack (12-day
+is NaN, and the decay fit (three baselines needed) is NaN; and the source's season
+aggregation of a four-date, two-slice stack (three 12-day pairs, two 24-day, one 36-day) gives
+each baseline's per-pixel median of its pairs, slices merged first. Slow: on a four-date stack (12-day
 spacing: three 12-day pairs, two 24-day, one 36-day) each baseline's band is the median of
 the same pairs' coherence made pair by pair by the pair processor; 6, 18 and 48 days are NaN.
 """
@@ -11,14 +13,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import warnings
+from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from m3leo_tiles.runner.fetch import FetchRequest, fetch
 from m3leo_tiles.sar.seasonal import BASELINES, COHS_BANDS
+from m3leo_tiles.sources.s1work import seasonal
 from m3leo_tiles.store.store import open_store
 
 
@@ -69,6 +75,56 @@ def test_s1cohs_of_one_pair_is_its_coherence(small_sim, tmp_path):
     assert ax.get_title().endswith("VV_12") and ax.images[0].get_clim() == (0, 1)
     plt.close(fig)
     assert quicklook_tile(url, tile, tmp_path / "q.png").stat().st_size > 1000
+
+
+@dataclass(frozen=True)
+class Slice:
+    """What `seasonal` reads of a product: its track and date."""
+
+    track: str
+    date: dt.date
+
+
+def test_s1cohs_bands_are_the_median_of_three_pairs_per_baseline():
+    """Four dates 12 days apart in 2025-MAM, each acquisition cut in two slices (north and
+    south halves of the tile): per baseline the band is the per-pixel median of that
+    baseline's pair coherences (NaN holes left out), which the test takes with numpy from
+    the whole-tile pairs it made; the decay fit runs on three baselines."""
+    rng = np.random.default_rng(7)
+    n = 16
+    dates = [dt.date(2025, 3, 20) + dt.timedelta(days=12 * k) for k in range(4)]
+    prods = [Slice("108A", d) for d in dates for _ in range(2)]  # slice 0 north, 1 south
+    paths = [f"p{k}" for k in range(len(prods))]
+    whole: dict[int, list[np.ndarray]] = {}
+    pairs = {}
+    for i, j in combinations(range(len(dates)), 2):
+        rho = 0.9 * np.exp(-(j - i) * 12 / 30)  # decays with the baseline
+        coh = np.clip(rho + rng.normal(0, 0.08, (2, n, n)), 0, 1).astype(np.float32)
+        coh[:, rng.integers(0, n, 5), rng.integers(0, n, 5)] = np.nan  # masked pixels
+        whole.setdefault((j - i) * 12, []).append(coh)
+        for half in (0, 1):  # each slice pair covers its half of the tile
+            part = np.full_like(coh, np.nan)
+            rows = slice(0, n // 2) if half == 0 else slice(n // 2, n)
+            part[:, rows] = coh[:, rows]
+            pairs[(paths[2 * i + half], paths[2 * j + half])] = {"s1coh": part}
+    assert sorted((d, len(v)) for d, v in whole.items()) == [(12, 3), (24, 2), (36, 1)]
+    prs = sorted(pairs)
+    bands = seasonal("2025-MAM", [(paths.index(a), paths.index(b)) for a, b in prs],
+                     SimpleNamespace(products=prods), paths, pairs)
+    assert bands is not None and bands.shape == (len(COHS_BANDS), n, n)
+    got = dict(zip(COHS_BANDS, bands, strict=True))
+    for k, pol in enumerate(("VV", "VH")):
+        for d in BASELINES:
+            if d not in whole:
+                assert np.isnan(got[f"{pol}_{d}"]).all(), (pol, d)
+                continue
+            stack = np.stack([c[k] for c in whole[d]])
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                want = np.nanmedian(stack, axis=0)
+            np.testing.assert_allclose(got[f"{pol}_{d}"], want, rtol=1e-6, equal_nan=True,
+                                       err_msg=f"{pol}_{d}")
+        assert np.isfinite(got[f"tau_{pol}"]).mean() > 0.9  # three baselines: a fit
 
 
 @pytest.mark.slow
