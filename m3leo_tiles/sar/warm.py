@@ -56,7 +56,11 @@ def cold() -> list[str]:
 
     out = []
     for name, sig in SIGNATURES.items():
-        index = _dispatcher(name)._cache._cache_file._load_index()
+        try:
+            index = _dispatcher(name)._cache._cache_file._load_index()
+        except AttributeError:  # Numba's private cache API moved: let compile() decide
+            out.append(name)
+            continue
         args = normalize_signature(sig)[0]
         if not any(key[0] == args for key in index):
             out.append(name)
