@@ -10,6 +10,10 @@ chunk was recorded: the workers' start-up (spawn, imports), which a 64-tile run 
 zarr writing) does not amortise; past it, a chunk costs what it costs plain zarr (one cached
 array handle per process, no metadata read, lock or fsync per chunk; one os.sync per 2 s batch
 before outcomes are recorded).
+`worker_start_s` ({"ee", "local", "s1"}): a fresh one-worker pool, from creating it to the
+worker holding an unpickled unit of that source kind (spawn, loky, the engine's worker side,
+the store writer, the source's module), the median of 3; `worker_modules` names the heavy
+libraries each kind's worker then holds (an EE or local worker never holds the SAR stack).
 """
 
 from __future__ import annotations
@@ -30,11 +34,21 @@ sys.path.insert(0, str(ROOT))
 os.environ["PYTHONPATH"] = str(ROOT)
 
 import tests.runner.synthetic as syn  # noqa: E402
+from benchmarks import workerprobe  # noqa: E402
 from m3leo_tiles.grid import TileRef, refs_from_table  # noqa: E402
 from m3leo_tiles.grid.tiles import BASE_RES, Tile  # noqa: E402
+from m3leo_tiles.modalities import get_modality  # noqa: E402
 from m3leo_tiles.periods import expand  # noqa: E402
-from m3leo_tiles.runner.engine import ModalityJob, UnitRetryPolicy, execute, plan_units  # noqa: E402
+from m3leo_tiles.runner.engine import (  # noqa: E402
+    ModalityJob,
+    UnitRetryPolicy,
+    execute,
+    plan_units,
+    run_unit,
+)
+from m3leo_tiles.runner.executors import WorkerPool  # noqa: E402
 from m3leo_tiles.runner.state import Outcome, StateDB  # noqa: E402
+from m3leo_tiles.sources import get_source  # noqa: E402
 from m3leo_tiles.sources.base import Source, WorkUnit  # noqa: E402
 from m3leo_tiles.store.store import TileStore, codecs  # noqa: E402
 from tests.runner.helpers import tiles_table  # noqa: E402
@@ -70,6 +84,35 @@ def bench_plan(tmp: Path) -> float:
     assert skipped == N_PLAN // 2 and len(units) == N_PLAN // 2
     db.close()
     return t * 1000 / N_PLAN
+
+
+#: source kind -> (source name, its options, a modality it serves)
+KINDS = {"ee": ("earthengine", {"project": "bench"}, "s2"),
+         "local": ("local", {"root": "{tmp}"}, "s2"),
+         "s1": ("archive", {"archive": "{tmp}"}, "s1coh")}
+
+
+def worker_start(tmp: Path, kind: str, runs: int = 3) -> tuple[float, list[str]]:
+    """Seconds from a fresh one-worker pool to its worker holding a unit of `kind`."""
+    name, opts, mod = KINDS[kind]
+    source = get_source(name, **{k: v.format(tmp=tmp) for k, v in opts.items()})
+    tile = Tile(31, "N", 100, 1000)
+    ref = TileRef.of(tile)
+    period = expand("annual", "2020")[0]
+    unit = WorkUnit(mod, period.label, (ref.id,))
+    task = (run_unit, source, unit, {ref.id: ref}, get_modality(mod), period,
+            str(tmp / "x.zarr"), {ref.id: 0}, 0, UnitRetryPolicy(), {})
+    times, mods = [], []
+    for _ in range(runs):
+        WorkerPool(1).stop()  # no warm worker left from the run above or the last kind
+        t0 = time.time()
+        pool = WorkerPool(1)
+        try:
+            t, mods = next(pool.run(workerprobe.ready, [task]))
+        finally:
+            pool.stop()
+        times.append(t - t0)
+    return float(np.median(times)), mods
 
 
 def main() -> None:
@@ -113,6 +156,7 @@ def main() -> None:
         npy_s = time.perf_counter() - t0
 
         plan_ms = bench_plan(tmp)
+        starts = {k: worker_start(tmp, k) for k in KINDS}
         res = {
             "name": "store",
             "ours_mb_s": round(mb / ours, 1),
@@ -124,6 +168,8 @@ def main() -> None:
             "tiles": N_TILES,
             "workers": workers,
             "first_chunk_s": round(first[0], 2),
+            "worker_start_s": {k: round(v[0], 3) for k, v in starts.items()},
+            "worker_modules": {k: v[1] for k, v in starts.items()},
         }
         print(f"{N_TILES} tiles x 12 x 448 x 448 uint16 = {mb:.0f} MB; workers={workers}")
         print(json.dumps(res))

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import shapely
 
 from .geobox import GeoBox
@@ -30,6 +29,9 @@ from .tiles import (
     tile_from_id,
     tile_polygons_lonlat,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ def table_from_grid(gdf: Any) -> pd.DataFrame:
     lonlat = epsg == 4326
     px = np.where(lonlat, BASE_PX, (gdf["xmax"] - gdf["xmin"]).to_numpy() / BASE_RES)
     lon, lat = lonlat_centres(np.asarray(gdf.geometry.values))
+    import pandas as pd  # here: a worker holding TileRefs never needs pandas
+
     return pd.DataFrame({
         "id": gdf["id"].astype(str).to_numpy(),
         "epsg": epsg,

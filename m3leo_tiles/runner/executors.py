@@ -106,6 +106,13 @@ def worker_env(workers: int) -> dict[str, str]:
 _frozen = False
 
 
+def light_task(task: tuple) -> bool:
+    """A task the coordinator may run itself while workers start: its first argument (the
+    engine's tasks start with their Source) says `light = True` (a unit costs about a chunk
+    write and needs no library the coordinator lacks; never an S1 unit or a network call)."""
+    return bool(task) and getattr(task[0], "light", False) is True
+
+
 def call_in_worker(fn: Callable[..., Any], *args: Any) -> Any:
     """fn(*args) in a worker, the worker's long-lived objects frozen first (see above).
 
@@ -135,10 +142,15 @@ class WorkerPool:
 
     def run(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Generator[Any]:
         """fn(*task) for every task, results as they finish; closing the generator early
-        (a full disk, Ctrl-C) stops the workers' remaining and running tasks."""
+        (a full disk, Ctrl-C) stops the workers' remaining and running tasks.
+
+        Until the first worker answers (spawn and imports: ~0.5 s, several times a small
+        unit), the coordinator runs light tasks itself (`light_task`), so a run's first
+        chunks do not wait for the workers' start-up."""
         todo = iter(tasks)
         running: set[Future] = set()
         finished = False
+        starting = True
         try:
             while True:
                 while len(running) < self.workers * (1 + AHEAD):
@@ -149,7 +161,16 @@ class WorkerPool:
                 if not running:
                     finished = True
                     return
+                if starting and not any(f.done() for f in running):
+                    task = next(todo, None)
+                    if task is not None and light_task(task):
+                        yield fn(*task)
+                        continue
+                    if task is not None:  # heavy: it goes to the workers like the rest
+                        running.add(self.executor.submit(call_in_worker, fn, *task))
+                    starting = False
                 done, running = wait(running, return_when=FIRST_COMPLETED)
+                starting = False
                 for fut in done:
                     yield fut.result()
         finally:
@@ -179,5 +200,5 @@ def run_dask(fn: Callable[..., Any], tasks: Sequence[tuple], scheduler: str) -> 
             yield fut.result()
 
 
-__all__ = ["AHEAD", "THREAD_VARS", "WorkerPool", "call_in_worker", "run_dask", "run_inline",
-           "usable_cpus", "worker_env"]
+__all__ = ["AHEAD", "THREAD_VARS", "WorkerPool", "call_in_worker", "light_task", "run_dask",
+           "run_inline", "usable_cpus", "worker_env"]

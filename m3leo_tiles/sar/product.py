@@ -3,10 +3,19 @@
 The metadata comes from safe.py (xarray-sentinel); this module keeps one rasterio reader per
 measurement file open for the life of the product, so the many small windows a tile needs
 do not reopen the TIFF (or the zip) each time, and checks that two products can form a pair.
+
+ESA's measurement TIFFs are uncompressed with one full-width strip per line: a window read
+through GDAL decodes every strip it touches whole (26k samples for the ~1200 a tile needs)
+and GDAL's block cache then keeps them (~160 MB per burst and polarisation, the bulk of a
+pair's peak memory). Where GDAL reports the strips as one contiguous little-endian block of
+a plain file, the window is sliced from a memory map of it instead: only the pages the
+window touches are read, and they are unmapped after the copy (`plain_layout`; anything
+else, a zip included, reads through rasterio).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +28,49 @@ from ..errors import PairError, SafeError
 from .safe import Swath, list_swaths, open_swath
 
 
+@dataclass(frozen=True)
+class PlainLayout:
+    """A measurement TIFF's samples as one (lines, samples, 2) little-endian int16 block."""
+
+    path: str
+    offset: int
+    shape: tuple[int, int]
+
+    def read(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        """complex64 samples of a window (inside the image) from a short-lived memory map."""
+        mm = np.memmap(self.path, dtype="<i2", mode="r", offset=self.offset,
+                       shape=self.shape + (2,))
+        out = np.empty((row1 - row0, col1 - col0), np.complex64)
+        out.view(np.float32).reshape(out.shape + (2,))[...] = mm[row0:row1, col0:col1]
+        del mm  # unmapped: the pages do not stay in this process
+        return out
+
+
+def plain_layout(r: Any) -> PlainLayout | None:
+    """The PlainLayout of an open rasterio dataset, or None unless it is an uncompressed
+    single-band CInt16 GeoTIFF in a plain file, little-endian, whose full-width strips GDAL
+    places back to back (a sparse or reordered strip, a zip member: None)."""
+    if (r.driver != "GTiff" or r.count != 1 or r.dtypes[0] != "complex_int16"
+            or r.compression is not None or not os.path.isfile(r.name)):
+        return None
+    bh, bw = r.block_shapes[0]
+    if bw != r.width:
+        return None
+    nb = -(-r.height // bh)
+    offs = [r.get_tag_item(f"BLOCK_OFFSET_0_{i}", "TIFF", bidx=1) for i in range(nb)]
+    if None in offs:
+        return None
+    o = np.array(offs, np.int64)
+    row_bytes = r.width * 4
+    if np.any(np.diff(o) != bh * row_bytes) or \
+            int(o[0]) + r.height * row_bytes > os.path.getsize(r.name):
+        return None
+    with open(r.name, "rb") as f:
+        if f.read(2) != b"II":
+            return None
+    return PlainLayout(r.name, int(o[0]), (r.height, r.width))
+
+
 @dataclass
 class Product:
     """One SLC product: {swath: {pol: Swath}} plus open measurement readers."""
@@ -27,6 +79,7 @@ class Product:
     swaths: dict[str, dict[str, Swath]]
     attrs: dict[str, Any]
     _readers: dict[str, Any] = field(default_factory=dict, repr=False)
+    _plain: dict[str, PlainLayout | None] = field(default_factory=dict, repr=False)
 
     @property
     def geometry(self) -> list[Swath]:
@@ -56,6 +109,11 @@ class Product:
                                     f"{r.height}x{r.width}, annotation says "
                                     f"{sw.n_lines}x{sw.n_samples}")
                 self._readers[sw.measurement] = r
+                self._plain[sw.measurement] = plain_layout(r)
+            plain = self._plain[sw.measurement]
+            if plain is not None and 0 <= row0 < row1 <= sw.n_lines and \
+                    0 <= col0 < col1 <= sw.n_samples:
+                return plain.read(row0, row1, col0, col1)
             return r.read(1, window=Window(col0, row0, col1 - col0, row1 - row0),
                           out_dtype="complex64")
         except rasterio.errors.RasterioIOError as e:
@@ -66,6 +124,7 @@ class Product:
         for r in self._readers.values():
             r.close()
         self._readers.clear()
+        self._plain.clear()
 
 
 def open_product(path: str, polarisations: Sequence[str], orbit_dir: str | None = None,

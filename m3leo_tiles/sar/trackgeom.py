@@ -1,7 +1,11 @@
 """Per-track geometry on the tile grid: incidence angles and a layover/shadow mask.
 
 Computed once per track (any product of it) from the orbit and the DEM, with the same
-zero-Doppler solution as the processor:
+zero-Doppler solution as the processor, and like it (radargrid.GridPoints) solved exactly on
+nodes every NODE_STEP pixels at N_LEVELS heights and interpolated in between: against exact
+geocoding of every pixel the incidences move by < 1e-4 deg and the layover/shadow bits by a
+handful of pixels on a 2.5 km mountain (tests/sar/test_trackgeom.py; `exact=True` solves every
+pixel):
 - ellipsoid incidence: angle between the target->satellite vector and the ellipsoid normal
   (checked against the `incidenceAngle` of ESA's geolocation grid);
 - local incidence: the same against the DEM surface normal (DEM gradients on the UTM grid);
@@ -19,9 +23,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import DemError
+from ..grid.geobox import GeoBox
 from .geocode import geodetic_to_ecef, grid_lonlat, swath_mid_time, zero_doppler
-from .product import open_product
-from .radargrid import DemFn, geocode_grid
+from .product import Product, open_product
+from .radargrid import NODE_STEP, DemFn, grid_points, pick_bursts, zero_doppler_points
 from .safe import C, Swath
 
 
@@ -88,10 +93,24 @@ def incidence(sat: np.ndarray, xyz: np.ndarray, normal: np.ndarray) -> np.ndarra
     return np.degrees(np.arccos(c))
 
 
+def _radar_times(prod: Product, grid: GeoBox, h: np.ndarray, xyz: np.ndarray,
+                 exact: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-Doppler time, slant range and coverage of every pixel in the first swath's
+    timing: exact per pixel, or exact at GridPoints nodes and interpolated."""
+    geo0 = prod.geometry[0]
+    if exact or min(grid.shape) < 4 * NODE_STEP:
+        t, r = zero_doppler(geo0.orbit, xyz, swath_mid_time(geo0))
+    else:
+        t, r = zero_doppler_points(geo0.orbit, grid_points(grid, h), swath_mid_time(geo0))
+    return t, r, pick_bursts(prod, t, r).covered
+
+
 def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None = None,
-                   polarisation: str = "VV") -> dict[str, np.ndarray]:
+                   polarisation: str = "VV", exact: bool = False) -> dict[str, np.ndarray]:
     """Per covered tile: float32 (3, H, W) = ellipsoid incidence (deg), local incidence
-    (deg), layover/shadow bits (0 none, 1 layover, 2 shadow, 3 both); NaN where no swath."""
+    (deg), layover/shadow bits (0 none, 1 layover, 2 shadow, 3 both); NaN where no swath.
+
+    Radar times by node interpolation as the other layers (`exact=True`: every pixel solved)."""
     prod = open_product(safe, [polarisation], orbit_dir)
     geo0 = prod.geometry[0]
     out: dict[str, np.ndarray] = {}
@@ -103,10 +122,9 @@ def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None
                 raise DemError(f"DEM does not cover tile {tile.id}")
             lon, lat = grid_lonlat(g)
             xyz = geodetic_to_ecef(lon, lat, h)
-            cover = geocode_grid(prod, xyz).covered
+            t, r, cover = _radar_times(prod, g, h, xyz, exact)
             if not cover.any():
                 continue
-            t, r = zero_doppler(geo0.orbit, xyz, swath_mid_time(geo0))
             sat, _, _ = geo0.orbit.interpolate(t)
             inc_e = incidence(sat, xyz, _ellipsoid_normal(lon, lat))
             gy = np.gradient(h, g.dy, axis=0)  # rows go south: d/dy_north = -gy

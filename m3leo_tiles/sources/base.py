@@ -103,6 +103,9 @@ class Source(ABC):
     version: str = "1"
     #: True when the source's client already retries (the runner then tries a unit once a run)
     retries_inside: bool = False
+    #: True when a unit costs about a chunk write, locally (no network, no SAR stack): the
+    #: coordinator may run some itself while the workers start (runner/executors.py)
+    light: bool = False
 
     def periods(self, modality: Modality, request: Sequence[DateWindow],
                 tiles: Sequence[TileRef]) -> list[Period]:

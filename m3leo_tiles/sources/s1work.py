@@ -52,12 +52,16 @@ class ProcessorOptions:
                            f"not {self.backscatter!r}")
 
     def check(self, source: str) -> None:
-        """Before any work: the processor's DEM is given and exists (one clear error)."""
+        """Before any work: the processor's DEM is given and exists (one clear error), and
+        its Numba kernels are compiled (sar/warm.py)."""
         if not self.dem:
             raise BadInput(f"source {source!r} needs a DEM to process S1: "
                            f"--source-opt {source}.dem=<GeoTIFF or VRT>")
         if "://" not in self.dem and not Path(self.dem).exists():
             raise BadInput(f"DEM {self.dem!r} does not exist")
+        from ..sar.warm import warm
+
+        warm()  # a fresh install compiles the kernels here once, not in every worker's unit
 
     def processing(self, orbits: str | None) -> Processing:
         """Settings for one unit, with the DEM opened once per process."""

@@ -23,16 +23,18 @@ import os
 import shutil
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
-import pandas as pd
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
 from ..errors import BadInput
 from ..modalities import Modality
 from .urls import check_writable_url, is_local, local_path, zarr_store
+
+if TYPE_CHECKING:  # a worker writes chunks and never needs pandas
+    import pandas as pd
 
 FORMAT = "m3leo-tiles/1"
 TILE_COLUMNS = ("tile", "epsg", "x0", "y0", "dx", "dy", "size", "split", "lon", "lat")
@@ -195,6 +197,8 @@ class TileStore:
         self._tile_ids = None
 
     def tile_table(self) -> pd.DataFrame:
+        import pandas as pd
+
         tg = _group(self.root, "tiles")
         n = _array(tg, "tile").shape[0]  # rows beyond it are a cut-short append (see heal)
         df = pd.DataFrame({c: (_strings(_array(tg, c)) if c in ("tile", "split")

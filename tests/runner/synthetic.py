@@ -94,6 +94,7 @@ class ArraySource(Source):
 
     name = "arrays"
     modalities = ("synth",)
+    light = True
 
     def __init__(self, path: str, ids: list[str]):
         self.path = path

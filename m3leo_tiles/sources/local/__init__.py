@@ -48,6 +48,7 @@ class LocalRasterSource(Source):
     name = "local"
     modalities = ("s2", "s2rgb", "dem", "esawc", "ghsbuilt", "agb")
     version = "1"
+    light = True  # a tile's windows of local rasters
 
     def __init__(self, root: str | None = None, **_ignored):
         if not root:
