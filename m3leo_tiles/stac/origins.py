@@ -59,6 +59,12 @@ ORIGINS = {
         "Kellndorfer, J., Cartus, O., Lavalle, M. et al. Global seasonal Sentinel-1 "
         "interferometric coherence and backscatter data set. Sci Data 9, 73 (2022).",
         "10.1038/s41597-022-01189-6"),
+    "aria-gunw": Origin(
+        "ARIA Sentinel-1 Geocoded Unwrapped Interferograms (GUNW)",
+        "NASA JPL ARIA project, distributed by the Alaska Satellite Facility DAAC", "other",
+        "https://asf.alaska.edu/data-sets/derived-data-sets/sentinel-1-interferograms/",
+        "ARIA Sentinel-1 GUNW standard products, NASA JPL, distributed by ASF DAAC. Contains "
+        "modified Copernicus Sentinel data, processed by ESA."),
     "modis-vcf": Origin(
         "MODIS/Terra Vegetation Continuous Fields MOD44B v061", "NASA LP DAAC", "other",
         "https://www.earthdata.nasa.gov/engage/open-data-services-software-policies/"
@@ -75,6 +81,7 @@ MODALITY_ORIGINS: dict[str, tuple[str, ...]] = {
     "s1coh": ("copernicus-s1", "copernicus-dem"), "s1geom": ("copernicus-s1", "copernicus-dem"),
     "s1ifg": ("copernicus-s1", "copernicus-dem"), "s1cohs": ("copernicus-s1", "copernicus-dem"),
     "gssic": ("gssic", "copernicus-s1"), "agb": ("cci-biomass",),
+    "s1unw": ("copernicus-s1", "copernicus-dem"), "gunw": ("aria-gunw", "copernicus-s1"),
 }
 
 
