@@ -4,6 +4,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# tests run in two processes (pytest-xdist), a test file each: most tests wait on subprocesses,
+# loopback servers and disk, so two halves overlap even on CI's 2 cores
+TEST_WORKERS ?= 2
 
 .PHONY: install test test-all demo bench lint docs clean
 
@@ -17,10 +20,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP) docs
-	$(PY) -m pytest -q -x --timeout=600
+	$(PY) -m pytest -q -x --timeout=600 -n $(TEST_WORKERS) --dist loadfile
 
 test-all: $(STAMP)
-	M3LEO_SLOW=1 $(PY) -m pytest -q --timeout=1800
+	M3LEO_SLOW=1 $(PY) -m pytest -q --timeout=1800 -n $(TEST_WORKERS) --dist loadfile
 
 demo: $(STAMP)
 	$(PY) -m m3leo_tiles.demo
