@@ -14,12 +14,14 @@ per-node and per-worker assignment, each unit taking time in proportion to its w
 against a cache of a given capacity per node, with the plan's burst sizes
 (`runner/inputs.py`), and counts the bytes each node downloads. A burst is held while its
 unit runs; eviction takes least-recently-used bursts no pending unit of the node still needs
-first, then (policy "refs") the least recently used of the rest; policy "lru" is today's
-cache (recency only). The multi-node rehearsal test checks it against real downloads.
+first, then (policy "refs") the least recently used of the rest; policy "lru" is recency
+only. As in the real cache, "still needed" is known per product (frame), not per burst: the
+plan knows frames, the bursts are found at read time. The multi-node rehearsal test checks it against real downloads.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from collections import OrderedDict
@@ -29,12 +31,12 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from ..sources.base import TileRef, WorkUnit
+from ..sources.base import CacheHint, TileRef, WorkUnit
 from .inputs import UnitInputs
 
-#: bands (of units, along longitude) each node's sweep makes: measured on the conus season
-#: (tools in benchmarks/bench_s1_region.py), 10 beat 20-125 at 200 GB per node
-BANDS = 10
+#: longitude bands of each node's sweep: on the conus season at 200 GB per node (replayed,
+#: frame-level holds) 1 band read 1.43x the distinct bytes, 2-3 bands 1.03, 5 1.07, 20 1.16
+BANDS = 3
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Schedule:
     @property
     def order(self) -> list[tuple[int, int]]:
         """(unit, node) in submission order: the nodes' queues interleaved, so every node
-        gets its first units first."""
+        gets its first units first (Dask runs earlier submissions first)."""
         out = []
         for k in range(max((len(q) for q in self.nodes), default=0)):
             out.extend((q[k], n) for n, q in enumerate(self.nodes) if k < len(q))
@@ -110,13 +112,67 @@ def _regions(idx: np.ndarray, centres: np.ndarray, weights: Sequence[float],
     return out
 
 
+def components(units: Sequence[WorkUnit]) -> list[list[int]]:
+    """Units connected by shared items (an S1 frame read by neighbouring blocks), each
+    component in plan order; units sharing nothing are components of their own."""
+    parent = list(range(len(units)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[str, int] = {}
+    for i, u in enumerate(units):
+        for item in u.items:
+            j = first.setdefault(item, i)
+            a, b = root(i), root(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    out: dict[int, list[int]] = {}
+    for i in range(len(units)):
+        out.setdefault(root(i), []).append(i)
+    return list(out.values())
+
+
 def schedule(units: Sequence[WorkUnit], refs: Mapping[str, TileRef], weights: Sequence[float],
              nodes: int = 1) -> Schedule:
-    """The locality schedule (module docstring): `nodes` compact regions of equal weight,
-    each swept by its node's workers from one shared queue."""
+    """The locality schedule (module docstring): groups of units sharing inputs, longest
+    group first; a group heavier than a node's share is cut into compact regions of equal
+    weight, groups and regions dealt to the least loaded node; each swept in a serpentine."""
     centres = unit_centres(units, refs)
-    regions = _regions(np.arange(len(units)), centres, weights, max(1, nodes))
-    return Schedule(tuple(tuple(int(r[i]) for i in sweep(centres[r])) for r in regions))
+    total = float(sum(weights)) or 1.0
+    nodes = max(1, nodes)
+    pieces: list[np.ndarray] = []
+    for comp in components(units):
+        idx = np.asarray(comp, dtype=np.int64)
+        w = sum(weights[i] for i in comp)
+        k = max(1, round(nodes * w / total))
+        pieces.extend(_regions(idx, centres, weights, k) if k > 1 else [idx])
+    pw = [sum(weights[i] for i in p.tolist()) for p in pieces]
+    load = [(0.0, n) for n in range(nodes)]
+    queues: list[list[int]] = [[] for _ in range(nodes)]
+    for k in sorted(range(len(pieces)), key=lambda k: -pw[k]):  # LPT, stable
+        t, n = heapq.heappop(load)
+        p = pieces[k]
+        queues[n].extend(int(p[i]) for i in sweep(centres[p]))
+        heapq.heappush(load, (t + pw[k], n))
+    return Schedule(tuple(tuple(q) for q in queues))
+
+
+def hinted(units: Sequence[WorkUnit], plan: Schedule) -> list[tuple[int, int, WorkUnit]]:
+    """(plan index, node, unit with its CacheHint) in submission order: a unit's seq is its
+    place in its node's queue, and per item the last seq of the node reading it too."""
+    hints: dict[int, CacheHint] = {}
+    for queue in plan.nodes:
+        last: dict[str, int] = {}
+        for seq, i in enumerate(queue):
+            for item in units[i].items:
+                last[item] = seq
+        for seq, i in enumerate(queue):
+            hints[i] = CacheHint(seq, tuple(last[item] for item in units[i].items))
+    return [(i, n, dataclasses.replace(units[i], hint=hints[i])) for i, n in plan.order]
 
 
 def longest_first(weights: Sequence[float], nodes: int = 1) -> Schedule:
@@ -124,6 +180,12 @@ def longest_first(weights: Sequence[float], nodes: int = 1) -> Schedule:
     node (whoever is free takes the next), units dealt to nodes in turn."""
     order = sorted(range(len(weights)), key=lambda i: -weights[i])
     return Schedule(tuple(tuple(order[k::nodes]) for k in range(nodes)))
+
+
+def frame_of(burst: str) -> str:
+    """The product a burst key (`<product>#<burst>`) belongs to: the cache holds bursts
+    per product, as the real one does (`DownloadCache.hold`)."""
+    return burst.split("#", 1)[0]
 
 
 class _Cache:
@@ -139,14 +201,15 @@ class _Cache:
         self.downloaded = 0
 
     def _park(self, b: str) -> None:
-        if self.policy == "refs" and self.refs.get(b, 0) > 0:
+        if self.policy == "refs" and self.refs.get(frame_of(b), 0) > 0:
             self.kept[b] = None
         else:
             self.free[b] = None
 
     def start(self, bursts: Mapping[str, int]) -> None:
+        for f in {frame_of(b) for b in bursts}:
+            self.refs[f] -= 1
         for b, nbytes in bursts.items():
-            self.refs[b] = self.refs.get(b, 0) - 1
             if b in self.bytes:
                 self.free.pop(b, None)
                 self.kept.pop(b, None)
@@ -179,8 +242,8 @@ def replay(plan: Schedule, inputs: Sequence[UnitInputs], weights: Sequence[float
     for queue in plan.nodes:
         refs: dict[str, int] = {}
         for i in queue:
-            for b in inputs[i].bursts:
-                refs[b] = refs.get(b, 0) + 1
+            for f in {frame_of(b) for b in inputs[i].bursts}:
+                refs[f] = refs.get(f, 0) + 1
         cache = _Cache(cache_bytes, refs, policy)
         running: list[tuple[float, int]] = []  # (end time, unit)
         free_at = [0.0] * max(1, workers)
@@ -196,5 +259,5 @@ def replay(plan: Schedule, inputs: Sequence[UnitInputs], weights: Sequence[float
     return total
 
 
-__all__ = ["BANDS", "Schedule", "longest_first", "replay", "schedule", "split", "sweep",
-           "unit_centres"]
+__all__ = ["BANDS", "Schedule", "components", "hinted", "longest_first", "replay", "schedule",
+           "split", "sweep", "unit_centres"]

@@ -32,7 +32,7 @@ from ...modalities import Modality
 from ...periods import STATIC, DateWindow, Period, period_from_label
 from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, pair_footprint, tiles_for_pair
 from ...s1.products import S1Pair, S1Product
-from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit, concrete
+from ..base import CacheHint, PlanRequest, Source, TileRef, TileResult, WorkUnit, concrete
 from ..s1blocks import (
     BLOCK,
     PAIR_LAYERS,
@@ -292,8 +292,8 @@ class AsfSource(Source):
         stop = dt.datetime.fromisoformat(frame.stop) + BURST_PAD
         return bool(frame_bursts({frame.name}, None, start, stop, self.host))
 
-    def fetch_unit(self, records: Sequence[ProductRecord], tiles: Sequence[TileRef] = ()
-                   ) -> UnitProducts:
+    def fetch_unit(self, records: Sequence[ProductRecord], tiles: Sequence[TileRef] = (),
+                   hint: CacheHint | None = None) -> UnitProducts:
         """A unit's products on disk: archive paths as they are, else fetched into the shared
         cache (an SLC zip; or, for a frame in burst mode, its bursts over the unit's tiles
         assembled into one SAFE: `paths[i]` is record i either way).
@@ -302,7 +302,8 @@ class AsfSource(Source):
         SAFE, a download refused for good) is in `failed` with the reason: only the layers
         that use it fail. A frame none of whose bursts touch the unit's tiles (its footprint
         is a hull; its bursts exist elsewhere) images none of them: it is in `unused`.
-        Credentials refused and transient failures raise, for the runner.
+        Credentials refused and transient failures raise, for the runner. `hint` (the
+        engine's schedule) tells the cache which files later units of the node still read.
         """
         local = [bool(r.path and Path(r.path).exists()) for r in records]
         if all(local):
@@ -312,6 +313,8 @@ class AsfSource(Source):
         from ...s1.download import DownloadCache, download_session, fetch_product
 
         cache = DownloadCache(self.cache, self.cache_bytes)
+        if hint is not None:
+            cache.advance(hint.seq)
         session = download_session()
         frames = [r for r, here in zip(records, local, strict=True) if r.as_bursts and not here]
         found = self.burst_search(frames, tiles)
@@ -330,7 +333,9 @@ class AsfSource(Source):
                 out.failed[i] = (f"{r.name}: ASF lists no burst products of this SLC (CMR "
                                  "burst search); its layers are tried again on the next run")
         with ThreadPoolExecutor(max_workers=max(1, self.max_downloads)) as ex:
-            futs = {i: ex.submit(fetch_product, ps, cache, session) for i, ps in jobs.items()}
+            futs = {i: ex.submit(fetch_product, ps, cache, session, None, 2,
+                                 hint.until[i] if hint is not None else None)
+                    for i, ps in jobs.items()}
             for i, f in futs.items():
                 try:
                     out.paths[i] = str(f.result())
@@ -362,7 +367,7 @@ class AsfSource(Source):
         work = unit_work(unit)
         records = work.products
         # AuthError / TransientError go to the runner; one product's failure fails its layers
-        got = self.fetch_unit(records, [tiles[t] for t in unit.all_tiles])
+        got = self.fetch_unit(records, [tiles[t] for t in unit.all_tiles], unit.hint)
         if got.unused:  # frames whose bursts miss every tile: they image none of them
             cover = {t: tuple(i for i in c if i not in got.unused) for t, c in work.cover.items()}
             unit = dataclasses.replace(unit, payload=dataclasses.replace(work, cover=cover))
