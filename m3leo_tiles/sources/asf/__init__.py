@@ -267,6 +267,15 @@ class AsfSource(Source):
         ordered = sorted(prods.values(), key=lambda p: (p.start, p.name))
         return plan_blocks(requests, ordered, self._pairs or [], self.block)
 
+    def footprints(self) -> dict[str, shapely.Geometry]:
+        """Footprints of the products this source found (by name): the estimator cuts them
+        into bursts (runner/inputs.py)."""
+        out = {p.name: p.footprint for found in self._found.values() for p in found}
+        for q in self._pairs or []:
+            out.setdefault(q.reference.name, q.reference.footprint)
+            out.setdefault(q.secondary.name, q.secondary.footprint)
+        return out
+
     # --- downloads and processing -----------------------------------------------------
     def burst_search(self, frames: Sequence[ProductRecord], tiles: Sequence[TileRef]
                      ) -> dict[str, list[S1Product]]:
