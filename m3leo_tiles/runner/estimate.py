@@ -128,7 +128,7 @@ def estimate(units: Sequence[tuple[Source, WorkUnit]], refs: Sequence[TileRef],
     first = refs[0] if refs else None
     acc: dict[str, dict] = {}
     seen: dict[str, dict[str, int]] = {}
-    for (source, unit), got in zip(units, inputs, strict=True):
+    for (source, _), got in zip(units, inputs, strict=True):
         for m, n in got.chunks.items():
             a = acc.setdefault(m, {"units": 0, "tile_dates": 0, "reads": 0, "needed": 0,
                                    "ee": 0})

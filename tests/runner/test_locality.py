@@ -1,0 +1,76 @@
+"""The locality schedule, its cache hints and the cache replay (issue 20)."""
+
+from __future__ import annotations
+
+from m3leo_tiles.runner.inputs import UnitInputs, burst_cells
+from m3leo_tiles.runner.locality import Schedule, components, hinted, replay, schedule
+from m3leo_tiles.sources.base import WorkUnit
+from tests.runner.helpers import tiles_table
+from m3leo_tiles.grid.tileref import refs_from_table
+
+
+def units_of(needs: list[dict[str, int]]) -> list[UnitInputs]:
+    return [UnitInputs(f"u{i}", n) for i, n in enumerate(needs)]
+
+
+def test_replay_downloads_each_burst_once_when_the_cache_holds_them_all():
+    needs = units_of([{"f1#a": 5, "f1#b": 5}, {"f1#b": 5, "f2#c": 5}, {"f1#a": 5}])
+    plan = Schedule(((0, 1, 2),))
+    assert replay(plan, needs, [1, 1, 1], cache_bytes=100, workers=2) == 15
+
+
+def test_refs_keep_a_burst_a_pending_unit_still_needs_lru_does_not():
+    # cap 10 (two bursts), one worker: after u2 LRU drops f1#a, which u3 needs again
+    needs = units_of([{"f1#a": 5}, {"f2#b": 5}, {"f3#c": 5}, {"f1#a": 5}])
+    plan = Schedule(((0, 1, 2, 3),))
+    assert replay(plan, needs, [1] * 4, 10, 1, policy="lru") == 20
+    assert replay(plan, needs, [1] * 4, 10, 1, policy="refs") == 15
+
+
+def test_each_node_has_its_own_cache():
+    needs = units_of([{"f1#a": 5}, {"f1#a": 5}])
+    assert replay(Schedule(((0, 1),)), needs, [1, 1], 100, 1) == 5
+    assert replay(Schedule(((0,), (1,))), needs, [1, 1], 100, 1) == 10
+
+
+def test_units_sharing_items_run_together_and_hints_say_until_when():
+    table = tiles_table(6)
+    refs = {r.id: r for r in refs_from_table(table, list(table["id"]))}
+    ids = sorted(refs)
+    # u0/u2/u4 share frame A (a chain), u1 and u3 read nothing shared; u3 is the heaviest
+    units = [WorkUnit("m", "p", (ids[0],), key="u0", items=("A",)),
+             WorkUnit("m", "p", (ids[1],), key="u1", items=("B",)),
+             WorkUnit("m", "p", (ids[2],), key="u2", items=("A", "C")),
+             WorkUnit("m", "p", (ids[3], ids[4]), key="u3", items=("D",)),
+             WorkUnit("m", "p", (ids[5],), key="u4", items=("C",))]
+    assert sorted(map(sorted, components(units))) == [[0, 2, 4], [1], [3]]
+    plan = schedule(units, refs, [1, 1, 1, 2, 1], nodes=1)
+    (queue,) = plan.nodes
+    assert queue[:3] in {(0, 2, 4), (4, 2, 0)} and set(queue[3:]) == {1, 3}  # group first
+    hints = {u.key: u.hint for _, _, u in hinted(units, plan)}
+    first, last = ("u0", "u4") if queue[0] == 0 else ("u4", "u0")
+    assert hints[first].seq == 0 and hints["u2"].seq == 1 and hints[last].seq == 2
+    assert hints["u2"].until == (2 if last == "u0" else 1, 2 if last == "u4" else 1)
+    assert hints[first].until == (1,)  # A is read again by u2 (seq 1) when u0 comes first
+
+
+def test_two_nodes_split_a_group_into_regions_of_equal_weight():
+    table = tiles_table(8)
+    refs = {r.id: r for r in refs_from_table(table, list(table["id"]))}
+    ids = sorted(refs)
+    units = [WorkUnit("m", "p", (t,), key=t, items=("A",)) for t in ids]
+    plan = schedule(units, refs, [1] * 8, nodes=2)
+    assert sorted(len(q) for q in plan.nodes) == [4, 4]
+    assert sorted(i for q in plan.nodes for i in q) == list(range(8))
+
+
+def test_burst_cells_cut_the_frame_along_north_south_whatever_its_shape():
+    import shapely
+
+    # S1 frames are wider across track (250 km) than along (~190 km): along is north-south
+    for w, h in ((3.0, 10.0), (10.0, 3.0)):
+        cells = burst_cells(shapely.box(0, 0, w, h), 10)
+        assert len(cells) == 30 and abs(sum(c.area for c in cells) - w * h) < 1e-9
+        for c in cells:
+            x0, y0, x1, y1 = c.bounds
+            assert abs((y1 - y0) - h / 10) < 1e-9 and abs((x1 - x0) - w / 3) < 1e-9
