@@ -278,7 +278,6 @@ class DownloadCache:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    @contextlib.contextmanager
     def _read_int(self, path: Path) -> int:
         try:
             return int(path.read_text() or 0)
