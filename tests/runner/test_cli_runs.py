@@ -222,7 +222,7 @@ def test_dry_run_plans_and_writes_nothing(tmp_path):
     # nothing measured yet: no core-hours, raw chunk bytes as the store's size
     assert dry["core_hours"] is None and dry["costs_from"] == "none"
     assert dry["tile_dates"] == 2 * n and dry["download_bytes"] == dry["needed_bytes"] == 0
-    assert dry["store_bytes"] == 2 * n * 12 * 448 * 448 * 4  # synth: 12 float32 bands
+    assert dry["store_bytes"] == 2 * n * 12 * 448 * 448 * 2  # synth: 12 uint16 bands, raw
     cli(*args[:-1], "--period", "2020", check=True, env=env)  # fetch 2020 for real
     dry = json.loads(cli(*args, "--json", check=True, env=env).stdout)
     rows = dry["rows"]
@@ -236,7 +236,7 @@ def test_dry_run_plans_and_writes_nothing(tmp_path):
     assert reads == n and seconds > 0
     assert dry["costs_from"] == "run" and dry["tile_dates"] == n
     assert abs(dry["core_hours"] - n * seconds / reads / 3600) < 1e-9
-text = cli(*args, check=True).stdout
+    text = cli(*args, check=True, env=env).stdout
     assert f"{n} tile-periods to fetch" in text and "nothing written" in text
 
 
