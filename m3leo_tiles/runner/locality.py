@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -191,8 +191,10 @@ def frame_of(burst: str) -> str:
 class _Cache:
     """The replayed cache of one node: held (in use), kept (a pending unit needs it), free."""
 
-    def __init__(self, cap: int, refs: dict[str, int], policy: str) -> None:
+    def __init__(self, cap: int, refs: dict[str, int], policy: str,
+                 counts: Counter | None = None) -> None:
         self.cap, self.refs, self.policy = cap, refs, policy
+        self.counts = Counter() if counts is None else counts
         self.size = 0
         self.bytes: dict[str, int] = {}
         self.pins: dict[str, int] = {}
@@ -217,6 +219,7 @@ class _Cache:
                 self.bytes[b] = nbytes
                 self.size += nbytes
                 self.downloaded += nbytes
+                self.counts[b] += 1
             self.pins[b] = self.pins.get(b, 0) + 1
         self._evict()
 
@@ -235,16 +238,18 @@ class _Cache:
 
 
 def replay(plan: Schedule, inputs: Sequence[UnitInputs], weights: Sequence[float],
-           cache_bytes: int, workers: int, policy: str = "refs") -> int:
+           cache_bytes: int, workers: int, policy: str = "refs",
+           counts: Counter | None = None) -> int:
     """Bytes downloaded by all nodes playing `plan`, each node's `workers` taking its units
-    in turn, a unit lasting its weight (see the module docstring)."""
+    in turn, a unit lasting its weight (see the module docstring); `counts` gets the
+    downloads of each burst."""
     total = 0
     for queue in plan.nodes:
         refs: dict[str, int] = {}
         for i in queue:
             for f in {frame_of(b) for b in inputs[i].bursts}:
                 refs[f] = refs.get(f, 0) + 1
-        cache = _Cache(cache_bytes, refs, policy)
+        cache = _Cache(cache_bytes, refs, policy, counts)
         running: list[tuple[float, int]] = []  # (end time, unit)
         free_at = [0.0] * max(1, workers)
         for i in queue:

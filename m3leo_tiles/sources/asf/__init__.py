@@ -20,6 +20,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,16 @@ def _as_product(r: ProductRecord) -> S1Product:
                      dt.datetime.fromisoformat(r.stop), 0, 0, r.pass_direction, r.polarisations,
                      shapely.Point(0, 0), path=r.path, url=r.url, size=r.size, md5=r.md5,
                      burst_ids=r.burst_ids, extra={"burst": r.burst} if r.burst else {})
+
+
+def _worker_name() -> str:
+    """The Dask worker this runs in, or "local"."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return "local"
 
 
 def _flag(value: object, name: str) -> bool:
@@ -267,6 +278,14 @@ class AsfSource(Source):
         ordered = sorted(prods.values(), key=lambda p: (p.start, p.name))
         return plan_blocks(requests, ordered, self._pairs or [], self.block)
 
+    def cache_dir(self) -> str:
+        """`cache` with `{host}` (this machine's name) or `{worker}` (the Dask worker's)
+        filled in: one cache per node or per worker; without either, one shared folder (a
+        network file system is fine: the cache's locks are flock)."""
+        if "{" not in self.cache:
+            return self.cache
+        return self.cache.format(host=socket.gethostname(), worker=_worker_name())
+
     def footprints(self) -> dict[str, shapely.Geometry]:
         """Footprints of the products this source found (by name): the estimator cuts them
         into bursts (runner/inputs.py)."""
@@ -321,7 +340,7 @@ class AsfSource(Source):
 
         from ...s1.download import DownloadCache, download_session, fetch_product
 
-        cache = DownloadCache(self.cache, self.cache_bytes)
+        cache = DownloadCache(self.cache_dir(), self.cache_bytes)
         if hint is not None:
             cache.advance(hint.seq)
         session = download_session()
@@ -360,7 +379,7 @@ class AsfSource(Source):
         """Where precise/restituted orbits are (fetched and cached if a fetcher is installed)."""
         from ...s1.orbits import fetch_orbit, find_orbit
 
-        d = self.orbits or str(Path(self.cache) / "orbits")
+        d = self.orbits or str(Path(self.cache_dir()) / "orbits")
         for r in records:
             p = _as_product(r)
             if find_orbit(p, d) is None and not self.archive:
