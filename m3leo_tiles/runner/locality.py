@@ -49,7 +49,7 @@ class Schedule:
     def order(self) -> list[tuple[int, int]]:
         """(unit, node) in submission order: the nodes' queues interleaved, so every node
         gets its first units first (Dask runs earlier submissions first)."""
-        out = []
+        out: list[tuple[int, int]] = []
         for k in range(max((len(q) for q in self.nodes), default=0)):
             out.extend((q[k], n) for n, q in enumerate(self.nodes) if k < len(q))
         return out
@@ -103,7 +103,8 @@ def _regions(idx: np.ndarray, centres: np.ndarray, weights: Sequence[float],
     per = [parts // cols + (1 if c < parts % cols else 0) for c in range(cols)]
     idx = idx[np.argsort(centres[idx, 0], kind="stable")]
     cuts = split([weights[i] for i in idx], parts)
-    out, k = [], 0
+    out: list[np.ndarray] = []
+    k = 0
     for n in per:
         column = idx[cuts[k][0]:cuts[k + n - 1][1]]
         k += n

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from m3leo_tiles.grid.tileref import refs_from_table
 from m3leo_tiles.runner.inputs import UnitInputs, burst_cells
 from m3leo_tiles.runner.locality import Schedule, components, hinted, replay, schedule
 from m3leo_tiles.sources.base import WorkUnit
 from tests.runner.helpers import tiles_table
-from m3leo_tiles.grid.tileref import refs_from_table
 
 
 def units_of(needs: list[dict[str, int]]) -> list[UnitInputs]:
