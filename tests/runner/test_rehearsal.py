@@ -123,7 +123,7 @@ def test_rehearsal_on_a_local_cluster(region, cluster, tmp_path):
     req = request(sim, str(tmp_path / "two.zarr"), asf, str(tmp_path / "c2" / "{worker}"),
                   cluster.scheduler_address)
     model, per_node = predicted(req, 2)
-    assert max(model.values()) == 2 and min(model.values()) == 1  # shared and unshared
+    assert model and max(model.values()) == 2  # bursts both nodes read: fetched by each
     two = fetch(req)
     assert two.failed == 0 and digests(req.store) == truth
     got = served_tiffs(asf)
