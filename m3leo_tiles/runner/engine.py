@@ -415,6 +415,14 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     summary.units = len(tasks)
     total = sum(unit_weight(u) for _, u in plan.units)
     bar = Progress(total, "fetch", progress)
+    meter = None
+    if bar.bar is not None:  # someone is watching: bytes and an ETA from the cost model
+        from .estimate import RunMeter, footprints, load_model
+        from .inputs import plan_inputs
+
+        units = [t[1] for t in tasks]
+        meter = RunMeter(units, plan_inputs(units, refs, footprints([t[0] for t in tasks])),
+                         load_model(db), max(workers, len(nodes)))
     recorder = DurableRecorder(db, durable=store.is_local)
     full: str | None = None
     results: Generator[list[Outcome]]
@@ -436,7 +444,8 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
                 summary.add(o)
             if on_outcomes:
                 on_outcomes(outs)
-            bar.update(len(outs), done=summary.done, nodata=summary.nodata, failed=summary.failed)
+            bar.update(len(outs), done=summary.done, nodata=summary.nodata, failed=summary.failed,
+                       **(meter.add(outs) if meter is not None else {}))
             if full:
                 break
     finally:

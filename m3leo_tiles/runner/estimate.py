@@ -161,5 +161,36 @@ def estimate(units: Sequence[tuple[Source, WorkUnit]], refs: Sequence[TileRef],
     return Estimate(tuple(layers), total)
 
 
-__all__ = ["CostModel", "Estimate", "LayerEstimate", "Rate", "calibration_path", "estimate",
+class RunMeter:
+    """A running fetch's progress from the same model: bytes its finished units downloaded
+    (their bursts, estimated) and an ETA from the estimated seconds of the units left."""
+
+    def __init__(self, units: Sequence[WorkUnit], inputs: Sequence[UnitInputs],
+                 model: CostModel, workers: int) -> None:
+        self.workers = max(1, workers)
+        self.unit_of = {(t.modality, t.period, tile): k for k, u in enumerate(units)
+                        for t in u.targets for tile in t.tiles}
+        self.inputs = inputs
+        self.secs = [sum(n * (model.rate(m).seconds_per_read or 0.0)
+                         for m, n in g.tile_dates.items()) for g in inputs]
+        self.left = sum(self.secs)
+        self.seen: set[int] = set()
+        self.seen_bytes: dict[str, int] = {}
+
+    def add(self, outs: Sequence) -> dict[str, str]:
+        """Postfix for a progress bar after a unit's outcomes arrived."""
+        from .inputs import human_bytes
+
+        for o in outs[:1]:
+            k = self.unit_of.get((o.modality, o.period, o.tile))
+            if k is not None and k not in self.seen:
+                self.seen.add(k)
+                self.left -= self.secs[k]
+                self.seen_bytes.update(self.inputs[k].bursts)
+        eta = max(0.0, self.left) / self.workers
+        return {"dl": human_bytes(sum(self.seen_bytes.values())),
+                "eta": f"{eta / 3600:.1f}h" if eta >= 3600 else f"{eta / 60:.0f}min"}
+
+
+__all__ = ["RunMeter", "CostModel", "Estimate", "LayerEstimate", "Rate", "calibration_path", "estimate",
            "footprints", "load_model", "raw_chunk_bytes"]
