@@ -32,10 +32,12 @@ from m3leo_tiles.runner.inputs import UnitInputs
 from m3leo_tiles.runner.locality import replay, schedule
 from m3leo_tiles.runner.runstore import RunStore
 from m3leo_tiles.s1.products import burst_refs
+from m3leo_tiles.sources import register_source
+from m3leo_tiles.sources.asf import AsfSource
+from m3leo_tiles.sources.base import TileResult
 from tests.s1.test_burst_chain import serve_bursts
 from tests.sources.asf_server import FakeAsf
 
-pytestmark = pytest.mark.slow  # a LocalCluster and five runs of the simulated pair: minutes
 TOKEN = "edl-token-rehearsal"
 LAYERS = ["s1grd", "s1coh", "s1ifg"]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +62,19 @@ def request(sim: Path, url: str, asf: FakeAsf, cache: str, scheduler: str | None
 
 def tiffs(folder: Path) -> set[str]:
     return {p.name for p in folder.glob("*.tiff")}
+
+
+class FetchOnly(AsfSource):
+    """The ASF source up to its downloads (no SAR processing): the fast rehearsal."""
+
+    name = "fetchonly"
+
+    def read(self, unit, tiles, modality, period):
+        self.fetch_unit(list(unit.payload.products), [tiles[t] for t in unit.all_tiles],
+                        unit.hint)
+        for t in unit.targets:
+            for tile in t.tiles:
+                yield TileResult(tile, "nodata", modality=t.modality, period=t.period)
 
 
 @pytest.fixture
@@ -111,6 +126,27 @@ def served_tiffs(asf: FakeAsf) -> Counter:
     return Counter({k: n for k, n in asf.served.items() if k.endswith(".tiff")})
 
 
+def test_each_node_downloads_what_the_replayed_schedule_says(region, tmp_path):
+    """Fast: two threaded Dask workers, each its own cache, downloads only."""
+    from distributed import LocalCluster
+
+    sim, asf = region
+    register_source("fetchonly", "tests.runner.test_rehearsal:FetchOnly")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        req = request(sim, str(tmp_path / "two.zarr"), asf, str(tmp_path / "c" / "{worker}"),
+                      cluster.scheduler_address)
+        model, per_node = predicted(req, 2)
+        req = FetchRequest(**{**req.__dict__, "source": "fetchonly",
+                              "source_options": {"fetchonly": req.source_options["asf"]}})
+        s = fetch(req)
+    assert s.failed == 0 and s.nodata > 0 and max(model.values()) == 2
+    assert sorted(served_tiffs(asf).values()) == sorted(model.values())
+    caches = [tiffs(d) for d in sorted((tmp_path / "c").iterdir())]
+    assert sorted(map(sorted, caches)) == sorted(map(sorted, per_node))
+
+
+@pytest.mark.slow  # a LocalCluster of processes and two runs of the simulated pair: minutes
 def test_rehearsal_on_a_local_cluster(region, cluster, tmp_path):
     sim, asf = region
     one = fetch(request(sim, str(tmp_path / "one.zarr"), asf, str(tmp_path / "c1")))
@@ -133,6 +169,7 @@ def test_rehearsal_on_a_local_cluster(region, cluster, tmp_path):
     assert sorted(map(sorted, caches)) == sorted(map(sorted, per_node))
 
 
+@pytest.mark.slow
 def test_killing_a_worker_mid_unit_then_rerunning_loses_nothing(region, cluster, tmp_path):
     sim, asf = region
     ref = fetch(request(sim, str(tmp_path / "one.zarr"), asf, str(tmp_path / "c1")))
@@ -163,6 +200,7 @@ def test_killing_a_worker_mid_unit_then_rerunning_loses_nothing(region, cluster,
     assert again.failed == 0 and digests(req.store) == truth, (errors, again.as_dict())
 
 
+@pytest.mark.slow
 def test_killing_the_coordinator_then_rerunning_loses_nothing(region, cluster, tmp_path):
     sim, asf = region
     ref = fetch(request(sim, str(tmp_path / "one.zarr"), asf, str(tmp_path / "c1")))
