@@ -224,11 +224,18 @@ def download(url: str, dest: str | os.PathLike, session: requests.Session,
 FREE_SHARE = 0.5
 
 
+_stated: set[str] = set()
+
+
 def default_cap(root: str | os.PathLike) -> int:
-    """Half the free space of the cache's disk (stated in the log): a region run can live
-    with it, and the store or other users keep the other half. Never unbounded."""
+    """Half the free space of the cache's disk (stated in the log, once per process and
+    folder): a region run can live with it, and the store or other users keep the other
+    half. Never unbounded."""
     free = shutil.disk_usage(root).free
     cap = int(free * FREE_SHARE)
+    if str(root) in _stated:
+        return cap
+    _stated.add(str(root))
     log.info("download cache %s: capped at %.1f GB (half the %.1f GB free on its disk; set "
              "asf.cache_gb to choose)", root, cap / 1e9, free / 1e9)
     return cap
