@@ -80,3 +80,26 @@ def test_burst_cells_cut_the_frame_along_north_south_whatever_its_shape():
             along = centres[3] - centres[0]  # the next burst of the same sub-swath
             assert abs(np.hypot(*along) - h / 10) < 1e-6
             assert abs(along[1]) > abs(along[0])  # north-south
+
+
+def _where_am_i(k: int) -> tuple[int, str]:
+    import time
+
+    from distributed import get_worker
+
+    time.sleep(0.05)
+    return k, get_worker().address
+
+
+def test_dask_runs_each_unit_on_the_worker_of_its_node():
+    from distributed import LocalCluster
+
+    from m3leo_tiles.runner.executors import dask_workers, run_dask
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster:
+        a, b = dask_workers(cluster.scheduler_address)
+        where = [a, a, a, a, a, b]  # not what Dask would do alone (it spreads them)
+        got = dict(run_dask(_where_am_i, [(k,) for k in range(6)], cluster.scheduler_address,
+                            where))
+    assert [got[k] for k in range(6)] == where
