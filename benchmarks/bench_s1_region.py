@@ -30,7 +30,7 @@
    `distinct_over_needed` is the distinct bursts' bytes over the bytes the tiles need
    (runner/inputs.py: each tile's share of its frames' area).
 4. `estimate_error`: the stack run of step 2 estimated before it runs from costs calibrated
-   on another simulated scene (`calibrate --size small --dates 3`), against the worker
+   on another simulated scene (`calibrate --size tile --dates 3`), against the worker
    seconds it then measures.
 
 Last line: {"name": "s1_region", "bursts", "acquisitions", "units", "max_tiles_per_unit",
@@ -208,7 +208,7 @@ def run_stack(tmp: Path, dates: int = 4, size: str = "tile") -> dict:
     log = tmp / "units.jsonl"
     register_source("timed", "__main__:TimedArchive")
     os.environ["XDG_CACHE_HOME"] = str(tmp / "xdg")  # a calibration of its own
-    run_calibration("small", 3, 2)
+    run_calibration("tile", 3, 2)  # the same scene size, fewer dates
     req = FetchRequest(store=str(tmp / "sim.zarr"), region=str(sim / "aoi.geojson"),
                        modalities=LAYERS, period="2025-MAM", source="timed",
                        source_options={"timed": {"archive": str(sim / "s1"),
