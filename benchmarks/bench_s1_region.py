@@ -19,8 +19,24 @@
    fixed cost a region run pays once for thousands of units) was a fifth, so the ratio read
    0.76-0.85 whatever the engine did, and fell as units got faster.
 
+3. Fetch ratios (issue 20), a REPLAY, not a download: the run's real schedule (the engine's
+   locality schedule of the conus plan, runner/locality.py) and today's longest-first order
+   are played against a simulated cache per node (`locality.replay`), each unit needing the
+   bursts the region catalogue has for its frames over its tiles' hull (what its one CMR
+   burst search returns), each burst of the size CMR publishes for its frame spread over the
+   frame's bursts (the plan's sizes: the loopback catalogue's frames are 1 GiB each). Nodes
+   have 8 workers and a 200 GB cache. Also at real SLC sizes (7.2 GB a 30-burst frame:
+   1500 lines x 20k samples x CInt16 x 2 polarisations per burst), `*_7gb` keys.
+   `distinct_over_needed` is the distinct bursts' bytes over the bytes the tiles need
+   (runner/inputs.py: each tile's share of its frames' area).
+4. `estimate_error`: the stack run of step 2 estimated before it runs from costs calibrated
+   on another simulated scene (`calibrate --size tile --dates 3`), against the worker
+   seconds it then measures.
+
 Last line: {"name": "s1_region", "bursts", "acquisitions", "units", "max_tiles_per_unit",
-"plan_s", "plan_peak_gb", "worker_peak_gb", "workers_busy_ratio", ...}.
+"plan_s", "plan_peak_gb", "worker_peak_gb", "workers_busy_ratio", "fetch_ratio_1node",
+"fetch_ratio_16nodes", "fetch_ratio_longest_first_1node", "distinct_over_needed",
+"estimate_error", ...}.
 """
 
 from __future__ import annotations
@@ -90,6 +106,7 @@ def plan_conus(tmp: Path) -> dict:
         plan_s = t3 - t0
         peak = _gb()
         resolved = resolve_sample(jobs[0].source, [u for _, u in plan.units], refs)
+        ratios = fetch_ratios([u for _, u in plan.units], refs, jobs[0].source)
     units = [u for _, u in plan.units]
     sizes = [len(u.all_tiles) for u in units]
     planned = {(p.track, p.date) for u in units for p in u.payload.products}
@@ -101,7 +118,61 @@ def plan_conus(tmp: Path) -> dict:
             "pair_periods": len(next(j for j in jobs if j.modality.name == "s1coh").periods),
             "grid_s": round(t1 - t0, 1), "search_pair_s": round(t2 - t1, 1),
             "blocks_s": round(t3 - t2, 1), "plan_s": round(plan_s, 1),
-            "plan_peak_gb": round(peak, 2), **resolved}
+            "plan_peak_gb": round(peak, 2), **resolved, **ratios}
+
+
+def fetch_ratios(units: list, refs: list, source) -> dict:
+    """Step 3 of the module docstring."""
+    import datetime as dt
+
+    import shapely
+
+    from m3leo_tiles.grid.regions import load_aoi
+    from m3leo_tiles.runner.engine import unit_weight
+    from m3leo_tiles.runner.inputs import UnitInputs, plan_inputs
+    from m3leo_tiles.runner.locality import longest_first, replay, schedule
+    from tests.sources.burst_catalogue import catalogue
+
+    t0 = time.perf_counter()
+    _, aoi = load_aoi("conus")
+    bursts, _ = catalogue(aoi, dt.date(2020, 6, 1), dt.date(2020, 9, 1))
+    tree = shapely.STRtree([b.footprint for b in bursts])
+    by_id = {r.id: r for r in refs}
+    model = plan_inputs(units, refs, source.footprints())  # needed bytes, burst-cell model
+    per_frame: dict[str, int] = {}
+    for b in bursts:
+        per_frame[b.extra["slc"]] = per_frame.get(b.extra["slc"], 0) + 1
+    sizes = {p.name: p.size or 0 for u in units for p in u.payload.products}
+    needs = []
+    for u in units:
+        hull = shapely.GeometryCollection([by_id[t].polygon for t in u.all_tiles]).convex_hull
+        names = {p.name for p in u.payload.products}
+        needs.append({(bursts[i].extra["slc"], bursts[i].name)
+                      for i in tree.query(hull, predicate="intersects").tolist()
+                      if bursts[i].extra["slc"] in names})
+    weights = [unit_weight(u) for u in units]
+    cap, out = 200 * 10**9, {}
+    for tag, size_of in (("", lambda f: sizes[f] // per_frame[f]),
+                         ("_7gb", lambda f: 1500 * 20000 * 4 * 2)):
+        inputs = [UnitInputs(u.key, {f"{f}#{b}": size_of(f) for f, b in n})
+                  for u, n in zip(units, needs, strict=True)]
+        distinct = sum({f"{f}#{b}": size_of(f) for n in needs for f, b in n}.values())
+        one = schedule(units, by_id, weights, 1)
+        sixteen = schedule(units, by_id, weights, 16)
+        out[f"fetch_ratio_1node{tag}"] = round(replay(one, inputs, weights, cap, 8) / distinct, 3)
+        out[f"fetch_ratio_16nodes{tag}"] = round(
+            replay(sixteen, inputs, weights, cap, 8) / distinct, 3)
+        out[f"fetch_ratio_longest_first_1node{tag}"] = round(
+            replay(longest_first(weights, 1), inputs, weights, cap, 8, policy="lru") / distinct,
+            3)
+        if not tag:
+            out["distinct_bytes"] = distinct
+            out["needed_bytes"] = sum(m.needed_bytes for m in model)
+            out["distinct_over_needed"] = round(distinct / max(1, out["needed_bytes"]), 3)
+            out["download_bytes_estimated"] = sum(
+                {k: v for m in model for k, v in m.bursts.items()}.values())
+    out["replay_s"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 def resolve_sample(source, units: list, refs: list, n: int = 20) -> dict:
@@ -126,7 +197,8 @@ def resolve_sample(source, units: list, refs: list, n: int = 20) -> dict:
 
 
 def run_stack(tmp: Path, dates: int = 4, size: str = "tile") -> dict:
-    from m3leo_tiles.runner.fetch import FetchRequest, fetch
+    from m3leo_tiles.runner.calibrate import run_calibration
+    from m3leo_tiles.runner.fetch import DryRun, FetchRequest, fetch
     from m3leo_tiles.sources import register_source
 
     sim = tmp / "sim"
@@ -135,19 +207,27 @@ def run_stack(tmp: Path, dates: int = 4, size: str = "tile") -> dict:
                    env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
     log = tmp / "units.jsonl"
     register_source("timed", "__main__:TimedArchive")
-    s = fetch(FetchRequest(store=str(tmp / "sim.zarr"), region=str(sim / "aoi.geojson"),
-                           modalities=LAYERS, period="2025-MAM", source="timed",
-                           source_options={"timed": {"archive": str(sim / "s1"),
-                                                     "dem": str(sim / "rasters" / "dem.tif"),
-                                                     "block": 1, "log": str(log)}},
-                           workers=2, progress=False))
+    os.environ["XDG_CACHE_HOME"] = str(tmp / "xdg")  # a calibration of its own
+    run_calibration("tile", 3, 2)  # the same scene size, fewer dates
+    req = FetchRequest(store=str(tmp / "sim.zarr"), region=str(sim / "aoi.geojson"),
+                       modalities=LAYERS, period="2025-MAM", source="timed",
+                       source_options={"timed": {"archive": str(sim / "s1"),
+                                                 "dem": str(sim / "rasters" / "dem.tif"),
+                                                 "block": 1, "log": str(log)}},
+                       workers=2, progress=False)
+    dry = fetch(FetchRequest(**{**req.__dict__, "dry_run": True}))
+    assert isinstance(dry, DryRun)
+    estimated = (dry.estimate.total.core_hours or 0) * 3600
+    s = fetch(req)
     rows = [json.loads(x) for x in log.read_text().splitlines()]
     busy = sum(r["s"] for r in rows)
     return {"dates": dates, "sim_size": size, "sim_units": s.units, "sim_done": s.done,
             "sim_failed": s.failed,
             "sim_wall_s": round(s.seconds, 1), "busy_s": round(busy, 1),
             "worker_peak_gb": round(max(r["rss_gb"] for r in rows), 2),
-            "workers_busy_ratio": round(busy / (2 * s.seconds), 3)}
+            "workers_busy_ratio": round(busy / (2 * s.seconds), 3),
+            "estimated_core_s": round(estimated, 1),
+            "estimate_error": round(abs(estimated - busy) / busy, 3)}
 
 
 def main() -> None:
@@ -160,7 +240,12 @@ def main() -> None:
            "units": plan["units"], "max_tiles_per_unit": plan["max_tiles_per_unit"],
            "plan_s": plan["plan_s"], "plan_peak_gb": plan["plan_peak_gb"],
            "worker_peak_gb": run["worker_peak_gb"],
-           "workers_busy_ratio": run["workers_busy_ratio"]}
+           "workers_busy_ratio": run["workers_busy_ratio"],
+           "fetch_ratio_1node": plan["fetch_ratio_1node"],
+           "fetch_ratio_16nodes": plan["fetch_ratio_16nodes"],
+           "fetch_ratio_longest_first_1node": plan["fetch_ratio_longest_first_1node"],
+           "distinct_over_needed": plan["distinct_over_needed"],
+           "estimate_error": run["estimate_error"]}
     print(json.dumps({"stage": "detail", **plan, **run}), flush=True)
     print(json.dumps(out))
 

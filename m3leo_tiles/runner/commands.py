@@ -36,10 +36,16 @@ def print_summary(summary, as_json: bool = False) -> None:
         click.echo(f"  failed x{n}: {reason}")
 
 
-def print_plan(rows, as_json: bool = False) -> None:
+def print_plan(runs, as_json: bool = False) -> None:
+    """A dry run (or a refresh's, one per job): rows per (modality, period), then costs."""
+    from .inputs import human_bytes
+
+    runs = runs if isinstance(runs, list) else [runs]
     if as_json:
-        click.echo(json.dumps([r.__dict__ for r in rows]))
+        out = [{"rows": [r.__dict__ for r in d.rows], **d.estimate.as_dict()} for d in runs]
+        click.echo(json.dumps(out[0] if len(out) == 1 else {"jobs": out}))
         return
+    rows = [r for d in runs for r in d.rows]
     click.echo(f"{'modality':<10} {'period':<22} {'source':<12} {'units':>7} {'to fetch':>9} "
                f"{'done':>7}")
     for r in rows:
@@ -47,6 +53,18 @@ def print_plan(rows, as_json: bool = False) -> None:
                    f"{r.tiles_to_fetch:>9} {r.already_done:>7}")
     click.echo(f"{sum(r.tiles_to_fetch for r in rows)} tile-periods to fetch in "
                f"{sum(r.work_units for r in rows)} work units (dry run: nothing written)")
+    click.echo(f"\n{'estimate':<10} {'units':>7} {'tile-dates':>10} {'download':>10} "
+               f"{'needed':>10} {'EE reqs':>8} {'core-h':>9} {'store':>10}  costs from")
+    for d in runs:
+        for x in (*d.estimate.layers, d.estimate.total):
+            hours = "?" if x.core_hours is None else f"{x.core_hours:.2f}"
+            click.echo(f"{x.modality:<10} {x.units:>7} {x.tile_dates:>10} "
+                       f"{human_bytes(x.download_bytes):>10} {human_bytes(x.needed_bytes):>10} "
+                       f"{x.ee_requests:>8} {hours:>9} {human_bytes(x.store_bytes):>10}  "
+                       f"{x.costs_from}")
+    if any(d.estimate.total.core_hours is None for d in runs):
+        click.echo("core-hours '?': no measured cost for a layer yet: run `m3leo-tiles "
+                   "calibrate` (or a first small run)")
 
 
 @click.command()
@@ -203,4 +221,31 @@ def modalities():
     click.echo("* a composite over dates: `fetch --cadence annual|seasonal|monthly` re-periods it")
 
 
-COMMANDS = [fetch, refresh, status, modalities]
+@click.command()
+@click.option("--size", type=click.Choice(["small", "tile"]), default="small",
+              show_default=True, help="Simulated scene (as `simulate --size`).")
+@click.option("--dates", type=int, default=3, show_default=True)
+@click.option("--workers", "-j", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), help="Keep the calibration run "
+              "here (default: a temporary folder).")
+@click.option("--json", "as_json", is_flag=True)
+def calibrate(size, dates, workers, out, as_json):
+    """Measure this machine's per-unit costs on the simulator, for `fetch --dry-run`.
+
+    Runs every S1 layer, s2 and dem on a simulated scene through the normal engine and keeps
+    the cost records (seconds per tile-date, stored bytes per chunk) in the calibration
+    database; estimates use a run's own records first, these otherwise.
+    """
+    from .calibrate import run_calibration
+
+    res = run_calibration(size, dates, workers, out)
+    if as_json:
+        click.echo(json.dumps(res))
+        return
+    click.echo(f"calibration in {res['path']} ({res['seconds']:.0f} s):")
+    for m, r in sorted(res["rates"].items()):
+        click.echo(f"  {m:<8} {r['seconds_per_read'] * 1000:8.1f} ms per tile-date   "
+                   f"{r['store_bytes_per_chunk'] / 1e3:8.1f} kB per chunk stored")
+
+
+COMMANDS = [fetch, refresh, status, modalities, calibrate]

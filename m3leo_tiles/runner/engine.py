@@ -14,6 +14,7 @@ that the next run retries, up to `max_attempts` runs; permanent errors wait for 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -31,8 +32,10 @@ from ..modalities import Modality
 from ..periods import DateWindow, Period
 from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
 from ..store.store import TileStore, write_chunk
-from .executors import WorkerPool, run_dask, run_inline
-from .state import Outcome, StateDB, UnitState
+from .executors import WorkerPool, dask_workers, run_dask, run_inline
+from .inputs import tile_dates
+from .locality import hinted, schedule
+from .state import Outcome, StateDB, UnitCost, UnitState
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +201,24 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
              period: Period, store_url: str, tile_index: dict[str, int], period_index: int,
              policy: UnitRetryPolicy,
              more: Mapping[tuple[str, str], TargetSpec] | None = None) -> list[Outcome]:
+    """`read_unit`, its worker seconds shared over its outcomes by their reads (tile-dates):
+    the cost records the estimator learns from (issue 20)."""
+    t0 = time.perf_counter()
+    outs = read_unit(source, unit, refs, modality, period, store_url, tile_index,
+                     period_index, policy, more)
+    seconds = time.perf_counter() - t0
+    per = tile_dates(unit)
+    chunks = Counter(o.modality for o in outs)
+    reads = [per.get(o.modality, 0) / max(1, chunks[o.modality]) for o in outs]
+    total = sum(reads) or 1.0
+    return [dataclasses.replace(o, reads=r, seconds=seconds * r / total)
+            for o, r in zip(outs, reads, strict=True)]
+
+
+def read_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality: Modality,
+              period: Period, store_url: str, tile_index: dict[str, int], period_index: int,
+              policy: UnitRetryPolicy,
+              more: Mapping[tuple[str, str], TargetSpec] | None = None) -> list[Outcome]:
     """Read a unit from its source and write its chunks; never raises.
 
     `more` describes the unit's further targets (`WorkUnit.more`); each TileResult names its
@@ -316,7 +337,17 @@ class DurableRecorder:
     def __init__(self, db: StateDB, durable: bool = True, every: float = 2.0):
         self.db, self.durable, self.every = db, durable, every
         self.pending: list[Outcome] = []
+        self.spent: list[UnitCost] = []
         self.last = time.monotonic()
+
+    def costs(self, outs: list[Outcome]) -> None:
+        """One cost record per modality of a finished unit (done chunks only)."""
+        by: dict[tuple[str, str], list[Outcome]] = {}
+        for o in outs:
+            if o.status == "done" and o.reads:
+                by.setdefault((o.modality, o.source), []).append(o)
+        self.spent.extend(UnitCost(m, src, sum(o.reads for o in os_), sum(o.seconds for o in os_),
+                                   len(os_)) for (m, src), os_ in by.items())
 
     def add(self, outs: list[Outcome]) -> None:
         self.pending.extend(outs)
@@ -329,6 +360,9 @@ class DurableRecorder:
                 os.sync()
             self.db.record(self.pending)
             self.pending = []
+        if self.spent:
+            self.db.record_costs(self.spent)
+            self.spent = []
         self.last = time.monotonic()
 
 
@@ -370,16 +404,30 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
         tasks.append((source, u, {t: ref_by_id[t] for t in tiles}, main.modality, main.period,
                       store.url, {t: tile_index[t] for t in tiles}, main.period_index, policy,
                       {k: specs[k] for k in keys[1:]}))
-    # longest first (stable: equal units keep the plan's order, which keeps neighbours together)
-    tasks.sort(key=lambda t: -unit_weight(t[1]))
+    # units sharing inputs together (one node's sweep), longest group first (locality.py);
+    # on Dask each worker is a node with its own cache
+    nodes = dask_workers(scheduler) if scheduler else []
+    units = [t[1] for t in tasks]
+    plan_s = schedule(units, ref_by_id, [unit_weight(u) for u in units], max(1, len(nodes)))
+    order = hinted(units, plan_s)
+    tasks = [(tasks[i][0], u, *tasks[i][2:]) for i, _, u in order]
+    where = [nodes[n] for _, n, _ in order] if nodes else None
     summary.units = len(tasks)
     total = sum(unit_weight(u) for _, u in plan.units)
     bar = Progress(total, "fetch", progress)
+    meter = None
+    if bar.bar is not None:  # someone is watching: bytes and an ETA from the cost model
+        from .estimate import RunMeter, footprints, load_model
+        from .inputs import plan_inputs
+
+        units = [t[1] for t in tasks]
+        meter = RunMeter(units, plan_inputs(units, refs, footprints([t[0] for t in tasks])),
+                         load_model(db), max(workers, len(nodes)))
     recorder = DurableRecorder(db, durable=store.is_local)
     full: str | None = None
     results: Generator[list[Outcome]]
     if scheduler:
-        results = run_dask(run_unit, tasks, scheduler)
+        results = run_dask(run_unit, tasks, scheduler, where)
     elif workers > 1 and len(tasks) > 1:
         results = WorkerPool(workers).run(run_unit, tasks)
     else:
@@ -391,11 +439,13 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
                 full = next(o.error for o in outs if o.disk_full)
                 outs = [o for o in outs if not o.disk_full]
             recorder.add(outs)
+            recorder.costs(outs)
             for o in outs:
                 summary.add(o)
             if on_outcomes:
                 on_outcomes(outs)
-            bar.update(len(outs), done=summary.done, nodata=summary.nodata, failed=summary.failed)
+            bar.update(len(outs), done=summary.done, nodata=summary.nodata, failed=summary.failed,
+                       **(meter.add(outs) if meter is not None else {}))
             if full:
                 break
     finally:

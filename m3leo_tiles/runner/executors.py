@@ -190,15 +190,28 @@ def run_inline(fn: Callable[..., Any], tasks: Iterable[tuple]) -> Generator[Any]
         yield fn(*task)
 
 
-def run_dask(fn: Callable[..., Any], tasks: Sequence[tuple], scheduler: str) -> Generator[Any]:
-    """On a Dask cluster; tasks are submitted in order (Dask runs earlier submissions first)."""
+def dask_workers(scheduler: str) -> list[str]:
+    """The cluster's worker addresses, sorted (the engine gives each its share of units)."""
+    from distributed import Client
+
+    with Client(scheduler) as client:
+        return sorted(client.scheduler_info()["workers"])
+
+
+def run_dask(fn: Callable[..., Any], tasks: Sequence[tuple], scheduler: str,
+             where: Sequence[str] | None = None) -> Generator[Any]:
+    """On a Dask cluster; tasks are submitted in order (Dask runs earlier submissions first),
+    task i preferably on worker `where[i]` (its cache holds what the task reads; if that
+    worker is gone, another takes it)."""
     from distributed import Client, as_completed
 
     with Client(scheduler) as client:
-        futures = [client.submit(fn, *t, pure=False) for t in tasks]
+        futures = [client.submit(fn, *t, pure=False, workers=[where[i]] if where else None,
+                                 allow_other_workers=bool(where))
+                   for i, t in enumerate(tasks)]
         for fut in as_completed(futures):
             yield fut.result()
 
 
-__all__ = ["AHEAD", "THREAD_VARS", "WorkerPool", "call_in_worker", "light_task", "run_dask",
-           "run_inline", "usable_cpus", "worker_env"]
+__all__ = ["AHEAD", "THREAD_VARS", "WorkerPool", "call_in_worker", "dask_workers", "light_task",
+           "run_dask", "run_inline", "usable_cpus", "worker_env"]

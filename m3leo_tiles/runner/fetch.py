@@ -20,6 +20,7 @@ from ..periods import request
 from ..sources import Source, get_source
 from ..store.urls import check_writable_url
 from .engine import ModalityJob, RunSummary, UnitRetryPolicy, execute, plan_work
+from .estimate import Estimate, estimate, load_model
 from .runstore import RunStore
 from .state import StateDB
 
@@ -107,10 +108,19 @@ class PlanRow:
     already_done: int
 
 
+@dataclass(frozen=True)
+class DryRun:
+    """A dry run's answer: per (modality, period) rows, and what the run will cost."""
+
+    rows: list[PlanRow]
+    estimate: Estimate
+
+
 def plan_only(jobs: list[ModalityJob], refs, db: StateDB | None,
-              req: FetchRequest) -> list[PlanRow]:
+              req: FetchRequest) -> DryRun:
     """What a fetch would do, per modality and period, without writing anything (no store,
-    no state, no credentials needed; S1 sources still search to find their pairs)."""
+    no state, no credentials needed; S1 sources still search to find their pairs), and its
+    estimated costs (runner/estimate.py)."""
     for job in jobs:
         job.periods = job.source.periods(job.modality, job.request, refs)
     plan = plan_work(jobs, refs, db, req.retry_failed, req.policy)
@@ -121,12 +131,15 @@ def plan_only(jobs: list[ModalityJob], refs, db: StateDB | None,
             key = (job.modality.name, period.label)
             n, k = per.get(key, (0, 0))
             rows.append(PlanRow(key[0], key[1], job.source.name, n, k, plan.skipped[key]))
-    if db is not None:
-        db.close()
-    return rows
+    try:
+        est = estimate(plan.units, refs, load_model(db))
+    finally:
+        if db is not None:
+            db.close()
+    return DryRun(rows, est)
 
 
-def fetch(req: FetchRequest) -> RunSummary | list[PlanRow]:
+def fetch(req: FetchRequest) -> RunSummary | DryRun:
     if not req.dry_run:
         check_writable_url(req.store)
     jobs = resolve_jobs(req)
@@ -159,5 +172,5 @@ def _run(req: FetchRequest, jobs: list[ModalityJob], target: RunStore) -> RunSum
     return summary
 
 
-__all__ = ["COMPOSITE_KINDS", "FetchRequest", "PlanRow", "fetch", "parse_tiles_arg", "plan_only",
+__all__ = ["COMPOSITE_KINDS", "DryRun", "FetchRequest", "PlanRow", "fetch", "parse_tiles_arg", "plan_only",
            "resolve_jobs"]

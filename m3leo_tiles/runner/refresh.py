@@ -31,7 +31,7 @@ from pathlib import Path
 from ..errors import BadInput, StorageFull
 from ..grid.tiles import DEFAULT_TILE_SIZE
 from .engine import RunSummary
-from .fetch import FetchRequest, PlanRow, fetch
+from .fetch import DryRun, FetchRequest, fetch
 from .runstore import Locked
 
 log = logging.getLogger(__name__)
@@ -136,14 +136,15 @@ def requests_from_config(cfg: dict, progress: bool | None = None) -> list[FetchR
     return out
 
 
-def plan_refresh(config_path: str) -> list[PlanRow]:
-    """The dry run of a refresh: what each job would fetch now (rolling periods resolved)."""
-    rows: list[PlanRow] = []
+def plan_refresh(config_path: str) -> list[DryRun]:
+    """The dry run of a refresh: what each job would fetch now (rolling periods resolved),
+    and what it would cost."""
+    out: list[DryRun] = []
     for req in requests_from_config(load_config(config_path), False):
         plan = fetch(FetchRequest(**{**req.__dict__, "dry_run": True}))
-        assert isinstance(plan, list)  # a dry run answers its plan
-        rows += plan
-    return rows
+        assert isinstance(plan, DryRun)  # a dry run answers its plan
+        out.append(plan)
+    return out
 
 
 #: layers that one S1 unit computes together (from one resampling), so a job runs them at once

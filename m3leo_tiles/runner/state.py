@@ -33,6 +33,14 @@ CREATE TABLE IF NOT EXISTS units (
     updated  REAL NOT NULL,
     PRIMARY KEY (modality, period, tile)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS costs (
+    modality TEXT NOT NULL,
+    source   TEXT NOT NULL,
+    reads    REAL NOT NULL,
+    seconds  REAL NOT NULL,
+    chunks   INTEGER NOT NULL,
+    updated  REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     started REAL, finished REAL, command TEXT, summary TEXT
@@ -65,6 +73,19 @@ class Outcome:
     source: str = ""
     version: str = ""
     disk_full: bool = False  # never recorded: the run stops and the unit stays missing
+    reads: float = 0.0  # tile-dates behind this chunk (runner/inputs.py `tile_dates`)
+    seconds: float = 0.0  # its share of its unit's worker seconds
+
+
+@dataclass(frozen=True)
+class UnitCost:
+    """A finished unit's cost for one modality: worker seconds over reads (tile-dates)."""
+
+    modality: str
+    source: str
+    reads: float
+    seconds: float
+    chunks: int
 
 
 def _full(e: sqlite3.OperationalError, path: str) -> None:
@@ -194,6 +215,33 @@ class StateDB:
                      transient=excluded.transient, error=excluded.error, items=excluded.items,
                      source=excluded.source, version=excluded.version, updated=excluded.updated
                 """, rows)
+
+    def record_costs(self, costs: Iterable[UnitCost]) -> None:
+        now = time.time()
+        rows = [(c.modality, c.source, c.reads, c.seconds, c.chunks, now) for c in costs]
+        try:
+            with self.conn:
+                self.conn.execute("BEGIN")
+                self.conn.executemany("INSERT INTO costs VALUES (?, ?, ?, ?, ?, ?)", rows)
+        except sqlite3.OperationalError as e:
+            _full(e, self.path)
+            raise
+
+    def costs(self, limit: int = 2000) -> dict[str, tuple[float, float, int]]:
+        """modality -> (reads, seconds, chunks) summed over its latest `limit` records."""
+        out = {}
+        for (m,) in self.conn.execute("SELECT DISTINCT modality FROM costs").fetchall():
+            r, s_, c = self.conn.execute(
+                "SELECT sum(reads), sum(seconds), sum(chunks) FROM (SELECT * FROM costs "
+                "WHERE modality=? ORDER BY updated DESC LIMIT ?)", (m, limit)).fetchone()
+            out[m] = (float(r or 0), float(s_ or 0), int(c or 0))
+        return out
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._set_meta(key, value)
+
+    def meta(self, key: str) -> str | None:
+        return self._meta(key)
 
     def mark_failed(self, modality: str, keys: Sequence[tuple[str, str]], error: str) -> None:
         """Turn done units into failed ones (verify found their chunk bad)."""

@@ -220,8 +220,29 @@ def download(url: str, dest: str | os.PathLike, session: requests.Session,
     raise TransientError(f"download of {dest.name} failed after {retry.attempts} attempts: {last}")
 
 
+#: the default cap: this share of the cache disk's free space when the cache is opened
+FREE_SHARE = 0.5
+
+
+_stated: set[str] = set()
+
+
+def default_cap(root: str | os.PathLike) -> int:
+    """Half the free space of the cache's disk (stated in the log, once per process and
+    folder): a region run can live with it, and the store or other users keep the other
+    half. Never unbounded."""
+    free = shutil.disk_usage(root).free
+    cap = int(free * FREE_SHARE)
+    if str(root) in _stated:
+        return cap
+    _stated.add(str(root))
+    log.info("download cache %s: capped at %.1f GB (half the %.1f GB free on its disk; set "
+             "asf.cache_gb to choose)", root, cap / 1e9, free / 1e9)
+    return cap
+
+
 class DownloadCache:
-    """A directory of verified downloads shared by workers and runs, capped in bytes (LRU).
+    """A directory of verified downloads shared by workers and runs, capped in bytes.
 
     Per file, one writer at a time across threads and processes (an flock on a hidden lock
     file): a second worker asking for the same file waits and then finds it done, so nothing
@@ -230,12 +251,18 @@ class DownloadCache:
     attempt resumes or restarts it. Files in use (`using`, or being fetched) hold a shared
     lock and are never evicted; the cap holds for everything else. Assembled burst SAFEs
     (folders ending .SAFE) are entries too, sized by their files.
+
+    Eviction keeps what the plan still needs (issue 20): a unit tells the cache where it
+    stands in its node's schedule (`advance(seq)`: the node's clock, the highest seq
+    started) and, per file it fetches, the last seq of the node that reads the same product
+    (`until`, in a `.<name>.hold` file). Files held past the clock go last; among equals,
+    least recently used first. No cap given: `default_cap`, never unbounded.
     """
 
     def __init__(self, root: str | os.PathLike, max_bytes: int | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.max_bytes = max_bytes
+        self.max_bytes = max_bytes if max_bytes is not None else default_cap(self.root)
         self._lock = threading.Lock()
 
     def path_for(self, product: S1Product) -> Path:
@@ -258,6 +285,32 @@ class DownloadCache:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
+    def _read_int(self, path: Path) -> int:
+        try:
+            return int(path.read_text() or 0)
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    def _raise_to(self, path: Path, value: int) -> None:
+        """path's number := max(it, value), atomically (flock on the file, then a rename)."""
+        with self._file_lock(path.name.lstrip(".") + ".n"):
+            if self._read_int(path) >= value:
+                return
+            tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}")
+            tmp.write_text(str(value))
+            os.replace(tmp, path)
+
+    def advance(self, seq: int) -> None:
+        """A unit of seq `seq` in this node's schedule has started."""
+        self._raise_to(self.root / ".clock", seq)
+
+    def hold(self, name: str, until: int) -> None:
+        """Keep entry `name` (before the rest) until the node's clock passes `until`."""
+        self._raise_to(self.root / f".{name}.hold", until)
+
+    def held(self, name: str, clock: int) -> bool:
+        return self._read_int(self.root / f".{name}.hold") > clock
+
     @contextlib.contextmanager
     def using(self, paths: Iterable[Path]):
         """Hold cached files (or SAFE folders) in use: eviction leaves them alone meanwhile."""
@@ -268,25 +321,31 @@ class DownloadCache:
 
     def fetch_file(self, name: str, url: str, session: requests.Session,
                    size: int | None = None, md5: str | None = None,
-                   retry: DownloadRetry | None = None, pinned: Iterable[Path] = ()) -> Path:
-        """`root/name`, downloaded from `url` unless already there; marks it recently used."""
+                   retry: DownloadRetry | None = None, pinned: Iterable[Path] = (),
+                   until: int | None = None) -> Path:
+        """`root/name`, downloaded from `url` unless already there; marks it recently used
+        (and held until the node's clock passes `until`)."""
         dest = self.root / name
         with self._file_lock(dest.name):
             path = download(url, dest, session, size, md5, retry)
             os.utime(path)  # LRU clock
+        if until is not None:
+            self.hold(dest.name, until)
         self.evict(keep={path, *pinned})
         return path
 
     def fetch(self, product: S1Product, session: requests.Session,
-              retry: DownloadRetry | None = None, pinned: Iterable[Path] = ()) -> Path:
+              retry: DownloadRetry | None = None, pinned: Iterable[Path] = (),
+              until: int | None = None) -> Path:
         """The product's local path, downloading it if absent; marks it recently used."""
         if not product.url:
             raise PermanentError(f"{product.name}: no download URL")
         return self.fetch_file(self.path_for(product).name, product.url, session, product.size,
-                               product.md5, retry, pinned)
+                               product.md5, retry, pinned, until)
 
     def entries(self) -> list[Path]:
         return [p for p in self.root.iterdir() if not p.name.startswith(".")
+                and ".hold." not in p.name
                 and ((p.is_file() and not p.name.endswith(".part"))
                      or (p.is_dir() and p.name.endswith(".SAFE")))]
 
@@ -297,20 +356,23 @@ class DownloadCache:
         return p.stat().st_size
 
     def evict(self, keep: Iterable[Path] = ()) -> list[Path]:
-        """Delete least recently used entries not in use until the cache fits its cap."""
-        if self.max_bytes is None:
-            return []
+        """Delete entries not in use until the cache fits its cap: those no pending unit of
+        the node holds first, least recently used first, then the held ones likewise."""
         keep = {Path(k) for k in keep}
         removed = []
         with self._lock:
+            clock = self._read_int(self.root / ".clock")
             entries = []
             for p in self.entries():
                 try:
-                    entries.append((p.stat().st_mtime, p, self._size(p)))
+                    entries.append((self.held(p.name, clock), p.stat().st_mtime, p,
+                                    self._size(p)))
                 except FileNotFoundError:  # another worker evicted it meanwhile
                     continue
-            total = sum(e[2] for e in entries)
-            for _, p, size in sorted(entries, key=lambda e: e[0]):
+            total = sum(e[3] for e in entries)
+            if total <= self.max_bytes:
+                return []
+            for _, _, p, size in sorted(entries, key=lambda e: e[:2]):
                 if total <= self.max_bytes:
                     break
                 if p in keep:
@@ -325,6 +387,7 @@ class DownloadCache:
                             shutil.rmtree(p, ignore_errors=True)
                         else:
                             p.unlink(missing_ok=True)
+                        (self.root / f".{p.name}.hold").unlink(missing_ok=True)
                     finally:
                         fcntl.flock(fh, fcntl.LOCK_UN)
                 total -= size
@@ -344,7 +407,7 @@ def fetch_all(products: Sequence[S1Product], cache: DownloadCache, session: requ
 
 def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
                      session: requests.Session, retry: DownloadRetry | None = None,
-                     max_workers: int = 2) -> Path:
+                     max_workers: int = 2, until: int | None = None) -> Path:
     """ASF burst products of one SLC (per swath a run of consecutive bursts, any swaths and
     polarisations) downloaded into the cache and assembled into one SAFE folder there, ready
     for the processor."""
@@ -363,30 +426,32 @@ def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
     pinned += [cache.root / n for n in xml_names.values()]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
         tiffs = [ex.submit(cache.fetch_file, f"{b.name}.tiff", urls[b.name], session,
-                           b.tiff_size, b.tiff_md5, retry, pinned) for b in bursts]
+                           b.tiff_size, b.tiff_md5, retry, pinned, until) for b in bursts]
         xmls = {pol: ex.submit(cache.fetch_file, name, urls[pol], session, None, None, retry,
-                               pinned) for pol, name in xml_names.items()}
+                               pinned, until) for pol, name in xml_names.items()}
         files = [BurstFiles(b.slc, b.swath, b.polarisation, b.index, t.result(),
                             xmls[b.polarisation].result()) for b, t in zip(bursts, tiffs,
                                                                           strict=True)]
     with cache.using(pinned):
         safe = assemble_safe(files, cache.root)
     os.utime(safe)
+    if until is not None:
+        cache.hold(safe.name, until)
     cache.evict(keep={safe})
     return safe
 
 
 def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
                   session: requests.Session, retry: DownloadRetry | None = None,
-                  max_workers: int = 2) -> Path:
+                  max_workers: int = 2, until: int | None = None) -> Path:
     """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
     assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: bursts
     of one SLC, with their polarisations, a run of consecutive bursts per swath)."""
     bursts = [p for p in products if p.extra.get("burst")]
     if products and len(bursts) == len(products):
         return fetch_burst_safe([r for p in products for r in burst_refs(p)], cache, session,
-                                retry, max_workers)
+                                retry, max_workers, until)
     if len(products) == 1 and not bursts:
-        return cache.fetch(products[0], session, retry)
+        return cache.fetch(products[0], session, retry, until=until)
     raise PermanentError(f"one SLC product or burst products of one acquisition, not "
                          f"{[p.name for p in products]}")

@@ -31,6 +31,16 @@ class Target:
 
 
 @dataclass(frozen=True)
+class CacheHint:
+    """Where a unit stands in its node's schedule, for the download cache: it is the
+    node's `seq`-th unit, and `until[i]` is the last seq of the node's units that reads
+    `items[i]` too (the cache keeps that item's files until the node gets there)."""
+
+    seq: int
+    until: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class WorkUnit:
     """Tiles of one modality and period that one source item serves; picklable.
 
@@ -49,6 +59,8 @@ class WorkUnit:
     #: what the source planned for the unit, typed by the source (an S1 block: `S1Work`)
     payload: object = field(default=None, hash=False, compare=False)
     more: tuple[Target, ...] = ()
+    #: set by the engine's schedule; None when run alone
+    hint: CacheHint | None = field(default=None, hash=False, compare=False)
 
     @property
     def targets(self) -> tuple[Target, ...]:

@@ -22,8 +22,8 @@ ENV = {**os.environ, "M3LEO_TILES_PLUGINS": "tests.runner.synthetic"}
 
 
 def cli(*args: str, check: bool = False, **kw) -> subprocess.CompletedProcess:
-    p = subprocess.run([sys.executable, "-m", "m3leo_tiles", *args], env=ENV, text=True,
-                       capture_output=True, **kw)
+    p = subprocess.run([sys.executable, "-m", "m3leo_tiles", *args], env=kw.pop("env", ENV),
+                       text=True, capture_output=True, **kw)
     if check and p.returncode:
         raise AssertionError(p.stderr)
     return p
@@ -212,16 +212,31 @@ def test_dry_run_plans_and_writes_nothing(tmp_path):
     url = str(tmp_path / "new.zarr")
     args = ["fetch", "--region", str(aoi), "--store", url, "-m", "synth", "--period",
             "2020/2021-12-31", "--source", "synthetic", "--dry-run"]
-    p = cli(*args, "--json", check=True)
-    rows = json.loads(p.stdout)
+    env = {**ENV, "XDG_CACHE_HOME": str(tmp_path / "xdg")}  # no calibration database
+    p = cli(*args, "--json", check=True, env=env)
+    dry = json.loads(p.stdout)
+    rows = dry["rows"]
     assert [(r["period"], r["already_done"]) for r in rows] == [("2020", 0), ("2021", 0)]
     n = rows[0]["tiles_to_fetch"]
     assert n >= 3 and not Path(url).exists() and not Path(url + ".state.sqlite").exists()
-    cli(*args[:-1], "--period", "2020", check=True)  # fetch 2020 for real
-    rows = json.loads(cli(*args, "--json", check=True).stdout)
+    # nothing measured yet: no core-hours, raw chunk bytes as the store's size
+    assert dry["core_hours"] is None and dry["costs_from"] == "none"
+    assert dry["tile_dates"] == 2 * n and dry["download_bytes"] == dry["needed_bytes"] == 0
+    assert dry["store_bytes"] == 2 * n * 12 * 448 * 448 * 2  # synth: 12 uint16 bands, raw
+    cli(*args[:-1], "--period", "2020", check=True, env=env)  # fetch 2020 for real
+    dry = json.loads(cli(*args, "--json", check=True, env=env).stdout)
+    rows = dry["rows"]
     assert [(r["period"], r["tiles_to_fetch"], r["already_done"]) for r in rows] == \
         [("2020", 0, n), ("2021", n, 0)]
-    text = cli(*args, check=True).stdout
+    # the 2020 run's own cost records price 2021 (n tile-dates at its measured rate)
+    import sqlite3
+
+    with sqlite3.connect(url + ".state.sqlite") as c:
+        reads, seconds = c.execute("SELECT sum(reads), sum(seconds) FROM costs").fetchone()
+    assert reads == n and seconds > 0
+    assert dry["costs_from"] == "run" and dry["tile_dates"] == n
+    assert abs(dry["core_hours"] - n * seconds / reads / 3600) < 1e-9
+    text = cli(*args, check=True, env=env).stdout
     assert f"{n} tile-periods to fetch" in text and "nothing written" in text
 
 

@@ -141,6 +141,38 @@ def test_size_cap_holds_and_files_in_use_stay(asf, tmp_path):
         assert sorted(p.name for p in cache.entries()) == ["b2.tiff", "b9.tiff"]
 
 
+def test_files_a_pending_unit_needs_are_evicted_last(asf, tmp_path):
+    """Issue 20: b0 is the least recently used, but held for the node's unit 5: while the
+    clock is before 5 the next fetch evicts b1 (free) instead; once unit 6 starts, b0 goes."""
+    cache = DownloadCache(tmp_path / "cache", max_bytes=250_000)
+    cache.advance(1)
+    for i in range(2):
+        asf.add_file(f"S/IW2/VV/{i}.tiff", _data(100_000, 30 + i))
+        p = cache.fetch_file(f"b{i}.tiff", f"{asf.base}/burst/S/IW2/VV/{i}.tiff", _session(),
+                             100_000, None, _policy(), until=5 if i == 0 else 1)
+        os.utime(p, (1000 + i, 1000 + i))
+    for i in (2, 3):
+        asf.add_file(f"S/IW2/VV/{i}.tiff", _data(100_000, 30 + i))
+    cache.fetch_file("b2.tiff", f"{asf.base}/burst/S/IW2/VV/2.tiff", _session(), 100_000,
+                     None, _policy(), until=2)
+    assert sorted(p.name for p in cache.entries()) == ["b0.tiff", "b2.tiff"]
+    cache.advance(6)
+    cache.advance(3)  # a slower worker's older unit: the clock never goes back
+    cache.fetch_file("b3.tiff", f"{asf.base}/burst/S/IW2/VV/3.tiff", _session(), 100_000,
+                     None, _policy())
+    assert sorted(p.name for p in cache.entries()) == ["b2.tiff", "b3.tiff"]
+
+
+def test_default_cap_is_half_the_free_space_and_says_so(tmp_path, caplog):
+    import shutil
+
+    with caplog.at_level("INFO", logger="m3leo_tiles.s1.download"):
+        cache = DownloadCache(tmp_path / "cache")
+    free = shutil.disk_usage(tmp_path).free
+    assert cache.max_bytes is not None and abs(cache.max_bytes - free / 2) < 0.01 * free
+    assert "capped at" in caplog.text and "free on its disk" in caplog.text
+
+
 # --- burst search -> download -> SAFE ------------------------------------------------------
 def test_burst_search_fetch_and_assemble(asf, tmp_path):
     """Real annotation (track 108): ASF burst results become BurstRefs, their TIFF + XML land

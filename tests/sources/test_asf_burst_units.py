@@ -161,7 +161,7 @@ def test_bursts_planned_from_frames_match_the_archive(small_sim, tmp_path, monke
         opts = {"asf": {"host": asf.host, "cache": str(tmp_path / "cache"), "dem": dem},
                 "archive": {"archive": str(small_sim / "s1"), "dem": dem}}
         plan = _fetch(small_sim, urls["asf"], "asf", opts, dry_run=True)
-        assert sum(r.tiles_to_fetch for r in plan) == len(LAYERS) * len(m["tiles"])
+        assert sum(r.tiles_to_fetch for r in plan.rows) == len(LAYERS) * len(m["tiles"])
         assert asf.forms and not burst_searches(asf)  # the plan searched frames only
         asf.forms.clear()
         s = _fetch(small_sim, urls["asf"], "asf", opts)

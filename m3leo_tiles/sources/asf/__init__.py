@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import logging
 import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from ...modalities import Modality
 from ...periods import STATIC, DateWindow, Period, period_from_label
 from ...s1.pairing import POLICIES, SEASONAL_DT, form_pairs, pair_footprint, tiles_for_pair
 from ...s1.products import S1Pair, S1Product
-from ..base import PlanRequest, Source, TileRef, TileResult, WorkUnit, concrete
+from ..base import CacheHint, PlanRequest, Source, TileRef, TileResult, WorkUnit, concrete
 from ..s1blocks import (
     BLOCK,
     PAIR_LAYERS,
@@ -71,6 +72,16 @@ def _as_product(r: ProductRecord) -> S1Product:
                      dt.datetime.fromisoformat(r.stop), 0, 0, r.pass_direction, r.polarisations,
                      shapely.Point(0, 0), path=r.path, url=r.url, size=r.size, md5=r.md5,
                      burst_ids=r.burst_ids, extra={"burst": r.burst} if r.burst else {})
+
+
+def _worker_name() -> str:
+    """The Dask worker this runs in, or "local"."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return "local"
 
 
 def _flag(value: object, name: str) -> bool:
@@ -295,6 +306,23 @@ class AsfSource(Source):
         ordered = sorted(prods.values(), key=lambda p: (p.start, p.name))
         return plan_blocks(requests, ordered, self._pairs or [], self.block)
 
+    def cache_dir(self) -> str:
+        """`cache` with `{host}` (this machine's name) or `{worker}` (the Dask worker's)
+        filled in: one cache per node or per worker; without either, one shared folder (a
+        network file system is fine: the cache's locks are flock)."""
+        if "{" not in self.cache:
+            return self.cache
+        return self.cache.format(host=socket.gethostname(), worker=_worker_name())
+
+    def footprints(self) -> dict[str, shapely.Geometry]:
+        """Footprints of the products this source found (by name): the estimator cuts them
+        into bursts (runner/inputs.py)."""
+        out = {p.name: p.footprint for found in self._found.values() for p in found}
+        for q in self._pairs or []:
+            out.setdefault(q.reference.name, q.reference.footprint)
+            out.setdefault(q.secondary.name, q.secondary.footprint)
+        return out
+
     # --- downloads and processing -----------------------------------------------------
     def burst_search(self, frames: Sequence[ProductRecord], tiles: Sequence[TileRef]
                      ) -> dict[str, list[S1Product]]:
@@ -320,8 +348,8 @@ class AsfSource(Source):
         stop = dt.datetime.fromisoformat(frame.stop) + BURST_PAD
         return bool(frame_bursts({frame.name}, None, start, stop, self.host))
 
-    def fetch_unit(self, records: Sequence[ProductRecord], tiles: Sequence[TileRef] = ()
-                   ) -> UnitProducts:
+    def fetch_unit(self, records: Sequence[ProductRecord], tiles: Sequence[TileRef] = (),
+                   hint: CacheHint | None = None) -> UnitProducts:
         """A unit's products on disk: archive paths as they are, else fetched into the shared
         cache (an SLC zip; or, for a frame in burst mode, its bursts over the unit's tiles
         assembled into one SAFE: `paths[i]` is record i either way).
@@ -330,7 +358,8 @@ class AsfSource(Source):
         SAFE, a download refused for good) is in `failed` with the reason: only the layers
         that use it fail. A frame none of whose bursts touch the unit's tiles (its footprint
         is a hull; its bursts exist elsewhere) images none of them: it is in `unused`.
-        Credentials refused and transient failures raise, for the runner.
+        Credentials refused and transient failures raise, for the runner. `hint` (the
+        engine's schedule) tells the cache which files later units of the node still read.
         """
         local = [bool(r.path and Path(r.path).exists()) for r in records]
         if all(local):
@@ -339,7 +368,9 @@ class AsfSource(Source):
 
         from ...s1.download import DownloadCache, download_session, fetch_product
 
-        cache = DownloadCache(self.cache, self.cache_bytes)
+        cache = DownloadCache(self.cache_dir(), self.cache_bytes)
+        if hint is not None:
+            cache.advance(hint.seq)
         session = download_session()
         frames = [r for r, here in zip(records, local, strict=True) if r.as_bursts and not here]
         found = self.burst_search(frames, tiles)
@@ -358,7 +389,9 @@ class AsfSource(Source):
                 out.failed[i] = (f"{r.name}: ASF lists no burst products of this SLC (CMR "
                                  "burst search); its layers are tried again on the next run")
         with ThreadPoolExecutor(max_workers=max(1, self.max_downloads)) as ex:
-            futs = {i: ex.submit(fetch_product, ps, cache, session) for i, ps in jobs.items()}
+            futs = {i: ex.submit(fetch_product, ps, cache, session, None, 2,
+                                 hint.until[i] if hint is not None else None)
+                    for i, ps in jobs.items()}
             for i, f in futs.items():
                 try:
                     out.paths[i] = str(f.result())
@@ -374,7 +407,7 @@ class AsfSource(Source):
         """Where precise/restituted orbits are (fetched and cached if a fetcher is installed)."""
         from ...s1.orbits import fetch_orbit, find_orbit
 
-        d = self.orbits or str(Path(self.cache) / "orbits")
+        d = self.orbits or str(Path(self.cache_dir()) / "orbits")
         for r in records:
             p = _as_product(r)
             if find_orbit(p, d) is None and not self.archive:
@@ -398,7 +431,7 @@ class AsfSource(Source):
         work = unit_work(unit)
         records = work.products
         # AuthError / TransientError go to the runner; one product's failure fails its layers
-        got = self.fetch_unit(records, [tiles[t] for t in unit.all_tiles])
+        got = self.fetch_unit(records, [tiles[t] for t in unit.all_tiles], unit.hint)
         if got.unused:  # frames whose bursts miss every tile: they image none of them
             cover = {t: tuple(i for i in c if i not in got.unused) for t, c in work.cover.items()}
             unit = dataclasses.replace(unit, payload=dataclasses.replace(work, cover=cover))

@@ -1,0 +1,78 @@
+"""`m3leo-tiles calibrate`: measure this machine's per-unit costs on the simulator.
+
+A simulated scene goes through the normal engine (every S1 layer from the archive source,
+s2 and dem from the local source); the run's cost records (runner/state.py `costs`: worker
+seconds per tile-date, per modality) and the stored bytes per chunk (the chunk files on
+disk over the chunks done) go to the calibration database, which `fetch --dry-run` reads
+when a store has no records of its own yet.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import BadInput
+from ..store.urls import default_state_path
+from .estimate import calibration_path
+from .fetch import FetchRequest, fetch
+from .state import StateDB, UnitCost
+
+S1 = ["s1grd", "s1coh", "s1ifg", "s1geom"]
+PERIOD = "2025-MAM"  # the simulator's dates
+
+
+def _stored_bytes(store: Path, modality: str) -> int:
+    root = store / modality / modality / "c"
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) if root.is_dir() else 0
+
+
+def run_calibration(size: str = "small", dates: int = 3, workers: int = 1,
+                    out: str | None = None, db_path: str | Path | None = None) -> dict:
+    """Simulate, run, and record the costs (module docstring); returns what was measured."""
+    if dates < 2:
+        raise BadInput("calibrate needs at least 2 dates (pairs)")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="m3leo-calibrate-") as tmp:
+        root = Path(out) if out else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        sim = root / "sim"
+        subprocess.run([sys.executable, "-m", "m3leo_tiles", "simulate", "--size", size,
+                        "--dates", str(dates), "--out", str(sim)], check=True,
+                       stdout=subprocess.DEVNULL)
+        store = root / "calibration.zarr"
+        aoi = str(sim / "aoi.geojson")
+        opts = {"archive": {"archive": str(sim / "s1"), "dem": str(sim / "rasters" / "dem.tif"),
+                            "dem_datum": "ellipsoid"},
+                "local": {"root": str(sim / "rasters" / "items.json")}}
+        for mods, source in ((["dem"], "local"), (["s2"], "local"), (S1, "archive")):
+            fetch(FetchRequest(store=str(store), region=aoi, modalities=mods, period=PERIOD,
+                               source=source, source_options=opts, workers=workers,
+                               progress=False))
+        run = StateDB(default_state_path(str(store)), create=False)
+        rows = run.conn.execute("SELECT modality, source, reads, seconds, chunks FROM costs"
+                                ).fetchall()
+        done = dict(run.conn.execute("SELECT modality, count(*) FROM units WHERE "
+                                     "status='done' GROUP BY modality").fetchall())
+        run.close()
+        stored = {m: _stored_bytes(store, m) / n for m, n in done.items() if n}
+    path = Path(db_path) if db_path else calibration_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = StateDB(str(path))
+    try:
+        with db.conn:
+            db.conn.execute("DELETE FROM costs")
+        db.record_costs(UnitCost(*r) for r in rows)
+        for m, b in stored.items():
+            db.set_meta(f"store_bytes_per_chunk:{m}", str(b))
+        rates = {m: {"seconds_per_read": s / r, "store_bytes_per_chunk": stored.get(m, 0.0)}
+                 for m, (r, s, _) in db.costs().items() if r}
+    finally:
+        db.close()
+    return {"path": str(path), "seconds": time.perf_counter() - t0, "rates": rates}
+
+
+__all__ = ["run_calibration"]
