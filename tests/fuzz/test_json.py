@@ -327,3 +327,32 @@ def test_fuzzed_item_json_in_a_raster_folder(tmp_path, deep):
 
     run_fuzz(mutated_json_bytes(item, ("properties", "datetime")), check, 30, deep)
     assert seen["2021-07-01"] and seen["2021-07-02"], seen  # from the name / from the JSON
+
+
+def test_a_403_whose_body_is_not_an_error_object_fails_permanently_in_one_line(monkeypatch):
+    """The deep fuzz's find: a 403 answering the JSON `0` made googleapiclient's own retry
+    check index into an int (TypeError); the unit must fail with our taxonomy's one line."""
+    import ee
+    import googleapiclient.http
+
+    from m3leo_tiles.grid import TileRef
+    from m3leo_tiles.modalities import get_modality
+    from m3leo_tiles.periods import STATIC
+    from m3leo_tiles.runner.engine import UnitRetryPolicy, run_unit
+    from m3leo_tiles.sources.base import WorkUnit
+    from m3leo_tiles.sources.earthengine import EarthEngineSource
+    from tests.sources.ee_server import EEServer
+
+    monkeypatch.setattr(ee.deprecation, "_FetchDataCatalogStac", lambda: {})
+    monkeypatch.setattr(googleapiclient.http.time, "sleep", lambda s: None)
+    ref = TileRef.from_id("31N-0100-1200")
+    m = get_modality("dem")
+    with EEServer() as server:
+        src = EarthEngineSource(project="p", access_token="test", url=server.url,
+                                client_retries=1)
+        for body in (b"0", b"[]", b'"x"', b'{"error": 3}'):
+            server.script = [("raw-error", 403, body)] * 3
+            (o,) = run_unit(src, WorkUnit(m.name, STATIC.label, (ref.id,)), {ref.id: ref}, m,
+                            STATIC, "unused", {ref.id: 0}, 0, UnitRetryPolicy())
+            assert o.status == "failed" and o.error and "\n" not in o.error, (body, o)
+            assert o.error.split(":")[0] in ("PermanentError", "TransientError"), (body, o.error)

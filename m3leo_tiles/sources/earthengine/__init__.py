@@ -231,6 +231,12 @@ class EarthEngineSource(Source):
         except google.auth.exceptions.GoogleAuthError as e:  # a 401 the token cannot mend
             raise AuthError(f"Earth Engine credentials refused: "
                             f"{' '.join(str(e).split())[:300]}") from None
+        except (TypeError, KeyError, IndexError, AttributeError, ValueError) as e:
+            # the client library's own parsing of a malformed error answer failed (a 403 whose
+            # body is JSON but not an error object: googleapiclient indexes into it to decide
+            # on a retry): the service's answer is broken, not our request
+            raise PermanentError(f"Earth Engine answered what its client cannot parse: "
+                                 f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
         return decode_npy(raw, bands, grid.shape)
 
     def read(self, unit: WorkUnit, tiles: Mapping[str, TileRef], modality: Modality,
