@@ -120,3 +120,40 @@ def spawn(module: str, *args: str, cwd: Path = ROOT, timeout: float = 60.0,
             proc.kill()
             proc.wait()
         proc.stdout.close()
+
+
+@contextmanager
+def moto_s3(bucket: str, cache_home: Path) -> Iterator[dict[str, str]]:
+    """moto's S3 server on 127.0.0.1 with `bucket` made, reached through the standard AWS
+    variables (set in os.environ for the block, restored after), as a user would for any
+    S3-compatible service; XDG_CACHE_HOME points at `cache_home`."""
+    import logging
+
+    import pytest
+
+    pytest.importorskip("moto.server")
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "moto-key",
+           "AWS_SECRET_ACCESS_KEY": "moto-secret", "AWS_DEFAULT_REGION": "us-east-1",
+           "XDG_CACHE_HOME": str(cache_home)}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    try:
+        s3fs.S3FileSystem().makedirs(bucket, exist_ok=True)
+        yield env
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()

@@ -8,7 +8,6 @@ AWS_SECRET_ACCESS_KEY), as a user would set them for any S3-compatible service.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import signal
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 import tests.runner.synthetic  # noqa: F401 - registers the synthetic source
+from tests.loopback import moto_s3
 from tests.runner.test_cli_runs import fetch_args, make_store
 from tests.runner.test_engine import chunk_digests
 
@@ -30,29 +30,8 @@ BUCKET = "m3leo"
 @pytest.fixture(scope="module")
 def s3_env(tmp_path_factory):
     """A moto S3 server in this process, a bucket, and the environment that reaches it."""
-    pytest.importorskip("moto.server")
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "moto-key",
-           "AWS_SECRET_ACCESS_KEY": "moto-secret", "AWS_DEFAULT_REGION": "us-east-1",
-           "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    s3fs.S3FileSystem().mkdir(BUCKET)
-    yield env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
+    with moto_s3(BUCKET, tmp_path_factory.mktemp("cache")) as env:
+        yield env
 
 
 def _cli(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
