@@ -147,19 +147,24 @@ def _fmt(v: Any, key: str = "") -> str:
     return "" if v is None else str(v)
 
 
-def write_tables(results: list[dict], out: Path, fast: bool) -> None:
+def write_results(results: list[dict], out: Path, title: str, note: str,
+                  columns: Sequence[str], shown: Sequence[str]) -> None:
+    """A grid's results.csv (every column) and results.md (the shown ones, under a note)."""
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(COLUMNS)
+        w.writerow(columns)
         for r in results:
-            w.writerow([_fmt(r.get(c), c) for c in COLUMNS])
+            w.writerow([_fmt(r.get(c), c) for c in columns])
+    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    lines += ["| " + " | ".join(_fmt(r.get(c), c) for c in shown) + " |" for r in results]
+    (out / "results.md").write_text("\n".join([f"# {title}", "", note, "", *lines, ""]))
+
+
+def write_tables(results: list[dict], out: Path, fast: bool) -> None:
     shown = ("run", "status", "channels", "train_samples", "test_samples", "steps", "miou",
              "accuracy", "rmse", "fit_s")
-    lines = ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for r in results:
-        lines.append("| " + " | ".join(_fmt(r.get(c), c) for c in shown) + " |")
     note = ("fast mode: a few steps on 64 px patches with a small UNet; these numbers check "
             "that inputs, labels and metrics are wired right, they are not baselines."
             if fast else "fdlsar's protocol (UNet 32-512, Adam 1e-4, best checkpoint on "
             "validation loss); mIoU is one confusion matrix over the whole test split.")
-    (out / "results.md").write_text("\n".join(["# Baselines", "", note, "", *lines, ""]))
+    write_results(results, out, "Baselines", note, COLUMNS, shown)

@@ -11,7 +11,6 @@ on the same tiles: only rows sharing a letter compare directly.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import BadInput
-from .baselines import GRID_DIR, _fmt
+from .baselines import GRID_DIR, write_results
 from .train import compose, data_spec, train
 
 log = logging.getLogger(__name__)
@@ -185,13 +184,6 @@ def _compare(results: list[dict]) -> None:
 
 
 def write_tables(results: list[dict], out: Path, fast: bool) -> None:
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(COLUMNS)
-        for r in results:
-            w.writerow([_fmt(r.get(c), c) for c in COLUMNS])
-    lines = ["| " + " | ".join(SHOWN) + " |", "|" + "---|" * len(SHOWN)]
-    lines += ["| " + " | ".join(_fmt(r.get(c), c) for c in SHOWN) + " |" for r in results]
     note = ("Rows with the same `cmp` letter were trained on the same labelled tiles and tested "
             "on the same tiles: compare metrics only within a letter. `label_tiles` counts the "
             "training tiles whose labels were used (`fraction` of them, drawn by `seed`). "
@@ -199,4 +191,4 @@ def write_tables(results: list[dict], out: Path, fast: bool) -> None:
     if fast:
         note += (" Fast mode: a tiny ViT, a few steps on 64 px patches, the first seed only; "
                  "the numbers check the wiring, they are not results.")
-    (out / "results.md").write_text("\n".join(["# Pretraining grid", "", note, "", *lines, ""]))
+    write_results(results, out, "Pretraining grid", note, COLUMNS, SHOWN)
