@@ -24,7 +24,7 @@ from lightning.pytorch.callbacks import Callback
 from ..errors import BadInput
 from .datamodule import TileDataModule
 from .mae import MAETask
-from .train import _stores, data_spec
+from .train import data_spec, datamodule
 from .vit import ViTShape
 
 log = logging.getLogger(__name__)
@@ -73,12 +73,8 @@ def build(cfg: Any) -> tuple[PretrainDataModule, MAETask]:
     spec = data_spec(cfg)
     if spec.target is not None:
         raise BadInput("config: pretraining takes no target (remove target)")
-    stores, tests = _stores(cfg)
-    dm = PretrainDataModule(spec, stores, tests or None, cfg.split.train, cfg.split.val,
-                            cfg.split.test, cfg.loader.batch_size, cfg.loader.num_workers,
-                            cfg.loader.multiprocessing_context,
-                            split_file=str(cfg.split.file) if cfg.split.get("file") else None)
-    dm.setup()
+    dm = datamodule(cfg, spec, PretrainDataModule)
+    assert isinstance(dm, PretrainDataModule)
     dm.eval_split = "val" if "val" in dm.datasets else "test"
     shape = ViTShape.from_config(len(dm.channels), cfg.model.vit)
     patch = dm.datasets["train"].patch

@@ -96,6 +96,21 @@ def _stores(cfg: Any) -> tuple[list[str], list[str]]:
     return stores, tests
 
 
+def datamodule(cfg: Any, spec: DataSpec, cls: type[TileDataModule] | None = None
+               ) -> TileDataModule:
+    """The config's stores and splits as a set-up DataModule (`cls`: a subclass, for
+    pretraining)."""
+    from .datamodule import TileDataModule
+
+    stores, tests = _stores(cfg)
+    dm = (cls or TileDataModule)(
+        spec, stores, tests or None, cfg.split.train, cfg.split.val, cfg.split.test,
+        cfg.loader.batch_size, cfg.loader.num_workers, cfg.loader.multiprocessing_context,
+        split_file=str(cfg.split.file) if cfg.split.get("file") else None)
+    dm.setup()
+    return dm
+
+
 def _unet_task(cfg: Any, dm: TileDataModule, in_ch: int, task: str, num_classes: int,
                factor: int) -> TileTask:
     from .module import TileTask
@@ -122,18 +137,12 @@ ENCODERS = {"unet": _unet_task, "vit": _vit_task}
 
 def build(cfg: Any) -> tuple[TileDataModule, TileTask]:
     """DataModule and LightningModule for a composed config (data set up, stats ready)."""
-    from .datamodule import TileDataModule
 
     spec = data_spec(cfg)
     encoder = str(cfg.model.get("encoder", "unet"))
     if encoder not in ENCODERS:
         raise BadInput(f"model.encoder {encoder!r}: use one of {', '.join(ENCODERS)}")
-    stores, tests = _stores(cfg)
-    dm = TileDataModule(spec, stores, tests or None, cfg.split.train, cfg.split.val,
-                        cfg.split.test, cfg.loader.batch_size, cfg.loader.num_workers,
-                        cfg.loader.multiprocessing_context,
-                        split_file=str(cfg.split.file) if cfg.split.get("file") else None)
-    dm.setup()
+    dm = datamodule(cfg, spec)
     ds = dm.datasets["train"]
     fraction = cfg.split.get("fraction")
     if fraction is not None:  # few-label runs: these tiles' labels, every tile's statistics
