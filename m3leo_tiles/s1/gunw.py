@@ -19,7 +19,7 @@ from typing import Any
 import requests
 import shapely
 
-from ..errors import BadInput, PermanentError, TransientError
+from ..errors import BadInput
 from ..periods import pair_label
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def search_gunw(aoi: shapely.Geometry, start: dt.date, end: dt.date, host: str |
     """GUNW_STD products intersecting `aoi` whose two dates lie in [start, end)."""
     import asf_search
 
-    from .search import _all_pages, search_session
+    from .search import search_pages, search_session
 
     if end <= start:
         raise BadInput(f"search window ends ({end}) before it starts ({start})")
@@ -94,14 +94,7 @@ def search_gunw(aoi: shapely.Geometry, start: dt.date, end: dt.date, host: str |
                 intersectsWith=shapely.to_wkt(shapely.orient_polygons(aoi.simplify(0.01)),
                                               rounding_precision=6),
                 opts=asf_search.ASFSearchOptions(**kw))
-    try:
-        results = _all_pages(asf_search, args)
-    except asf_search.ASFSearch5xxError as e:
-        raise TransientError(f"ASF GUNW search failed (server error): {e}") from e
-    except asf_search.ASFSearch4xxError as e:
-        raise PermanentError(f"ASF GUNW search refused the query: {e}") from e
-    except (asf_search.ASFSearchError, requests.RequestException) as e:
-        raise TransientError(f"ASF GUNW search failed: {e}") from e
+    results = search_pages(asf_search, args, "ASF GUNW search")
     out = []
     for r in results:
         try:

@@ -110,6 +110,23 @@ def _all_pages(asf_search: Any, args: dict) -> list:
     return out
 
 
+def search_pages(asf_search: Any, args: dict, what: str = "ASF search") -> list:
+    """Every page of one asf_search query, its failures in our taxonomy: 5xx and network
+    errors are transient, a refused query and an unreadable answer permanent."""
+    try:
+        return _all_pages(asf_search, args)
+    except asf_search.ASFSearch5xxError as e:
+        raise TransientError(f"{what} failed (server error): {e}") from e
+    except asf_search.ASFSearch4xxError as e:
+        raise PermanentError(f"{what} refused the query: {e}") from e
+    except (asf_search.ASFSearchError, requests.RequestException) as e:
+        raise TransientError(f"{what} failed: {e}") from e
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        # asf_search reads CMR's JSON without checks: a malformed answer lands here
+        raise PermanentError(f"{what}: unreadable answer from CMR "
+                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+
+
 def _query(aoi: shapely.Geometry | None, start: dt.datetime, end: dt.datetime, burst: bool,
            host: str | None, session: requests.Session | None, max_results: int | None = None,
            polarisation: str | None = None) -> list[S1Product]:
@@ -133,18 +150,7 @@ def _query(aoi: shapely.Geometry | None, start: dt.datetime, end: dt.datetime, b
         args["processingLevel"] = asf_search.PRODUCT_TYPE.SLC
     if polarisation:
         args["polarization"] = polarisation
-    try:
-        results = _all_pages(asf_search, args)
-    except asf_search.ASFSearch5xxError as e:
-        raise TransientError(f"ASF search failed (server error): {e}") from e
-    except asf_search.ASFSearch4xxError as e:
-        raise PermanentError(f"ASF search refused the query: {e}") from e
-    except (asf_search.ASFSearchError, requests.RequestException) as e:
-        raise TransientError(f"ASF search failed: {e}") from e
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-        # asf_search reads CMR's JSON without checks: a malformed answer lands here
-        raise PermanentError(f"ASF search: unreadable answer from CMR "
-                             f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    results = search_pages(asf_search, args)
     out = []
     for r in results:
         try:
