@@ -1,8 +1,12 @@
 """Where each modality's data comes from: licence and citation, for the STAC Collection.
 
-Entries follow what each producer states (licence, recommended citation, DOI); GSSIC's
-CC BY 4.0 was checked against NASA Earthdata's record, the other licence URLs are the
-producers' terms pages as known when this was written: check them before republishing.
+Entries follow what each producer states (licence, recommended citation, DOI). Checked
+(2026-12): GSSIC's CC BY 4.0 against NASA Earthdata's record; NASA's data use policy (data of
+a NASA-led mission are CC0 unless marked otherwise), which covers MODIS VCF; the Copernicus
+DEM licence (rights of reproduction, distribution and adaptation, with the attribution line
+quoted in its citation). ARIA GUNW and CCI Biomass link their producers' pages: GUNW carries
+modified Copernicus Sentinel data under the Sentinel terms, CCI data may be used for any
+purpose with acknowledgement.
 """
 
 from __future__ import annotations
@@ -31,10 +35,12 @@ ORIGINS = {
         "Contains modified Copernicus Sentinel data, processed by m3leo-tiles."),
     "copernicus-dem": Origin(
         "Copernicus DEM GLO-30", "European Space Agency, Airbus", "other",
-        "https://spacedata.copernicus.eu/documents/20123/121286/CSCDA_ESA_Mission-specific+"
-        "Annex_31_Oct_22.pdf",
-        "European Space Agency, Sinergise (2021). Copernicus Global Digital Elevation Model. "
-        "Distributed by OpenTopography.", "10.5069/G9028PQB"),
+        "https://docs.sentinel-hub.com/api/latest/static/files/data/dem/resources/license/"
+        "License-COPDEM-30.pdf",
+        "Produced using Copernicus WorldDEM-30 (c) DLR e.V. 2010-2014 and (c) Airbus Defence "
+        "and Space GmbH 2014-2018 provided under COPERNICUS by the European Union and ESA; all "
+        "rights reserved. European Space Agency, Sinergise (2021). Copernicus Global Digital "
+        "Elevation Model. Distributed by OpenTopography.", "10.5069/G9028PQB"),
     "esa-worldcover": Origin(
         "ESA WorldCover 10 m (v100 2020, v200 2021)", "European Space Agency", "CC-BY-4.0",
         "https://creativecommons.org/licenses/by/4.0/",
@@ -66,9 +72,8 @@ ORIGINS = {
         "ARIA Sentinel-1 GUNW standard products, NASA JPL, distributed by ASF DAAC. Contains "
         "modified Copernicus Sentinel data, processed by ESA."),
     "modis-vcf": Origin(
-        "MODIS/Terra Vegetation Continuous Fields MOD44B v061", "NASA LP DAAC", "other",
-        "https://www.earthdata.nasa.gov/engage/open-data-services-software-policies/"
-        "data-use-guidance",
+        "MODIS/Terra Vegetation Continuous Fields MOD44B v061", "NASA LP DAAC", "CC0-1.0",
+        "https://www.earthdata.nasa.gov/learn/use-data/data-use-policy",
         "DiMiceli, C. et al. (2022). MODIS/Terra Vegetation Continuous Fields Yearly L3 Global "
         "250m SIN Grid V061. NASA EOSDIS Land Processes DAAC.", "10.5067/MODIS/MOD44B.061"),
 }
