@@ -10,12 +10,19 @@ production path (`sources.s1work.read_unit`), numba warm:
 - with s1unw too: the same plus the 80 m phase and coherence, the layover/shadow mask (the
   track geometry per tile) and ONE SNAPHU run on the block mosaic; `unwrap_s` is the
   difference, `snaphu_s` the SNAPHU call alone, `ratio` = unwrap_s / block_s.
-`peak_gb` is the process's peak RSS. Timings on a shared machine are indicative; the CPU
+`peak_gb` is the peak RSS of this process, which reads the unit (warm-up and both runs) and
+nothing else: the simulation runs in a child process, since its own peak (2.8 GB, the
+simulator's rasters) is not what a unit needs. RSS counts the resident pages of the SLC
+windows read through mmap too (file-backed, droppable by the kernel), so it is an upper
+bound of the unit's footprint; `rss_file_gb` and `rss_anon_gb` split the RSS at the end
+(/proc/self/status). Timings on a shared machine are indicative; the CPU
 seconds (this process's threads and SNAPHU's child process) are less sensitive to load:
 `unwrap_cpu_s`, `block_cpu_s`, `cpu_ratio`.
 
 Last line: {"name": "s1_unwrap", "block_tiles", "pairs", "unwrap_s", "block_s", "ratio",
-"peak_gb", ...}.
+"peak_gb", ...}. `python benchmarks/bench_s1_unwrap.py [SIM_DIR]`: an existing simulation
+(`m3leo-tiles simulate --size tile --deformation-cm 10 --out SIM_DIR`) skips the 3-minute
+simulation.
 """
 
 from __future__ import annotations
@@ -124,17 +131,40 @@ def run(sim: Path) -> dict:
             "data": "simulate --size tile --deformation-cm 10", "unw": unw.name}
 
 
+def rss_split() -> dict[str, float]:
+    """Resident anonymous and file-backed memory now (GB), from /proc/self/status."""
+    out = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, val = line.partition(":")
+        if key in ("RssAnon", "RssFile"):
+            out[f"rss_{key[3:].lower()}_gb"] = round(int(val.split()[0]) / 2**20, 3)
+    return out
+
+
+def simulate_in_child(sim: Path) -> None:
+    """The bench's scene, written by another process (its memory is not the unit's)."""
+    import multiprocessing
+
+    from m3leo_tiles.simulator import simulate
+
+    ctx = multiprocessing.get_context("spawn")
+    p = ctx.Process(target=simulate, args=(sim,),
+                    kwargs={"size": "tile", "seed": 0, "deformation_cm": 10.0})
+    p.start()
+    p.join()
+    if p.exitcode != 0:
+        raise SystemExit(f"simulate failed (exit {p.exitcode})")
+
+
 def main() -> None:
     sim_arg = sys.argv[1] if len(sys.argv) > 1 else None
     if sim_arg:
-        print(json.dumps(run(Path(sim_arg))))
+        print(json.dumps(run(Path(sim_arg)) | rss_split()))
         return
-    from m3leo_tiles.simulator import simulate
-
     with tempfile.TemporaryDirectory() as d:
         sim = Path(d) / "tile"
-        simulate(sim, size="tile", seed=0, deformation_cm=10.0)
-        print(json.dumps(run(sim)))
+        simulate_in_child(sim)
+        print(json.dumps(run(sim) | rss_split()))
 
 
 if __name__ == "__main__":
