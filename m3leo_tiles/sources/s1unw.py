@@ -106,7 +106,8 @@ class BlockUnwrapper:
         proc = self.proc
         coarse = [dataclasses.replace(t, grid=t.grid_at(MASK_RES)) for t in tiles]
         try:
-            geo = track_geometry(path, coarse, proc.dem, orbit_dir=proc.orbits)
+            geo = track_geometry(path, coarse, proc.dem, orbit_dir=proc.orbits,
+                                 bits_only=True)
             return {t.id: (geo.get(t.id), None) for t in tiles}
         except (BadInput, TransientError):
             raise

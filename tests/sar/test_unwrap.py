@@ -130,7 +130,7 @@ def _fake_geometry(calls: list[list[str]], uncovered: str | None = None):
     where only that tile has it, DemError when asked for `uncovered`."""
     from m3leo_tiles.errors import DemError
 
-    def geometry(path, tiles, dem, orbit_dir=None):
+    def geometry(path, tiles, dem, orbit_dir=None, bits_only=False):
         calls.append([t.id for t in tiles])
         out = {}
         for t in tiles:
