@@ -24,7 +24,7 @@ from .base import TileRef, TileResult
 from .s1stack import Processing
 
 #: the layover/shadow mask's grid (m): the track geometry at 40 m, 16x cheaper than at 10 m,
-#: still 4 samples a side per 80 m cell (a cell is masked if any of them is)
+#: still 2 x 2 samples per 80 m cell (a cell is masked if any of them is)
 MASK_RES = 40.0
 
 
@@ -75,18 +75,24 @@ class BlockUnwrapper:
             _Entry(tile, data, valid, items, error, mask_from))
 
     def _masks(self) -> None:
-        """Fill `valid` (or the tile's error) of every entry added with `mask_from`."""
-        todo: dict[str, dict[str, TileRef]] = {}
-        pending = [e for es in self.entries.values() for e in es
+        """Fill `valid` (or the tile's error) of every entry added with `mask_from`.
+
+        The geometry is the track's (as `s1geom`): per track and tile, that of the first
+        product added for it, whichever pairs the unit holds; one call per product."""
+        pending = [(track, e) for (_, track), es in self.entries.items() for e in es
                    if e.mask_from is not None and e.error is None]
-        for e in pending:
-            todo.setdefault(e.mask_from or "", {})[e.tile.id] = e.tile
+        source: dict[tuple[str, str], str] = {}  # (track, tile) -> product path
+        for track, e in pending:
+            source.setdefault((track, e.tile.id), e.mask_from or "")
+        todo: dict[str, dict[str, TileRef]] = {}
+        for track, e in pending:
+            todo.setdefault(source[(track, e.tile.id)], {})[e.tile.id] = e.tile
         got: dict[tuple[str, str], tuple[np.ndarray | None, str | None]] = {}
         for path, tiles in todo.items():
             got.update(((path, t), r) for t, r in self._geometry(path, list(tiles.values())
                                                                   ).items())
-        for e in pending:
-            geom, err = got[(e.mask_from or "", e.tile.id)]
+        for track, e in pending:
+            geom, err = got[(source[(track, e.tile.id)], e.tile.id)]
             if err is not None:
                 e.error = err
             elif geom is not None and e.data is not None:

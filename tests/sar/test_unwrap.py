@@ -187,3 +187,25 @@ def test_a_tile_whose_mask_fails_fails_alone(monkeypatch):
     assert res[TILES[2]].error == ("layover/shadow mask: DemError: DEM does not cover tile "
                                    f"{TILES[2]}")
     assert [res[t].status for t in TILES if t != TILES[2]] == ["done"] * 3
+
+
+def test_pairs_of_one_track_share_one_mask_per_tile(monkeypatch):
+    import m3leo_tiles.sar.trackgeom as trackgeom
+    from m3leo_tiles.sources.s1stack import Processing
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls))
+    truth, ph, coh = bowl(2 * N, 2 * N)
+    ins = _inputs(truth, ph, coh)
+    u = BlockUnwrapper(Processing(dem=lambda g: None))
+    for t in TILES:  # two pairs of one track, each pair's first product its own
+        for label, first in (("20250406_20250418", "/a.SAFE"), ("20250418_20250430", "/b.SAFE")):
+            u.add(TileRef.from_id(t), label, "t108A",
+                  np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
+                  mask_from=first)
+    res = list(u.results())
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(TILES)
+    assert len(res) == 8 and all(r.status == "done" for r in res)
+    for r in res:  # each pair's tiles got their own tile's mask
+        k = TILES.index(r.tile)
+        assert (r.data[1][10 * k:10 * k + 10, 25:45] == 0).all()
