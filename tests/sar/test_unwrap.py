@@ -209,3 +209,29 @@ def test_pairs_of_one_track_share_one_mask_per_tile(monkeypatch):
     for r in res:  # each pair's tiles got their own tile's mask
         k = TILES.index(r.tile)
         assert (r.data[1][10 * k:10 * k + 10, 25:45] == 0).all()
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2,
+                    reason="numba has one thread here: nothing to limit")
+def test_the_mask_runs_numba_on_one_thread_and_gives_the_rest_back(monkeypatch):
+    import numba
+
+    import m3leo_tiles.sar.trackgeom as trackgeom
+    from m3leo_tiles.sources.s1stack import Processing
+
+    calls: list[list[str]] = []
+    seen: list[int] = []
+    fake = _fake_geometry(calls)
+
+    def counting(*a, **k):
+        seen.append(numba.get_num_threads())
+        return fake(*a, **k)
+
+    monkeypatch.setattr(trackgeom, "track_geometry", counting)
+    truth, ph, coh = bowl(N, N)
+    u = BlockUnwrapper(Processing(dem=lambda g: None))
+    u.add(TileRef.from_id(TILES[0]), "20250406_20250418", "t108A", np.stack([ph, coh]), None,
+          ("a", "b"), None, mask_from="/a.SAFE")
+    before = numba.get_num_threads()
+    assert [r.status for r in u.results()] == ["done"]
+    assert seen == [1] and numba.get_num_threads() == before >= 2
