@@ -11,8 +11,9 @@ production path (`sources.s1work.read_unit`), numba warm:
   track geometry per tile) and ONE SNAPHU run on the block mosaic; `unwrap_s` is the
   difference, `snaphu_s` the SNAPHU call alone, `ratio` = unwrap_s / block_s;
   `unwrap_end_s` is timed directly: the unit's end stage (layover/shadow masks, SNAPHU, the
-  cut into tiles), all of unwrap_s but the 80 m phase and coherence. On a loaded machine the
-  difference unwrap_s swings by more than it measures; unwrap_end_s does not.
+  cut into tiles); `unwrap_direct_s` adds the 80 m phase and coherence timed per tile: what
+  unwrap_s measures by difference, `ratio_direct` = unwrap_direct_s / block_s. On a loaded
+  machine the difference swings by more than it measures; the direct times do not.
 Each is run REPEAT times, alternated; every time is the minimum over the runs (the least
 disturbed by other load).
 `peak_gb` is the peak RSS of this process, which reads the unit (warm-up and both runs) and
@@ -40,6 +41,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEAT = 3  # runs of each; every figure is the minimum over them
@@ -97,46 +99,51 @@ def run(sim: Path) -> dict:
     proc = src.options.processing(None)
     paths = [str(p.path) for p in base.payload.products]  # type: ignore[attr-defined]
 
+    import m3leo_tiles.sar.pipeline as pipeline_mod
     import m3leo_tiles.sar.unwrap as unwrap_mod
 
-    snaphu_s = [0.0]
-    real = unwrap_mod.unwrap_phase
+    stage = {"snaphu": 0.0, "end": 0.0, "layers80": 0.0}  # seconds, per run
 
-    def timed(*a, **k):  # the SNAPHU call alone (one per mosaic)
-        t0 = time.perf_counter()
-        try:
-            return real(*a, **k)
-        finally:
-            snaphu_s[0] += time.perf_counter() - t0
-
-    unwrap_mod.unwrap_phase = timed  # type: ignore[assignment]
-    end_s = [0.0]
-    real_results = BlockUnwrapper.results
+    def timer(key: str, fn: Any, when: Any = None) -> Any:
+        def timed(*a: Any, **k: Any) -> Any:
+            if when is not None and not when(*a, **k):
+                return fn(*a, **k)
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                stage[key] += time.perf_counter() - t0
+        return timed
 
     def timed_results(self: BlockUnwrapper) -> Iterator[TileResult]:  # the unit's end stage
         t0 = time.perf_counter()
-        out = list(real_results(self))
-        end_s[0] += time.perf_counter() - t0
+        out = list(real[2](self))
+        stage["end"] += time.perf_counter() - t0
         yield from out
 
+    real = (unwrap_mod.unwrap_phase, pipeline_mod.pair_coherence, BlockUnwrapper.results)
+    unwrap_mod.unwrap_phase = timer("snaphu", real[0])  # the SNAPHU call (one per mosaic)
+    pipeline_mod.pair_coherence = timer(  # s1unw's 80 m phase and coherence, per tile
+        "layers80", real[1], lambda *a, **k: a[3] == unwrap_mod.UNW_RES)
     BlockUnwrapper.results = timed_results  # type: ignore[method-assign]
     # warm-up: numba compilation and the DEM/product caches, on a few tiles
     warm = dataclasses.replace(with_unw, tiles=base.tiles[:2],
                                more=(Target("s1unw", period.label, base.tiles[:2]),))
     list(read_unit(warm, by_id, paths, proc))
-    runs: dict[str, list[tuple[float, float, float, float]]] = {"without": [], "with": []}
+    runs: dict[str, list[tuple[float, ...]]] = {"without": [], "with": []}
     last: dict[str, list] = {}
     for _ in range(REPEAT):  # alternated, so a burst of load hits both alike
         for name, unit in (("without", without), ("with", with_unw)):
-            snaphu_s[0] = end_s[0] = 0.0
+            stage.update(dict.fromkeys(stage, 0.0))
             t0, c0 = time.perf_counter(), cpu()
             res = list(read_unit(unit, by_id, paths, proc))
-            runs[name].append((time.perf_counter() - t0, cpu() - c0, snaphu_s[0], end_s[0]))
+            runs[name].append((time.perf_counter() - t0, cpu() - c0, stage["snaphu"],
+                               stage["end"], stage["end"] + stage["layers80"]))
             last[name] = res
-    unwrap_mod.unwrap_phase = real  # type: ignore[assignment]
-    BlockUnwrapper.results = real_results  # type: ignore[method-assign]
-    block_s, block_cpu, _, _ = (min(x[k] for x in runs["without"]) for k in range(4))
-    with_s, with_cpu, snaphu, end = (min(x[k] for x in runs["with"]) for k in range(4))
+    unwrap_mod.unwrap_phase, pipeline_mod.pair_coherence = real[0], real[1]
+    BlockUnwrapper.results = real[2]  # type: ignore[method-assign]
+    block_s, block_cpu = (min(x[k] for x in runs["without"]) for k in range(2))
+    with_s, with_cpu, snaphu, end, direct = (min(x[k] for x in runs["with"]) for k in range(5))
     res0, res1 = last["without"], last["with"]
     done = [r for r in res1 if r.modality == "s1unw" and r.status == "done"]
     unwrap_s = with_s - block_s
@@ -147,7 +154,9 @@ def run(sim: Path) -> dict:
             "unwrap_s": round(unwrap_s, 2), "block_s": round(block_s, 2),
             "ratio": round(unwrap_s / block_s, 3),
             "peak_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
-            "snaphu_s": round(snaphu, 2), "unwrap_end_s": round(end, 2), "repeats": REPEAT, "mosaic_px": list(mosaic),
+            "snaphu_s": round(snaphu, 2), "unwrap_end_s": round(end, 2),
+            "unwrap_direct_s": round(direct, 2), "ratio_direct": round(direct / block_s, 3),
+            "repeats": REPEAT, "mosaic_px": list(mosaic),
             "unwrap_cpu_s": round(with_cpu - block_cpu, 2), "block_cpu_s": round(block_cpu, 2),
             "cpu_ratio": round((with_cpu - block_cpu) / block_cpu, 3),
             "s1unw_done_tiles": len(done),
