@@ -51,8 +51,8 @@ def _valid(geometry: np.ndarray, n: int) -> np.ndarray | None:
 
 @contextlib.contextmanager
 def _numba_threads(n: int) -> Iterator[None]:
-    """This thread's numba kernels on at most `n` threads for the block (numba's setting is
-    per thread). The mask's kernels run on 112 x 112 tiles: in parallel they spent more in
+    """This thread's numba kernels on at most `n` threads inside the block (numba's setting
+    is per thread). The mask's kernels run on 112 x 112 tiles: in parallel they spent more in
     their barriers than they gained (36 tiles, 2 cores: 0.41 CPU s on one thread, 1.1-1.4 on
     two, and 1.4-3.8 s of wall against 0.6-1.4 on a loaded machine)."""
     import numba
@@ -70,8 +70,8 @@ class BlockUnwrapper:
     """Collects each tile's unwrapping input per (pair label, track); `results` unwraps.
 
     `proc` (the unit's processing settings) computes the layover/shadow masks of tiles added
-    with `mask_from`: one `track_geometry` call per product for all of them, at the end
-    (per tile, a call's fixed costs were most of the mask's time)."""
+    with `mask_from`: one `track_geometry` call per track for all of them, at the end (per
+    tile, a call's fixed costs were most of the mask's time)."""
 
     proc: Processing | None = None
     entries: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
