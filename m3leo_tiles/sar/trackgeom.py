@@ -106,11 +106,14 @@ def _radar_times(prod: Product, grid: GeoBox, h: np.ndarray, xyz: np.ndarray,
 
 
 def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None = None,
-                   polarisation: str = "VV", exact: bool = False) -> dict[str, np.ndarray]:
+                   polarisation: str = "VV", exact: bool = False, bits_only: bool = False
+                   ) -> dict[str, np.ndarray]:
     """Per covered tile: float32 (3, H, W) = ellipsoid incidence (deg), local incidence
     (deg), layover/shadow bits (0 none, 1 layover, 2 shadow, 3 both); NaN where no swath.
 
-    Radar times by node interpolation as the other layers (`exact=True`: every pixel solved)."""
+    Radar times by node interpolation as the other layers (`exact=True`: every pixel solved).
+    `bits_only`: the incidence bands are NaN, not computed (s1unw's mask needs only the bits;
+    a fifth of the time)."""
     prod = open_product(safe, [polarisation], orbit_dir)
     geo0 = prod.geometry[0]
     out: dict[str, np.ndarray] = {}
@@ -126,12 +129,15 @@ def track_geometry(safe: str, tiles: Sequence, dem: DemFn, orbit_dir: str | None
             if not cover.any():
                 continue
             sat, _, _ = geo0.orbit.interpolate(t)
-            inc_e = incidence(sat, xyz, _ellipsoid_normal(lon, lat))
-            gy = np.gradient(h, g.dy, axis=0)  # rows go south: d/dy_north = -gy
-            gx = np.gradient(h, g.dx, axis=1)
-            normal = _enu_to_ecef(lon, lat, -gx, gy, np.ones_like(h))
-            normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
-            inc_l = incidence(sat, xyz, normal)
+            if bits_only:
+                inc_e = inc_l = np.full(g.shape, np.nan, np.float32)
+            else:
+                inc_e = incidence(sat, xyz, _ellipsoid_normal(lon, lat))
+                gy = np.gradient(h, g.dy, axis=0)  # rows go south: d/dy_north = -gy
+                gx = np.gradient(h, g.dx, axis=1)
+                normal = _enu_to_ecef(lon, lat, -gx, gy, np.ones_like(h))
+                normal /= np.linalg.norm(normal, axis=-1, keepdims=True)
+                inc_l = incidence(sat, xyz, normal)
             # layover / shadow along azimuth lines, ordered by ground distance from the track
             line = np.round(t / geo0.dt).astype(np.int64).ravel()
             nadir = sat / np.linalg.norm(sat, axis=-1, keepdims=True)

@@ -89,7 +89,7 @@ def read_unit(unit: WorkUnit, tiles: Mapping[str, TileRef], paths: Sequence[str]
     """TileResults of every target of a block unit; `paths[i]` is product i on disk."""
     work = unit_work(unit)
     wanted = {(t.modality, t.period): set(t.tiles) for t in unit.targets}
-    unwrapper = BlockUnwrapper()  # s1unw: 80 m inputs held per block, unwrapped at the end
+    unwrapper = BlockUnwrapper(proc)  # s1unw: 80 m inputs held per block, unwrapped at the end
     with ProductPool(proc.orbits) as pool:  # each product opened once per unit, not per tile
         for tid in unit.all_tiles:
             yield from _tile(tiles[tid], work, wanted, paths, proc, pool, unwrapper)
@@ -142,10 +142,9 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
         for m in asked:
             if m == "s1unw":
                 path = paths[prs[0][0]] if prs else None
-                geom, gerr = (out.geoms.get(path), None) if path in out.geoms else \
-                    unwrapper.mask_geometry(tile, path, proc, merged[m] is not None)
+                geom = out.geoms.get(path) if path is not None else None
                 unwrapper.add(tile, label, track, merged[m], geom, items,
-                              errs[0] if errs else gerr)
+                              errs[0] if errs else None, mask_from=path if geom is None else None)
                 continue
             yield _result(tid, m, label, merged[m], items, errs)
     for label, used in grd:

@@ -88,3 +88,22 @@ def test_node_interpolated_geometry_matches_exact_geocoding(s1data):
     inc = incidence(sw.orbit.interpolate(t)[0], xyz, geodetic_to_ecef(glon, glat, 1.0) -
                     geodetic_to_ecef(glon, glat, 0.0))
     assert max(np.abs(inc[ok] - ex[0, ok]).max(), np.abs(inc[ok] - ap[0, ok]).max()) < 1e-4
+
+
+def test_bits_only_gives_the_same_layover_and_shadow_without_incidences(s1data):
+    """s1unw's mask asks for the bits alone (at 40 m): they must be the full geometry's bits."""
+    import dataclasses
+
+    safe = sorted((s1data / PAIR).glob("*.SAFE"))[0]
+    lon, lat, h, *_ = gcp_target(open_swath(safe, "IW2", "VV"), 4, 10)
+    tile = _tile_at(lon, lat)
+    tile = dataclasses.replace(tile, grid=tile.grid_at(40.0))
+    xs, ys = np.meshgrid(tile.grid.xs(), tile.grid.ys())
+    cx, cy = xs.mean(), ys.mean()
+    mountain = 2500.0 * np.exp(-(((xs - cx) / 500.0) ** 2 + ((ys - cy) / 1500.0) ** 2))
+    full = track_geometry(str(safe), [tile], lambda gg: h + mountain)[tile.id]
+    bits = track_geometry(str(safe), [tile], lambda gg: h + mountain, bits_only=True)[tile.id]
+    flags = np.nan_to_num(full[2]).astype(int)
+    assert ((flags & 1) > 0).sum() > 20 and ((flags & 2) > 0).sum() > 20  # layover, shadow
+    assert np.array_equal(bits[2], full[2], equal_nan=True)
+    assert np.isnan(bits[:2]).all() and bits.dtype == full.dtype

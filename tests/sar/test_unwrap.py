@@ -123,3 +123,115 @@ def test_a_snaphu_failure_fails_that_pairs_tiles_only(monkeypatch):
     assert bad.error == "SNAPHU failed: RuntimeError: Fatal: cannot allocate the network"
     assert res[("20250418_20250430", TILES[0])].status == "done"
     assert res[("20250418_20250430", TILES[1])].status == "nodata"  # no input: nodata
+
+
+def _fake_geometry(calls: list[list[str]], uncovered: str | None = None):
+    """A track_geometry stand-in: per tile (3, 112, 112) at 40 m, layover bits on a square
+    where only that tile has it, DemError when asked for `uncovered`."""
+    from m3leo_tiles.errors import DemError
+
+    def geometry(path, tiles, dem, orbit_dir=None, bits_only=False):
+        calls.append([t.id for t in tiles])
+        out = {}
+        for t in tiles:
+            if t.id == uncovered:
+                raise DemError(f"DEM does not cover tile {t.id}")
+            assert t.grid.shape == (112, 112)  # MASK_RES
+            g = np.zeros((3, 112, 112), np.float32)
+            k = TILES.index(t.id)
+            g[2, 20 * k:20 * k + 20, 50:90] = 1
+            out[t.id] = g
+        return out
+    return geometry
+
+
+def test_masks_come_from_one_track_geometry_call_and_stay_with_their_tiles(monkeypatch):
+    import m3leo_tiles.sar.trackgeom as trackgeom
+    from m3leo_tiles.sources.s1stack import Processing
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls))
+    truth, ph, coh = bowl(2 * N, 2 * N)
+    ins = _inputs(truth, ph, coh)
+    u = BlockUnwrapper(Processing(dem=lambda g: None))
+    for t in TILES:
+        u.add(TileRef.from_id(t), "20250406_20250418", "t108A",
+              np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
+              mask_from="/a.SAFE")
+    res = {r.tile: r for r in u.results()}
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(TILES)  # one call, every tile
+    for t in TILES:
+        k = TILES.index(t)
+        cc = res[t].data[1]
+        masked = np.zeros((N, N), bool)
+        masked[10 * k:10 * k + 10, 25:45] = True  # 40 m square -> 80 m cells
+        assert (cc[masked] == 0).all() and np.isnan(res[t].data[0][masked]).all(), t
+        assert (cc[~masked] > 0).mean() > 0.95, t
+
+
+def test_a_tile_whose_mask_fails_fails_alone(monkeypatch):
+    import m3leo_tiles.sar.trackgeom as trackgeom
+    from m3leo_tiles.sources.s1stack import Processing
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls, TILES[2]))
+    truth, ph, coh = bowl(2 * N, 2 * N)
+    ins = _inputs(truth, ph, coh)
+    u = BlockUnwrapper(Processing(dem=lambda g: None))
+    for t in TILES:
+        u.add(TileRef.from_id(t), "20250406_20250418", "t108A",
+              np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
+              mask_from="/a.SAFE")
+    res = {r.tile: r for r in u.results()}
+    assert res[TILES[2]].status == "failed"
+    assert res[TILES[2]].error == ("layover/shadow mask: DemError: DEM does not cover tile "
+                                   f"{TILES[2]}")
+    assert [res[t].status for t in TILES if t != TILES[2]] == ["done"] * 3
+
+
+def test_pairs_of_one_track_share_one_mask_per_tile(monkeypatch):
+    import m3leo_tiles.sar.trackgeom as trackgeom
+    from m3leo_tiles.sources.s1stack import Processing
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls))
+    truth, ph, coh = bowl(2 * N, 2 * N)
+    ins = _inputs(truth, ph, coh)
+    u = BlockUnwrapper(Processing(dem=lambda g: None))
+    for t in TILES:  # two pairs of one track, each pair's first product its own
+        for label, first in (("20250406_20250418", "/a.SAFE"), ("20250418_20250430", "/b.SAFE")):
+            u.add(TileRef.from_id(t), label, "t108A",
+                  np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
+                  mask_from=first)
+    res = list(u.results())
+    assert len(calls) == 1 and sorted(calls[0]) == sorted(TILES)
+    assert len(res) == 8 and all(r.status == "done" for r in res)
+    for r in res:  # each pair's tiles got their own tile's mask
+        k = TILES.index(r.tile)
+        assert (r.data[1][10 * k:10 * k + 10, 25:45] == 0).all()
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2,
+                    reason="numba has one thread here: nothing to limit")
+def test_the_mask_runs_numba_on_one_thread_and_gives_the_rest_back(monkeypatch):
+    import numba
+
+    import m3leo_tiles.sar.trackgeom as trackgeom
+    from m3leo_tiles.sources.s1stack import Processing
+
+    calls: list[list[str]] = []
+    seen: list[int] = []
+    fake = _fake_geometry(calls)
+
+    def counting(*a, **k):
+        seen.append(numba.get_num_threads())
+        return fake(*a, **k)
+
+    monkeypatch.setattr(trackgeom, "track_geometry", counting)
+    truth, ph, coh = bowl(N, N)
+    u = BlockUnwrapper(Processing(dem=lambda g: None))
+    u.add(TileRef.from_id(TILES[0]), "20250406_20250418", "t108A", np.stack([ph, coh]), None,
+          ("a", "b"), None, mask_from="/a.SAFE")
+    before = numba.get_num_threads()
+    assert [r.status for r in u.results()] == ["done"]
+    assert seen == [1] and numba.get_num_threads() == before >= 2
