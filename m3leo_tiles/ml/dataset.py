@@ -27,7 +27,6 @@ from .reader import (
     encode_classes,
     resolve_layers,
     select_tiles,
-    tile_meta,
     to_float,
 )
 from .spec import DataSpec
@@ -156,10 +155,9 @@ class TileDataset(Dataset):
                 if x.valid:  # 1 where the band has data, 0 where it is NaN (no pass, gap)
                     np.copyto(dst[nb:], np.isfinite(dst[:nb]))
             c0 += w if self.spec.time_dim == "stack" else w * nper
-        tid, crs, tr = tile_meta(r.table, t)
-        a, _, c, _, e, f = tr
+        a, _, c, _, e, f = r.meta.transforms[t]
         scale = self.spec.res / 10.0
-        out = {"tile": tid, "region": r.region, "crs": crs,
+        out = {"tile": r.meta.ids[t], "region": r.region, "crs": r.meta.crs[t],
                "transform": np.array([a * scale, 0.0, c + x0 * a * scale, 0.0, e * scale,
                                       f + y0 * e * scale], np.float64)}
         if self.target is not None:

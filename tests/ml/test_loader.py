@@ -1,0 +1,45 @@
+"""The training loader: the next epoch starts in the workers as soon as one ends, the order
+is the sampler's as without workers, and a spawned worker imports no pandas or SAR stack."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from m3leo_tiles.ml.datamodule import EagerLoader
+from m3leo_tiles.ml.dataset import TileDataset
+from m3leo_tiles.ml.spec import spec_from_config
+from tests.ml.loaderprobe import Probe
+
+
+def _reads(log: Path) -> list[int]:
+    return [int(x) for x in log.read_text().split()] if log.exists() else []
+
+
+def test_eager_loader_prefetches_the_next_epoch_in_a_lean_worker(ml_store, tmp_path):
+    url, _ = ml_store
+    ds = TileDataset([url], spec_from_config({"s1grd": {"bands": ["VV_asc"]}}, None, patch=32),
+                     "train")
+    n = len(ds)  # 6 train tiles, 4 patches each
+    log = tmp_path / "reads.log"
+    eager = EagerLoader(Probe(ds, str(log)), batch_size=4, shuffle=True, num_workers=1,
+                        multiprocessing_context="spawn", persistent_workers=True,
+                        generator=torch.Generator().manual_seed(7))
+    first = list(eager)
+    # nobody has asked for epoch 2, yet the worker reads its first batches (prefetch 2 x 4)
+    deadline = time.monotonic() + 30
+    while len(_reads(log)) < n + 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_reads(log)) == n + 8
+    # every epoch is a fresh shuffle of every sample once, also after an epoch left early
+    orders = [[int(i) for b in first for i in b["i"]]]
+    it = iter(eager)
+    partial = [int(i) for i in next(it)["i"]]
+    del it
+    orders += [[int(i) for b in eager for i in b["i"]] for _ in range(2)]
+    assert len(orders) == 3 and all(sorted(o) == list(range(n)) for o in orders)
+    assert len({tuple(o) for o in orders} | {tuple(partial)}) == 4
+    # the worker unpickled a TileDataset and read chunks without pandas or the SAR stack
+    assert set(first[0]["heavy"]) == {""}
