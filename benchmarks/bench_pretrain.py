@@ -78,7 +78,7 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         url = make_store(Path(tmp))
-        cfg = compose("mae-s1", [f"store={url}", "size=tiny", "split.val=null",
+        cfg = compose("mae-s1", [f"store={url}", "size=tiny", "split.val=null", "split.test=null",
                                  f"loader.num_workers={WORKERS}"])
         dm, task = build(cfg)
         opt = task.configure_optimizers()

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import BadInput
-from .dataset import TileDataset, collate
+from .dataset import TileDataset, collate, share_by_name
 from .reader import Layer, StoreReader, read_split_file
 from .spec import DataSpec
 from .stats import layer_stats
@@ -67,6 +67,11 @@ class EagerLoader(DataLoader):
     """
 
     _ready = False  # the persistent iterator was already reset for the coming epoch
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("num_workers") and kwargs.get("worker_init_fn") is None:
+            kwargs["worker_init_fn"] = share_by_name
+        super().__init__(*args, **kwargs)
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # an epoch over torch's
         if not (self.persistent_workers and self.num_workers > 0):

@@ -47,6 +47,18 @@ def collate(samples: list) -> dict:
     return default_collate(samples)
 
 
+def share_by_name(worker_id: int) -> None:
+    """Worker start: send batches as named shared memory (torch's `file_system` strategy).
+
+    The default passes each tensor's file descriptor through a socket to a thread of the
+    worker, which must win the worker's GIL from the thread reading the next batch: measured,
+    2 to 12 ms per batch in the main process on 2 cores; by name it is one shm_open (0.6 ms).
+    torch's shm manager unlinks the segments, also after a crash. It lives here, not in the
+    datamodule, because a worker imports the module of its init function (not Lightning).
+    """
+    torch.multiprocessing.set_sharing_strategy("file_system")
+
+
 class TileDataset(Dataset):
     """Samples of `spec` from the tiles of `split` (None: all) in every store given."""
 

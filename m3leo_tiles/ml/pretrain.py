@@ -78,7 +78,8 @@ def build(cfg: Any) -> tuple[PretrainDataModule, MAETask]:
     dm.eval_split = "val" if "val" in dm.datasets else "test"
     if not len(dm.datasets[dm.eval_split]):  # results.json's loss would be nobody's
         raise BadInput(f"no held-out tiles to score the pretraining on: split.val and "
-                       f"split.test ({dm.splits['test']}) select none")
+                       f"split.test ({dm.splits['test']}) select none (split.test=null "
+                       "scores every tile)")
     shape = ViTShape.from_config(len(dm.channels), cfg.model.vit)
     patch = dm.datasets["train"].patch
     if patch % shape.patch:

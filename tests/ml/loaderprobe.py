@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import torch.multiprocessing
 from torch.utils.data import Dataset
 
 #: what a loader worker has no business importing (the worker loop itself needs torch)
@@ -29,4 +30,5 @@ class Probe(Dataset):
             f.write(f"{i}\n")
         sample = self.inner[i]
         return {"i": i, "image": sample["image"],
-                "heavy": ",".join(m for m in HEAVY if m in sys.modules)}
+                "heavy": ",".join(m for m in HEAVY if m in sys.modules),
+                "sharing": torch.multiprocessing.get_sharing_strategy()}

@@ -1,5 +1,6 @@
-"""The training loader: the next epoch starts in the workers as soon as one ends, the order
-is the sampler's as without workers, and a spawned worker imports no pandas or SAR stack."""
+"""The training loader: the next epoch starts in the workers as soon as one ends, epochs stay
+complete shuffles, and a spawned worker imports no pandas or SAR stack and shares batches by
+name."""
 
 from __future__ import annotations
 
@@ -43,3 +44,5 @@ def test_eager_loader_prefetches_the_next_epoch_in_a_lean_worker(ml_store, tmp_p
     assert len({tuple(o) for o in orders} | {tuple(partial)}) == 4
     # the worker unpickled a TileDataset and read chunks without pandas or the SAR stack
     assert set(first[0]["heavy"]) == {""}
+    # and sent its batches as named shared memory, not descriptors fetched from its threads
+    assert set(first[0]["sharing"]) == {"file_system"}
