@@ -46,10 +46,16 @@ class Normalize(nn.Module):
         self.register_buffer("shift", -mean / std)
         self.inplace = inplace
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, finite: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`finite`: torch.isfinite(image) where the caller has it (pretraining does), which
+        spares a pass over the batch: every batch of a run crosses here in the main process."""
         # the channel dims (one, or T and C) sit just before y, x: all must be finite
         nchan = self.scale.dim() - 2
-        valid = ~torch.isnan(image.flatten(start_dim=-2 - nchan, end_dim=-3)).any(dim=-3)
+        if finite is not None:
+            valid = finite.flatten(start_dim=-2 - nchan, end_dim=-3).all(dim=-3)
+        else:
+            valid = ~torch.isnan(image.flatten(start_dim=-2 - nchan, end_dim=-3)).any(dim=-3)
         x = image if self.inplace else image.clone()
         x.mul_(self.scale).add_(self.shift)
         return torch.nan_to_num_(x, nan=0.0), valid
@@ -173,7 +179,7 @@ class TileDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         assert self.normalize is not None
         norm = self.normalize.to(batch["image"].device)
-        batch["image"], batch["valid"] = norm(batch["image"])
+        batch["image"], batch["valid"] = norm(batch["image"], batch.get("present"))
         return batch
 
 
