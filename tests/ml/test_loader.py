@@ -21,19 +21,18 @@ def _reads(log: Path) -> list[int]:
 
 def test_eager_loader_prefetches_the_next_epoch_in_a_lean_worker(ml_store, tmp_path):
     url, _ = ml_store
-    ds = TileDataset([url], spec_from_config({"s1grd": {"bands": ["VV_asc"]}}, None, patch=32),
-                     "train")
-    n = len(ds)  # 6 train tiles, 4 patches each
+    ds = TileDataset([url], spec_from_config({"s1grd": {"bands": ["VV_asc"]}}, None), "train")
+    n = len(ds)  # 6 train tiles
     log = tmp_path / "reads.log"
-    eager = EagerLoader(Probe(ds, str(log)), batch_size=4, shuffle=True, num_workers=1,
+    eager = EagerLoader(Probe(ds, str(log)), batch_size=2, shuffle=True, num_workers=1,
                         multiprocessing_context="spawn", persistent_workers=True,
                         generator=torch.Generator().manual_seed(7))
     first = list(eager)
-    # nobody has asked for epoch 2, yet the worker reads its first batches (prefetch 2 x 4)
+    # nobody has asked for epoch 2, yet the worker reads its first batches (prefetch 2 x 2)
     deadline = time.monotonic() + 30
-    while len(_reads(log)) < n + 8 and time.monotonic() < deadline:
+    while len(_reads(log)) < n + 4 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert len(_reads(log)) == n + 8
+    assert len(_reads(log)) == n + 4
     # every epoch is a fresh shuffle of every sample once, also after an epoch left early
     orders = [[int(i) for b in first for i in b["i"]]]
     it = iter(eager)
