@@ -160,12 +160,15 @@ class TileDataModule(L.LightningDataModule):
     def channels(self) -> list[str]:
         return self.datasets["train"].channels
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool, epochs: bool = True) -> DataLoader:
+        """`epochs`: iterated once per epoch (train, val): workers persist and start each
+        epoch early; a single pass (test) lets them go when it ends, with nothing read ahead."""
         ds = self.datasets[name]
         workers = self.num_workers
         return EagerLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=workers,
                            multiprocessing_context=self.context if workers else None,
-                           persistent_workers=workers > 0, drop_last=False, collate_fn=collate)
+                           persistent_workers=workers > 0 and epochs, drop_last=False,
+                           collate_fn=collate)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)
@@ -174,7 +177,7 @@ class TileDataModule(L.LightningDataModule):
         return self._loader("val", False) if "val" in self.datasets else []
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return self._loader("test", False, epochs=False)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         assert self.normalize is not None

@@ -45,7 +45,7 @@ class PretrainDataModule(TileDataModule):
         return super().on_after_batch_transfer(batch, dataloader_idx)
 
     def test_dataloader(self) -> Any:
-        return self._loader(self.eval_split, False)
+        return self._loader(self.eval_split, False, epochs=False)
 
 
 class AtomicLast(Callback):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from m3leo_tiles.ml.datamodule import EagerLoader
-from m3leo_tiles.ml.dataset import TileDataset
+from m3leo_tiles.ml.datamodule import EagerLoader, TileDataModule
+from m3leo_tiles.ml.dataset import TileDataset, share_by_name
 from m3leo_tiles.ml.spec import spec_from_config
 from tests.ml.loaderprobe import Probe
 
@@ -45,3 +45,17 @@ def test_eager_loader_prefetches_the_next_epoch_in_a_lean_worker(ml_store, tmp_p
     assert set(first[0]["heavy"]) == {""}
     # and sent its batches as named shared memory, not descriptors fetched from its threads
     assert set(first[0]["sharing"]) == {"file_system"}
+
+
+def test_only_loaders_run_every_epoch_keep_their_workers(ml_store):
+    """Train and val are read each epoch: their workers persist (and start epochs early); the
+    test pass runs once, so its workers end with it and read nothing ahead."""
+    url, _ = ml_store
+    dm = TileDataModule(spec_from_config({"s1grd": {"bands": ["VV_asc"]}}, None), [url],
+                        num_workers=1)
+    dm.setup()
+    loaders = {"train": dm.train_dataloader(), "val": dm.val_dataloader(),
+               "test": dm.test_dataloader()}
+    assert {k: v.persistent_workers for k, v in loaders.items()} == {
+        "train": True, "val": True, "test": False}
+    assert all(v.worker_init_fn is share_by_name for v in loaders.values())
