@@ -9,7 +9,8 @@ zarr's I/O thread holds a lock can deadlock).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -18,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import BadInput
-from .dataset import TileDataset, collate
+from .dataset import TileDataset, collate, share_by_name
 from .reader import Layer, StoreReader, read_split_file
 from .spec import DataSpec
 from .stats import layer_stats
@@ -45,13 +46,50 @@ class Normalize(nn.Module):
         self.register_buffer("shift", -mean / std)
         self.inplace = inplace
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, finite: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`finite`: torch.isfinite(image) where the caller has it (pretraining does), which
+        spares a pass over the batch: every batch of a run crosses here in the main process."""
         # the channel dims (one, or T and C) sit just before y, x: all must be finite
         nchan = self.scale.dim() - 2
-        valid = ~torch.isnan(image.flatten(start_dim=-2 - nchan, end_dim=-3)).any(dim=-3)
+        if finite is not None:
+            valid = finite.flatten(start_dim=-2 - nchan, end_dim=-3).all(dim=-3)
+        else:
+            valid = ~torch.isnan(image.flatten(start_dim=-2 - nchan, end_dim=-3)).any(dim=-3)
         x = image if self.inplace else image.clone()
         x.mul_(self.scale).add_(self.shift)
         return torch.nan_to_num_(x, nan=0.0), valid
+
+
+class EagerLoader(DataLoader):
+    """A DataLoader whose persistent workers begin the next epoch the moment one ends.
+
+    torch resets persistent workers only when the next epoch is asked for, so every epoch
+    started with an idle worker and a main process waiting a whole batch read (measured: about
+    half the pretraining loader's wait on a 2-core CPU). Here the epoch's last batch triggers
+    the reset: the sampler draws the next order and the workers prefetch its first batches
+    while the last step, validation and checkpointing run. An epoch left early (a step limit)
+    starts the next one the ordinary way. Without persistent workers it is a plain DataLoader.
+    """
+
+    _ready = False  # the persistent iterator was already reset for the coming epoch
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("num_workers") and kwargs.get("worker_init_fn") is None:
+            kwargs["worker_init_fn"] = share_by_name
+        super().__init__(*args, **kwargs)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # an epoch over torch's
+        if not (self.persistent_workers and self.num_workers > 0):
+            return super().__iter__()
+        it = self._iterator if self._ready else None  # None too after Lightning's teardown
+        self._ready = False
+        return self._epoch(it if it is not None else super().__iter__())
+
+    def _epoch(self, it: Iterator[Any]) -> Iterator[Any]:
+        yield from it
+        super().__iter__()  # resets the workers' iterator: they start the next epoch now
+        self._ready = True
 
 
 class TileDataModule(L.LightningDataModule):
@@ -122,12 +160,15 @@ class TileDataModule(L.LightningDataModule):
     def channels(self) -> list[str]:
         return self.datasets["train"].channels
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool, epochs: bool = True) -> DataLoader:
+        """`epochs`: iterated once per epoch (train, val): workers persist and start each
+        epoch early; a single pass (test) lets them go when it ends, with nothing read ahead."""
         ds = self.datasets[name]
         workers = self.num_workers
-        return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=workers,
-                          multiprocessing_context=self.context if workers else None,
-                          persistent_workers=workers > 0, drop_last=False, collate_fn=collate)
+        return EagerLoader(ds, batch_size=self.batch_size, shuffle=shuffle, num_workers=workers,
+                           multiprocessing_context=self.context if workers else None,
+                           persistent_workers=workers > 0 and epochs, drop_last=False,
+                           collate_fn=collate)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)
@@ -136,12 +177,12 @@ class TileDataModule(L.LightningDataModule):
         return self._loader("val", False) if "val" in self.datasets else []
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return self._loader("test", False, epochs=False)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         assert self.normalize is not None
         norm = self.normalize.to(batch["image"].device)
-        batch["image"], batch["valid"] = norm(batch["image"])
+        batch["image"], batch["valid"] = norm(batch["image"], batch.get("present"))
         return batch
 
 

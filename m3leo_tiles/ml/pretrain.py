@@ -45,7 +45,7 @@ class PretrainDataModule(TileDataModule):
         return super().on_after_batch_transfer(batch, dataloader_idx)
 
     def test_dataloader(self) -> Any:
-        return self._loader(self.eval_split, False)
+        return self._loader(self.eval_split, False, epochs=False)
 
 
 class AtomicLast(Callback):
@@ -76,6 +76,10 @@ def build(cfg: Any) -> tuple[PretrainDataModule, MAETask]:
     dm = datamodule(cfg, spec, PretrainDataModule)
     assert isinstance(dm, PretrainDataModule)
     dm.eval_split = "val" if "val" in dm.datasets else "test"
+    if not len(dm.datasets[dm.eval_split]):  # results.json's loss would be nobody's
+        raise BadInput(f"no held-out tiles to score the pretraining on: split.val and "
+                       f"split.test ({dm.splits['test']}) select none (split.test=null "
+                       "scores every tile)")
     shape = ViTShape.from_config(len(dm.channels), cfg.model.vit)
     patch = dm.datasets["train"].patch
     if patch % shape.patch:

@@ -6,6 +6,8 @@ thread holds a lock can deadlock (zarr-python #2812, fsspec #835). The chunks of
 are fetched concurrently on zarr's loop (`AsyncArray.getitem` of each whole chunk), each chunk
 read exactly once. The dataset brings coarser layers to the working grid by pixel replication,
 which is exact because the 10/20/40/80 m grids of a tile nest (README, "The tile system").
+A reader travels to a loader worker without its pandas tile table: what a sample needs of it
+(`TileMeta`) is plain arrays, so a spawned worker does not import pandas.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import zarr
 from zarr.abc.store import Store
 from zarr.core.sync import sync
@@ -26,6 +28,28 @@ from ..store.store import TileStore
 from ..store.urls import zarr_store
 from .spec import IGNORE_INDEX, DataSpec, InputSpec, select_pairs
 
+if TYPE_CHECKING:  # the main process's tile table; loader workers never load pandas
+    import pandas as pd
+
+
+@dataclass(frozen=True)
+class TileMeta:
+    """Each tile's id, CRS and 10 m affine transform (a, b, c, d, e, f), looked up per sample
+    without pandas (a DataFrame row lookup cost a loader more than its chunk placement)."""
+
+    ids: tuple[str, ...]
+    crs: tuple[str, ...]
+    transforms: np.ndarray  # [tiles, 6] float64
+
+    @classmethod
+    def from_table(cls, table: pd.DataFrame) -> TileMeta:
+        dx, dy = table["dx"].to_numpy(np.float64), table["dy"].to_numpy(np.float64)
+        zero = np.zeros(len(table))
+        tr = np.stack([dx, zero, table["x0"].to_numpy(np.float64), zero, -dy,
+                       table["y0"].to_numpy(np.float64)], axis=1)
+        return cls(tuple(table["id"].astype(str)),
+                   tuple(f"EPSG:{int(e)}" for e in table["epsg"]), tr)
+
 
 class StoreReader:
     """One region store's tile table and arrays; the zarr handles open on first read."""
@@ -35,7 +59,8 @@ class StoreReader:
         self.url = url
         self.region = store.info.region
         self.tile_size = store.info.tile_size
-        self.table = store.tile_table()
+        self.table: Any = store.tile_table()  # pandas; None in a loader worker
+        self.meta = TileMeta.from_table(self.table)
         self.modalities = store.modalities()
         self.periods = {m: store.periods(m) for m in self.modalities}
         self._arrays: dict[str, zarr.Array] = {}
@@ -44,6 +69,7 @@ class StoreReader:
     def __getstate__(self) -> dict:
         d = self.__dict__.copy()
         d["_arrays"], d["_zstore"] = {}, None  # reopened in the worker that unpickles us
+        d["table"] = None  # splits and statistics are the main process's business
         return d
 
     def apply_splits(self, splits: dict[str, str]) -> None:
@@ -107,6 +133,8 @@ def read_split_file(path: str) -> dict[str, str]:
     """tile id -> split from a CSV or (Geo)Parquet with `id` and `split` columns (e.g. the
     `grid` verb's output, or fdlsar-style split CSVs with `identifier`)."""
     import os
+
+    import pandas as pd
 
     if not os.path.isfile(path):
         raise BadInput(f"no split file {path}")
@@ -220,10 +248,3 @@ def encode_classes(raw: np.ndarray, codes: Sequence[int]) -> np.ndarray:
     lut = np.full(max(max(codes), int(raw.max(initial=0))) + 1, IGNORE_INDEX, np.int64)
     lut[np.asarray(codes, np.int64)] = np.arange(len(codes))
     return lut[raw.astype(np.int64)]
-
-
-def tile_meta(table: pd.DataFrame, tile_i: int) -> tuple[str, str, tuple[float, ...]]:
-    """Tile id, CRS and the 10 m affine transform (a, b, c, d, e, f) of a store row."""
-    r = table.iloc[tile_i]
-    return (str(r["id"]), f"EPSG:{int(r['epsg'])}",
-            (float(r["dx"]), 0.0, float(r["x0"]), 0.0, -float(r["dy"]), float(r["y0"])))

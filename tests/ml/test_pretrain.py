@@ -69,6 +69,8 @@ def test_the_datamodule_marks_holes_as_absent(ml_store):
     raw = batch["image"].clone()
     batch = dm.on_after_batch_transfer(batch, 0)
     assert torch.equal(batch["present"], torch.isfinite(raw))
+    assert torch.equal(batch["valid"], torch.isfinite(raw).all(dim=1))  # from `present`
+    assert torch.isfinite(batch["image"]).all() and not batch["image"][:, 1, 10:14, 20:30].any()
     assert not batch["present"][:, 1, 10:14, 20:30].any() and batch["present"][:, 0].all()
     _, w = normalised_targets(batch["image"], batch["present"], 8)
     assert float(w.sum()) == float(batch["present"].sum())  # every present pixel counts

@@ -68,3 +68,11 @@ def test_pretrain_verb_then_a_cross_region_grid(ml_store, other_region, tmp_path
     assert {r["cmp"] for r in rows} == {"A"}
     assert (tmp_path / "g" / "pretrain" / "s1-asc+coh" / "checkpoints" / "last.ckpt").is_file()
     assert "compare metrics only within a letter" in (tmp_path / "g" / "results.md").read_text()
+
+
+def test_a_pretraining_with_nothing_held_out_is_refused(ml_store, tmp_path, _cli):
+    url, _ = ml_store
+    code, out, err = _cli("pretrain", "mae-s1", f"store={url}", *QUICK, "split.val=null",
+                          "split.test=nosuch", "--fast", "--out", str(tmp_path / "mae"))
+    assert code == 2 and "no held-out tiles" in err and "split.test (nosuch)" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "mae").exists()
