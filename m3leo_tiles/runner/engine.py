@@ -289,7 +289,7 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     nodes = dask_workers(scheduler) if scheduler else []
     units = [t[1] for t in tasks]
     plan_s = schedule(units, ref_by_id, [unit_weight(u) for u in units], max(1, len(nodes)))
-    order = hinted(units, plan_s)
+    order = hinted(units, plan_s, ref_by_id)
     tasks = [(tasks[i][0], u, *tasks[i][2:]) for i, _, u in order]
     where = [nodes[n] for _, n, _ in order] if nodes else None
     summary.units = len(tasks)

@@ -13,7 +13,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
@@ -123,8 +123,12 @@ class DownloadCache:
         """Keep entry `name` (before the rest) until the node's clock passes `until`."""
         self._raise_to(self.root / f".{name}.hold", until)
 
+    def until(self, name: str) -> int:
+        """The last seq of the node that reads entry `name` (0: none said)."""
+        return self._read_int(self.root / f".{name}.hold")
+
     def held(self, name: str, clock: int) -> bool:
-        return self._read_int(self.root / f".{name}.hold") > clock
+        return self.until(name) > clock
 
     @contextlib.contextmanager
     def using(self, paths: Iterable[Path]):
@@ -222,10 +226,12 @@ def fetch_all(products: Sequence[S1Product], cache: DownloadCache, session: requ
 
 def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
                      session: requests.Session, retry: DownloadRetry | None = None,
-                     max_workers: int = 2, until: int | None = None) -> Path:
+                     max_workers: int = 2, until: int | Mapping[str, int] | None = None) -> Path:
     """ASF burst products of one SLC (per swath a run of consecutive bursts, any swaths and
     polarisations) downloaded into the cache and assembled into one SAFE folder there, ready
-    for the processor."""
+    for the processor. `until` holds the burst files (per burst name, or all alike) and each
+    metadata XML as long as its bursts; the SAFE is this unit's own subset of the bursts
+    (a later unit assembles its own), so it is not held."""
     if not bursts:
         raise PermanentError("no bursts to fetch")
     urls: dict[str, str] = {}
@@ -234,44 +240,57 @@ def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
             raise PermanentError(f"{b.name}: no TIFF/XML download URL")
         urls[b.name] = b.tiff_url
         urls[b.polarisation] = b.xml_url
+    held = {b.name: until if not isinstance(until, Mapping) else until.get(b.name)
+            for b in bursts}
     pinned = [cache.root / f"{b.name}.tiff" for b in bursts]
     # one metadata XML per SLC and polarisation (ASF's and burst2safe's naming): `s1 assemble`
     # reads the cache folder as it is
     xml_names = {b.polarisation: f"{b.slc}_{b.polarisation}.xml" for b in bursts}
+    xml_until = {pol: max((u for b in bursts if b.polarisation == pol
+                           and (u := held[b.name]) is not None), default=None)
+                 for pol in xml_names}
     pinned += [cache.root / n for n in xml_names.values()]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
         tiffs = [ex.submit(cache.fetch_file, f"{b.name}.tiff", urls[b.name], session,
-                           b.tiff_size, b.tiff_md5, retry, pinned, until) for b in bursts]
+                           b.tiff_size, b.tiff_md5, retry, pinned, held[b.name])
+                 for b in bursts]
         xmls = {pol: ex.submit(cache.fetch_file, name, urls[pol], session, None, None, retry,
-                               pinned, until) for pol, name in xml_names.items()}
+                               pinned, xml_until[pol]) for pol, name in xml_names.items()}
         files = [BurstFiles(b.slc, b.swath, b.polarisation, b.index, t.result(),
                             xmls[b.polarisation].result()) for b, t in zip(bursts, tiffs,
                                                                           strict=True)]
     with cache.using(pinned):
         safe = assemble_safe(files, cache.root)
     os.utime(safe)
-    if until is not None:
-        cache.hold(safe.name, until)
     cache.evict(keep={safe})
     return safe
 
 
+#: how long the cache holds a product's files: one seq for all, or per burst product
+Until = int | Callable[[S1Product], int] | None
+
+
 def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
                   session: requests.Session, retry: DownloadRetry | None = None,
-                  max_workers: int = 2, until: int | None = None) -> Path:
+                  max_workers: int = 2, until: Until = None) -> Path:
     """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
     assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: bursts
-    of one SLC, with their polarisations, a run of consecutive bursts per swath)."""
+    of one SLC, with their polarisations, a run of consecutive bursts per swath). A callable
+    `until` gives each burst product its own hold (`CacheHint.until_of` its footprint)."""
     bursts = [p for p in products if p.extra.get("burst")]
     if products and len(bursts) == len(products):
-        return fetch_burst_safe([r for p in products for r in burst_refs(p)], cache, session,
-                                retry, max_workers, until)
+        refs = [(p, r) for p in products for r in burst_refs(p)]
+        per: int | Mapping[str, int] | None = until if not callable(until) else {
+            r.name: until(p) for p, r in refs}
+        return fetch_burst_safe([r for _, r in refs], cache, session, retry, max_workers, per)
     if len(products) == 1 and not bursts:
-        return cache.fetch(products[0], session, retry, until=until)
+        one = until(products[0]) if callable(until) else until
+        return cache.fetch(products[0], session, retry, until=one)
     raise PermanentError(f"one SLC product or burst products of one acquisition, not "
                          f"{[p.name for p in products]}")
 
 
 __all__ = ["AUTH_HOSTS", "EDL_HOST", "FREE_SHARE", "Credentials", "DownloadCache",
-           "DownloadRetry", "EarthdataSession", "default_cap", "download", "download_session",
-           "earthdata_credentials", "fetch_all", "fetch_burst_safe", "fetch_product", "md5_of"]
+           "DownloadRetry", "EarthdataSession", "Until", "default_cap", "download",
+           "download_session", "earthdata_credentials", "fetch_all", "fetch_burst_safe",
+           "fetch_product", "md5_of"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +49,18 @@ def _worker_name() -> str:
         return str(get_worker().name)
     except (ImportError, ValueError):
         return "local"
+
+
+def _holds(hint: CacheHint | None, item: int, bursts: bool
+           ) -> int | Callable[[S1Product], int] | None:
+    """How long the cache keeps record `item`'s files: a whole SLC until the node's last
+    unit reading it; each burst of a frame until the last unit that reads that burst (its
+    footprint meets the unit's tiles' hull: that unit's burst search returns it)."""
+    if hint is None:
+        return None
+    if not bursts:
+        return hint.until[item]
+    return lambda p: hint.until_of(item, p.footprint)
 
 
 class AsfDownloads:
@@ -136,7 +148,7 @@ class AsfDownloads:
                                  "burst search); its layers are tried again on the next run")
         with ThreadPoolExecutor(max_workers=max(1, self.max_downloads)) as ex:
             futs = {i: ex.submit(fetch_product, ps, cache, session, None, 2,
-                                 hint.until[i] if hint is not None else None)
+                                 _holds(hint, i, records[i].as_bursts))
                     for i, ps in jobs.items()}
             for i, f in futs.items():
                 try:
