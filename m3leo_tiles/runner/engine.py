@@ -81,12 +81,15 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
              period: Period, store_url: str, tile_index: dict[str, int], period_index: int,
              policy: UnitRetryPolicy,
              more: Mapping[tuple[str, str], TargetSpec] | None = None) -> list[Outcome]:
-    """`read_unit`, its worker seconds shared over its outcomes by their reads (tile-dates):
-    the cost records the estimator learns from (issue 20)."""
-    t0 = time.perf_counter()
+    """`read_unit`, its core-seconds shared over its outcomes by their reads (tile-dates):
+    the cost records the estimator learns from (issue 20). Core-seconds are the worker
+    process's CPU time over the unit (a worker runs one unit at a time), not wall time,
+    which every other process on the machine inflates: a calibration on a busy machine then
+    priced a quiet run wrong, and the other way round."""
+    t0 = time.process_time()
     outs = read_unit(source, unit, refs, modality, period, store_url, tile_index,
                      period_index, policy, more)
-    seconds = time.perf_counter() - t0
+    seconds = time.process_time() - t0
     per = tile_dates(unit)
     chunks = Counter(o.modality for o in outs)
     reads = [per.get(o.modality, 0) / max(1, chunks[o.modality]) for o in outs]
@@ -221,13 +224,16 @@ class DurableRecorder:
         self.last = time.monotonic()
 
     def costs(self, outs: list[Outcome]) -> None:
-        """One cost record per modality of a finished unit (done chunks only)."""
+        """One cost record per modality of a finished unit (done chunks only), with the
+        modality's share of the unit's reads."""
         by: dict[tuple[str, str], list[Outcome]] = {}
         for o in outs:
             if o.status == "done" and o.reads:
                 by.setdefault((o.modality, o.source), []).append(o)
+        total = sum(o.reads for o in outs) or 1.0
         self.spent.extend(UnitCost(m, src, sum(o.reads for o in os_), sum(o.seconds for o in os_),
-                                   len(os_)) for (m, src), os_ in by.items())
+                                   len(os_), sum(o.reads for o in os_) / total)
+                          for (m, src), os_ in by.items())
 
     def add(self, outs: list[Outcome]) -> None:
         self.pending.extend(outs)

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS costs (
     reads    REAL NOT NULL,
     seconds  REAL NOT NULL,
     chunks   INTEGER NOT NULL,
-    updated  REAL NOT NULL
+    updated  REAL NOT NULL,
+    share    REAL NOT NULL DEFAULT 1.0
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -79,13 +80,16 @@ class Outcome:
 
 @dataclass(frozen=True)
 class UnitCost:
-    """A finished unit's cost for one modality: worker seconds over reads (tile-dates)."""
+    """A finished unit's cost for one modality: worker seconds over reads (tile-dates), and
+    the modality's share of its unit's reads (the part of the unit's fixed cost it carries:
+    the estimator fits seconds = per-unit cost x share + per-read cost x reads)."""
 
     modality: str
     source: str
     reads: float
     seconds: float
     chunks: int
+    share: float = 1.0
 
 
 def _full(e: sqlite3.OperationalError, path: str) -> None:
@@ -120,6 +124,9 @@ class StateDB:
                 self.conn.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.conn.executescript(SCHEMA)
+                if "share" not in self._cost_columns():  # a database from before the fit
+                    self.conn.execute("ALTER TABLE costs ADD COLUMN share REAL NOT NULL "
+                                      "DEFAULT 1.0")
             fmt = self._meta("format")
             if fmt is None and create:
                 self._set_meta("format", STATE_FORMAT)
@@ -218,11 +225,14 @@ class StateDB:
 
     def record_costs(self, costs: Iterable[UnitCost]) -> None:
         now = time.time()
-        rows = [(c.modality, c.source, c.reads, c.seconds, c.chunks, now) for c in costs]
+        rows = [(c.modality, c.source, c.reads, c.seconds, c.chunks, now, c.share)
+                for c in costs]
         try:
             with self.conn:
                 self.conn.execute("BEGIN")
-                self.conn.executemany("INSERT INTO costs VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self.conn.executemany("INSERT INTO costs (modality, source, reads, seconds, "
+                                      "chunks, updated, share) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                      rows)
         except sqlite3.OperationalError as e:
             _full(e, self.path)
             raise
@@ -236,6 +246,16 @@ class StateDB:
                 "WHERE modality=? ORDER BY updated DESC LIMIT ?)", (m, limit)).fetchone()
             out[m] = (float(r or 0), float(s_ or 0), int(c or 0))
         return out
+
+    def _cost_columns(self) -> set[str]:
+        return {r[1] for r in self.conn.execute("PRAGMA table_info(costs)").fetchall()}
+
+    def cost_rows(self, modality: str, limit: int = 2000) -> list[tuple[float, float, float]]:
+        """(share, reads, seconds) of the modality's latest `limit` unit records."""
+        share = "share" if "share" in self._cost_columns() else "1.0"
+        return [(float(a), float(r), float(t)) for a, r, t in self.conn.execute(
+            f"SELECT {share}, reads, seconds FROM costs WHERE modality=? "
+            "ORDER BY updated DESC LIMIT ?", (modality, limit)).fetchall()]
 
     def set_meta(self, key: str, value: str) -> None:
         self._set_meta(key, value)
