@@ -1,8 +1,8 @@
 """`m3leo-tiles calibrate`: measure this machine's per-unit costs on the simulator.
 
-A simulated scene goes through the normal engine (every S1 layer from the archive source,
-s2 and dem from the local source), then its first `SINGLES` tiles again with one tile per
-S1 unit (`block=1`): two unit sizes, so the estimator can fit a fixed cost per unit apart
+A simulated scene's first `SINGLES` tiles go through the normal engine with one tile per S1
+unit (`block=1`), then the whole scene (every S1 layer from the archive source, s2 and dem
+from the local source): two unit sizes, so the estimator can fit a fixed cost per unit apart
 from the cost per read (runner/estimate.py `fit_rate`); one size would confound them. The
 runs' cost records (runner/state.py: per unit and modality, worker seconds, reads and the
 modality's share of the unit) and the stored bytes per chunk (the chunk files on disk over
@@ -53,19 +53,19 @@ def run_calibration(size: str = "small", dates: int = 3, workers: int = 1,
         opts = {"archive": {"archive": str(sim / "s1"), "dem": str(sim / "rasters" / "dem.tif"),
                             "dem_datum": "ellipsoid"},
                 "local": {"root": str(sim / "rasters" / "items.json")}}
+        singles = root / "calibration-singles.zarr"  # first: its units warm the workers
+        fetch(FetchRequest(store=str(singles), region=aoi, modalities=S1, period=PERIOD,
+                           source="archive", limit=SINGLES, workers=workers, progress=False,
+                           source_options={"archive": {**opts["archive"], "block": 1}}))
         for mods, source in ((["dem"], "local"), (["s2"], "local"), (S1, "archive")):
             fetch(FetchRequest(store=str(store), region=aoi, modalities=mods, period=PERIOD,
                                source=source, source_options=opts, workers=workers,
                                progress=False))
-        singles = root / "calibration-singles.zarr"
-        fetch(FetchRequest(store=str(singles), region=aoi, modalities=S1, period=PERIOD,
-                           source="archive", limit=SINGLES, workers=workers, progress=False,
-                           source_options={"archive": {**opts["archive"], "block": 1}}))
         rows = []
         for url in (store, singles):
             run = StateDB(default_state_path(str(url)), create=False)
-            rows += run.conn.execute("SELECT modality, source, reads, seconds, chunks, share "
-                                     "FROM costs").fetchall()
+            rows += run.conn.execute("SELECT modality, source, reads, seconds, chunks, share, "
+                                     "cold FROM costs").fetchall()
             if url == store:
                 done = dict(run.conn.execute("SELECT modality, count(*) FROM units WHERE "
                                              "status='done' GROUP BY modality").fetchall())

@@ -86,6 +86,9 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
     process's CPU time over the unit (a worker runs one unit at a time), not wall time,
     which every other process on the machine inflates: a calibration on a busy machine then
     priced a quiet run wrong, and the other way round."""
+    global _UNITS_HERE
+    cold = _UNITS_HERE == 0
+    _UNITS_HERE += 1
     t0 = time.process_time()
     outs = read_unit(source, unit, refs, modality, period, store_url, tile_index,
                      period_index, policy, more)
@@ -94,8 +97,13 @@ def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality:
     chunks = Counter(o.modality for o in outs)
     reads = [per.get(o.modality, 0) / max(1, chunks[o.modality]) for o in outs]
     total = sum(reads) or 1.0
-    return [dataclasses.replace(o, reads=r, seconds=seconds * r / total)
+    return [dataclasses.replace(o, reads=r, seconds=seconds * r / total, cold=cold)
             for o, r in zip(outs, reads, strict=True)]
+
+
+#: units this process has run: its first pays the process's warm-up (kernels compiled,
+#: modules and files first touched), up to 4x a warm unit; the estimator leaves it out
+_UNITS_HERE = 0
 
 
 def read_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality: Modality,
@@ -231,8 +239,9 @@ class DurableRecorder:
             if o.status == "done" and o.reads:
                 by.setdefault((o.modality, o.source), []).append(o)
         total = sum(o.reads for o in outs) or 1.0
+        cold = any(o.cold for o in outs)
         self.spent.extend(UnitCost(m, src, sum(o.reads for o in os_), sum(o.seconds for o in os_),
-                                   len(os_), sum(o.reads for o in os_) / total)
+                                   len(os_), sum(o.reads for o in os_) / total, cold)
                           for (m, src), os_ in by.items())
 
     def add(self, outs: list[Outcome]) -> None:

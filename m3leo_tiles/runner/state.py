@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS costs (
     seconds  REAL NOT NULL,
     chunks   INTEGER NOT NULL,
     updated  REAL NOT NULL,
-    share    REAL NOT NULL DEFAULT 1.0
+    share    REAL NOT NULL DEFAULT 1.0,
+    cold     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -48,6 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 STATE_FORMAT = "m3leo-tiles-state/1"
+#: columns the costs table gained after round 1 (added to older databases when opened)
+COST_COLUMNS = {"share": "REAL NOT NULL DEFAULT 1.0", "cold": "INTEGER NOT NULL DEFAULT 0"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Outcome:
     disk_full: bool = False  # never recorded: the run stops and the unit stays missing
     reads: float = 0.0  # tile-dates behind this chunk (runner/inputs.py `tile_dates`)
     seconds: float = 0.0  # its share of its unit's worker seconds
+    cold: bool = False  # its unit was its worker process's first (warm-up included)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class UnitCost:
     seconds: float
     chunks: int
     share: float = 1.0
+    cold: bool = False  # the worker process's first unit: its warm-up in the seconds
 
 
 def _full(e: sqlite3.OperationalError, path: str) -> None:
@@ -124,9 +129,10 @@ class StateDB:
                 self.conn.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.conn.executescript(SCHEMA)
-                if "share" not in self._cost_columns():  # a database from before the fit
-                    self.conn.execute("ALTER TABLE costs ADD COLUMN share REAL NOT NULL "
-                                      "DEFAULT 1.0")
+                have = self._cost_columns()  # a database from before the fit
+                for column, decl in COST_COLUMNS.items():
+                    if column not in have:
+                        self.conn.execute(f"ALTER TABLE costs ADD COLUMN {column} {decl}")
             fmt = self._meta("format")
             if fmt is None and create:
                 self._set_meta("format", STATE_FORMAT)
@@ -225,14 +231,14 @@ class StateDB:
 
     def record_costs(self, costs: Iterable[UnitCost]) -> None:
         now = time.time()
-        rows = [(c.modality, c.source, c.reads, c.seconds, c.chunks, now, c.share)
-                for c in costs]
+        rows = [(c.modality, c.source, c.reads, c.seconds, c.chunks, now, c.share,
+                 int(c.cold)) for c in costs]
         try:
             with self.conn:
                 self.conn.execute("BEGIN")
                 self.conn.executemany("INSERT INTO costs (modality, source, reads, seconds, "
-                                      "chunks, updated, share) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                      rows)
+                                      "chunks, updated, share, cold) VALUES "
+                                      "(?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.OperationalError as e:
             _full(e, self.path)
             raise
@@ -251,11 +257,16 @@ class StateDB:
         return {r[1] for r in self.conn.execute("PRAGMA table_info(costs)").fetchall()}
 
     def cost_rows(self, modality: str, limit: int = 2000) -> list[tuple[float, float, float]]:
-        """(share, reads, seconds) of the modality's latest `limit` unit records."""
-        share = "share" if "share" in self._cost_columns() else "1.0"
-        return [(float(a), float(r), float(t)) for a, r, t in self.conn.execute(
-            f"SELECT {share}, reads, seconds FROM costs WHERE modality=? "
-            "ORDER BY updated DESC LIMIT ?", (modality, limit)).fetchall()]
+        """(share, reads, seconds) of the modality's latest `limit` unit records that were
+        not their worker's first (warm-up), or of all of them when every one was."""
+        have = self._cost_columns()
+        share = "share" if "share" in have else "1.0"
+        cold = "cold" if "cold" in have else "0"
+        rows = self.conn.execute(
+            f"SELECT {share}, reads, seconds, {cold} FROM costs WHERE modality=? "
+            "ORDER BY updated DESC LIMIT ?", (modality, limit)).fetchall()
+        warm = [r for r in rows if not r[3]] or rows
+        return [(float(a), float(r), float(t)) for a, r, t, _ in warm]
 
     def set_meta(self, key: str, value: str) -> None:
         self._set_meta(key, value)

@@ -70,3 +70,15 @@ def test_a_state_database_from_before_the_share_column_opens_and_records(tmp_pat
     db = StateDB(str(path))
     db.record_costs([UnitCost("s2", "local", 2, 1, 2, 0.5)])
     assert sorted(db.cost_rows("s2")) == [(0.5, 2.0, 1.0), (1.0, 4.0, 2.0)]
+
+
+def test_a_worker_process_first_unit_its_warm_up_is_left_out_of_the_rates(tmp_path):
+    """A process's first unit compiles kernels and touches files first: 4x a warm one here
+    (measured on the calibration's S1 units); the rates come from the warm units."""
+    db = StateDB(str(tmp_path / "c.sqlite"))
+    db.record_costs([UnitCost("s1grd", "archive", 3, 1.0, 1, 0.25, cold=True)] +
+                    [UnitCost("s1grd", "archive", 3, 0.15, 1, 0.25)] * 3)
+    assert abs(CostModel.load((db, "run")).rate("s1grd").seconds_per_read - 0.05) < 1e-12
+    only = StateDB(str(tmp_path / "d.sqlite"))  # nothing but first units: those, then
+    only.record_costs([UnitCost("s2", "local", 2, 1.0, 2, 1.0, cold=True)])
+    assert abs(CostModel.load((only, "run")).rate("s2").seconds_per_read - 0.5) < 1e-12
