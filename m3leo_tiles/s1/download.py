@@ -69,9 +69,11 @@ class DownloadCache:
 
     Eviction keeps what the plan still needs (issue 20): a unit tells the cache where it
     stands in its node's schedule (`advance(seq)`: the node's clock, the highest seq
-    started) and, per file it fetches, the last seq of the node that reads the same product
-    (`until`, in a `.<name>.hold` file). Files held past the clock go last; among equals,
-    least recently used first. No cap given: `default_cap`, never unbounded.
+    started) and, per file it fetches, the last seq of the node that reads that file (per
+    burst for burst products: `CacheHint.until_of`; `until`, in a `.<name>.hold` file).
+    Files held past the clock go last; among equals, least recently used first
+    (runner/locality.py `replay` simulates this rule). No cap given: `default_cap`, never
+    unbounded.
     """
 
     def __init__(self, root: str | os.PathLike, max_bytes: int | None = None) -> None:
