@@ -31,8 +31,8 @@
    `distinct_over_needed` is the distinct bursts' bytes over the bytes the tiles need
    (runner/inputs.py: each tile's share of its frames' area).
 4. `estimate_error`: the stack run of step 2 estimated before it runs from costs calibrated
-   on another simulated scene (`calibrate --size small --dates 3`: another scene, fewer
-   dates, two unit sizes), against the core-seconds the engine then records for its units
+   on another simulated scene (`m3leo-tiles calibrate --size small --dates 3` in its own
+   process: another scene, fewer dates, two unit sizes), against the core-seconds the engine then records for its units
    (CPU seconds, the quantity the estimate prices; `estimate_error_vs_read_s` compares with
    the wall seconds the source's reads took instead). Until 2026-12-08 the calibration was
    the tile scene at 3 dates, one unit size, priced by one average per read, against wall
@@ -216,7 +216,6 @@ def start_simulation(tmp: Path, dates: int = 4, size: str = "tile") -> subproces
 
 def run_stack(tmp: Path, simulation: subprocess.Popen, dates: int = 4,
               size: str = "tile") -> dict:
-    from m3leo_tiles.runner.calibrate import run_calibration
     from m3leo_tiles.runner.fetch import DryRun, FetchRequest, fetch
     from m3leo_tiles.runner.state import StateDB
     from m3leo_tiles.sources import register_source
@@ -230,7 +229,11 @@ def run_stack(tmp: Path, simulation: subprocess.Popen, dates: int = 4,
     register_source("timed", "__main__:TimedArchive")
     os.environ["XDG_CACHE_HOME"] = str(tmp / "xdg")  # a calibration of its own
     t1 = time.perf_counter()
-    run_calibration(CAL_SIZE, CAL_DATES, 2)  # another scene and fewer dates
+    # another scene and fewer dates, in its own process as a user runs it: its workers
+    # must not warm (or swell) the run's, whose start-up the busy ratio and peak include
+    subprocess.run([sys.executable, "-m", "m3leo_tiles", "calibrate", "--size", CAL_SIZE,
+                    "--dates", str(CAL_DATES), "--workers", "2"], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
     cal_s = time.perf_counter() - t1
     req = FetchRequest(store=str(tmp / "sim.zarr"), region=str(sim / "aoi.geojson"),
                        modalities=LAYERS, period="2025-MAM", source="timed",
