@@ -232,8 +232,9 @@ def modalities():
 def calibrate(size, dates, workers, out, as_json):
     """Measure this machine's per-unit costs on the simulator, for `fetch --dry-run`.
 
-    Runs every S1 layer, s2 and dem on a simulated scene through the normal engine and keeps
-    the cost records (seconds per tile-date, stored bytes per chunk) in the calibration
+    Runs every S1 layer, s2 and dem on a simulated scene through the normal engine, and a
+    few of its tiles again one per unit (a second unit size), and keeps the cost records
+    (fitted: seconds per unit and per tile-date; stored bytes per chunk) in the calibration
     database; estimates use a run's own records first, these otherwise.
     """
     from .calibrate import run_calibration
@@ -244,7 +245,8 @@ def calibrate(size, dates, workers, out, as_json):
         return
     click.echo(f"calibration in {res['path']} ({res['seconds']:.0f} s):")
     for m, r in sorted(res["rates"].items()):
-        click.echo(f"  {m:<8} {r['seconds_per_read'] * 1000:8.1f} ms per tile-date   "
+        click.echo(f"  {m:<8} {r['seconds_per_unit']:6.2f} s per unit + "
+                   f"{r['seconds_per_read'] * 1000:8.1f} ms per tile-date   "
                    f"{r['store_bytes_per_chunk'] / 1e3:8.1f} kB per chunk stored")
 
 

@@ -15,7 +15,6 @@ that the next run retries, up to `max_attempts` runs; permanent errors wait for 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import os
 import random
@@ -29,44 +28,25 @@ import numpy as np
 
 from ..errors import M3leoError, NoData, StorageFull, TransientError, is_disk_full
 from ..modalities import Modality
-from ..periods import DateWindow, Period
-from ..sources.base import PlanRequest, Source, TileRef, WorkUnit
+from ..periods import Period
+from ..sources.base import Source, TileRef, WorkUnit
 from ..store.store import TileStore, write_chunk
 from .executors import WorkerPool, dask_workers, run_dask, run_inline
 from .inputs import tile_dates
 from .locality import hinted, schedule
-from .state import Outcome, StateDB, UnitCost, UnitState
+from .plan import (
+    ModalityJob,
+    Plan,
+    TargetSpec,
+    UnitRetryPolicy,
+    pending_tiles,
+    plan_units,
+    plan_work,
+    source_version,
+)
+from .state import Outcome, StateDB, UnitCost
 
 log = logging.getLogger(__name__)
-
-#: a nodata answer for a period that ended less than this long before it was recorded is
-#: re-checked later (archives fill in late)
-NODATA_SETTLE = dt.timedelta(days=20)
-
-
-@dataclass(frozen=True)
-class UnitRetryPolicy:
-    tries_per_run: int = 3
-    base_delay: float = 1.0
-    max_delay: float = 60.0
-    max_attempts: int = 5  # runs in which a transient failure is retried
-
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Exponential backoff with full jitter."""
-        uniform = rng.uniform if rng is not None else random.uniform
-        return uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
-
-
-@dataclass
-class ModalityJob:
-    """One modality's part of a run, after validation."""
-
-    modality: Modality
-    source: Source
-    periods: list[Period]
-    #: what the run asked (`periods.request`): periods, or the window a pair source searches;
-    #: `Source.periods` turns it into `periods` once the tiles are known
-    request: Sequence[DateWindow] = ()
 
 
 @dataclass
@@ -96,123 +76,34 @@ class RunSummary:
 
 
 # --------------------------------------------------------------------------------------------
-# planning
-def pending_tiles(states: dict[str, UnitState], tiles: Sequence[str], period: Period,
-                  retry_failed: bool, policy: UnitRetryPolicy, version: str) -> list[str]:
-    """Tiles of a (modality, period) still to do: missing, stale or retryable."""
-    out = []
-    for t in tiles:
-        s = states.get(t)
-        if s is None:
-            out.append(t)
-        elif s.status == "done":
-            if s.version and version and s.version != version:
-                out.append(t)  # produced by another source version: stale
-        elif s.status == "nodata":
-            recorded = dt.datetime.fromtimestamp(s.updated, dt.UTC).date()
-            if period.kind != "static" and recorded < period.end + NODATA_SETTLE:
-                out.append(t)  # the archive may not have been complete then
-        elif s.status == "failed":
-            if retry_failed or (s.transient and s.attempts < policy.max_attempts):
-                out.append(t)
-    return out
-
-
-def plan_units(job: ModalityJob, period: Period, refs: Sequence[TileRef], db: StateDB,
-               retry_failed: bool, policy: UnitRetryPolicy) -> tuple[list[WorkUnit], int]:
-    """One (modality, period) planned alone (benchmarks and single-layer callers)."""
-    states = db.states(job.modality.name, period.label)
-    ids = [r.id for r in refs]
-    version = source_version(job.source)
-    todo = set(pending_tiles(states, ids, period, retry_failed, policy, version))
-    units = job.source.plan(job.modality, period, [r for r in refs if r.id in todo])
-    return units, len(ids) - len(todo)
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """What a worker needs to write one (modality, period): its definition and period slot."""
-
-    modality: Modality
-    period: Period
-    period_index: int
-
-
-@dataclass
-class Plan:
-    """The units of a run, each with its source, and how many tiles were already done."""
-
-    units: list[tuple[Source, WorkUnit]]
-    skipped: Counter  # (modality, period) -> tiles already done
-
-    def per_target(self) -> dict[tuple[str, str], tuple[int, int]]:
-        """(modality, period) -> (units touching it, tiles to fetch)."""
-        out: dict[tuple[str, str], tuple[int, int]] = {}
-        for _, u in self.units:
-            for t in u.targets:
-                n, k = out.get((t.modality, t.period), (0, 0))
-                out[(t.modality, t.period)] = (n + 1, k + len(t.tiles))
-        return out
-
-
-def plan_work(jobs: Sequence[ModalityJob], refs: Sequence[TileRef], db: StateDB | None,
-              retry_failed: bool, policy: UnitRetryPolicy) -> Plan:
-    """Every job's missing (tile, modality, period) handed to its source at once.
-
-    Jobs that share a source object are planned together (`Source.plan_all`), so a source
-    can serve several layers from one unit; without a state DB everything is missing.
-    """
-    ids = [r.id for r in refs]
-    groups: dict[int, list[ModalityJob]] = {}
-    for job in jobs:
-        groups.setdefault(id(job.source), []).append(job)
-    plan = Plan([], Counter())
-    for group in groups.values():
-        source = group[0].source
-        version = source_version(source)
-        requests = []
-        everything = list(refs)  # one shared list where nothing is done yet (region scale)
-        for job in group:
-            for period in job.periods:
-                if db is None:
-                    todo = ids
-                else:
-                    states = db.states(job.modality.name, period.label)
-                    todo = pending_tiles(states, ids, period, retry_failed, policy, version)
-                plan.skipped[(job.modality.name, period.label)] += len(ids) - len(todo)
-                if len(todo) == len(ids):
-                    requests.append(PlanRequest(job.modality, period, everything))
-                elif todo:
-                    keep = set(todo)
-                    requests.append(PlanRequest(job.modality, period,
-                                                [r for r in refs if r.id in keep]))
-        if requests:
-            plan.units.extend((source, u) for u in source.plan_all(requests))
-    return plan
-
-
-def source_version(source: Source) -> str:
-    return f"{source.name}:{source.version}"
-
-
-# --------------------------------------------------------------------------------------------
 # the worker side
 def run_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality: Modality,
              period: Period, store_url: str, tile_index: dict[str, int], period_index: int,
              policy: UnitRetryPolicy,
              more: Mapping[tuple[str, str], TargetSpec] | None = None) -> list[Outcome]:
-    """`read_unit`, its worker seconds shared over its outcomes by their reads (tile-dates):
-    the cost records the estimator learns from (issue 20)."""
-    t0 = time.perf_counter()
+    """`read_unit`, its core-seconds shared over its outcomes by their reads (tile-dates):
+    the cost records the estimator learns from (issue 20). Core-seconds are the worker
+    process's CPU time over the unit (a worker runs one unit at a time), not wall time,
+    which every other process on the machine inflates: a calibration on a busy machine then
+    priced a quiet run wrong, and the other way round."""
+    global _UNITS_HERE
+    cold = _UNITS_HERE == 0
+    _UNITS_HERE += 1
+    t0 = time.process_time()
     outs = read_unit(source, unit, refs, modality, period, store_url, tile_index,
                      period_index, policy, more)
-    seconds = time.perf_counter() - t0
+    seconds = time.process_time() - t0
     per = tile_dates(unit)
     chunks = Counter(o.modality for o in outs)
     reads = [per.get(o.modality, 0) / max(1, chunks[o.modality]) for o in outs]
     total = sum(reads) or 1.0
-    return [dataclasses.replace(o, reads=r, seconds=seconds * r / total)
+    return [dataclasses.replace(o, reads=r, seconds=seconds * r / total, cold=cold)
             for o, r in zip(outs, reads, strict=True)]
+
+
+#: units this process has run: its first pays the process's warm-up (kernels compiled,
+#: modules and files first touched), up to 4x a warm unit; the estimator leaves it out
+_UNITS_HERE = 0
 
 
 def read_unit(source: Source, unit: WorkUnit, refs: dict[str, TileRef], modality: Modality,
@@ -341,13 +232,17 @@ class DurableRecorder:
         self.last = time.monotonic()
 
     def costs(self, outs: list[Outcome]) -> None:
-        """One cost record per modality of a finished unit (done chunks only)."""
+        """One cost record per modality of a finished unit (done chunks only), with the
+        modality's share of the unit's reads."""
         by: dict[tuple[str, str], list[Outcome]] = {}
         for o in outs:
             if o.status == "done" and o.reads:
                 by.setdefault((o.modality, o.source), []).append(o)
+        total = sum(o.reads for o in outs) or 1.0
+        cold = any(o.cold for o in outs)
         self.spent.extend(UnitCost(m, src, sum(o.reads for o in os_), sum(o.seconds for o in os_),
-                                   len(os_)) for (m, src), os_ in by.items())
+                                   len(os_), sum(o.reads for o in os_) / total, cold)
+                          for (m, src), os_ in by.items())
 
     def add(self, outs: list[Outcome]) -> None:
         self.pending.extend(outs)
@@ -409,7 +304,7 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
     nodes = dask_workers(scheduler) if scheduler else []
     units = [t[1] for t in tasks]
     plan_s = schedule(units, ref_by_id, [unit_weight(u) for u in units], max(1, len(nodes)))
-    order = hinted(units, plan_s)
+    order = hinted(units, plan_s, ref_by_id)
     tasks = [(tasks[i][0], u, *tasks[i][2:]) for i, _, u in order]
     where = [nodes[n] for _, n, _ in order] if nodes else None
     summary.units = len(tasks)
@@ -457,3 +352,8 @@ def execute(store: TileStore, db: StateDB, jobs: Sequence[ModalityJob], refs: Se
         raise StorageFull(f"{full}: the run stopped after {summary.done} units done; free "
                           "space and rerun (units not written were not recorded)")
     return summary
+
+
+__all__ = ["DurableRecorder", "ModalityJob", "Plan", "Progress", "RunSummary", "TargetSpec",
+           "UnitRetryPolicy", "execute", "pending_tiles", "plan_units", "plan_work", "read_unit",
+           "run_unit", "source_version", "unit_weight"]

@@ -1,12 +1,18 @@
 """What a run will cost before it starts: bytes to download, bytes needed, Earth Engine
 requests, core-hours and store size, per modality and in total (issue 20).
 
-Per-unit costs are measurements, not constants: seconds per read (tile-date) per modality
-come from the cost records real units leave in a state database (`StateDB.costs`), the run's
-own first, else the calibration database `m3leo-tiles calibrate` fills on the simulator;
-stored bytes per chunk likewise (measured on the calibration store). A modality with no
-measurement has no core-hour figure (None: run `calibrate`), and its store size is the raw
-chunk size (an upper bound, said so). Bytes come from the search metadata (inputs.py).
+Per-unit costs are measurements, not constants: per modality, a unit's seconds are fitted
+as `seconds_per_unit x share + seconds_per_read x reads` (`fit_rate`) over the cost records
+real units leave in a state database (`StateDB.cost_rows`: the modality's reads, i.e.
+tile-dates, its seconds, and its share of its unit's reads, which is the part of the unit's
+fixed cost it carries), the run's own first, else the calibration database `m3leo-tiles
+calibrate` fills on the simulator at two unit sizes. A fixed cost per unit (opening its
+products, orbits, the DEM) does not scale with the dates a tile reads: one average per read
+missed by 0.27-0.35 when the dates or the unit size changed. Records of one unit size only
+cannot separate the two: then it is one average per read, as before. Stored bytes per chunk
+are measured on the calibration store. A modality with no measurement has no core-hour
+figure (None: run `calibrate`), and its store size is the raw chunk size (an upper bound,
+said so). Bytes come from the search metadata (inputs.py).
 """
 
 from __future__ import annotations
@@ -37,11 +43,35 @@ def calibration_path() -> Path:
 
 @dataclass(frozen=True)
 class Rate:
-    """A modality's measured cost: seconds per read and stored bytes per chunk."""
+    """A modality's measured cost: seconds per unit (times the modality's share of it) and
+    per read, and stored bytes per chunk."""
 
     seconds_per_read: float | None
     store_bytes_per_chunk: float | None
     origin: str  # "run", "calibration" or "none"
+    seconds_per_unit: float = 0.0
+
+    def seconds(self, share: float, reads: float) -> float:
+        """Estimated worker seconds of `reads` reads carrying `share` of units."""
+        return self.seconds_per_unit * share + (self.seconds_per_read or 0.0) * reads
+
+
+def fit_rate(rows: Sequence[tuple[float, float, float]]) -> tuple[float, float] | None:
+    """(seconds per unit, seconds per read) by least squares over (share, reads, seconds)
+    records; one average per read (no unit term) where the records cannot tell the two
+    apart (one unit size) or the fit goes negative; None without reads."""
+    a = np.asarray(rows, dtype=float).reshape(-1, 3)
+    if not len(a) or a[:, 1].sum() <= 0:
+        return None
+    average = (0.0, float(a[:, 2].sum() / a[:, 1].sum()))
+    x = a[:, :2]
+    sv = np.linalg.svd(x / np.maximum(np.abs(x).max(axis=0), 1e-12), compute_uv=False)
+    if len(a) < 2 or sv[-1] < 1e-3 * sv[0]:
+        return average
+    (per_unit, per_read), *_ = np.linalg.lstsq(x, a[:, 2], rcond=None)
+    if per_unit < 0 or per_read <= 0:
+        return average
+    return float(per_unit), float(per_read)
 
 
 @dataclass(frozen=True)
@@ -58,10 +88,11 @@ class CostModel:
         for db, origin in dbs:
             if db is None:
                 continue
-            for m, (reads, seconds, _chunks) in db.costs().items():
+            for m in db.costs():
+                fit = fit_rate(db.cost_rows(m))
                 stored = db.meta(f"store_bytes_per_chunk:{m}")
-                if m not in rates and reads > 0:
-                    rates[m] = Rate(seconds / reads, float(stored) if stored else None, origin)
+                if m not in rates and fit is not None:
+                    rates[m] = Rate(fit[1], float(stored) if stored else None, origin, fit[0])
         return cls(rates)
 
 
@@ -120,6 +151,12 @@ def footprints(sources: Sequence[Source]) -> dict:
     return out
 
 
+def share(got: UnitInputs, modality: str) -> float:
+    """The modality's share of its unit's reads (as `DurableRecorder.costs` records it)."""
+    reads = {m: got.tile_dates.get(m, n) for m, n in got.chunks.items()}
+    return reads.get(modality, 0) / (sum(reads.values()) or 1)
+
+
 def estimate(units: Sequence[tuple[Source, WorkUnit]], refs: Sequence[TileRef],
              model: CostModel, inputs: Sequence[UnitInputs] | None = None) -> Estimate:
     """The plan's costs (module docstring)."""
@@ -131,10 +168,11 @@ def estimate(units: Sequence[tuple[Source, WorkUnit]], refs: Sequence[TileRef],
     for (source, _), got in zip(units, inputs, strict=True):
         for m, n in got.chunks.items():
             a = acc.setdefault(m, {"units": 0, "tile_dates": 0, "reads": 0, "needed": 0,
-                                   "ee": 0})
+                                   "ee": 0, "share": 0.0})
             a["units"] += 1
             a["tile_dates"] += n
             a["reads"] += got.tile_dates.get(m, n)
+            a["share"] += share(got, m)
             a["needed"] += got.needed_bytes
             seen.setdefault(m, {}).update(got.bursts)
             if source.name in EE_SOURCES and first is not None:
@@ -142,7 +180,7 @@ def estimate(units: Sequence[tuple[Source, WorkUnit]], refs: Sequence[TileRef],
     layers = []
     for m in sorted(acc):
         a, rate = acc[m], model.rate(m)
-        hours = (a["reads"] * rate.seconds_per_read / 3600
+        hours = (rate.seconds(a["share"], a["reads"]) / 3600
                  if rate.seconds_per_read is not None else None)
         per_chunk = rate.store_bytes_per_chunk
         if per_chunk is None:
@@ -150,12 +188,12 @@ def estimate(units: Sequence[tuple[Source, WorkUnit]], refs: Sequence[TileRef],
         layers.append(LayerEstimate(m, a["units"], a["tile_dates"], a["reads"],
                                     sum(seen[m].values()), a["needed"], a["ee"], hours,
                                     int(a["tile_dates"] * per_chunk), rate.origin))
-    hours = [x.core_hours for x in layers]
+    per_layer = [x.core_hours for x in layers]
     total = LayerEstimate(
         "total", len(units), sum(x.tile_dates for x in layers), sum(x.reads for x in layers),
         distinct_bytes(inputs), sum(g.needed_bytes for g in inputs),
         sum(x.ee_requests for x in layers),
-        None if any(h is None for h in hours) else sum(h for h in hours if h is not None),
+        None if any(h is None for h in per_layer) else sum(h for h in per_layer if h is not None),
         sum(x.store_bytes for x in layers),
         ",".join(sorted({x.costs_from for x in layers})) or "none")
     return Estimate(tuple(layers), total)
@@ -171,8 +209,8 @@ class RunMeter:
         self.unit_of = {(t.modality, t.period, tile): k for k, u in enumerate(units)
                         for t in u.targets for tile in t.tiles}
         self.inputs = inputs
-        self.secs = [sum(n * (model.rate(m).seconds_per_read or 0.0)
-                         for m, n in g.tile_dates.items()) for g in inputs]
+        self.secs = [sum(model.rate(m).seconds(share(g, m), n) for m, n in g.tile_dates.items())
+                     for g in inputs]
         self.left = sum(self.secs)
         self.seen: set[int] = set()
         self.seen_bytes: dict[str, int] = {}
@@ -193,4 +231,4 @@ class RunMeter:
 
 
 __all__ = ["RunMeter", "CostModel", "Estimate", "LayerEstimate", "Rate", "calibration_path", "estimate",
-           "footprints", "load_model", "raw_chunk_bytes"]
+           "fit_rate", "footprints", "load_model", "raw_chunk_bytes", "share"]

@@ -83,6 +83,7 @@ class BurstModel:
                 return None
             cells = burst_cells(fp, bursts_along(record))
             shapely.prepare(cells)
+            shapely.prepare(fp)  # `unit_inputs` asks which tiles it covers whole
             got = self._cells[record.name] = (cells, (record.size or 0) // len(cells))
         return got
 
@@ -139,9 +140,14 @@ def unit_inputs(unit: WorkUnit, refs: Mapping[str, TileRef], model: BurstModel |
         for k in hit.tolist():
             bursts[f"{rec.name}#{k}"] = each
         fp = model.footprints[rec.name] if model is not None else None
-        mine = [t.polygon for t in tiles if i in work.cover.get(t.id, ())]
-        if mine and fp is not None and rec.size:
-            area = np.asarray(shapely.area(shapely.intersection(fp, mine)))
+        mine = np.asarray([t.polygon for t in tiles if i in work.cover.get(t.id, ())],
+                          dtype=object)
+        if len(mine) and fp is not None and rec.size:
+            # most tiles lie inside the frame: only those on its edge need an intersection
+            area = np.asarray(shapely.area(mine), dtype=float)
+            edge = ~shapely.covers(fp, mine)
+            if edge.any():
+                area[edge] = shapely.area(shapely.intersection(fp, mine[edge]))
             needed += rec.size * float(area.sum()) / max(fp.area, 1e-12)
     return UnitInputs(unit.key, bursts, int(needed), chunks, tile_dates(unit))
 

@@ -12,11 +12,15 @@ work on distant groups at once and the cache holds all their fronts.)
 `replay` is a SIMULATION of the cache, not a measurement: it plays a schedule (plan order,
 per-node and per-worker assignment, each unit taking time in proportion to its weight)
 against a cache of a given capacity per node, with the plan's burst sizes
-(`runner/inputs.py`), and counts the bytes each node downloads. A burst is held while its
-unit runs; eviction takes least-recently-used bursts no pending unit of the node still needs
-first, then (policy "refs") the least recently used of the rest; policy "lru" is recency
-only. As in the real cache, "still needed" is known per product (frame), not per burst: the
-plan knows frames, the bursts are found at read time. The multi-node rehearsal test checks it against real downloads.
+(`runner/inputs.py`), and counts the bytes each node downloads. It follows the real cache's
+rule (`s1.download.DownloadCache`), per burst: a burst is pinned while its unit runs; a
+burst is held while the node's clock (the highest seq started) is before `until`, the last
+seq of the node's units that read that burst (`last_reads`, which also makes the engine's
+hints); eviction takes the least recently used of the bursts not held first, then the
+least recently used held ones. Policy "lru" is recency only (today's cache without hints).
+The engine's workers find their bursts at read time; `CacheHint.until_of` gives each burst
+the same `until` from the later units' hulls, which is what their one burst search per unit
+covers. The multi-node rehearsal test checks the replay against real downloads.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import dataclasses
 import heapq
 import math
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,17 +166,39 @@ def schedule(units: Sequence[WorkUnit], refs: Mapping[str, TileRef], weights: Se
     return Schedule(tuple(tuple(q) for q in queues))
 
 
-def hinted(units: Sequence[WorkUnit], plan: Schedule) -> list[tuple[int, int, WorkUnit]]:
+def last_reads(queue: Sequence[int], reads: Sequence[Iterable[str]]) -> dict[str, int]:
+    """Per key (an item, or a burst), the last seq of the node's `queue` whose unit reads it
+    (`reads[i]`: what unit i reads): the cache holds the key until the node's clock gets
+    there. One rule for the engine's hints and the replay."""
+    last: dict[str, int] = {}
+    for seq, i in enumerate(queue):
+        for key in reads[i]:
+            last[key] = seq
+    return last
+
+
+def hinted(units: Sequence[WorkUnit], plan: Schedule,
+           refs: Mapping[str, TileRef] | None = None) -> list[tuple[int, int, WorkUnit]]:
     """(plan index, node, unit with its CacheHint) in submission order: a unit's seq is its
-    place in its node's queue, and per item the last seq of the node reading it too."""
+    place in its node's queue, and per item the last seq of the node reading it too; with
+    `refs`, per item the later units reading it and their tiles' hulls (per-burst holds)."""
     hints: dict[int, CacheHint] = {}
+    items = [u.items for u in units]
     for queue in plan.nodes:
-        last: dict[str, int] = {}
+        last = last_reads(queue, items)
+        hulls: dict[int, bytes] = {}
+        readers: dict[str, list[int]] = {}
+        if refs is not None:
+            polys = [[refs[t].polygon for t in units[i].all_tiles] for i in queue]
+            hulls = dict(enumerate(shapely.to_wkb(shapely.convex_hull(
+                shapely.GeometryCollection(p))) for p in polys))
+            for seq, i in enumerate(queue):
+                for item in units[i].items:
+                    readers.setdefault(item, []).append(seq)
         for seq, i in enumerate(queue):
-            for item in units[i].items:
-                last[item] = seq
-        for seq, i in enumerate(queue):
-            hints[i] = CacheHint(seq, tuple(last[item] for item in units[i].items))
+            later = tuple(tuple((s, hulls[s]) for s in readers[item] if s > seq)
+                          for item in units[i].items) if refs is not None else ()
+            hints[i] = CacheHint(seq, tuple(last[item] for item in units[i].items), later)
     return [(i, n, dataclasses.replace(units[i], hint=hints[i])) for i, n in plan.order]
 
 
@@ -183,19 +209,15 @@ def longest_first(weights: Sequence[float], nodes: int = 1) -> Schedule:
     return Schedule(tuple(tuple(order[k::nodes]) for k in range(nodes)))
 
 
-def frame_of(burst: str) -> str:
-    """The product a burst key (`<product>#<burst>`) belongs to: the cache holds bursts
-    per product, as the real one does (`DownloadCache.hold`)."""
-    return burst.split("#", 1)[0]
-
-
 class _Cache:
-    """The replayed cache of one node: held (in use), kept (a pending unit needs it), free."""
+    """The replayed cache of one node: pinned (in use), held (a later unit of the node reads
+    it: `until` past the clock), free; held and free each least recently used first."""
 
-    def __init__(self, cap: int, refs: dict[str, int], policy: str,
+    def __init__(self, cap: int, until: dict[str, int], policy: str,
                  counts: Counter | None = None) -> None:
-        self.cap, self.refs, self.policy = cap, refs, policy
+        self.cap, self.until, self.policy = cap, until, policy
         self.counts = Counter() if counts is None else counts
+        self.clock = -1
         self.size = 0
         self.bytes: dict[str, int] = {}
         self.pins: dict[str, int] = {}
@@ -204,14 +226,13 @@ class _Cache:
         self.downloaded = 0
 
     def _park(self, b: str) -> None:
-        if self.policy == "refs" and self.refs.get(frame_of(b), 0) > 0:
+        if self.policy == "refs" and self.until.get(b, -1) > self.clock:
             self.kept[b] = None
         else:
             self.free[b] = None
 
-    def start(self, bursts: Mapping[str, int]) -> None:
-        for f in {frame_of(b) for b in bursts}:
-            self.refs[f] -= 1
+    def start(self, seq: int, bursts: Mapping[str, int]) -> None:
+        self.clock = max(self.clock, seq)
         for b, nbytes in bursts.items():
             if b in self.bytes:
                 self.free.pop(b, None)
@@ -233,6 +254,8 @@ class _Cache:
         self._evict()
 
     def _evict(self) -> None:
+        # a held burst's last reader pins it when it starts, so `kept` never holds one whose
+        # `until` the clock has passed: the two queues are the real cache's sort order
         while self.size > self.cap and (self.free or self.kept):
             b, _ = (self.free or self.kept).popitem(last=False)
             self.size -= self.bytes.pop(b)
@@ -246,18 +269,15 @@ def replay(plan: Schedule, inputs: Sequence[UnitInputs], weights: Sequence[float
     downloads of each burst."""
     total = 0
     for queue in plan.nodes:
-        refs: dict[str, int] = {}
-        for i in queue:
-            for f in {frame_of(b) for b in inputs[i].bursts}:
-                refs[f] = refs.get(f, 0) + 1
-        cache = _Cache(cache_bytes, refs, policy, counts)
+        cache = _Cache(cache_bytes, last_reads(queue, [x.bursts for x in inputs]), policy,
+                       counts)
         running: list[tuple[float, int]] = []  # (end time, unit)
         free_at = [0.0] * max(1, workers)
-        for i in queue:
+        for seq, i in enumerate(queue):
             t = heapq.heappop(free_at)
             while running and running[0][0] <= t:
                 cache.end(inputs[heapq.heappop(running)[1]].bursts)
-            cache.start(inputs[i].bursts)
+            cache.start(seq, inputs[i].bursts)
             end = t + max(float(weights[i]), 1e-9)
             heapq.heappush(running, (end, i))
             heapq.heappush(free_at, end)
@@ -265,5 +285,5 @@ def replay(plan: Schedule, inputs: Sequence[UnitInputs], weights: Sequence[float
     return total
 
 
-__all__ = ["BANDS", "Schedule", "components", "hinted", "longest_first", "replay", "schedule",
-           "split", "sweep", "unit_centres"]
+__all__ = ["BANDS", "Schedule", "components", "hinted", "last_reads", "longest_first", "replay",
+           "schedule", "split", "sweep", "unit_centres"]

@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS costs (
     reads    REAL NOT NULL,
     seconds  REAL NOT NULL,
     chunks   INTEGER NOT NULL,
-    updated  REAL NOT NULL
+    updated  REAL NOT NULL,
+    share    REAL NOT NULL DEFAULT 1.0,
+    cold     INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -47,6 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 STATE_FORMAT = "m3leo-tiles-state/1"
+#: columns the costs table gained after round 1 (added to older databases when opened)
+COST_COLUMNS = {"share": "REAL NOT NULL DEFAULT 1.0", "cold": "INTEGER NOT NULL DEFAULT 0"}
 
 
 @dataclass(frozen=True)
@@ -75,17 +79,22 @@ class Outcome:
     disk_full: bool = False  # never recorded: the run stops and the unit stays missing
     reads: float = 0.0  # tile-dates behind this chunk (runner/inputs.py `tile_dates`)
     seconds: float = 0.0  # its share of its unit's worker seconds
+    cold: bool = False  # its unit was its worker process's first (warm-up included)
 
 
 @dataclass(frozen=True)
 class UnitCost:
-    """A finished unit's cost for one modality: worker seconds over reads (tile-dates)."""
+    """A finished unit's cost for one modality: worker seconds over reads (tile-dates), and
+    the modality's share of its unit's reads (the part of the unit's fixed cost it carries:
+    the estimator fits seconds = per-unit cost x share + per-read cost x reads)."""
 
     modality: str
     source: str
     reads: float
     seconds: float
     chunks: int
+    share: float = 1.0
+    cold: bool = False  # the worker process's first unit: its warm-up in the seconds
 
 
 def _full(e: sqlite3.OperationalError, path: str) -> None:
@@ -120,6 +129,10 @@ class StateDB:
                 self.conn.execute("PRAGMA synchronous=NORMAL")
             if create:
                 self.conn.executescript(SCHEMA)
+                have = self._cost_columns()  # a database from before the fit
+                for column, decl in COST_COLUMNS.items():
+                    if column not in have:
+                        self.conn.execute(f"ALTER TABLE costs ADD COLUMN {column} {decl}")
             fmt = self._meta("format")
             if fmt is None and create:
                 self._set_meta("format", STATE_FORMAT)
@@ -218,11 +231,14 @@ class StateDB:
 
     def record_costs(self, costs: Iterable[UnitCost]) -> None:
         now = time.time()
-        rows = [(c.modality, c.source, c.reads, c.seconds, c.chunks, now) for c in costs]
+        rows = [(c.modality, c.source, c.reads, c.seconds, c.chunks, now, c.share,
+                 int(c.cold)) for c in costs]
         try:
             with self.conn:
                 self.conn.execute("BEGIN")
-                self.conn.executemany("INSERT INTO costs VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self.conn.executemany("INSERT INTO costs (modality, source, reads, seconds, "
+                                      "chunks, updated, share, cold) VALUES "
+                                      "(?, ?, ?, ?, ?, ?, ?, ?)", rows)
         except sqlite3.OperationalError as e:
             _full(e, self.path)
             raise
@@ -236,6 +252,21 @@ class StateDB:
                 "WHERE modality=? ORDER BY updated DESC LIMIT ?)", (m, limit)).fetchone()
             out[m] = (float(r or 0), float(s_ or 0), int(c or 0))
         return out
+
+    def _cost_columns(self) -> set[str]:
+        return {r[1] for r in self.conn.execute("PRAGMA table_info(costs)").fetchall()}
+
+    def cost_rows(self, modality: str, limit: int = 2000) -> list[tuple[float, float, float]]:
+        """(share, reads, seconds) of the modality's latest `limit` unit records that were
+        not their worker's first (warm-up), or of all of them when every one was."""
+        have = self._cost_columns()
+        share = "share" if "share" in have else "1.0"
+        cold = "cold" if "cold" in have else "0"
+        rows = self.conn.execute(
+            f"SELECT {share}, reads, seconds, {cold} FROM costs WHERE modality=? "
+            "ORDER BY updated DESC LIMIT ?", (modality, limit)).fetchall()
+        warm = [r for r in rows if not r[3]] or rows
+        return [(float(a), float(r), float(t)) for a, r, t, _ in warm]
 
     def set_meta(self, key: str, value: str) -> None:
         self._set_meta(key, value)

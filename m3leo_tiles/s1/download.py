@@ -1,224 +1,39 @@
-"""Resumable, verified S1 downloads with Earthdata Login into a size-capped LRU cache shared by
-workers (a lock per file), and ASF burst products fetched and assembled into SAFEs there.
+"""S1 downloads into a size-capped cache shared by workers (a lock per file), and ASF burst
+products fetched and assembled into SAFEs there.
 
-asf_search's own download is a single streamed GET that keeps a partial file on failure and
-checks nothing, so we do our own: Range resume into `<name>.part`, size + MD5 check against
-what ASF publishes, atomic rename, bounded retries with exponential backoff and jitter,
-401/403 -> AuthError, 202 (on-demand burst extraction still running) waited on.
-Credentials come from the environment or ~/.netrc and are never logged or written.
+Each file comes through `transfer.download` (resumable, verified, atomic) with Earthdata
+Login (`earthdata.py`); both are importable from here as before the split.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
-import netrc
 import os
-import random
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
 
-from ..errors import AuthError, PermanentError, TransientError
+from ..errors import PermanentError
 from .bursts import BurstFiles, assemble_safe
+from .earthdata import (
+    AUTH_HOSTS,
+    EDL_HOST,
+    Credentials,
+    EarthdataSession,
+    download_session,
+    earthdata_credentials,
+)
 from .products import BurstRef, S1Product, burst_refs
+from .transfer import DownloadRetry, download, md5_of
 
 log = logging.getLogger(__name__)
-
-EDL_HOST = "urs.earthdata.nasa.gov"
-AUTH_HOSTS = (EDL_HOST, "auth.asf.alaska.edu", "sentinel1.asf.alaska.edu",
-              "datapool.asf.alaska.edu", "cumulus.asf.alaska.edu")
-CHUNK = 1 << 20  # hashing block
-STREAM_CHUNK = 1 << 16  # small reads: a cut connection loses at most this much
-
-
-@dataclass(frozen=True, repr=False)
-class Credentials:
-    """Earthdata Login: a bearer token or a username/password; repr never shows them."""
-
-    username: str | None = None
-    password: str | None = field(default=None)
-    token: str | None = field(default=None)
-    origin: str = ""
-
-    def __repr__(self) -> str:
-        return f"Credentials(from {self.origin or 'caller'}, hidden)"
-
-
-def earthdata_credentials(env: Mapping[str, str] | None = None,
-                          netrc_file: str | os.PathLike | None = None) -> Credentials | None:
-    """EARTHDATA_TOKEN, else EARTHDATA_USERNAME/PASSWORD, else ~/.netrc for Earthdata Login."""
-    env = os.environ if env is None else env
-    if env.get("EARTHDATA_TOKEN"):
-        return Credentials(token=env["EARTHDATA_TOKEN"], origin="EARTHDATA_TOKEN")
-    if env.get("EARTHDATA_USERNAME") and env.get("EARTHDATA_PASSWORD"):
-        return Credentials(env["EARTHDATA_USERNAME"], env["EARTHDATA_PASSWORD"],
-                           origin="EARTHDATA_USERNAME/EARTHDATA_PASSWORD")
-    path = Path(netrc_file) if netrc_file else Path(env.get("NETRC") or Path.home() / ".netrc")
-    if path.is_file():
-        try:
-            auth = netrc.netrc(str(path)).authenticators(EDL_HOST)
-        except (netrc.NetrcParseError, OSError) as e:
-            log.warning("cannot read %s: %s", path, type(e).__name__)
-            auth = None
-        if auth and auth[0] and auth[2]:
-            return Credentials(auth[0], auth[2], origin=str(path))
-    return None
-
-
-class EarthdataSession(requests.Session):
-    """A session that keeps credentials across the Earthdata Login redirects, only there."""
-
-    def __init__(self, creds: Credentials | None, auth_hosts: Sequence[str] = AUTH_HOSTS) -> None:
-        super().__init__()
-        self.trust_env = False  # no implicit netrc lookups for arbitrary hosts
-        self._auth_hosts = set(auth_hosts)
-        self._creds = creds
-        if creds and creds.token:
-            self.headers["Authorization"] = f"Bearer {creds.token}"
-        elif creds and creds.username:
-            self.auth = (creds.username, creds.password or "")
-
-    def rebuild_auth(self, prepared_request, response):  # type: ignore[override]
-        """Drop credentials on redirects to hosts outside Earthdata/ASF (requests' rule otherwise)."""
-        host = urlparse(prepared_request.url).hostname
-        if host in self._auth_hosts:
-            if self._creds and self._creds.token:
-                prepared_request.headers["Authorization"] = f"Bearer {self._creds.token}"
-            return None
-        return super().rebuild_auth(prepared_request, response)
-
-    def __repr__(self) -> str:
-        return "EarthdataSession(credentials hidden)"
-
-
-def download_session(creds: Credentials | None = None, auth_hosts: Sequence[str] = AUTH_HOSTS,
-                 require: bool = True) -> EarthdataSession:
-    """A download session; `require` raises AuthError before any work when none are found."""
-    creds = creds if creds is not None else earthdata_credentials()
-    if creds is None and require:
-        raise AuthError("no Earthdata Login credentials: set EARTHDATA_TOKEN, or "
-                        "EARTHDATA_USERNAME and EARTHDATA_PASSWORD, or add "
-                        f"'machine {EDL_HOST} login ... password ...' to ~/.netrc")
-    return EarthdataSession(creds, auth_hosts)
-
-
-@dataclass
-class DownloadRetry:
-    """Bounded exponential backoff with full jitter; a separate budget for 202 waits."""
-
-    attempts: int = 6
-    base: float = 0.5
-    cap: float = 30.0
-    wait_202: float = 600.0  # seconds to wait in total for an on-demand product
-    poll_202: float = 5.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * 2 ** attempt))
-
-
-def md5_of(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def download(url: str, dest: str | os.PathLike, session: requests.Session,
-             size: int | None = None, md5: str | None = None,
-             retry: DownloadRetry | None = None, timeout: float = 60.0) -> Path:
-    """Fetch url to dest (resuming dest.part), verify size/MD5, rename; return dest."""
-    retry = retry or DownloadRetry()
-    dest = Path(dest)
-    if dest.is_file() and (size is None or dest.stat().st_size == size):
-        return dest  # only verified files are ever renamed into place
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    attempt = 0
-    waited = 0.0
-    polls = 0
-    max_polls = int(retry.wait_202 / max(retry.poll_202, 0.01)) + 1
-    last = ""
-    while attempt < retry.attempts:
-        have = part.stat().st_size if part.exists() else 0
-        if size is not None and have > size:
-            part.unlink()
-            have = 0
-        if size is None or have < size:
-            headers = {"Range": f"bytes={have}-"} if have else {}
-            try:
-                with session.get(url, headers=headers, stream=True, timeout=timeout,
-                                 allow_redirects=True) as r:
-                    if r.status_code in (401, 403):
-                        raise AuthError(
-                            f"Earthdata Login refused the download of {Path(urlparse(url).path).name} "
-                            f"(HTTP {r.status_code}): check your credentials and that you accepted "
-                            "the ASF EULA at urs.earthdata.nasa.gov")
-                    if r.status_code == 202:
-                        pause = float(r.headers.get("Retry-After") or retry.poll_202)
-                        polls += 1
-                        if waited + pause > retry.wait_202 or polls > max_polls:
-                            raise TransientError(f"{url}: still processing after {waited:.0f} s")
-                        log.info("%s is being prepared (202); waiting %.0f s", dest.name, pause)
-                        retry.sleep(pause)
-                        waited += pause
-                        continue
-                    if r.status_code == 429 or r.status_code >= 500:
-                        raise requests.HTTPError(f"HTTP {r.status_code}", response=r)
-                    if r.status_code >= 400:
-                        raise PermanentError(f"{url}: HTTP {r.status_code}")
-                    mode = "ab"
-                    if have and r.status_code != 206:  # server ignored Range: start over
-                        mode = "wb"
-                    elif have:
-                        cr = r.headers.get("Content-Range", "")
-                        if not cr.startswith(f"bytes {have}-"):
-                            mode = "wb"
-                    with open(part, mode) as f:
-                        for block in r.iter_content(STREAM_CHUNK):
-                            f.write(block)
-            except (requests.ConnectionError, requests.Timeout, requests.HTTPError,
-                    requests.exceptions.ChunkedEncodingError) as e:
-                last = f"{type(e).__name__}: {e}"
-                got = part.stat().st_size if part.exists() else 0
-                log.warning("download of %s interrupted at %d bytes (%s); retrying", dest.name,
-                            got, type(e).__name__)
-                attempt += 1
-                if attempt < retry.attempts:
-                    retry.sleep(retry.delay(attempt - 1))
-                continue
-        got = part.stat().st_size
-        if size is not None and got < size:
-            last = f"short body ({got} of {size} bytes)"
-            attempt += 1
-            if attempt < retry.attempts:
-                retry.sleep(retry.delay(attempt - 1))
-            continue
-        if size is not None and got != size:
-            last = f"size {got} != {size}"
-        elif md5 and md5_of(part) != md5.lower():
-            last = "MD5 mismatch"
-        else:
-            os.replace(part, dest)
-            return dest
-        log.warning("%s failed verification (%s); downloading again", dest.name, last)
-        part.unlink(missing_ok=True)
-        attempt += 1
-        if attempt < retry.attempts:
-            retry.sleep(retry.delay(attempt - 1))
-    raise TransientError(f"download of {dest.name} failed after {retry.attempts} attempts: {last}")
-
 
 #: the default cap: this share of the cache disk's free space when the cache is opened
 FREE_SHARE = 0.5
@@ -254,9 +69,11 @@ class DownloadCache:
 
     Eviction keeps what the plan still needs (issue 20): a unit tells the cache where it
     stands in its node's schedule (`advance(seq)`: the node's clock, the highest seq
-    started) and, per file it fetches, the last seq of the node that reads the same product
-    (`until`, in a `.<name>.hold` file). Files held past the clock go last; among equals,
-    least recently used first. No cap given: `default_cap`, never unbounded.
+    started) and, per file it fetches, the last seq of the node that reads that file (per
+    burst for burst products: `CacheHint.until_of`; `until`, in a `.<name>.hold` file).
+    Files held past the clock go last; among equals, least recently used first
+    (runner/locality.py `replay` simulates this rule). No cap given: `default_cap`, never
+    unbounded.
     """
 
     def __init__(self, root: str | os.PathLike, max_bytes: int | None = None) -> None:
@@ -308,8 +125,12 @@ class DownloadCache:
         """Keep entry `name` (before the rest) until the node's clock passes `until`."""
         self._raise_to(self.root / f".{name}.hold", until)
 
+    def until(self, name: str) -> int:
+        """The last seq of the node that reads entry `name` (0: none said)."""
+        return self._read_int(self.root / f".{name}.hold")
+
     def held(self, name: str, clock: int) -> bool:
-        return self._read_int(self.root / f".{name}.hold") > clock
+        return self.until(name) > clock
 
     @contextlib.contextmanager
     def using(self, paths: Iterable[Path]):
@@ -407,10 +228,12 @@ def fetch_all(products: Sequence[S1Product], cache: DownloadCache, session: requ
 
 def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
                      session: requests.Session, retry: DownloadRetry | None = None,
-                     max_workers: int = 2, until: int | None = None) -> Path:
+                     max_workers: int = 2, until: int | Mapping[str, int] | None = None) -> Path:
     """ASF burst products of one SLC (per swath a run of consecutive bursts, any swaths and
     polarisations) downloaded into the cache and assembled into one SAFE folder there, ready
-    for the processor."""
+    for the processor. `until` holds the burst files (per burst name, or all alike) and each
+    metadata XML as long as its bursts; the SAFE is this unit's own subset of the bursts
+    (a later unit assembles its own), so it is not held."""
     if not bursts:
         raise PermanentError("no bursts to fetch")
     urls: dict[str, str] = {}
@@ -419,39 +242,57 @@ def fetch_burst_safe(bursts: Sequence[BurstRef], cache: DownloadCache,
             raise PermanentError(f"{b.name}: no TIFF/XML download URL")
         urls[b.name] = b.tiff_url
         urls[b.polarisation] = b.xml_url
+    held = {b.name: until if not isinstance(until, Mapping) else until.get(b.name)
+            for b in bursts}
     pinned = [cache.root / f"{b.name}.tiff" for b in bursts]
     # one metadata XML per SLC and polarisation (ASF's and burst2safe's naming): `s1 assemble`
     # reads the cache folder as it is
     xml_names = {b.polarisation: f"{b.slc}_{b.polarisation}.xml" for b in bursts}
+    xml_until = {pol: max((u for b in bursts if b.polarisation == pol
+                           and (u := held[b.name]) is not None), default=None)
+                 for pol in xml_names}
     pinned += [cache.root / n for n in xml_names.values()]
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as ex:
         tiffs = [ex.submit(cache.fetch_file, f"{b.name}.tiff", urls[b.name], session,
-                           b.tiff_size, b.tiff_md5, retry, pinned, until) for b in bursts]
+                           b.tiff_size, b.tiff_md5, retry, pinned, held[b.name])
+                 for b in bursts]
         xmls = {pol: ex.submit(cache.fetch_file, name, urls[pol], session, None, None, retry,
-                               pinned, until) for pol, name in xml_names.items()}
+                               pinned, xml_until[pol]) for pol, name in xml_names.items()}
         files = [BurstFiles(b.slc, b.swath, b.polarisation, b.index, t.result(),
                             xmls[b.polarisation].result()) for b, t in zip(bursts, tiffs,
                                                                           strict=True)]
     with cache.using(pinned):
         safe = assemble_safe(files, cache.root)
     os.utime(safe)
-    if until is not None:
-        cache.hold(safe.name, until)
     cache.evict(keep={safe})
     return safe
 
 
+#: how long the cache holds a product's files: one seq for all, or per burst product
+Until = int | Callable[[S1Product], int] | None
+
+
 def fetch_product(products: Sequence[S1Product], cache: DownloadCache,
                   session: requests.Session, retry: DownloadRetry | None = None,
-                  max_workers: int = 2, until: int | None = None) -> Path:
+                  max_workers: int = 2, until: Until = None) -> Path:
     """What the processor opens for one acquisition: an SLC product's zip, or the SAFE
     assembled from ASF burst products (`s1.search` results carrying `extra["burst"]`: bursts
-    of one SLC, with their polarisations, a run of consecutive bursts per swath)."""
+    of one SLC, with their polarisations, a run of consecutive bursts per swath). A callable
+    `until` gives each burst product its own hold (`CacheHint.until_of` its footprint)."""
     bursts = [p for p in products if p.extra.get("burst")]
     if products and len(bursts) == len(products):
-        return fetch_burst_safe([r for p in products for r in burst_refs(p)], cache, session,
-                                retry, max_workers, until)
+        refs = [(p, r) for p in products for r in burst_refs(p)]
+        per: int | Mapping[str, int] | None = until if not callable(until) else {
+            r.name: until(p) for p, r in refs}
+        return fetch_burst_safe([r for _, r in refs], cache, session, retry, max_workers, per)
     if len(products) == 1 and not bursts:
-        return cache.fetch(products[0], session, retry, until=until)
+        one = until(products[0]) if callable(until) else until
+        return cache.fetch(products[0], session, retry, until=one)
     raise PermanentError(f"one SLC product or burst products of one acquisition, not "
                          f"{[p.name for p in products]}")
+
+
+__all__ = ["AUTH_HOSTS", "EDL_HOST", "FREE_SHARE", "Credentials", "DownloadCache",
+           "DownloadRetry", "EarthdataSession", "Until", "default_cap", "download",
+           "download_session", "earthdata_credentials", "fetch_all", "fetch_burst_safe",
+           "fetch_product", "md5_of"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import shapely
 
 from ..errors import BadInput
 from ..grid.tileref import TileRef
@@ -34,10 +35,24 @@ class Target:
 class CacheHint:
     """Where a unit stands in its node's schedule, for the download cache: it is the
     node's `seq`-th unit, and `until[i]` is the last seq of the node's units that reads
-    `items[i]` too (the cache keeps that item's files until the node gets there)."""
+    `items[i]` too (the cache keeps that item's files until the node gets there).
+
+    `later[i]` lists those later units (their seq, the WKB of their tiles' convex hull): an
+    item is a whole S1 frame, but a unit downloads only the bursts that meet its hull, so
+    `until_of` holds each burst only until the last unit that will read that burst."""
 
     seq: int
     until: tuple[int, ...]
+    later: tuple[tuple[tuple[int, bytes], ...], ...] = ()
+
+    def until_of(self, item: int, footprint: shapely.Geometry) -> int:
+        """The last seq of the node's units whose tiles' hull meets `footprint` (a burst of
+        item `item`), or this unit's own seq when no later unit reads it."""
+        if not self.later:
+            return self.until[item]
+        hit = [seq for seq, hull in self.later[item]
+               if shapely.intersects(shapely.from_wkb(hull), footprint)]
+        return max(hit, default=self.seq)
 
 
 @dataclass(frozen=True)

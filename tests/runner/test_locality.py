@@ -27,6 +27,15 @@ def test_refs_keep_a_burst_a_pending_unit_still_needs_lru_does_not():
     assert replay(plan, needs, [1] * 4, 10, 1, policy="refs") == 15
 
 
+def test_holds_are_per_burst_a_burst_no_later_unit_reads_goes_first():
+    # cap 10, one worker: u0 reads bursts a and b of frame f, u2 only a. When u1 needs room,
+    # b (no later reader) is evicted, not a: holding whole frames would keep both and lose a
+    needs = units_of([{"f#a": 5, "f#b": 5}, {"g#c": 5}, {"f#a": 5}])
+    plan = Schedule(((0, 1, 2),))
+    assert replay(plan, needs, [1] * 3, 10, 1, policy="refs") == 15
+    assert replay(plan, needs, [1] * 3, 10, 1, policy="lru") == 20
+
+
 def test_each_node_has_its_own_cache():
     needs = units_of([{"f1#a": 5}, {"f1#a": 5}])
     assert replay(Schedule(((0, 1),)), needs, [1, 1], 100, 1) == 5

@@ -29,8 +29,9 @@ from m3leo_tiles.grid.tileref import refs_from_table
 from m3leo_tiles.runner.engine import UnitRetryPolicy, plan_work, unit_weight
 from m3leo_tiles.runner.fetch import FetchRequest, fetch, resolve_jobs
 from m3leo_tiles.runner.inputs import UnitInputs
-from m3leo_tiles.runner.locality import replay, schedule
+from m3leo_tiles.runner.locality import last_reads, replay, schedule
 from m3leo_tiles.runner.runstore import RunStore
+from m3leo_tiles.s1.download import DownloadCache
 from m3leo_tiles.s1.products import burst_refs
 from m3leo_tiles.sources import register_source
 from m3leo_tiles.sources.asf import AsfSource
@@ -97,10 +98,12 @@ def cluster(region):
         yield c
 
 
-def predicted(req: FetchRequest, nodes: int) -> tuple[Counter, list[set[str]]]:
+def predicted(req: FetchRequest, nodes: int
+              ) -> tuple[Counter, list[set[str]], list[dict[str, int]]]:
     """The model: the engine's schedule for `nodes` nodes replayed with each unit's bursts
-    (one CMR burst search per unit, as its worker makes it): downloads per burst file, and
-    per node the burst files its cache ends with."""
+    (one CMR burst search per unit, as its worker makes it): downloads per burst file, per
+    node the burst files its cache ends with, and per node how long it holds each one (the
+    seq of the node's last unit reading it, by `<slc>#<file>`)."""
     jobs = resolve_jobs(req)
     target = RunStore.resolve(req.store, req.region, req.tile_size, None, None, None)
     refs = refs_from_table(target.table, target.ids)
@@ -119,7 +122,15 @@ def predicted(req: FetchRequest, nodes: int) -> tuple[Counter, list[set[str]]]:
     counts: Counter = Counter()
     replay(plan, inputs, weights, 10**12, 1, counts=counts)
     per_node = [{k.split("#", 1)[1] for i in q for k in inputs[i].bursts} for q in plan.nodes]
-    return Counter({k.split("#", 1)[1]: n for k, n in counts.items()}), per_node
+    holds = [last_reads(q, [x.bursts for x in inputs]) for q in plan.nodes]  # slc#file
+    return Counter({k.split("#", 1)[1]: n for k, n in counts.items()}), per_node, holds
+
+
+def cache_holds(folder: Path) -> dict[str, int]:
+    """What a real cache folder holds each burst file until (`DownloadCache.hold`; no hold
+    file: 0, held by nobody)."""
+    cache = DownloadCache(folder, 10**12)
+    return {p.name: cache.until(p.name) for p in folder.glob("*.tiff")}
 
 
 def served_tiffs(asf: FakeAsf) -> Counter:
@@ -136,7 +147,7 @@ def test_each_node_downloads_what_the_replayed_schedule_says(region, tmp_path):
                       dashboard_address=None) as cluster:
         req = request(sim, str(tmp_path / "two.zarr"), asf, str(tmp_path / "c" / "{worker}"),
                       cluster.scheduler_address)
-        model, per_node = predicted(req, 2)
+        model, per_node, holds = predicted(req, 2)
         req = FetchRequest(**{**req.__dict__, "source": "fetchonly",
                               "source_options": {"fetchonly": req.source_options["asf"]}})
         s = fetch(req)
@@ -144,6 +155,14 @@ def test_each_node_downloads_what_the_replayed_schedule_says(region, tmp_path):
     assert sorted(served_tiffs(asf).values()) == sorted(model.values())
     caches = [tiffs(d) for d in sorted((tmp_path / "c").iterdir())]
     assert sorted(map(sorted, caches)) == sorted(map(sorted, per_node))
+    # per burst, not per frame: each burst file is held until the node's last unit whose
+    # tiles its footprint meets, as the replay holds it (some bursts of a frame go earlier)
+    real = sorted((cache_holds(d) for d in sorted((tmp_path / "c").iterdir())), key=sorted)
+    files = [{k.split("#", 1)[1]: v for k, v in h.items()} for h in holds]
+    assert real == sorted(files, key=sorted) and all(real) and any(any(h.values()) for h in real)
+    frame = [{k.split("#", 1)[1]: max(v for n, v in h.items() if n.split("#")[0] == k.split("#")[0])
+              for k in h} for h in holds]
+    assert frame != files  # holding whole frames would differ here: the check can fail
 
 
 @pytest.mark.slow  # a LocalCluster of processes and two runs of the simulated pair: minutes
@@ -158,7 +177,7 @@ def test_rehearsal_on_a_local_cluster(region, cluster, tmp_path):
     # two nodes, each its own cache: the same chunks, the downloads the model says
     req = request(sim, str(tmp_path / "two.zarr"), asf, str(tmp_path / "c2" / "{worker}"),
                   cluster.scheduler_address)
-    model, per_node = predicted(req, 2)
+    model, per_node, _ = predicted(req, 2)
     assert model and max(model.values()) == 2  # bursts both nodes read: fetched by each
     two = fetch(req)
     assert two.failed == 0 and digests(req.store) == truth
