@@ -32,13 +32,14 @@ SIGNATURES: dict[str, str] = {
     "kernels:_interp_complex": "(float32[:, :, ::1], int64, int64, float64[::1], float64[::1], "
                                "float64[::1], int64[::1], complex64[:, ::1], int64, float64, "
                                "float64, float64, float64, float64, float64[::1], float64, "
-                               "float64[::1], float64, float64, float64[:, ::1], "
+                               "float64[::1], float64, float64, float32[:, ::1], "
                                "float32[:, ::1])",
-    "kernels:interp_bilinear": "(float64[:, ::1], float64, float64, float64[::1], "
+    "kernels:interp_bilinear": "(float32[:, ::1], float64, float64, float64[::1], "
                                "float64[::1], int64[::1], float32[::1])",
     "radiometry:sigma0_box": "(complex64[:, ::1], float64[:, ::1], int64[::1], float64[::1], "
                              "float64[:, ::1], int64[::1], float64[::1], float64[::1], int64, "
-                             "float64[:, ::1])",
+                             "float32[:, ::1])",
+    "product:_widen": "(int16[:, ::1], int64, int64, float32[:, ::1])",
     "interferometry:_block_pair": "(complex64[:, ::1], complex64[:, ::1], int64, int64, "
                                   "float64)",
 }
