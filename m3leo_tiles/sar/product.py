@@ -49,7 +49,7 @@ class PlainLayout:
         first = self.offset + row0 * step + 4 * col0
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            flat = memoryview(raw).cast("B")
+            flat = memoryview(raw.data).cast("B")
             nb = 4 * ncol
             for i in range(nrow):
                 if os.preadv(fd, [flat[i * nb:(i + 1) * nb]], first + i * step) != nb:
