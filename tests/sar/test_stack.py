@@ -71,3 +71,47 @@ def test_stack_refuses_disorder_and_reports_dem_gaps(sim):
     out = next(iter_stack(paths, tiles[:1], short, ["VV"], power=False))
     assert out.status == "failed" and isinstance(out.error, DemError)
     assert out.message.startswith("DemError: ") and out.value is None
+
+
+def test_the_next_tiles_dem_is_read_ahead_one_call_at_a_time(sim):
+    """stack_tiles reads tile i+1's DEM in a thread while tile i is resampled: the results
+    are those of reading it in turn, the DEM is asked while the previous tile is still
+    being resampled, and never by two threads at once (a GDAL dataset is not thread-safe)."""
+    import threading
+    import time
+
+    from m3leo_tiles.sar.stack import resample_stack
+
+    paths, tiles, dem = sim
+    busy, seen, log = threading.Lock(), [], []
+
+    def slow(grid):
+        if not busy.acquire(blocking=False):
+            seen.append("overlap")
+            busy.acquire()
+        try:
+            log.append(("dem", grid.transform.c, grid.transform.f))
+            if threading.current_thread() is not threading.main_thread():
+                time.sleep(0.5)  # the read-ahead is still reading when the 20 m grid asks
+            return dem(grid)
+        finally:
+            busy.release()
+
+    outs = []
+    for o in iter_stack(paths, tiles[:3], slow, ["VV"], slc_res=20.0):
+        log.append(("out", o.tile))
+        outs.append(o)
+    assert not seen
+    # tile 2's DEM was asked before tile 1's output was handed out (read ahead)
+    assert [e[0] for e in log[:4]] == ["dem", "dem", "dem", "out"]
+    prods = open_stack(paths, ["VV"])
+    try:
+        for t, o in zip(tiles[:3], outs, strict=True):
+            want = resample_stack(prods, t, dem, ["VV"], slc_res=20.0)
+            assert (o.value is None) == (want is None)
+            if want is not None:
+                assert np.array_equal(o.value.power, want.power, equal_nan=True)
+                assert np.array_equal(o.value.slc, want.slc, equal_nan=True)
+    finally:
+        for p in prods:
+            p.close()
