@@ -56,6 +56,9 @@ with rasterio.open(plain, "w", driver="GTiff", width=64, height=32, count=1,
     r.write(np.ones((32, 64), np.complex64), 1)
 with rasterio.open(plain) as r:
     assert plain_layout(r).read(2, 20, 3, 40).shape == (18, 37)
+# s1cohs fits the seasonal decay of the pairs' coherence
+from m3leo_tiles.sar.seasonal import BASELINES, fit_decay
+fit_decay(BASELINES, np.full((len(BASELINES), 2, 2), 0.5))
 out = {}
 for m in ("orbit", "geocode", "radargrid", "tops", "kernels", "radiometry", "interferometry", "product",
           "seasonal", "rtc", "trackgeom", "resample", "stack", "calibrate"):
