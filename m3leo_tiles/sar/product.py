@@ -80,7 +80,8 @@ def plain_layout(r: Any) -> PlainLayout | None:
     single-band CInt16 GeoTIFF in a plain file, little-endian, whose full-width strips GDAL
     places back to back (a sparse or reordered strip, a zip member: None)."""
     if (r.driver != "GTiff" or r.count != 1 or r.dtypes[0] != "complex_int16"
-            or r.compression is not None or not os.path.isfile(r.name)):
+            or r.compression is not None or not os.path.isfile(r.name)
+            or not hasattr(os, "preadv")):  # Windows: no preadv, GDAL reads it
         return None
     bh, bw = r.block_shapes[0]
     if bw != r.width:
