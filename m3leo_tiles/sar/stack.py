@@ -14,9 +14,7 @@ pairs instead of 44 (issue 13). Memory per tile: dates x pols x 448 x 448 x 12 b
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -80,13 +78,11 @@ class TileStack:
         return float((self.times[j] - self.times[i]) / np.timedelta64(1, "s")) / 86400.0
 
 
-def _geocode_on(products: Sequence[Product], grid: GeoBox, dem: DemFn,
-                points: Future[GridPoints | np.ndarray] | None = None
+def _geocode_on(products: Sequence[Product], grid: GeoBox, dem: DemFn
                 ) -> tuple[list[TileGeometry], int | None]:
-    """Every date geocoded onto one grid of the tile (its DEM points read once, or read ahead
-    in `points`)."""
+    """Every date geocoded onto one grid of the tile (its DEM points read once)."""
     with stage("dem"):
-        xyz = tile_points(grid, dem) if points is None else points.result()
+        xyz = tile_points(grid, dem)
     with stage("geocode"):
         return _geocode_dates(products, xyz)
 
@@ -108,15 +104,13 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
                    pols: Sequence[str] = ("VV", "VH"), *, slc: bool = True,
                    power: bool = True, slc_pols: Sequence[str] | None = None,
                    slc_res: float = 10.0, kind: str = "sigma0",
-                   denoise: bool = True,
-                   points: Future[GridPoints | np.ndarray] | None = None) -> TileStack | None:
+                   denoise: bool = True) -> TileStack | None:
     """Resample every date onto one tile once; None when no date covers the tile.
 
     `tile` is a TileRef (id, 10 m `grid`, `grid_at(res)`); `products` are open products of
     one track in time order (iter_stack checks that). `slc_pols` (default `pols`) limits the
     complex layers, `kind` is the backscatter: "sigma0", "gamma0" (ellipsoid) or "beta0".
-    Raises DemError when the DEM does not cover the tile. `points`: the 10 m grid's
-    `tile_points`, read ahead (stack_tiles).
+    Raises DemError when the DEM does not cover the tile.
     """
     pols = tuple(p.upper() for p in pols)
     cpols = pols if slc_pols is None else tuple(p.upper() for p in slc_pols)
@@ -127,7 +121,7 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
     pw: list[dict[str, np.ndarray]] = []
     ref: int | None = None
     if power or (slc and same):
-        geoms, ref = _geocode_on(products, g10, dem, points)
+        geoms, ref = _geocode_on(products, g10, dem)
         if ref is None:
             return None
         for prod, geo in zip(products, geoms, strict=True):
@@ -195,50 +189,17 @@ def open_stack(paths: Sequence[str], pols: Sequence[str], orbit_dir: str | None 
     return prods
 
 
-class _Serial:
-    """A DemFn called by one thread at a time (a GDAL dataset is not safe across threads)."""
-
-    def __init__(self, dem: DemFn):
-        self.dem = dem
-        self.lock = threading.Lock()
-
-    def __call__(self, grid: GeoBox) -> np.ndarray:
-        with self.lock:
-            return self.dem(grid)
-
-
 def stack_tiles(products: Sequence[Product], tiles: Iterable[Any], dem: DemFn,
                 pols: Sequence[str] = ("VV", "VH"), **kw: Any
                 ) -> Iterator[TileOutput[TileStack]]:
-    """resample_stack per tile, one TileOutput each (a DEM gap fails only its tile).
-
-    The next tile's DEM points (GDAL's warp, PROJ, numpy: ~10 ms a tile, single-threaded)
-    are read in a thread while this tile is resampled, off the critical path: the
-    resampling leaves a core idle between its parallel kernels. Numba kernels run only in
-    the calling thread."""
-    dem = _Serial(dem)
-    todo = iter(tiles)
-    with ThreadPoolExecutor(1, thread_name_prefix="dem") as ahead:
-
-        def read(t: Any) -> Future[GridPoints | np.ndarray] | None:
-            """The 10 m grid's points, where resample_stack geocodes on that grid."""
-            if t is None or not (kw.get("power", True) or (
-                    kw.get("slc", True) and kw.get("slc_res", 10.0) == t.grid.dx)):
-                return None
-            return ahead.submit(tile_points, t.grid, dem)
-
-        tile = next(todo, None)
-        points = read(tile)
-        while tile is not None:
-            nxt = next(todo, None)
-            here, points = points, read(nxt)
-            try:
-                st = resample_stack(products, tile, dem, pols, points=here, **kw)
-            except DemError as e:
-                yield TileOutput(tile.id, error=e)
-            else:
-                yield TileOutput(tile.id, st)
-            tile = nxt
+    """resample_stack per tile, one TileOutput each (a DEM gap fails only its tile)."""
+    for tile in tiles:
+        try:
+            st = resample_stack(products, tile, dem, pols, **kw)
+        except DemError as e:
+            yield TileOutput(tile.id, error=e)
+            continue
+        yield TileOutput(tile.id, st)
 
 
 def iter_stack(paths: Sequence[str], tiles: Iterable[Any], dem: DemFn,
