@@ -13,7 +13,9 @@ before outcomes are recorded).
 `worker_start_s` ({"ee", "local", "s1"}): a fresh one-worker pool, from creating it to the
 worker holding an unpickled unit of that source kind (spawn, loky, the engine's worker side,
 the store writer, the source's module), the median of 3; `worker_modules` names the heavy
-libraries each kind's worker then holds (an EE or local worker never holds the SAR stack).
+libraries each kind's worker then holds (an EE or local worker never holds the SAR stack);
+`worker_start_cpu_s` the CPU seconds the worker spent until then (stable where the wall clock
+is not: on a machine others load, compare these).
 """
 
 from __future__ import annotations
@@ -92,8 +94,9 @@ KINDS = {"ee": ("earthengine", {"project": "bench"}, "s2"),
          "s1": ("archive", {"archive": "{tmp}"}, "s1coh")}
 
 
-def worker_start(tmp: Path, kind: str, runs: int = 3) -> tuple[float, list[str]]:
-    """Seconds from a fresh one-worker pool to its worker holding a unit of `kind`."""
+def worker_start(tmp: Path, kind: str, runs: int = 3) -> tuple[float, list[str], float]:
+    """Seconds from a fresh one-worker pool to its worker holding a unit of `kind`, the
+    heavy modules it then holds, and the CPU seconds the worker spent getting there."""
     name, opts, mod = KINDS[kind]
     source = get_source(name, **{k: v.format(tmp=tmp) for k, v in opts.items()})
     tile = Tile(31, "N", 100, 1000)
@@ -102,17 +105,18 @@ def worker_start(tmp: Path, kind: str, runs: int = 3) -> tuple[float, list[str]]
     unit = WorkUnit(mod, period.label, (ref.id,))
     task = (run_unit, source, unit, {ref.id: ref}, get_modality(mod), period,
             str(tmp / "x.zarr"), {ref.id: 0}, 0, UnitRetryPolicy(), {})
-    times, mods = [], []
+    times, cpus, mods = [], [], []
     for _ in range(runs):
         WorkerPool(1).stop()  # no warm worker left from the run above or the last kind
         t0 = time.time()
         pool = WorkerPool(1)
         try:
-            t, mods = next(pool.run(workerprobe.ready, [task]))
+            t, mods, cpu = next(pool.run(workerprobe.ready, [task]))
         finally:
             pool.stop()
         times.append(t - t0)
-    return float(np.median(times)), mods
+        cpus.append(cpu)
+    return float(np.median(times)), mods, float(np.median(cpus))
 
 
 def main() -> None:
@@ -170,6 +174,7 @@ def main() -> None:
             "first_chunk_s": round(first[0], 2),
             "worker_start_s": {k: round(v[0], 3) for k, v in starts.items()},
             "worker_modules": {k: v[1] for k, v in starts.items()},
+            "worker_start_cpu_s": {k: round(v[2], 3) for k, v in starts.items()},
         }
         print(f"{N_TILES} tiles x 12 x 448 x 448 uint16 = {mb:.0f} MB; workers={workers}")
         print(json.dumps(res))

@@ -36,10 +36,11 @@ def kernel_table(half: int = HALF, beta: float = KAISER_BETA, bins: int = 2048) 
 
 #: range: 8 taps (IW1 range bandwidth is 0.88 of the sampling rate); azimuth: 6 taps (the
 #: deramped azimuth spectrum fills ~0.66 of the line rate; error -35 dB at 0.7, measured).
-#: The range weights are float32 so that each row sum runs in float32 SIMD lanes on the
-#: complex64 samples (relative change 1e-7, below complex64's own rounding of the output).
+#: Both tables are float32, so that the sums run in float32 on the complex64 samples
+#: (relative change 1e-7, below complex64's own rounding of the output).
 TABLE_RG = kernel_table().astype(np.float32)
-TABLE_AZ = kernel_table(half=3, beta=3.0)
+TABLE_AZ = kernel_table(half=3, beta=3.0).astype(np.float32)
+TWO_PI = 2.0 * math.pi
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
@@ -69,13 +70,16 @@ def _interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
         cyc = rng[p] * two_over_lambda
         cyc -= math.floor(cyc)
         ph = carrier(lines[p], samples[p], lpb, dt, tau0, fs, ks, fm_t0, fm_c, dc_t0, dc_c,
-                     eta_ref0) + 2.0 * math.pi * cyc
-        c = math.cos(ph)
-        s = math.sin(ph)
+                     eta_ref0) + TWO_PI * cyc
+        # reduced to [-pi, pi) in float64, then float32 cos/sin (~1e-7 rad, complex64's own
+        # rounding): a third of the kernel's time went to float64 cos/sin of ~1e3 rad
+        ph32 = np.float32(ph - TWO_PI * math.floor(ph / TWO_PI + 0.5))
+        c = math.cos(ph32)
+        s = math.sin(ph32)
         j0 = 2 * (ix - hx + 1)
         for k in range(npol):
-            accr = 0.0
-            acci = 0.0
+            accr = np.float32(0.0)
+            acci = np.float32(0.0)
             for a in range(ny):
                 row = wins[k, iy - hy + 1 + a, j0:j0 + 2 * nx]
                 rr = np.float32(0.0)
@@ -102,7 +106,8 @@ def interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
     arguments cost more than the rest of the phase.
     """
     _interp_complex(wins.view(np.float32), row0, col0, lines, samples, rng, idx, out,
-                    *carrier_args, 2.0 / wavelength, table_y,
+                    *carrier_args, 2.0 / wavelength,
+                    np.ascontiguousarray(table_y, dtype=np.float32),
                     np.ascontiguousarray(table_x, dtype=np.float32))
 
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numba
 import numpy as np
 import rasterio
 from rasterio.windows import Window
@@ -37,13 +38,41 @@ class PlainLayout:
     shape: tuple[int, int]
 
     def read(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
-        """complex64 samples of a window (inside the image) from a short-lived memory map."""
-        mm = np.memmap(self.path, dtype="<i2", mode="r", offset=self.offset,
-                       shape=self.shape + (2,))
-        out = np.empty((row1 - row0, col1 - col0), np.complex64)
-        out.view(np.float32).reshape(out.shape + (2,))[...] = mm[row0:row1, col0:col1]
-        del mm  # unmapped: the pages do not stay in this process
+        """complex64 samples of a window (inside the image): one pread per line.
+
+        A memory map of the file cost a page fault per line and page of the window, and
+        unmapping it a TLB shootdown (~2.3 ms CPU for a 400 x 1400 window); a pread per
+        line copies the same bytes from the page cache in ~0.5 ms and maps nothing."""
+        nrow, ncol = row1 - row0, col1 - col0
+        raw = np.empty((nrow, 2 * ncol), "<i2")
+        step = 4 * self.shape[1]
+        first = self.offset + row0 * step + 4 * col0
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            flat = memoryview(raw.data).cast("B")
+            nb = 4 * ncol
+            for i in range(nrow):
+                if os.preadv(fd, [flat[i * nb:(i + 1) * nb]], first + i * step) != nb:
+                    raise OSError(f"{self.path}: short read at line {row0 + i}")
+        finally:
+            os.close(fd)
+        out = np.empty((nrow, ncol), np.complex64)
+        _widen(raw, 0, 0, out.view(np.float32))
         return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _widen(src: np.ndarray, row0: int, col0: int, out: np.ndarray) -> None:
+    """out = float32(src[row0:, col0:]) over out's shape (interleaved re/im int16 -> float32).
+
+    numpy's strided cast of the window ran at ~7 ns a sample on one core, ~12% of a pair's
+    processing; this runs the rows in parallel, one vectorised loop each."""
+    nrow, ncol = out.shape
+    for i in numba.prange(nrow):
+        row = src[row0 + i, col0:col0 + ncol]
+        dst = out[i]
+        for j in range(ncol):
+            dst[j] = row[j]
 
 
 def plain_layout(r: Any) -> PlainLayout | None:
@@ -51,7 +80,8 @@ def plain_layout(r: Any) -> PlainLayout | None:
     single-band CInt16 GeoTIFF in a plain file, little-endian, whose full-width strips GDAL
     places back to back (a sparse or reordered strip, a zip member: None)."""
     if (r.driver != "GTiff" or r.count != 1 or r.dtypes[0] != "complex_int16"
-            or r.compression is not None or not os.path.isfile(r.name)):
+            or r.compression is not None or not os.path.isfile(r.name)
+            or not hasattr(os, "preadv")):  # Windows: no preadv, GDAL reads it
         return None
     bh, bw = r.block_shapes[0]
     if bw != r.width:
@@ -116,7 +146,7 @@ class Product:
                 return plain.read(row0, row1, col0, col1)
             return r.read(1, window=Window(col0, row0, col1 - col0, row1 - row0),
                           out_dtype="complex64")
-        except rasterio.errors.RasterioIOError as e:
+        except (rasterio.errors.RasterioIOError, OSError) as e:
             raise SafeError(f"{sw.name}: cannot read {sw.swath}/{sw.pol} measurement "
                             f"(truncated or corrupt?): {e}") from None
 

@@ -84,7 +84,7 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
                     wins[j] = prod.read(sw, b.first_line + r0, b.first_line + r1, c0, c1)
                 if pw is not None:
                     with stage("backscatter"):
-                        s0 = np.empty((r1 - r0, c1 - c0 - box + 1))
+                        s0 = np.empty((r1 - r0, c1 - c0 - box + 1), np.float32)
                         sigma0_box(wins[j], *parts, box, s0)
                         interp_bilinear(s0, float(r0), c0 + (box - 1) / 2.0, lines, samples,
                                         idx64, pw[j])

@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 #: kernel ("module:function", under m3leo_tiles.sar) -> the one signature the processor uses
+#: (the pair processor's, the pread widening of plain SLC files and s1cohs' decay fit)
 SIGNATURES: dict[str, str] = {
     "orbit:_eval": "(float64[::1], float64[::1], float64[:, :, ::1], float64[::1])",
     "geocode:_zero_doppler": "(float64[::1], float64[::1], float64[:, :, ::1], "
@@ -32,15 +33,19 @@ SIGNATURES: dict[str, str] = {
     "kernels:_interp_complex": "(float32[:, :, ::1], int64, int64, float64[::1], float64[::1], "
                                "float64[::1], int64[::1], complex64[:, ::1], int64, float64, "
                                "float64, float64, float64, float64, float64[::1], float64, "
-                               "float64[::1], float64, float64, float64[:, ::1], "
+                               "float64[::1], float64, float64, float32[:, ::1], "
                                "float32[:, ::1])",
-    "kernels:interp_bilinear": "(float64[:, ::1], float64, float64, float64[::1], "
+    "kernels:interp_bilinear": "(float32[:, ::1], float64, float64, float64[::1], "
                                "float64[::1], int64[::1], float32[::1])",
     "radiometry:sigma0_box": "(complex64[:, ::1], float64[:, ::1], int64[::1], float64[::1], "
                              "float64[:, ::1], int64[::1], float64[::1], float64[::1], int64, "
-                             "float64[:, ::1])",
+                             "float32[:, ::1])",
+    "product:_widen": "(int16[:, ::1], int64, int64, float32[:, ::1])",
     "interferometry:_block_pair": "(complex64[:, ::1], complex64[:, ::1], int64, int64, "
                                   "float64)",
+    # s1cohs: the decay fit of seasonal coherence
+    "seasonal:_fit_decay": "(float64[::1], float64[:, ::1], int64, float64, float64, int64, "
+                           "float64[:, ::1])",
 }
 
 

@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
-import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec
 
 from ..errors import BadInput
 from ..modalities import Modality
+from .chunks import write_chunk
 from .urls import check_writable_url, is_local, local_path, zarr_store
 
-if TYPE_CHECKING:  # a worker writes chunks and never needs pandas
+if TYPE_CHECKING:  # a worker writes chunks (chunks.py) and needs neither pandas nor zarr
     import pandas as pd
+    import zarr
 
 FORMAT = "m3leo-tiles/1"
 TILE_COLUMNS = ("tile", "epsg", "x0", "y0", "dx", "dy", "size", "split", "lon", "lat")
@@ -45,6 +45,8 @@ _T = TypeVar("_T")
 
 def _group(parent: zarr.Group, name: str) -> zarr.Group:
     """A child group, typed (zarr's `Group[...]` may answer a group or an array)."""
+    import zarr
+
     g = parent[name]
     if not isinstance(g, zarr.Group):
         raise BadInput(f"store node {name} is not a group")
@@ -53,6 +55,8 @@ def _group(parent: zarr.Group, name: str) -> zarr.Group:
 
 def _array(parent: zarr.Group, name: str) -> zarr.Array[Any]:
     """A child array, typed (zarr's `Group[...]` may answer a group or an array)."""
+    import zarr
+
     a = parent[name]
     if not isinstance(a, zarr.Array):
         raise BadInput(f"store node {name} is not an array")
@@ -76,8 +80,11 @@ def codecs() -> dict[str, Any]:
     Chosen from measurements on 12 x 448 x 448 uint16 tiles (2 cores): zstd-3 ~115 MB/s at
     1.31x, blosc-zstd-3 + shuffle ~130 MB/s at 1.68x, blosc-lz4 ~250 MB/s at 1.45x. Storage,
     not CPU, is what a million-tile store runs out of, so the better ratio wins. The checksum
-    lets `verify` find silent corruption; it costs nothing measurable.
+    lets `verify` find silent corruption; it costs nothing measurable. A worker writes
+    chunks with these codecs without zarr (chunks.py).
     """
+    from zarr.codecs import BloscCodec, Crc32cCodec
+
     return {
         "compressors": [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), Crc32cCodec()],
     }
@@ -101,6 +108,8 @@ class TileStore:
     # ---- opening -------------------------------------------------------------------------
     @classmethod
     def exists(cls, url: str) -> bool:
+        import zarr
+
         try:
             zarr.open_group(zarr_store(url, read_only=True), mode="r", use_consolidated=False)
             return True
@@ -110,6 +119,8 @@ class TileStore:
     @classmethod
     def open(cls, url: str, mode: Literal["r", "r+"] = "r+") -> TileStore:
         """Open an existing store of ours; anything else is a clear BadInput."""
+        import zarr
+
         if is_local(url) and not local_path(url).exists():
             raise BadInput(f"no store at {url}")
         if mode != "r":
@@ -144,6 +155,8 @@ class TileStore:
 
     @classmethod
     def _build(cls, url: str, region: str, tiles: pd.DataFrame, tile_size: int) -> TileStore:
+        import zarr
+
         root = zarr.open_group(zarr_store(url), mode="w-", zarr_format=3)
         root.attrs["m3leo_tiles"] = {"format": FORMAT, "region": region, "tile_size": tile_size}
         root.attrs["Conventions"] = "CF-1.10"
@@ -357,35 +370,6 @@ class TileStore:
             p.unlink(missing_ok=True)
             n += 1
         return n
-
-
-_HANDLES: dict[tuple[str, str], zarr.Array[Any]] = {}
-
-
-def _writable_array(url: str, modality: str, tile_i: int, period_i: int) -> zarr.Array[Any]:
-    """A per-process cached array handle, reopened when the coordinator has grown the array.
-
-    Arrays only ever grow and their chunk grid never changes, so a handle whose shape covers
-    the chunk writes it to the right key; one opened before a resize is replaced.
-    """
-    key = (url, modality)
-    arr = _HANDLES.get(key)
-    if arr is None or tile_i >= arr.shape[0] or period_i >= arr.shape[1]:
-        arr = zarr.open_array(zarr_store(url), path=f"{modality}/{modality}", mode="r+",
-                              config={"write_empty_chunks": True})
-        _HANDLES[key] = arr
-    return arr
-
-
-def write_chunk(url: str, modality: str, tile_i: int, period_i: int, data: np.ndarray) -> int:
-    """Write one whole chunk (a worker's only store operation); returns bytes written raw."""
-    arr = _writable_array(url, modality, tile_i, period_i)
-    if data.shape != arr.shape[2:]:
-        raise ValueError(f"{modality}: got {data.shape}, store expects {arr.shape[2:]}")
-    if tile_i >= arr.shape[0] or period_i >= arr.shape[1]:
-        raise IndexError(f"{modality}: chunk ({tile_i}, {period_i}) outside {arr.shape[:2]}")
-    arr[tile_i, period_i] = data.astype(arr.dtype, copy=False)
-    return data.nbytes
 
 
 def delete_chunk(url: str, modality: str, tile_i: int, period_i: int) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from zarr.abc.store import Store
-from zarr.storage import LocalStore
+from typing import TYPE_CHECKING
 
 from ..errors import BadInput
+
+if TYPE_CHECKING:  # zarr is imported where a store object is made (never in a worker)
+    from zarr.abc.store import Store
 
 
 def is_local(url: str) -> bool:
@@ -39,6 +40,8 @@ def check_writable_url(url: str) -> None:
 
 def zarr_store(url: str, read_only: bool = False) -> Store:
     """A zarr store object for a path or fsspec URL (local paths use the atomic LocalStore)."""
+    from zarr.storage import LocalStore
+
     if not read_only:
         check_writable_url(url)
     if is_local(url):
