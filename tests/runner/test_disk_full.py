@@ -3,8 +3,8 @@ disk, and a rerun after space is freed that completes with the same bytes.
 
 Two ways to fill the disk: a small tmpfs mounted for the test (root only; skipped with the
 reason where mounting is not allowed), and, everywhere, ENOSPC injected at the chunk file's
-write call (zarr's LocalStore `_put`) and SQLite's own SQLITE_FULL (`max_page_count`), the
-errors a full filesystem gives at those two places.
+write call (the store's chunk writer, store/chunks.py) and SQLite's own SQLITE_FULL
+(`max_page_count`), the errors a full filesystem gives at those two places.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-import zarr.storage._local as zarr_local
 
 import tests.runner.synthetic as syn
 from m3leo_tiles.errors import StorageFull
 from m3leo_tiles.runner.state import Outcome, StateDB
+from m3leo_tiles.store import chunks
 from tests.runner.helpers import tiles_table
 from tests.runner.test_cli_runs import cli, fetch_args, make_store
 from tests.runner.test_engine import chunk_digests, run
@@ -138,24 +138,38 @@ def test_a_full_disk_under_the_state_database_is_storage_full(small_disk):
 
 
 class FullAfter:
-    """zarr's LocalStore write (`_put`) on a disk with room for `room` more chunks: the next
-    chunk's `.partial` file is created and its write fails with ENOSPC, as on a full disk."""
+    """`open` as the store's chunk writer (store/chunks.py) sees it on a disk with room for
+    `room` more chunks: the next chunk's `.partial` file is created, some bytes land, then
+    its write fails with ENOSPC, as on a full disk. Cleaning up is left to the writer."""
 
     def __init__(self, room: int):
         self.room, self.refused = room, 0
-        self.put = zarr_local._put
 
-    def __call__(self, path: Path, value, exclusive: bool = False) -> int:
-        if "/synth/synth/c/" not in path.as_posix():  # metadata and the tile table fit
-            return self.put(path, value, exclusive=exclusive)
+    def __call__(self, file, mode="r", *args, **kwargs):
+        f = open(file, mode, *args, **kwargs)
+        if "w" not in mode:
+            return f
         if self.room > 0:
             self.room -= 1
-            return self.put(path, value, exclusive=exclusive)
+            return f
         self.refused += 1
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with zarr_local._atomic_write(path, "wb") as f:
-            f.write(b"\0" * 512)  # some bytes landed before the disk filled
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f.name)
+        return _FullFile(f)
+
+
+class _FullFile:
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.f.close()
+        return False
+
+    def write(self, data) -> int:
+        self.f.write(b"\0" * 512)  # some bytes landed before the disk filled
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.f.name)
 
 
 def test_enospc_at_the_chunk_write_stops_the_run_and_the_rerun_completes(tmp_path, monkeypatch):
@@ -166,7 +180,7 @@ def test_enospc_at_the_chunk_write_stops_the_run_and_the_rerun_completes(tmp_pat
     ref, url = str(tmp_path / "ref.zarr"), str(tmp_path / "s.zarr")
     run(ref, table, syn.SyntheticSource())
     full = FullAfter(room=2)
-    monkeypatch.setattr(zarr_local, "_put", full)
+    monkeypatch.setattr(chunks, "open", full, raising=False)
     with pytest.raises(StorageFull, match=r"^no space left on device \(.*\.partial\): the run "
                                           r"stopped after 2 units done; free space and rerun"):
         run(url, table, syn.SyntheticSource())
