@@ -18,9 +18,9 @@ Each is run REPEAT times, alternated; every time is the minimum over the runs (t
 disturbed by other load).
 `peak_gb` is the peak RSS of this process, which reads the unit (warm-up and both runs) and
 nothing else: the simulation runs in a child process, since its own peak (2.8 GB, the
-simulator's rasters) is not what a unit needs. RSS counts the resident pages of the SLC
-windows read through mmap too (file-backed, droppable by the kernel), so it is an upper
-bound of the unit's footprint; `rss_file_gb` and `rss_anon_gb` split the RSS at the end
+simulator's rasters) is not what a unit needs. RSS counts resident file-backed pages too
+(shared libraries, cached files: droppable by the kernel), so it is an upper bound of the
+unit's footprint; `rss_file_gb` and `rss_anon_gb` split the RSS at the end
 (/proc/self/status). Timings on a shared machine are indicative; the CPU
 seconds (this process's threads and SNAPHU's child process) are less sensitive to load:
 `unwrap_cpu_s`, `block_cpu_s`, `cpu_ratio`.
