@@ -24,6 +24,7 @@ from zarr.core.sync import sync
 
 from ..errors import BadInput
 from ..modalities import get_modality
+from ..store.chunks import read_chunk
 from ..store.store import TileStore
 from ..store.urls import zarr_store
 from .spec import IGNORE_INDEX, DataSpec, InputSpec, select_pairs
@@ -105,14 +106,21 @@ class StoreReader:
         return out
 
     def read_chunks(self, keys: Sequence[tuple[str, int, int]]) -> list[np.ndarray]:
-        """Whole chunks (band, y, x), fetched concurrently; a corrupt chunk raises."""
-        arrays = [self.array(m)._async_array for m, _, _ in keys]
+        """Whole chunks (band, y, x); a corrupt chunk raises. A local store's are decoded
+        directly (store/chunks.py), the rest (object stores, chunks never written, other
+        layouts) fetched concurrently through zarr."""
+        out: list[np.ndarray | None] = [read_chunk(self.url, m, t, p) for m, t, p in keys]
+        rest = [i for i, x in enumerate(out) if x is None]
+        if rest:
+            arrays = [self.array(keys[i][0])._async_array for i in rest]
 
-        async def fetch() -> list:
-            return await asyncio.gather(*(a.getitem((t, p))
-                                          for a, (_, t, p) in zip(arrays, keys, strict=True)))
+            async def fetch() -> list:
+                return await asyncio.gather(*(a.getitem(keys[i][1:])
+                                              for a, i in zip(arrays, rest, strict=True)))
 
-        return [np.asarray(x) for x in sync(fetch())]
+            for i, x in zip(rest, sync(fetch()), strict=True):
+                out[i] = np.asarray(x)
+        return [x for x in out if x is not None]
 
     def chunk_crcs(self, keys: Sequence[tuple[str, int, int]]) -> list[bytes | None]:
         """The CRC32C trailer of each stored chunk (None when absent): a cheap content id."""

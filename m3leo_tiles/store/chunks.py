@@ -1,4 +1,5 @@
-"""A worker's one store operation, writing a whole chunk, without importing zarr.
+"""A worker's one store operation, writing a whole chunk, and a loader's, reading one, without
+zarr's per-chunk machinery.
 
 zarr's import was ~0.15 s of CPU in every worker (of ~0.4 s for an Earth Engine worker's whole
 start), and its chunk path (codec pipeline, event-loop thread, indexing) is general machinery
@@ -7,7 +8,9 @@ gives (bytes little-endian, blosc, crc32c), regular one-tile x one-period chunks
 default chunk keys, a chunk is encoded here with the same numcodecs Blosc and google-crc32c
 zarr calls, into the same bytes (tests/store/test_chunks.py compares them), and written as
 zarr's LocalStore writes: a `.partial` file renamed into place, atomic under kill -9. Any
-other array, and object stores, go through zarr.
+other array, and object stores, go through zarr. Reading is the inverse (CRC32C checked,
+blosc decoded into the chunk's array): ~0.05 ms a chunk where zarr's async getitem spent
+~0.45 ms of CPU, which a training loader's worker pays for every chunk of every batch.
 """
 
 from __future__ import annotations
@@ -94,6 +97,23 @@ class ChunkLayout:
             tmp.unlink(missing_ok=True)
             raise
 
+    def load(self, tile_i: int, period_i: int) -> np.ndarray | None:
+        """One chunk as `write` (or zarr, with this layout) stored it; None where it was never
+        written (zarr then gives the fill value). A corrupt chunk raises, never a substitute."""
+        import google_crc32c
+
+        path = self.path(tile_i, period_i)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        payload = raw[:-4]
+        if len(raw) < 4 or google_crc32c.value(payload) != int.from_bytes(raw[-4:], "little"):
+            raise ValueError(f"{path}: CRC32C checksum mismatch, the chunk is corrupt")
+        out = np.empty(self.shape[2:], self.dtype.newbyteorder("<"))
+        _blosc(self.blosc).decode(payload, out=out)
+        return out
+
 
 #: zarr's blosc shuffle names -> numcodecs' constants
 SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
@@ -164,4 +184,13 @@ def write_chunk(url: str, modality: str, tile_i: int, period_i: int, data: np.nd
     return data.nbytes
 
 
-__all__ = ["ChunkLayout", "write_chunk"]
+def read_chunk(url: str, modality: str, tile_i: int, period_i: int) -> np.ndarray | None:
+    """One whole chunk read without zarr, or None: not a local store with this module's
+    layout, or a chunk never written (the caller asks zarr, which knows the fill value)."""
+    lay = _layout(url, modality, tile_i, period_i)
+    if lay is None or tile_i >= lay.shape[0] or period_i >= lay.shape[1]:
+        return None
+    return lay.load(tile_i, period_i)
+
+
+__all__ = ["ChunkLayout", "read_chunk", "write_chunk"]

@@ -91,3 +91,21 @@ def test_a_worker_writes_a_chunk_without_importing_zarr(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["False"]
     np.testing.assert_array_equal(zarr.open_array(url, path="s2/s2")[1, 0], data)
+
+
+def test_a_chunk_reads_back_without_zarr_as_zarr_wrote_it(tmp_path):
+    """A loader's read: zarr's chunk decoded directly is zarr's array; a chunk never written
+    is left to zarr (its fill value); a corrupt one raises naming the checksum."""
+    chunks._LAYOUTS.clear()
+    url, data = _store(tmp_path, "s.zarr")
+    zarr.open_array(url, path="s2/s2", mode="r+")[1, 0] = data
+    got = chunks.read_chunk(url, "s2", 1, 0)
+    assert got is not None and got.dtype == data.dtype and got.flags.writeable
+    np.testing.assert_array_equal(got, data)
+    assert chunks.read_chunk(url, "s2", 2, 1) is None
+    key = Path(url) / "s2/s2/c/1/0/0/0/0"
+    raw = bytearray(key.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    key.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="CRC32C checksum mismatch"):
+        chunks.read_chunk(url, "s2", 1, 0)
