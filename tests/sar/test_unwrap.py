@@ -145,20 +145,28 @@ def _fake_geometry(calls: list[list[str]], uncovered: str | None = None):
     return geometry
 
 
-def test_masks_come_from_one_track_geometry_call_and_stay_with_their_tiles(monkeypatch):
+def _block_of_four(monkeypatch, pairs: list[tuple[str, str]], uncovered: str | None = None):
+    """The four TILES of a bowl, each pair (label, first product) added per tile, unwrapped
+    with `_fake_geometry` as the track geometry: (its calls, the unit's results)."""
     import m3leo_tiles.sar.trackgeom as trackgeom
     from m3leo_tiles.sources.s1stack import Processing
 
     calls: list[list[str]] = []
-    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls))
+    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls, uncovered))
     truth, ph, coh = bowl(2 * N, 2 * N)
     ins = _inputs(truth, ph, coh)
     u = BlockUnwrapper(Processing(dem=lambda g: None))
     for t in TILES:
-        u.add(TileRef.from_id(t), "20250406_20250418", "t108A",
-              np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
-              mask_from="/a.SAFE")
-    res = {r.tile: r for r in u.results()}
+        for label, first in pairs:
+            u.add(TileRef.from_id(t), label, "t108A",
+                  np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
+                  mask_from=first)
+    return calls, list(u.results())
+
+
+def test_masks_come_from_one_track_geometry_call_and_stay_with_their_tiles(monkeypatch):
+    calls, results = _block_of_four(monkeypatch, [("20250406_20250418", "/a.SAFE")])
+    res = {r.tile: r for r in results}
     assert len(calls) == 1 and sorted(calls[0]) == sorted(TILES)  # one call, every tile
     for t in TILES:
         k = TILES.index(t)
@@ -170,19 +178,9 @@ def test_masks_come_from_one_track_geometry_call_and_stay_with_their_tiles(monke
 
 
 def test_a_tile_whose_mask_fails_fails_alone(monkeypatch):
-    import m3leo_tiles.sar.trackgeom as trackgeom
-    from m3leo_tiles.sources.s1stack import Processing
-
-    calls: list[list[str]] = []
-    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls, TILES[2]))
-    truth, ph, coh = bowl(2 * N, 2 * N)
-    ins = _inputs(truth, ph, coh)
-    u = BlockUnwrapper(Processing(dem=lambda g: None))
-    for t in TILES:
-        u.add(TileRef.from_id(t), "20250406_20250418", "t108A",
-              np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
-              mask_from="/a.SAFE")
-    res = {r.tile: r for r in u.results()}
+    _, results = _block_of_four(monkeypatch, [("20250406_20250418", "/a.SAFE")],
+                                uncovered=TILES[2])
+    res = {r.tile: r for r in results}
     assert res[TILES[2]].status == "failed"
     assert res[TILES[2]].error == ("layover/shadow mask: DemError: DEM does not cover tile "
                                    f"{TILES[2]}")
@@ -190,20 +188,9 @@ def test_a_tile_whose_mask_fails_fails_alone(monkeypatch):
 
 
 def test_pairs_of_one_track_share_one_mask_per_tile(monkeypatch):
-    import m3leo_tiles.sar.trackgeom as trackgeom
-    from m3leo_tiles.sources.s1stack import Processing
-
-    calls: list[list[str]] = []
-    monkeypatch.setattr(trackgeom, "track_geometry", _fake_geometry(calls))
-    truth, ph, coh = bowl(2 * N, 2 * N)
-    ins = _inputs(truth, ph, coh)
-    u = BlockUnwrapper(Processing(dem=lambda g: None))
-    for t in TILES:  # two pairs of one track, each pair's first product its own
-        for label, first in (("20250406_20250418", "/a.SAFE"), ("20250418_20250430", "/b.SAFE")):
-            u.add(TileRef.from_id(t), label, "t108A",
-                  np.stack([ins[t].phase, ins[t].coherence]), None, ("a", "b"), None,
-                  mask_from=first)
-    res = list(u.results())
+    calls, res = _block_of_four(monkeypatch,  # two pairs of one track, each its own product
+                                [("20250406_20250418", "/a.SAFE"),
+                                 ("20250418_20250430", "/b.SAFE")])
     assert len(calls) == 1 and sorted(calls[0]) == sorted(TILES)
     assert len(res) == 8 and all(r.status == "done" for r in res)
     for r in res:  # each pair's tiles got their own tile's mask
