@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import zarr
@@ -120,7 +120,7 @@ class StoreReader:
 
             for i, x in zip(rest, sync(fetch()), strict=True):
                 out[i] = np.asarray(x)
-        return [x for x in out if x is not None]
+        return cast(list[np.ndarray], out)  # every None was filled above
 
     def chunk_crcs(self, keys: Sequence[tuple[str, int, int]]) -> list[bytes | None]:
         """The CRC32C trailer of each stored chunk (None when absent): a cheap content id."""
