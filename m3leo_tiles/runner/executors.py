@@ -177,7 +177,6 @@ class WorkerPool:
                         continue
                     if task is not None:  # heavy: it goes to the workers like the rest
                         running.add(self.executor.submit(call_in_worker, fn, *task))
-                    starting = False
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 starting = False
                 for fut in done:
