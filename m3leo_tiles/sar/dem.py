@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,17 +29,23 @@ class GeoTiffDem:
     path: str
     datum: str = "ellipsoid"
     geoid_model: str | None = None
-    #: the open file, kept between tiles: GDAL's block cache then serves the blocks a
-    #: neighbouring tile shares, and no tile pays the open (half the cost per tile, measured)
-    _ds: Any = field(default=None, init=False, repr=False, compare=False)
+    #: the open file per thread, kept between tiles: GDAL's block cache then serves the
+    #: blocks a neighbouring tile shares, and no tile pays the open (half the cost per tile,
+    #: measured); one per thread, as a GDAL dataset must not be read from two at once
+    _local: threading.local = field(default_factory=threading.local, init=False, repr=False,
+                                    compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_ds": None}  # a worker opens its own
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}  # a worker opens its own
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _local=threading.local())
 
     def _open(self) -> Any:
-        if self._ds is None or self._ds.closed:
-            self._ds = rasterio.open(self.path)
-        return self._ds
+        ds = getattr(self._local, "ds", None)
+        if ds is None or ds.closed:
+            ds = self._local.ds = rasterio.open(self.path)
+        return ds
 
     def __post_init__(self) -> None:
         if self.datum not in DATUMS:

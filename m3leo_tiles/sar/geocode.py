@@ -79,7 +79,7 @@ def grid_ecef(grid: GeoBox, height: np.ndarray) -> np.ndarray:
     return geodetic_to_ecef(lon, lat, height)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _zero_doppler(tn: np.ndarray, h: np.ndarray, coef: np.ndarray, xyz: np.ndarray,
                   t_init: np.ndarray, tol: float,
                   max_iter: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, parallel=True, fastmath=False)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=False)
 def _block_pair(g1: np.ndarray, g2: np.ndarray, fy: int, fx: int,
                 min_frac: float) -> tuple[np.ndarray, np.ndarray]:
     ny = g1.shape[0] // fy
@@ -78,7 +78,7 @@ def block_coherence(g1: np.ndarray, g2: np.ndarray, fy: int, fx: int | None = No
     return _block_pair(a, b, int(fy), int(fx), float(min_valid))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _block_mean(x: np.ndarray, fy: int, fx: int, min_frac: float) -> np.ndarray:
     ny = x.shape[0] // fy
     nx = x.shape[1] // fx

@@ -43,7 +43,7 @@ TABLE_AZ = kernel_table(half=3, beta=3.0).astype(np.float32)
 TWO_PI = 2.0 * math.pi
 
 
-@numba.njit(cache=True, parallel=True, fastmath=True)
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=True)
 def _interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
                     samples: np.ndarray, rng: np.ndarray, idx: np.ndarray, out: np.ndarray,
                     lpb: int, dt: float, tau0: float, fs: float, ks: float, fm_t0: float,
@@ -111,7 +111,7 @@ def interp_complex(wins: np.ndarray, row0: int, col0: int, lines: np.ndarray,
                     np.ascontiguousarray(table_x, dtype=np.float32))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def interp_bilinear(win: np.ndarray, row0: float, col0: float, lines: np.ndarray,
                     samples: np.ndarray, idx: np.ndarray, out: np.ndarray) -> None:
     """out[p] = bilinear value of win at (lines[p] - row0, samples[p] - col0), p in idx."""

@@ -119,7 +119,7 @@ def horner3(c: np.ndarray, u: float) -> tuple[float, float, float]:
     return s0, s1, s2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _eval(tn: np.ndarray, h: np.ndarray, coef: np.ndarray,
           t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m = t.shape[0]

@@ -91,12 +91,13 @@ def pair_tiles(ref: Product, sec: Product, tiles: Iterable[Any], dem: DemFn,
         raise ValueError(f"unknown layers {sorted(bad)}; use {LAYERS}")
     pols = [p.upper() for p in polarisations]
     kw = _resample_kw(layers, pols, slc_res, backscatter)
-    for out in stack_tiles([ref, sec], tiles, dem, pols, **kw):
-        st = out.value
-        if st is None or st.ref != 0:  # the pair needs the reference to cover the tile
-            yield TileOutput(out.tile, error=out.error)
-            continue
-        yield TileOutput(out.tile, pair_layers(st, layers, coh_res, ifg_res))
+
+    def then(st: TileStack) -> dict[str, np.ndarray] | None:
+        if st.ref != 0:  # the pair needs the reference to cover the tile
+            return None
+        return pair_layers(st, layers, coh_res, ifg_res)
+
+    yield from stack_tiles([ref, sec], tiles, dem, pols, then=then, **kw)
 
 
 def grd_tiles(prod: Product, tiles: Iterable[Any], dem: DemFn,
@@ -104,13 +105,12 @@ def grd_tiles(prod: Product, tiles: Iterable[Any], dem: DemFn,
               denoise: bool = True) -> Iterator[TileOutput[np.ndarray]]:
     """Backscatter (npol, 448, 448) dB of one open product, one TileOutput per tile."""
     pols = [p.upper() for p in polarisations]
-    for out in stack_tiles([prod], tiles, dem, pols, slc=False, power=True, kind=kind,
-                           denoise=denoise):
-        st = out.value
-        if st is None or st.power is None:
-            yield TileOutput(out.tile, error=out.error)
-            continue
-        yield TileOutput(out.tile, np.stack([to_db_nan(x) for x in st.power[0]]))
+
+    def then(st: TileStack) -> np.ndarray | None:
+        return None if st.power is None else np.stack([to_db_nan(x) for x in st.power[0]])
+
+    yield from stack_tiles([prod], tiles, dem, pols, then=then, slc=False, power=True,
+                           kind=kind, denoise=denoise)
 
 
 def _unwrap(outs: Iterable[TileOutput[Any]], errors: dict[str, str] | None) -> Iterator[Any]:

@@ -16,6 +16,7 @@ else, a zip included, reads through rasterio).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,7 @@ class PlainLayout:
         return out
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _widen(src: np.ndarray, row0: int, col0: int, out: np.ndarray) -> None:
     """out = float32(src[row0:, col0:]) over out's shape (interleaved re/im int16 -> float32).
 
@@ -110,6 +111,8 @@ class Product:
     attrs: dict[str, Any]
     _readers: dict[str, Any] = field(default_factory=dict, repr=False)
     _plain: dict[str, PlainLayout | None] = field(default_factory=dict, repr=False)
+    #: tiles read on several threads (tilepool.py): a GDAL dataset takes one at a time
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def geometry(self) -> list[Swath]:
@@ -129,23 +132,25 @@ class Product:
 
     def read(self, sw: Swath, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
         """complex64 samples of measurement lines [row0, row1) x samples [col0, col1)."""
-        r = self._readers.get(sw.measurement)
         try:
-            if r is None:
-                r = rasterio.open(sw.measurement)
-                if (r.height, r.width) != (sw.n_lines, sw.n_samples):
-                    r.close()
-                    raise SafeError(f"{sw.name}: {sw.swath}/{sw.pol} measurement is "
-                                    f"{r.height}x{r.width}, annotation says "
-                                    f"{sw.n_lines}x{sw.n_samples}")
-                self._readers[sw.measurement] = r
-                self._plain[sw.measurement] = plain_layout(r)
-            plain = self._plain[sw.measurement]
+            with self._lock:
+                r = self._readers.get(sw.measurement)
+                if r is None:
+                    r = rasterio.open(sw.measurement)
+                    if (r.height, r.width) != (sw.n_lines, sw.n_samples):
+                        r.close()
+                        raise SafeError(f"{sw.name}: {sw.swath}/{sw.pol} measurement is "
+                                        f"{r.height}x{r.width}, annotation says "
+                                        f"{sw.n_lines}x{sw.n_samples}")
+                    self._readers[sw.measurement] = r
+                    self._plain[sw.measurement] = plain_layout(r)
+                plain = self._plain[sw.measurement]
             if plain is not None and 0 <= row0 < row1 <= sw.n_lines and \
                     0 <= col0 < col1 <= sw.n_samples:
-                return plain.read(row0, row1, col0, col1)
-            return r.read(1, window=Window(col0, row0, col1 - col0, row1 - row0),
-                          out_dtype="complex64")
+                return plain.read(row0, row1, col0, col1)  # its own file descriptor
+            with self._lock:
+                return r.read(1, window=Window(col0, row0, col1 - col0, row1 - row0),
+                              out_dtype="complex64")
         except (rasterio.errors.RasterioIOError, OSError) as e:
             raise SafeError(f"{sw.name}: cannot read {sw.swath}/{sw.pol} measurement "
                             f"(truncated or corrupt?): {e}") from None

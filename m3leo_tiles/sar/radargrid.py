@@ -43,7 +43,7 @@ class TileGeometry:
         return self.swath >= 0
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _pick_bursts(t_zd: np.ndarray, tau: np.ndarray, shift: float, tau0: float, fs: float,
                  dt: float, t0s: np.ndarray, vl0: np.ndarray, vl1: np.ndarray, vs0: float,
                  vs1: float, k: int, use_match: bool, m_swath: np.ndarray, m_line: np.ndarray,
@@ -117,7 +117,7 @@ def grid_points(grid: GeoBox, height: np.ndarray, step: int = NODE_STEP,
     return GridPoints(h, iy, ix, levels, xyz)
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _interp_nodes(tn: np.ndarray, rn: np.ndarray, jy: np.ndarray, wy: np.ndarray, jx: np.ndarray,
                   wx: np.ndarray, levels: np.ndarray, height: np.ndarray, t_out: np.ndarray,
                   r_out: np.ndarray) -> None:

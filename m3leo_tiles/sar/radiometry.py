@@ -23,7 +23,7 @@ def range_box(sw: Swath, res: float) -> int:
     return max(1, int(round(res * math.sin(math.radians(sw.incidence_mid)) / sw.dr)))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def sigma0_box(win: np.ndarray, cr: np.ndarray, ci: np.ndarray, cw: np.ndarray, nr: np.ndarray,
                ni: np.ndarray, nw: np.ndarray, naz: np.ndarray, box: int,
                out: np.ndarray) -> None:

@@ -77,7 +77,7 @@ def _sse(tau: float, t: np.ndarray, y: np.ndarray, n: int) -> tuple[float, float
     return s, rho
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _fit_decay(t: np.ndarray, y: np.ndarray, min_points: int, lo: float, hi: float,
                n_grid: int, out: np.ndarray) -> None:
     nb, npx = y.shape

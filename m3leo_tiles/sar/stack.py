@@ -14,7 +14,7 @@ pairs instead of 44 (issue 13). Memory per tile: dates x pols x 448 x 448 x 12 b
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -26,6 +26,7 @@ from .interferometry import block_coherence
 from .product import Product, check_same_track, open_product
 from .radargrid import DemFn, GridPoints, TileGeometry, geocode_grid, grid_at, tile_points
 from .resample import geocode_layers
+from .tilepool import map_tiles
 from .timing import stage
 
 T = TypeVar("T")
@@ -190,16 +191,23 @@ def open_stack(paths: Sequence[str], pols: Sequence[str], orbit_dir: str | None 
 
 
 def stack_tiles(products: Sequence[Product], tiles: Iterable[Any], dem: DemFn,
-                pols: Sequence[str] = ("VV", "VH"), **kw: Any
-                ) -> Iterator[TileOutput[TileStack]]:
-    """resample_stack per tile, one TileOutput each (a DEM gap fails only its tile)."""
-    for tile in tiles:
+                pols: Sequence[str] = ("VV", "VH"), then: Callable[[TileStack], Any] | None = None,
+                threads: int | None = None, **kw: Any) -> Iterator[TileOutput[Any]]:
+    """resample_stack per tile, one TileOutput each (a DEM gap fails only its tile), in tile
+    order; tiles run on `threads` threads (tilepool.map_tiles; default: Numba's count).
+
+    `then(stack)` turns a tile's stack into the value yielded (None: nothing), on the tile's
+    thread; the default yields the stack itself. `dem` must take calls from several threads
+    (GeoTiffDem does: one open file per thread).
+    """
+    def one(tile: Any) -> TileOutput[Any]:
         try:
             st = resample_stack(products, tile, dem, pols, **kw)
         except DemError as e:
-            yield TileOutput(tile.id, error=e)
-            continue
-        yield TileOutput(tile.id, st)
+            return TileOutput(tile.id, error=e)
+        return TileOutput(tile.id, st if then is None or st is None else then(st))
+
+    return map_tiles(one, tiles, threads)
 
 
 def iter_stack(paths: Sequence[str], tiles: Iterable[Any], dem: DemFn,

@@ -1,12 +1,18 @@
-"""Wall-clock seconds per processing stage, summed over a run (benchmarks read and reset it)."""
+"""Wall-clock seconds per processing stage, summed over a run (benchmarks read and reset it).
+
+With tiles on several threads (tilepool.py) the sums add every thread's seconds: they say
+where the work goes, and may add up to more than the run's wall time.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from types import TracebackType
 
 #: accumulated wall seconds per stage name
 STAGES: dict[str, float] = {}
+_LOCK = threading.Lock()
 
 
 class stage:
@@ -25,4 +31,5 @@ class stage:
 
 
 def add(name: str, seconds: float) -> None:
-    STAGES[name] = STAGES.get(name, 0.0) + seconds
+    with _LOCK:  # tile threads add at once; a lost update would hide their time
+        STAGES[name] = STAGES.get(name, 0.0) + seconds

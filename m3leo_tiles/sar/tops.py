@@ -26,7 +26,7 @@ def poly_at(tau: float, t0: float, c: np.ndarray) -> float:
     return c[0] + x * (c[1] + x * c[2])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def carrier(line: float, sample: float, lpb: int, dt: float, tau0: float, fs: float, ks: float,
             fm_t0: float, fm_c: np.ndarray, dc_t0: float, dc_c: np.ndarray,
             eta_ref0: float) -> float:
@@ -41,7 +41,7 @@ def carrier(line: float, sample: float, lpb: int, dt: float, tau0: float, fs: fl
     return math.pi * kt * d * d
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def deramp(win: np.ndarray, row0: int, col0: int, lpb: int, dt: float, tau0: float, fs: float,
            ks: float, fm_t0: float, fm_c: np.ndarray, dc_t0: float, dc_c: np.ndarray,
            eta_ref0: float) -> None:

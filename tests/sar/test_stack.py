@@ -71,3 +71,17 @@ def test_stack_refuses_disorder_and_reports_dem_gaps(sim):
     out = next(iter_stack(paths, tiles[:1], short, ["VV"], power=False))
     assert out.status == "failed" and isinstance(out.error, DemError)
     assert out.message.startswith("DemError: ") and out.value is None
+
+
+def test_tiles_on_threads_give_the_one_thread_answer(sim, small_sim):
+    """Two tile threads share the products and one GeoTiffDem (one open file per thread)."""
+    paths, tiles, _ = sim
+    dem = GeoTiffDem(str(small_sim / "rasters" / "dem.tif"))
+    one = list(iter_stack(paths, tiles, dem, threads=1))
+    two = list(iter_stack(paths, tiles, dem, threads=2))
+    assert [o.tile for o in two] == [o.tile for o in one] == [t.id for t in tiles]
+    done = [(a, b) for a, b in zip(one, two, strict=True) if a.status == "done"]
+    assert len(done) >= 3 and all(b.status == "done" for _, b in done)
+    for a, b in done:
+        assert np.array_equal(a.value.slc, b.value.slc, equal_nan=True)
+        assert np.array_equal(a.value.power, b.value.power, equal_nan=True)
