@@ -8,14 +8,15 @@ ESA's measurement TIFFs are uncompressed with one full-width strip per line: a w
 through GDAL decodes every strip it touches whole (26k samples for the ~1200 a tile needs)
 and GDAL's block cache then keeps them (~160 MB per burst and polarisation, the bulk of a
 pair's peak memory). Where GDAL reports the strips as one contiguous little-endian block of
-a plain file, the window is sliced from a memory map of it instead: only the pages the
-window touches are read, and they are unmapped after the copy (`plain_layout`; anything
-else, a zip included, reads through rasterio).
+a plain file, the window is read with one pread per line instead: only the bytes the window
+holds are copied, and nothing is cached (`plain_layout`; anything else, a zip included,
+reads through rasterio).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,10 +25,17 @@ from typing import Any
 import numba
 import numpy as np
 import rasterio
+from numba import types
 from rasterio.windows import Window
 
 from ..errors import PairError, SafeError
 from .safe import Swath, list_swaths, open_swath
+
+
+#: POSIX pread(2), called from the kernel below by symbol (the process's C library): no
+#: Python between the lines of a window, and no GIL
+_PREAD = types.ExternalFunction("pread", types.intp(types.intc, types.voidptr, types.uintp,
+                                                    types.int64))
 
 
 @dataclass(frozen=True)
@@ -43,37 +51,41 @@ class PlainLayout:
 
         A memory map of the file cost a page fault per line and page of the window, and
         unmapping it a TLB shootdown (~2.3 ms CPU for a 400 x 1400 window); a pread per
-        line copies the same bytes from the page cache in ~0.5 ms and maps nothing."""
+        line copies the same bytes from the page cache and maps nothing. The lines are read
+        and widened in one Numba kernel, which holds no GIL while other tiles' threads run."""
         nrow, ncol = row1 - row0, col1 - col0
-        raw = np.empty((nrow, 2 * ncol), "<i2")
-        step = 4 * self.shape[1]
-        first = self.offset + row0 * step + 4 * col0
+        out = np.empty((nrow, ncol), np.complex64)
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            flat = memoryview(raw.data).cast("B")
-            nb = 4 * ncol
-            for i in range(nrow):
-                if os.preadv(fd, [flat[i * nb:(i + 1) * nb]], first + i * step) != nb:
-                    raise OSError(f"{self.path}: short read at line {row0 + i}")
+            short = _pread_widen(fd, self.offset + row0 * 4 * self.shape[1] + 4 * col0,
+                                 4 * self.shape[1], out.view(np.float32))
         finally:
             os.close(fd)
-        out = np.empty((nrow, ncol), np.complex64)
-        _widen(raw, 0, 0, out.view(np.float32))
+        if short >= 0:
+            raise OSError(f"{self.path}: short read at line {row0 + short}")
         return out
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def _widen(src: np.ndarray, row0: int, col0: int, out: np.ndarray) -> None:
-    """out = float32(src[row0:, col0:]) over out's shape (interleaved re/im int16 -> float32).
+def _pread_widen(fd: int, first: int, step: int, out: np.ndarray) -> int:
+    """Line i of out (interleaved re/im float32) = the 2 x ncol little-endian int16 at byte
+    first + i step of the file; returns the first line read short, or -1.
 
-    numpy's strided cast of the window ran at ~7 ns a sample on one core, ~12% of a pair's
-    processing; this runs the rows in parallel, one vectorised loop each."""
-    nrow, ncol = out.shape
+    numpy's strided cast of a window ran at ~7 ns a sample on one core; here each line is
+    widened from a line-sized buffer while it is still in the cache."""
+    nrow, n2 = out.shape
+    nb = 2 * n2
+    ok = np.empty(nrow, np.bool_)
     for i in numba.prange(nrow):
-        row = src[row0 + i, col0:col0 + ncol]
+        raw = np.empty(n2, np.int16)
+        ok[i] = _PREAD(fd, raw.ctypes, nb, first + i * step) == nb
         dst = out[i]
-        for j in range(ncol):
-            dst[j] = row[j]
+        for j in range(n2):
+            dst[j] = raw[j]
+    for i in range(nrow):
+        if not ok[i]:
+            return i
+    return -1
 
 
 def plain_layout(r: Any) -> PlainLayout | None:
@@ -82,7 +94,7 @@ def plain_layout(r: Any) -> PlainLayout | None:
     places back to back (a sparse or reordered strip, a zip member: None)."""
     if (r.driver != "GTiff" or r.count != 1 or r.dtypes[0] != "complex_int16"
             or r.compression is not None or not os.path.isfile(r.name)
-            or not hasattr(os, "preadv")):  # Windows: no preadv, GDAL reads it
+            or os.name != "posix" or sys.byteorder != "little"):  # pread; int16 as stored
         return None
     bh, bw = r.block_shapes[0]
     if bw != r.width:

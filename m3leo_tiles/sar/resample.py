@@ -88,12 +88,10 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
                         sigma0_box(wins[j], *parts, box, s0)
                         interp_bilinear(s0, float(r0), c0 + (box - 1) / 2.0, lines, samples,
                                         idx64, pw[j])
-                if cpx is not None:
-                    with stage("resample_complex"):
-                        bc = burst_carrier(sw, int(bi))
-                        deramp(wins[j], r0, c0, *bc.args())
             if cpx is not None:
                 with stage("resample_complex"):
+                    bc = burst_carrier(ref_sw, int(bi))
+                    deramp(wins, r0, c0, *bc.args())
                     interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx, bc.args(),
                                    ref_sw.wavelength)
     out_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if cpx is not None else {}

@@ -42,16 +42,18 @@ def carrier(line: float, sample: float, lpb: int, dt: float, tau0: float, fs: fl
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
-def deramp(win: np.ndarray, row0: int, col0: int, lpb: int, dt: float, tau0: float, fs: float,
+def deramp(wins: np.ndarray, row0: int, col0: int, lpb: int, dt: float, tau0: float, fs: float,
            ks: float, fm_t0: float, fm_c: np.ndarray, dc_t0: float, dc_c: np.ndarray,
            eta_ref0: float) -> None:
-    """win *= exp(-j phi) in place, phi = pi kt(tau) (eta - eta_ref(tau))^2.
+    """wins[k] *= exp(-j phi) in place for every polarisation k of windows (npol, rows,
+    cols) of one burst, phi = pi kt(tau) (eta - eta_ref(tau))^2.
 
     Along a column phi is quadratic in the line, so the phasor follows a complex recurrence
-    (second difference constant): three complex multiplies per sample instead of a cos/sin.
+    (second difference constant): three complex multiplies per sample instead of a cos/sin,
+    and one phasor serves every polarisation (the carrier is the burst's, not the channel's).
     The recurrence is restarted every 64 lines to keep round-off below 1e-12 rad.
     """
-    nrow, ncol = win.shape
+    npol, nrow, ncol = wins.shape
     nchunk = (ncol + 255) // 256
     for cb in numba.prange(nchunk):
         j0 = cb * 256
@@ -81,7 +83,9 @@ def deramp(win: np.ndarray, row0: int, col0: int, lpb: int, dt: float, tau0: flo
                     r[jj] = complex(math.cos(st), math.sin(st))
             for jj in range(m):
                 zz = z[jj]
-                win[i, j0 + jj] = win[i, j0 + jj] * np.complex64(zz)
+                z32 = np.complex64(zz)
+                for k in range(npol):
+                    wins[k, i, j0 + jj] = wins[k, i, j0 + jj] * z32
                 z[jj] = zz * r[jj]
                 r[jj] = r[jj] * c[jj]
 

@@ -28,7 +28,7 @@ SIGNATURES: dict[str, str] = {
     "radargrid:_interp_nodes": "(float64[:, :, ::1], float64[:, :, ::1], int64[::1], "
                                "float64[::1], int64[::1], float64[::1], float64[::1], "
                                "float64[:, ::1], float64[:, ::1], float64[:, ::1])",
-    "tops:deramp": "(complex64[:, ::1], int64, int64, int64, float64, float64, float64, "
+    "tops:deramp": "(complex64[:, :, ::1], int64, int64, int64, float64, float64, float64, "
                    "float64, float64, float64[::1], float64, float64[::1], float64)",
     "kernels:_interp_complex": "(float32[:, :, ::1], int64, int64, float64[::1], float64[::1], "
                                "float64[::1], int64[::1], complex64[:, ::1], int64, float64, "
@@ -40,7 +40,7 @@ SIGNATURES: dict[str, str] = {
     "radiometry:sigma0_box": "(complex64[:, ::1], float64[:, ::1], int64[::1], float64[::1], "
                              "float64[:, ::1], int64[::1], float64[::1], float64[::1], int64, "
                              "float32[:, ::1])",
-    "product:_widen": "(int16[:, ::1], int64, int64, float32[:, ::1])",
+    "product:_pread_widen": "(int64, int64, int64, float32[:, ::1])",
     "interferometry:_block_pair": "(complex64[:, ::1], complex64[:, ::1], int64, int64, "
                                   "float64)",
     # s1cohs: the decay fit of seasonal coherence

@@ -142,8 +142,11 @@ def test_deramp_recurrence_equals_the_carrier_formula(pair_dir):
 
     sw = open_swath(pair_dir[0], "IW2", "VV")
     bc = burst_carrier(sw, 4)
-    w = np.ones((700, 600), np.complex64)
-    deramp(w, 100, 3000, *bc.args())
+    w2 = np.ones((2, 700, 600), np.complex64)
+    w2[1] *= 3j  # a second polarisation: the same phasor
+    deramp(w2, 100, 3000, *bc.args())
+    assert np.allclose(w2[1], 3j * w2[0])
+    w = w2[0]
     ii, jj = np.meshgrid(np.arange(100, 800), np.arange(3000, 3600), indexing="ij")
     tau = sw.tau0 + jj / sw.fs
     ka = np.polyval(bc.fm_c[::-1], tau - bc.fm_t0)

@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 
 from m3leo_tiles.sar import tilepool
-from m3leo_tiles.sar.product import _widen
+from m3leo_tiles.sar.kernels import interp_bilinear
 from m3leo_tiles.sar.tilepool import map_tiles
 
 
 @pytest.fixture(autouse=True)
 def _layer_chosen() -> None:
     """A parallel kernel has run, so Numba's threading layer is known (as after a tile)."""
-    _widen(np.zeros((2, 4), np.int16), 0, 0, np.zeros((2, 4), np.float32))
+    interp_bilinear(np.zeros((2, 2), np.float32), 0.0, 0.0, np.zeros(1), np.zeros(1),
+                    np.zeros(0, np.int64), np.zeros(1, np.float32))
     if numba.threading_layer() not in tilepool.THREADSAFE_LAYERS:
         pytest.skip(f"Numba's {numba.threading_layer()} layer: tiles run one by one")
 
