@@ -31,7 +31,6 @@ from rasterio.windows import Window
 from ..errors import PairError, SafeError
 from .safe import Swath, list_swaths, open_swath
 
-
 #: POSIX pread(2), called from the kernel below by symbol (the process's C library): no
 #: Python between the lines of a window, and no GIL
 _PREAD = types.ExternalFunction("pread", types.intp(types.intc, types.voidptr, types.uintp,
