@@ -33,8 +33,8 @@ from .safe import Swath, list_swaths, open_swath
 
 #: POSIX pread(2), called from the kernel below by symbol (the process's C library): no
 #: Python between the lines of a window, and no GIL
-_PREAD = types.ExternalFunction("pread", types.intp(types.intc, types.voidptr, types.uintp,
-                                                    types.int64))
+_PREAD: Any = types.ExternalFunction("pread", types.intp(types.intc, types.voidptr,
+                                                         types.uintp, types.int64))
 
 
 @dataclass(frozen=True)
