@@ -121,8 +121,13 @@ def grid_points(grid: GeoBox, height: np.ndarray, step: int = NODE_STEP,
 def _interp_nodes(tn: np.ndarray, rn: np.ndarray, jy: np.ndarray, wy: np.ndarray, jx: np.ndarray,
                   wx: np.ndarray, levels: np.ndarray, height: np.ndarray, t_out: np.ndarray,
                   r_out: np.ndarray) -> None:
-    """Bilinear between nodes per height level, then Lagrange across the levels."""
+    """Bilinear between nodes per height level, then Lagrange across the levels.
+
+    Per grid row the two node rows are blended first (one value per node column and level),
+    so a pixel costs a linear step per level; the Lagrange weights come from products of the
+    height differences (all levels but one), with no branch per pixel."""
     n_lev = levels.shape[0]
+    nxn = tn.shape[2]
     inv = np.empty(n_lev)  # 1 / prod_{m != k} (levels[k] - levels[m])
     for k in range(n_lev):
         d = 1.0
@@ -133,28 +138,30 @@ def _interp_nodes(tn: np.ndarray, rn: np.ndarray, jy: np.ndarray, wy: np.ndarray
     for i in numba.prange(height.shape[0]):
         a = jy[i]
         fy = wy[i]
+        tr = np.empty((n_lev, nxn))  # node rows a, a + 1 blended at this row's fy
+        rr_ = np.empty((n_lev, nxn))
+        for k in range(n_lev):
+            for b in range(nxn):
+                tr[k, b] = (1 - fy) * tn[k, a, b] + fy * tn[k, a + 1, b]
+                rr_[k, b] = (1 - fy) * rn[k, a, b] + fy * rn[k, a + 1, b]
         dh = np.empty(n_lev)
+        left = np.empty(n_lev + 1)  # prod of dh[:k]
         for j in range(height.shape[1]):
             b = jx[j]
             fx = wx[j]
             h = height[i, j]
+            left[0] = 1.0
             for m in range(n_lev):
                 dh[m] = h - levels[m]
-            w00 = (1 - fy) * (1 - fx)
-            w01 = (1 - fy) * fx
-            w10 = fy * (1 - fx)
-            w11 = fy * fx
+                left[m + 1] = left[m] * dh[m]
+            right = 1.0  # prod of dh[k + 1:]
             tt = 0.0
             rr = 0.0
-            for k in range(n_lev):
-                w = inv[k]
-                for m in range(n_lev):
-                    if m != k:
-                        w *= dh[m]
-                tt += w * (w00 * tn[k, a, b] + w01 * tn[k, a, b + 1]
-                           + w10 * tn[k, a + 1, b] + w11 * tn[k, a + 1, b + 1])
-                rr += w * (w00 * rn[k, a, b] + w01 * rn[k, a, b + 1]
-                           + w10 * rn[k, a + 1, b] + w11 * rn[k, a + 1, b + 1])
+            for k in range(n_lev - 1, -1, -1):
+                w = inv[k] * left[k] * right
+                right *= dh[k]
+                tt += w * ((1 - fx) * tr[k, b] + fx * tr[k, b + 1])
+                rr += w * ((1 - fx) * rr_[k, b] + fx * rr_[k, b + 1])
             t_out[i, j] = tt
             r_out[i, j] = rr
 
