@@ -13,6 +13,7 @@ data flows:
 - calibrate, radiometry: sigma0/beta0/gamma0 with thermal noise removal;
 - resample: one date onto one tile (complex SLC and backscatter from the same windows);
 - stack: every date of a track onto a tile once; coherence / phase of any pair;
+- tilepool: a call's tiles on several threads, each running the kernels alone;
 - interferometry: coherence / interferogram block estimator and its bias;
 - pipeline: process_pair / iter_pair / process_grd (the pair-level convenience API);
 - trackgeom: incidence angles and layover/shadow per track;

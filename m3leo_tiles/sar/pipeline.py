@@ -151,7 +151,8 @@ def iter_pair(reference_safe: str, secondary_safe: str, tiles: Sequence[Any], de
               errors: dict[str, str] | None = None, swaths: Sequence[str] | None = None,
               backscatter: str = "sigma0", layers: Sequence[str] = LAYERS
               ) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-    """process_pair as a generator of (tile_id, layers): memory bounded by one tile."""
+    """process_pair as a generator of (tile_id, layers): memory bounded by the few tiles in
+    flight (one per tile thread, tilepool.py, and one ahead)."""
     bad = set(layers) - set(LAYERS + EXTRA_LAYERS)
     if bad:
         raise ValueError(f"unknown layers {sorted(bad)}; use {LAYERS}")

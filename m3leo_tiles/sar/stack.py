@@ -214,7 +214,8 @@ def iter_stack(paths: Sequence[str], tiles: Iterable[Any], dem: DemFn,
                pols: Sequence[str] = ("VV", "VH"), orbit_dir: str | None = None,
                swaths: Sequence[str] | None = None, **kw: Any
                ) -> Iterator[TileOutput[TileStack]]:
-    """Open the products, then stack_tiles: one tile in memory at a time."""
+    """Open the products, then stack_tiles: the few tiles in flight (one per tile thread and
+    one ahead) in memory at a time."""
     prods = open_stack(paths, pols, orbit_dir, swaths)
     try:
         yield from stack_tiles(prods, tiles, dem, pols, **kw)
