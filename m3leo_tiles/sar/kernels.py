@@ -142,3 +142,23 @@ def interp_bilinear(win: np.ndarray, row0: float, col0: float, lines: np.ndarray
         fx = x - ix
         out[p] = ((1 - fy) * ((1 - fx) * win[iy, ix] + fx * win[iy, ix + 1])
                   + fy * ((1 - fx) * win[iy + 1, ix] + fx * win[iy + 1, ix + 1]))
+
+
+@numba.njit(cache=True, nogil=True)
+def span_at(lines: np.ndarray, samples: np.ndarray,
+            idx: np.ndarray) -> tuple[float, float, float, float]:
+    """(min, max) of lines and of samples over the points idx, NaN ignored: the window a
+    burst's points need, without gathering them into new arrays first."""
+    lo_l = lo_s = np.inf
+    hi_l = hi_s = -np.inf
+    for q in range(idx.shape[0]):
+        p = idx[q]
+        a = lines[p]
+        b = samples[p]
+        if a == a:
+            lo_l = min(lo_l, a)
+            hi_l = max(hi_l, a)
+        if b == b:
+            lo_s = min(lo_s, b)
+            hi_s = max(hi_s, b)
+    return lo_l, hi_l, lo_s, hi_s

@@ -49,8 +49,17 @@ def _pick_bursts(t_zd: np.ndarray, tau: np.ndarray, shift: float, tau0: float, f
                  vs1: float, k: int, use_match: bool, m_swath: np.ndarray, m_line: np.ndarray,
                  sw_idx: np.ndarray, burst: np.ndarray, line: np.ndarray, sample: np.ndarray,
                  best: np.ndarray) -> None:
-    """Per point: keep this swath's burst if it beats the current best (see geocode_grid)."""
+    """Per point: keep this swath's burst if it beats the current best (see geocode_grid).
+
+    The first swath (k == 0) sets every point's outputs first: one pass over the arrays
+    where five fills took five more."""
     for p in numba.prange(t_zd.shape[0]):
+        if k == 0:
+            sw_idx[p] = -1
+            burst[p] = -1
+            line[p] = np.nan
+            sample[p] = np.nan
+            best[p] = -np.inf
         if use_match and m_swath[p] != k:
             continue
         t = t_zd[p] + shift - (tau[p] - tau0) / 2  # image time (geocode.image_time)
@@ -213,11 +222,11 @@ def pick_bursts(prod: Product, t_first: np.ndarray, r: np.ndarray,
     shape = t_first.shape
     tau = (2 * r / C).ravel()
     n = tau.size
-    sw_idx = np.full(n, -1, np.int8)
-    burst = np.full(n, -1, np.int16)
-    line = np.full(n, np.nan)
-    sample = np.full(n, np.nan)
-    best = np.full(n, -np.inf)
+    sw_idx = np.empty(n, np.int8)  # set by the first swath's pass (_pick_bursts, k == 0)
+    burst = np.empty(n, np.int16)
+    line = np.empty(n)
+    sample = np.empty(n)
+    best = np.empty(n)
     m_sw = match.swath.ravel() if match is not None else np.zeros(1, np.int8)
     m_ln = match.line.ravel() if match is not None else np.zeros(1)
     for k, sw in enumerate(geo):

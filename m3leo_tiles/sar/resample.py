@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .calibrate import lut_parts
-from .kernels import HALF, interp_bilinear, interp_complex
+from .kernels import HALF, interp_bilinear, interp_complex, span_at
 from .product import Product
 from .radargrid import TileGeometry
 from .radiometry import range_box, sigma0_box
@@ -60,29 +60,39 @@ def block_order(shape: tuple[int, int], block: int = BLOCK) -> np.ndarray:
     return out
 
 
-def _window(lines: np.ndarray, samples: np.ndarray, pad: int, lpb: int,
+def _window(lines: np.ndarray, samples: np.ndarray, idx: np.ndarray, pad: int, lpb: int,
             n_samples: int) -> tuple[int, int, int, int]:
-    r0 = max(int(math.floor(np.nanmin(lines))) - pad, 0)
-    r1 = min(int(math.ceil(np.nanmax(lines))) + pad + 1, lpb)
-    c0 = max(int(math.floor(np.nanmin(samples))) - pad, 0)
-    c1 = min(int(math.ceil(np.nanmax(samples))) + pad + 1, n_samples)
+    """Lines and samples of the burst a window must hold for the points idx, padded."""
+    lo_l, hi_l, lo_s, hi_s = span_at(lines, samples, idx)
+    r0 = max(int(math.floor(lo_l)) - pad, 0)
+    r1 = min(int(math.ceil(hi_l)) + pad + 1, lpb)
+    c0 = max(int(math.floor(lo_s)) - pad, 0)
+    c1 = min(int(math.ceil(hi_s)) + pad + 1, n_samples)
     return r0, r1, c0, c1
 
 
 def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
                    complex_: bool = True, power: bool = True, res: float = 10.0,
-                   kind: str = "sigma0", denoise: bool = True
+                   kind: str = "sigma0", denoise: bool = True,
+                   out_c: np.ndarray | None = None, out_p: np.ndarray | None = None
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Geocoded complex samples and/or calibrated backscatter of several polarisations.
 
     Returns ({pol: complex64 (H, W)}, {pol: float32 linear (H, W)}); NaN where not covered.
     `res` sets the range box of the backscatter (about one output pixel of ground).
+    `out_c` / `out_p` (C-contiguous (len(pols), H, W), NaN-filled by the caller) take the
+    layers in place, so a stack's cube is written once and never copied.
     """
     shape = geom.swath.shape
     n = int(np.prod(shape))
     pols = [p.upper() for p in pols]
-    cpx = np.full((len(pols), n), np.nan + 1j * np.nan, np.complex64) if complex_ else None
-    pw = np.full((len(pols), n), np.nan, np.float32) if power else None
+    cpx = pw = None
+    if complex_:
+        cpx = np.full((len(pols), n), np.nan + 1j * np.nan, np.complex64) if out_c is None \
+            else out_c.reshape(len(pols), n)
+    if power:
+        pw = np.full((len(pols), n), np.nan, np.float32) if out_p is None \
+            else out_p.reshape(len(pols), n)
     lines = geom.line.ravel()
     samples = geom.sample.ravel()
     rng = geom.rng.ravel()
@@ -97,19 +107,18 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
         for bi in np.flatnonzero(np.bincount(bur[in_k].astype(np.intp))):
             # the burst's pixels block by block for the complex kernel, in rows for the
             # bilinear one (measured: each is faster in its own order)
-            idx = order[in_k & (bur == bi)]
+            idx = order[in_k & (bur == bi)].astype(np.int64, copy=False)
             if idx.size == 0:
                 continue
             b = ref_sw.bursts[int(bi)]
-            r0, r1, c0, c1 = _window(lines[idx], samples[idx], pad, ref_sw.lines_per_burst,
+            r0, r1, c0, c1 = _window(lines, samples, idx, pad, ref_sw.lines_per_burst,
                                      ref_sw.n_samples)
             # clip to the burst's valid block: invalid samples must not leak into kernels
             r0, r1 = max(r0, b.valid_lines[0]), min(r1, b.valid_lines[1] + 1)
             c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
             if r1 - r0 < 2 * HALF or c1 - c0 < 2 * HALF:
                 continue
-            idx64 = idx.astype(np.int64)
-            rows_idx = np.flatnonzero((swi_r == k) & (bur_r == bi)) if pw is not None else idx64
+            rows_idx = np.flatnonzero((swi_r == k) & (bur_r == bi)) if pw is not None else idx
             wins = _scratch("wins", (len(pols), r1 - r0, c1 - c0), np.complex64)
             for j, pol in enumerate(pols):
                 sw = prod.swaths[s][pol]
@@ -132,11 +141,11 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
                 with stage("resample_complex"):
                     bc = burst_carrier(ref_sw, int(bi))
                     deramp(wins, r0, c0, *bc.args())
-                    interp_complex(wins, r0, c0, lines, samples, rng, idx64, cpx, bc.args(),
+                    interp_complex(wins, r0, c0, lines, samples, rng, idx, cpx, bc.args(),
                                    ref_sw.wavelength)
-    out_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if cpx is not None else {}
-    out_p = {p: pw[j].reshape(shape) for j, p in enumerate(pols)} if pw is not None else {}
-    return out_c, out_p
+    layers_c = {p: cpx[j].reshape(shape) for j, p in enumerate(pols)} if cpx is not None else {}
+    layers_p = {p: pw[j].reshape(shape) for j, p in enumerate(pols)} if pw is not None else {}
+    return layers_c, layers_p
 
 
 def geocode_slc(prod: Product, geom: TileGeometry, pol: str) -> np.ndarray:

@@ -119,20 +119,28 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
     same = slc_res == g10.dx
     want = pols if power else cpols
     cpx10: list[dict[str, np.ndarray]] = []
-    pw: list[dict[str, np.ndarray]] = []
     ref: int | None = None
+    cube = power_cube = None
     if power or (slc and same):
         geoms, ref = _geocode_on(products, g10, dem)
         if ref is None:
             return None
-        for prod, geo in zip(products, geoms, strict=True):
-            c, p = geocode_layers(prod, geo, want, complex_=slc and same, power=power,
-                                  res=g10.dx, kind=kind, denoise=denoise)
+        nd = len(products)
+        # the layers are written in place into the stack's arrays when they are exactly them
+        direct_c = slc and same and cpols == want
+        if direct_c:
+            cube = np.full((nd, len(cpols)) + g10.shape, np.nan + 1j * np.nan, np.complex64)
+        if power:
+            power_cube = np.full((nd, len(pols)) + g10.shape, np.nan, np.float32)
+        for d, (prod, geo) in enumerate(zip(products, geoms, strict=True)):
+            c, _ = geocode_layers(prod, geo, want, complex_=slc and same, power=power,
+                                  res=g10.dx, kind=kind, denoise=denoise,
+                                  out_c=None if cube is None else cube[d],
+                                  out_p=None if power_cube is None else power_cube[d])
             cpx10.append(c)
-            pw.append(p)
-    cube = None
     if slc and same:
-        cube = np.stack([np.stack([c[p] for p in cpols]) for c in cpx10])
+        if cube is None:  # the complex layers were a different set of polarisations
+            cube = np.stack([np.stack([c[p] for p in cpols]) for c in cpx10])
     elif slc:
         gslc = grid_at(tile, slc_res)
         geoms_c, ref_c = _geocode_on(products, gslc, dem)
@@ -146,8 +154,7 @@ def resample_stack(products: Sequence[Product], tile: Any, dem: DemFn,
     return TileStack(
         tile=tile.id, products=tuple(p.path for p in products),
         times=tuple(p.geometry[0].t_ref for p in products), pols=pols, slc_pols=cpols,
-        slc=cube, power=np.stack([np.stack([d[p] for p in pols]) for d in pw]) if power
-        else None, slc_res=float(slc_res), power_res=float(g10.dx), ref=ref)
+        slc=cube, power=power_cube, slc_res=float(slc_res), power_res=float(g10.dx), ref=ref)
 
 
 def pair_coherence(stack: TileStack, i: int, j: int, res: float = 40.0,

@@ -35,6 +35,7 @@ SIGNATURES: dict[str, str] = {
                                "float64, float64, float64, float64, float64[::1], float64, "
                                "float64[::1], float64, float64, float32[:, ::1], "
                                "float32[:, ::1])",
+    "kernels:span_at": "(float64[::1], float64[::1], int64[::1])",
     "kernels:interp_bilinear": "(float32[:, ::1], float64, float64, float64[::1], "
                                "float64[::1], int64[::1], float32[::1])",
     "radiometry:sigma0_box": "(complex64[:, ::1], float64[:, ::1], int64[::1], float64[::1], "
