@@ -27,13 +27,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 
 from .geobox import GeoBox
 from .lattice import DEFAULT_TILE_SIZE
+
+if TYPE_CHECKING:  # PROJ is imported where a transformer is built: a worker whose tiles
+    from pyproj import Transformer  # arrive with their lon/lat polygons never needs it
 
 BASE_RES = 10  # metres: the finest grid every tile carries
 BASE_PX = DEFAULT_TILE_SIZE // BASE_RES  # 448; adopted lon/lat tiles are 448 x 448 too
@@ -71,6 +74,8 @@ def to_lonlat(epsg: int) -> Transformer:
     """Cached UTM -> lon/lat transformer (pyproj transformers are costly to build)."""
     t = _TRANSFORMERS.get(("to", epsg))
     if t is None:
+        from pyproj import Transformer
+
         t = Transformer.from_crs(epsg, 4326, always_xy=True)
         _TRANSFORMERS[("to", epsg)] = t
     return t
@@ -79,6 +84,8 @@ def to_lonlat(epsg: int) -> Transformer:
 def from_lonlat(epsg: int) -> Transformer:
     t = _TRANSFORMERS.get(("from", epsg))
     if t is None:
+        from pyproj import Transformer
+
         t = Transformer.from_crs(4326, epsg, always_xy=True)
         _TRANSFORMERS[("from", epsg)] = t
     return t

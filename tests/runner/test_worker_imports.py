@@ -3,8 +3,8 @@
 Each case pickles a real unit task (run_unit, the source, the unit, its tiles...) the way the
 engine hands it to a worker and unpickles it in a fresh interpreter, which is where a loky
 worker's start-up imports come from: an Earth Engine or local unit must not pull in the SAR
-stack (or pandas, which no worker needs, or zarr, which writing a chunk does not), and an S1
-unit must (else the check sees nothing).
+stack (or pandas, which no worker needs, or zarr, which writing a chunk does not, or PROJ,
+which their tiles' polygons spare them), and an S1 unit must (else the check sees nothing).
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def test_ee_and_local_units_never_import_the_sar_stack(tmp_path, name, modality)
     assert "zarr" not in mods  # a local store's chunks are written without it (chunks.py)
     heavy = {m for m in mods if m.split(".")[0] in ("xarray", "xarray_sentinel", "pandas")}
     assert not {m for m in mods if m.startswith("m3leo_tiles.sar")} and not heavy, heavy
+    # tiles arrive with their lon/lat polygons: PROJ (~0.06 s) is imported where a
+    # transformer is built, which neither source's unit does
+    assert "pyproj" not in mods
     if name == "earthengine":  # its client is HTTP: no compiler, no GDAL
         assert not {"numba", "rasterio"} & mods
 

@@ -11,7 +11,6 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import pyproj
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
@@ -31,6 +30,8 @@ def unreadable(path: str, e: Exception) -> PermanentError:
 
 
 def _crs_name(crs) -> str:
+    import pyproj  # only to name a CRS in an error message
+
     try:
         c = pyproj.CRS.from_user_input(crs.to_wkt())
         return f"{c.name!r} ({c.type_name})"
