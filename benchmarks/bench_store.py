@@ -15,7 +15,9 @@ worker holding an unpickled unit of that source kind (spawn, loky, the engine's 
 the store writer, the source's module), the median of 3; `worker_modules` names the heavy
 libraries each kind's worker then holds (an EE or local worker never holds the SAR stack);
 `worker_start_cpu_s` the CPU seconds the worker spent until then (stable where the wall clock
-is not: on a machine others load, compare these).
+is not: on a machine others load, compare these). Workers fork from a fork server the
+coordinator starts with its first pool (runner/executors.py); `worker_start_cold_s` is that
+first pool of a fresh coordinator process, server start included (median of 3 processes).
 """
 
 from __future__ import annotations
@@ -94,9 +96,11 @@ KINDS = {"ee": ("earthengine", {"project": "bench"}, "s2"),
          "s1": ("archive", {"archive": "{tmp}"}, "s1coh")}
 
 
-def worker_start(tmp: Path, kind: str, runs: int = 3) -> tuple[float, list[str], float]:
+def worker_start(tmp: Path, kind: str, runs: int = 3,
+                 cold: bool = False) -> tuple[float, list[str], float]:
     """Seconds from a fresh one-worker pool to its worker holding a unit of `kind`, the
-    heavy modules it then holds, and the CPU seconds the worker spent getting there."""
+    heavy modules it then holds, and the CPU seconds the worker spent getting there.
+    `cold`: one pool, the first of this process (its fork server starts with it)."""
     name, opts, mod = KINDS[kind]
     source = get_source(name, **{k: v.format(tmp=tmp) for k, v in opts.items()})
     tile = Tile(31, "N", 100, 1000)
@@ -107,7 +111,8 @@ def worker_start(tmp: Path, kind: str, runs: int = 3) -> tuple[float, list[str],
             str(tmp / "x.zarr"), {ref.id: 0}, 0, UnitRetryPolicy(), {})
     times, cpus, mods = [], [], []
     for _ in range(runs):
-        WorkerPool(1).stop()  # no warm worker left from the run above or the last kind
+        if not cold:
+            WorkerPool(1).stop()  # no warm worker left from the run above or the last kind
         t0 = time.time()
         pool = WorkerPool(1)
         try:
@@ -117,6 +122,20 @@ def worker_start(tmp: Path, kind: str, runs: int = 3) -> tuple[float, list[str],
         times.append(t - t0)
         cpus.append(cpu)
     return float(np.median(times)), mods, float(np.median(cpus))
+
+
+def cold_start(tmp: Path, kind: str, runs: int = 3) -> float:
+    """worker_start of the first pool of a fresh coordinator process (which starts its fork
+    server with it), the median of `runs` processes."""
+    import statistics
+    import subprocess
+
+    out = []
+    for _ in range(runs):
+        r = subprocess.run([sys.executable, __file__, "--cold", kind, str(tmp)], check=True,
+                           capture_output=True, text=True)
+        out.append(float(r.stdout.strip().splitlines()[-1]))
+    return statistics.median(out)
 
 
 def main() -> None:
@@ -161,6 +180,7 @@ def main() -> None:
 
         plan_ms = bench_plan(tmp)
         starts = {k: worker_start(tmp, k) for k in KINDS}
+        colds = {k: cold_start(tmp, k) for k in KINDS}
         res = {
             "name": "store",
             "ours_mb_s": round(mb / ours, 1),
@@ -175,6 +195,7 @@ def main() -> None:
             "worker_start_s": {k: round(v[0], 3) for k, v in starts.items()},
             "worker_modules": {k: v[1] for k, v in starts.items()},
             "worker_start_cpu_s": {k: round(v[2], 3) for k, v in starts.items()},
+            "worker_start_cold_s": {k: round(v, 3) for k, v in colds.items()},
         }
         print(f"{N_TILES} tiles x 12 x 448 x 448 uint16 = {mb:.0f} MB; workers={workers}")
         print(json.dumps(res))
@@ -183,4 +204,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--cold"]:  # one cold start, in this fresh process (cold_start)
+        print(worker_start(Path(sys.argv[3]), sys.argv[2], runs=1, cold=True)[0])
+    else:
+        main()

@@ -11,6 +11,16 @@ worker that then opens an S1 stack look like a leak and restart cold (measured: 
 unit ran in a fresh process, 8 s instead of 1 s). On 2 cores, imports in the workers would
 compete with the coordinator's planning anyway.
 
+Workers fork from a server process (multiprocessing's forkserver, where the platform has
+one) that imported the engine's worker side once: numpy, the store's chunk writer, the
+sources' base, loky's worker loop. A worker then starts in a few hundredths of a second
+instead of paying ~0.2 s of imports (a run restarts workers, and every pool of a process
+starts its own); it imports its source's own libraries (GDAL, Numba, the EE client) itself,
+so an Earth Engine worker never holds the SAR stack, and it does not re-import the
+coordinator's main module (forkprep.py). The server is a fresh interpreter (no inherited
+sockets or threads), started once per coordinator process. `M3LEO_WORKER_START=loky` spawns
+every worker as a fresh interpreter instead (loky's own start).
+
 On its first task a worker freezes what it has imported (`gc.freeze`): numpy, zarr, numba,
 rasterio and the source's modules are ~170k objects that live as long as the process, and
 every full collection walked them again: the one loky forces after a worker's first call took
@@ -36,6 +46,45 @@ AHEAD = 2
 #: thread pools a worker's libraries size from the environment (joblib limits the same ones)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMBA_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+#: the BLAS pools numpy starts as it is imported, which happens in the fork server: one
+#: thread each there (a worker's BLAS is never its hot path; Numba and OpenMP, which load in
+#: the worker, get worker_env's share through _apply_env)
+BLAS_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS")
+#: what the fork server imports once for every worker: loky's worker loop, the engine's worker
+#: side and forkprep; never a source's own libraries
+PRELOAD = ("m3leo_tiles.runner.forkprep", "loky.process_executor", "m3leo_tiles.runner.engine",
+           "m3leo_tiles.store.chunks")
+
+
+def start_method() -> str:
+    """"forkserver" where the platform has it (Linux, macOS), else "loky";
+    `M3LEO_WORKER_START=loky` asks for loky's spawn."""
+    import multiprocessing as mp
+
+    have = "forkserver" in mp.get_all_start_methods()
+    return "forkserver" if have and os.environ.get("M3LEO_WORKER_START") != "loky" else "loky"
+
+
+def start_server() -> None:
+    """Start this process's fork server with PRELOAD imported (nothing once it runs)."""
+    import multiprocessing as mp
+    from multiprocessing import forkserver
+
+    mp.set_forkserver_preload(list(PRELOAD))
+    mark = {"M3LEO_FORK_SERVER": "1", **{v: "1" for v in BLAS_VARS if v not in os.environ}}
+    os.environ.update(mark)  # the server's environment, taken when it starts
+    try:
+        forkserver.ensure_running()
+    finally:
+        for v in mark:
+            os.environ.pop(v, None)
+
+
+def _apply_env(env: dict[str, str]) -> None:
+    """A forked worker's thread settings (loky's `env` reaches spawned workers only), set
+    before the worker imports Numba or loads OpenMP."""
+    os.environ.update(env)
 
 
 def _cgroup_quota(cgroup_root: Path, proc_cgroup: Path) -> float | None:
@@ -129,8 +178,9 @@ def call_in_worker(fn: Callable[..., Any], *args: Any) -> Any:
 class WorkerPool:
     """Local worker processes (started on the first task).
 
-    loky spawns fresh interpreters: no inherited sockets (the EE client needs that) and no
-    inherited threads (zarr's event loop). The executor is loky's reusable one, as joblib's
+    Workers fork from the fork server or loky spawns them (see above): either way no
+    inherited sockets (the EE client needs that) and no inherited threads (zarr's event
+    loop). The executor is loky's reusable one, as joblib's
     is, so a later run in the same process finds its workers warm. It is loky itself, not
     the copy inside joblib: a worker runs loky's module to start, and joblib's package
     import (its parallel backends, memory cache, asyncio) cost every worker ~0.15 s.
@@ -140,8 +190,14 @@ class WorkerPool:
         from loky import get_reusable_executor
 
         self.workers = workers
-        self.executor = get_reusable_executor(max_workers=workers, timeout=300,
-                                              env=worker_env(workers))
+        env = worker_env(workers)
+        if start_method() == "forkserver":
+            start_server()
+            self.executor = get_reusable_executor(max_workers=workers, timeout=300,
+                                                  context="forkserver",
+                                                  initializer=_apply_env, initargs=(env,))
+        else:
+            self.executor = get_reusable_executor(max_workers=workers, timeout=300, env=env)
 
     def run(self, fn: Callable[..., Any], tasks: Iterable[tuple]) -> Generator[Any]:
         """fn(*task) for every task, results as they finish; closing the generator early

@@ -34,3 +34,45 @@ def test_light_tasks_start_in_the_coordinator_heavy_ones_never():
     assert here[:2] == [0, 1 + 2 * 3]
     assert any(pid != os.getpid() for pid, _ in light)  # the workers took over
     assert all(pid != os.getpid() for pid, _ in heavy)
+
+
+SCRIPT = '''
+import os, sys
+from pathlib import Path
+if __name__ != "__main__":  # a worker importing this script again leaves a mark
+    Path(sys.argv[1] if len(sys.argv) > 1 else os.environ["MARK_DIR"], f"{os.getpid()}").touch()
+from m3leo_tiles.runner.executors import WorkerPool, start_method
+
+def square(x):  # defined in __main__: reaches the workers by value
+    return x * x, os.getpid()
+
+if __name__ == "__main__":
+    pool = WorkerPool(2)
+    try:
+        got = sorted(pool.run(square, [(k,) for k in range(6)]))
+    finally:
+        pool.stop()
+    assert [v for v, _ in got] == [k * k for k in range(6)], got
+    assert any(pid != os.getpid() for _, pid in got)
+    print(start_method())
+'''
+
+
+def test_workers_do_not_import_the_coordinators_main_script(tmp_path):
+    """A script that starts a pool is not run again in each worker, as a spawned worker
+    would (its imports in every worker, its unguarded code run again)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "coordinator.py"
+    script.write_text(SCRIPT)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "MARK_DIR": str(marks)}
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] in ("forkserver", "loky")
+    assert list(marks.iterdir()) == []
