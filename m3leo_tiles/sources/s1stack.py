@@ -10,6 +10,7 @@ products fail to read falls back to pair by pair, so a bad product fails only wh
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,13 +71,15 @@ class ProductPool:
     def __init__(self, orbits: str | None) -> None:
         self.orbits = orbits
         self._open: dict[str, Any] = {}
+        self._lock = threading.Lock()  # a unit's tiles may run on several threads
 
     def get(self, path: str) -> Any:
-        if path not in self._open:
-            from ..sar.product import open_product
+        with self._lock:
+            if path not in self._open:
+                from ..sar.product import open_product
 
-            self._open[path] = open_product(path, POLS, self.orbits)
-        return self._open[path]
+                self._open[path] = open_product(path, POLS, self.orbits)
+            return self._open[path]
 
     def close(self) -> None:
         for p in self._open.values():

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import BadInput
+from ..sar.tilepool import map_tiles
 from .base import TileRef, TileResult, WorkUnit
 from .s1blocks import PAIR_LAYERS, S1Work, unit_work
 from .s1stack import POLS, DemFn, Processing, ProductPool, TileInputs, TileOutputs, compute_tile
@@ -91,22 +92,38 @@ def read_unit(unit: WorkUnit, tiles: Mapping[str, TileRef], paths: Sequence[str]
     wanted = {(t.modality, t.period): set(t.tiles) for t in unit.targets}
     unwrapper = BlockUnwrapper(proc)  # s1unw: 80 m inputs held per block, unwrapped at the end
     with ProductPool(proc.orbits) as pool:  # each product opened once per unit, not per tile
-        for tid in unit.all_tiles:
-            yield from _tile(tiles[tid], work, wanted, paths, proc, pool, unwrapper)
+
+        def compute(tid: str) -> tuple[_TilePlan, TileOutputs]:
+            plan = _plan(tiles[tid], work, wanted, paths)
+            return plan, compute_tile(tiles[tid], plan.inputs, proc, pool)
+
+        # tiles on the worker's Numba threads (one in a run's workers), emitted in order
+        for plan, out in map_tiles(compute, unit.all_tiles):
+            yield from _emit(plan, out, work, paths, unwrapper)
     yield from unwrapper.results()
 
 
-def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
-          paths: Sequence[str], proc: Processing, pool: ProductPool,
-          unwrapper: BlockUnwrapper) -> Iterator[TileResult]:
+@dataclass(frozen=True)
+class _TilePlan:
+    """What one tile of a unit asks the processor for, and how its answers become results."""
+
+    tile: TileRef
+    inputs: TileInputs
+    pairs: list[tuple[str, list[tuple[int, int]], list[str], str]]  # label, pairs, asked, track
+    grd: list[tuple[str, list[int]]]  # label, products
+    cohs: list[tuple[str, list[tuple[int, int]]]]  # season, product pairs
+    geom: list[tuple[str, int | None]]  # track, its first covering product
+
+
+def _plan(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
+          paths: Sequence[str]) -> _TilePlan:
     tid = tile.id
     cov = set(work.cover.get(tid, ()))
-    prods = work.products
     grd = [(lb, [i for i in ps if i in cov]) for lb, ps in work.grd
            if tid in wanted.get(("s1grd", lb), ())]
     need = {i for _, ps in grd for i in ps}
     inputs = TileInputs(dates=[paths[i] for i in sorted(need)])
-    pair_plan = []  # (label, product pairs, asked layers)
+    pair_plan: list[tuple[str, list[tuple[int, int]], list[str], str]] = []
     for pw in work.pairs:
         asked = [m for m in PAIR_LAYERS if tid in wanted.get((m, pw.label), ())]
         if tid not in pw.tiles or not asked:
@@ -114,22 +131,28 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
         prs = [(i, j) for i, j in pw.products if i in cov and j in cov]
         pair_plan.append((pw.label, prs, asked, pw.track))
         inputs.pairs.extend((paths[i], paths[j], tuple(asked)) for i, j in prs)
-    cohs_plan = []  # (season, product pairs)
+    cohs_plan: list[tuple[str, list[tuple[int, int]]]] = []
     for label, prs_ in work.cohs:
         if tid in wanted.get(("s1cohs", label), ()):
             prs = [(i, j) for i, j in prs_ if i in cov and j in cov]
             cohs_plan.append((label, prs))
             inputs.pairs.extend((paths[i], paths[j], ("s1coh",)) for i, j in prs)
-    geom_plan = []
+    geom_plan: list[tuple[str, int | None]] = []
     for track, ps in work.geom:
         if tid in wanted.get(("s1geom", track), ()):
             first = next((i for i in ps if i in cov), None)
             geom_plan.append((track, first))
             if first is not None and paths[first] not in inputs.geoms:
                 inputs.geoms.append(paths[first])
-    out = compute_tile(tile, inputs, proc, pool)
+    return _TilePlan(tile, inputs, pair_plan, grd, cohs_plan, geom_plan)
 
-    for label, prs, asked, track in pair_plan:
+
+def _emit(plan: _TilePlan, out: TileOutputs, work: S1Work, paths: Sequence[str],
+          unwrapper: BlockUnwrapper) -> Iterator[TileResult]:
+    """The tile's TileResults from the processor's answers (s1unw inputs go to the block's
+    unwrapper, in tile order)."""
+    tile, tid, prods = plan.tile, plan.tile.id, work.products
+    for label, prs, asked, track in plan.pairs:
         items = tuple(prods[k].name for pr in prs for k in pr)
         errs = [out.errors[(paths[i], paths[j])] for i, j in prs
                 if (paths[i], paths[j]) in out.errors]
@@ -147,17 +170,17 @@ def _tile(tile: TileRef, work: S1Work, wanted: dict[tuple[str, str], set[str]],
                               errs[0] if errs else None, mask_from=path if geom is None else None)
                 continue
             yield _result(tid, m, label, merged[m], items, errs)
-    for label, used in grd:
+    for label, used in plan.grd:
         items = tuple(prods[i].name for i in used)
         errs = [out.errors[paths[i]] for i in used if paths[i] in out.errors]
         yield _result(tid, "s1grd", label, per_pass(used, work, paths, out.dates), items, errs)
-    for label, prs in cohs_plan:
+    for label, prs in plan.cohs:
         items = tuple(dict.fromkeys(prods[k].name for pr in prs for k in pr))
         errs = [out.errors[(paths[i], paths[j])] for i, j in prs
                 if (paths[i], paths[j]) in out.errors]
         yield _result(tid, "s1cohs", label, seasonal(label, prs, work, paths, out.pairs),
                       items, errs)
-    for track, first in geom_plan:
+    for track, first in plan.geom:
         items = (prods[first].name,) if first is not None else ()
         key = ("geom", paths[first]) if first is not None else None
         errs = [out.errors[key]] if key in out.errors else []

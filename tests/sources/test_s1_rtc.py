@@ -60,3 +60,42 @@ def test_gamma0_rtc_is_the_area_normalised_beta0(small_sim, tmp_path):
         assert close.mean() > 0.99, (band, close.mean())
     with pytest.raises(BadInput, match="backscatter"):
         S1ArchiveSource(archive=str(small_sim / "s1"), dem=dem, backscatter="gamma0rtc")
+
+
+def test_a_units_tiles_on_threads_give_the_one_thread_results(small_sim):
+    """The unit reader runs its tiles on the worker's Numba threads (one in a run's workers,
+    sar/tilepool.py) and emits them in tile order: the same results either way."""
+    import threading
+
+    import numba
+
+    from m3leo_tiles.modalities import get_modality
+    from m3leo_tiles.periods import expand
+    from m3leo_tiles.sources.base import TileRef
+
+    m = json.loads((small_sim / "simulation.json").read_text())
+    refs = {t: TileRef.from_id(t) for t in m["tiles"]}
+    src = S1ArchiveSource(archive=str(small_sim / "s1"), dem=str(small_sim / "rasters/dem.tif"),
+                          backscatter="sigma0")
+    grd = get_modality("s1grd")
+    gp = [p for p in expand("seasonal", "2025") if p.label == "2025-MAM"][0]
+    unit = max(src.plan(grd, gp, list(refs.values())), key=lambda u: len(u.all_tiles))
+
+    def read(threads: int) -> list:
+        out: list = []
+
+        def run() -> None:
+            numba.set_num_threads(threads)  # this thread's count: map_tiles follows it
+            out.extend(src.read(unit, refs, grd, gp))
+
+        t = threading.Thread(target=run)
+        t.start()
+        t.join()
+        return out
+
+    one, two = read(1), read(2)
+    assert len(unit.all_tiles) >= 2 and [r.tile for r in two] == [r.tile for r in one]
+    done = [(a, b) for a, b in zip(one, two, strict=True) if a.status == "done"]
+    assert len(done) >= 2 and all(b.status == "done" for _, b in done)
+    for a, b in done:
+        assert np.array_equal(a.data, b.data, equal_nan=True)
