@@ -4,8 +4,10 @@ Shared by the archive and ASF sources: they differ only in how a unit's products
 and made local. Per tile, the products the tile's pairs link form a stack (sar/stack.py):
 each date is resampled onto the tile once and serves every pair it is in (coherence and
 interferogram, `sar.pipeline.pair_layers`) and its own backscatter; dates of no pair are
-stacks of one (s1stack.py); `s1geom` one `track_geometry` per track. One tile's stack and
-per-tile accumulators are held at a time, so memory does not grow with the number of tiles.
+stacks of one (s1stack.py); `s1geom` one `track_geometry` per track. A unit's tiles run on the
+worker's Numba threads (sar/tilepool.py; one in a run's workers) and their results are
+emitted in tile order; a few tiles' stacks are held at a time (one per thread and one
+ahead), so memory does not grow with the number of tiles.
 
 `s1grd` is per pass (issue 13 item 1): for each pass, the mean of LINEAR power over the
 period's acquisitions of that pass (tracks of one pass pooled by the same rule), in dB, and
