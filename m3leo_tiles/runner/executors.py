@@ -180,8 +180,8 @@ class WorkerPool:
 
     Workers fork from the fork server or loky spawns them (see above): either way no
     inherited sockets (the EE client needs that) and no inherited threads (zarr's event
-    loop). The executor is loky's reusable one, as joblib's
-    is, so a later run in the same process finds its workers warm. It is loky itself, not
+    loop). The executor is loky's reusable one, as joblib's is, so a later run in the same
+    process finds its workers warm. It is loky itself, not
     the copy inside joblib: a worker runs loky's module to start, and joblib's package
     import (its parallel backends, memory cache, asyncio) cost every worker ~0.15 s.
     """

@@ -104,12 +104,11 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
         box = range_box(ref_sw, res)
         pad = max(HALF + 1, box + 1)
         in_k = swi == k
+        in_k_r = swi_r == k if pw is not None else None
         for bi in np.flatnonzero(np.bincount(bur[in_k].astype(np.intp))):
-            # the burst's pixels block by block for the complex kernel, in rows for the
-            # bilinear one (measured: each is faster in its own order)
+            # the burst's pixels (never none: bincount counted them) block by block for the
+            # complex kernel, in rows for the bilinear one (each is faster in its own order)
             idx = order[in_k & (bur == bi)].astype(np.int64, copy=False)
-            if idx.size == 0:
-                continue
             b = ref_sw.bursts[int(bi)]
             r0, r1, c0, c1 = _window(lines, samples, idx, pad, ref_sw.lines_per_burst,
                                      ref_sw.n_samples)
@@ -118,7 +117,7 @@ def geocode_layers(prod: Product, geom: TileGeometry, pols: Sequence[str],
             c0, c1 = max(c0, b.valid_samples[0]), min(c1, b.valid_samples[1] + 1)
             if r1 - r0 < 2 * HALF or c1 - c0 < 2 * HALF:
                 continue
-            rows_idx = np.flatnonzero((swi_r == k) & (bur_r == bi)) if pw is not None else idx
+            rows_idx = idx if in_k_r is None else np.flatnonzero(in_k_r & (bur_r == bi))
             wins = _scratch("wins", (len(pols), r1 - r0, c1 - c0), np.complex64)
             for j, pol in enumerate(pols):
                 sw = prod.swaths[s][pol]

@@ -5,7 +5,7 @@ every region waits for its slowest thread (another process, a descheduled vCPU),
 Python and NumPy between the regions run on one core. Whole tiles per thread keep every core
 busy with no barrier inside a tile, in one process, so the products' open files, parsed
 metadata and calibration caches stay shared. The kernels release the GIL (Numba nopython
-code, NumPy's loops, GDAL and `os.preadv` all do).
+code, NumPy's loops and GDAL do; SLC lines are read by pread inside a kernel).
 
 A thread-safe Numba threading layer (OpenMP or TBB) is required: with the workqueue layer,
 which aborts on concurrent launches, tiles run one after another as before. Inside a run's
